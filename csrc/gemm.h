@@ -1,0 +1,71 @@
+/*
+ * gemm.h: the matrix products of the rnnpy core, float32 and float64.
+ *
+ *   C = alpha * op(A) * op(B) + beta * C
+ *
+ * All matrices are row-major. op(A) is M x K, op(B) is K x N, C is M x N.
+ * trans_a = 0: A is stored M x K with leading dimension lda >= K;
+ * trans_a = 1: A is stored K x M with lda >= M (op(A) = A^T). Likewise B
+ * (K x N, ldb >= N; or N x K, ldb >= K when trans_b = 1). ldc >= N.
+ * beta = 0 overwrites C without reading it (NaN in C does not propagate).
+ * K = 0 scales C by beta. C must not overlap A or B.
+ *
+ * The implementation is cache-blocked: panels of A and B are packed into
+ * the caller's workspace and multiplied by a register-tiled micro-kernel
+ * chosen at run time from the CPU's features (AVX-512, AVX2+FMA, or
+ * portable C). It allocates nothing: the caller passes a workspace of at
+ * least rnn_gemm_workspace_size() bytes, aligned to 64 bytes.
+ */
+#ifndef RNNPY_GEMM_H
+#define RNNPY_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of workspace rnn_gemm_f32/f64 need (the same for any shape). */
+size_t rnn_gemm_workspace_size(void);
+
+/* Returns RNN_OK, RNN_ERR_NULL, RNN_ERR_SIZE (negative M, N or K) or
+ * RNN_ERR_LD (a leading dimension too small). */
+int rnn_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc, void *workspace);
+
+int rnn_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                 double alpha, const double *A, int64_t lda,
+                 const double *B, int64_t ldb,
+                 double beta, double *C, int64_t ldc, void *workspace);
+
+/* The plain triple loop, kept as the reference the fast path is tested
+ * against (same contract, no workspace). */
+int rnn_gemm_ref_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb,
+                     float beta, float *C, int64_t ldc);
+int rnn_gemm_ref_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                     double alpha, const double *A, int64_t lda,
+                     const double *B, int64_t ldb,
+                     double beta, double *C, int64_t ldc);
+
+/* Instruction sets of the micro-kernels. */
+enum { RNN_ISA_GENERIC = 0, RNN_ISA_AVX2 = 1, RNN_ISA_AVX512 = 2 };
+
+/* The best instruction set this CPU supports (what rnn_gemm_* use). */
+int rnn_gemm_best_isa(void);
+/* Name of an instruction set: "avx512", "avx2" or "generic". */
+const char *rnn_gemm_isa_name(int isa);
+
+/* The same products with the micro-kernel named explicitly, so that tests
+ * can run every path this CPU supports. An isa the CPU lacks falls back to
+ * the best one it has. */
+int rnn_gemm_isa_f32(int isa, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb,
+                     float beta, float *C, int64_t ldc, void *workspace);
+int rnn_gemm_isa_f64(int isa, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                     double alpha, const double *A, int64_t lda,
+                     const double *B, int64_t ldb,
+                     double beta, double *C, int64_t ldc, void *workspace);
+
+#endif /* RNNPY_GEMM_H */

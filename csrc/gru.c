@@ -1,0 +1,150 @@
+/*
+ * gru.c: the GRU cell in PyTorch's formulation, forward and backward
+ * through time, float32 and float64 from one template.
+ *
+ *   r = sig(W_ir x + b_ir + W_hr h + b_hr)   z = sig(W_iz x + b_iz + W_hz h + b_hz)
+ *   n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
+ *   h_t = (1-z)*n + z*h_{t-1}
+ *
+ * The recurrent part of n sits inside r*(.), so backward keeps two gate
+ * gradients: dGx for the input side (r, z, n) and dGh for the recurrent side,
+ * which differs from dGx only in its n block (r * dn_pre); that block is
+ * kept separately as dHN.
+ */
+#ifndef REAL
+#include "cells.h"
+
+#define REAL float
+#define SFX(name) name##_f32
+#include "gru.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "gru.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+/* forward scratch: pre (B, 3H) recurrent product h W_hh^T */
+/* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) */
+
+int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
+                     const REAL *x, const REAL *h0,
+                     const REAL *w_ih, const REAL *w_hh,
+                     const REAL *b_ih, const REAL *b_hh,
+                     const int64_t *lengths, const rnn_dims *d,
+                     REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!out || !hT || !cache || !x || !w_ih || !w_hh || !b_ih || !b_hh || !work || !gemm_ws)
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
+    REAL *gates = cache;        /* (R, 3H) */
+    REAL *hn = gates + R * G;   /* (R, H) */
+    REAL *hp = hn + R * H;      /* (R, H) */
+    REAL *pre = work;           /* (B, 3H) */
+
+    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    SFX(copy_or_zero)(hT, h0, B * H);
+
+    for (int64_t s = 0; s < T; s++) {
+        if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            REAL *gr = gates + r * G, *hb = hT + b * H, *o = out + r * d->ldo, *hnr = hn + r * H;
+            const REAL *pr = pre + b * G;
+            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
+            for (int64_t j = 0; j < H; j++) {
+                REAL rg = SFX(rnn_sigmoid)(gr[j] + b_ih[j] + pr[j] + b_hh[j]);
+                REAL zg = SFX(rnn_sigmoid)(gr[H + j] + b_ih[H + j] + pr[H + j] + b_hh[H + j]);
+                REAL hnj = pr[2 * H + j] + b_hh[2 * H + j];
+                REAL ng = SFX(rnn_tanhv)(gr[2 * H + j] + b_ih[2 * H + j] + rg * hnj);
+                REAL h = ((REAL)1 - zg) * ng + zg * hb[j];
+                gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
+                hnr[j] = hnj;
+                hb[j] = h;
+                o[j] = h;
+            }
+        }
+    }
+    SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(gates, G, G, lengths, d);
+    SFX(zero_padded_rows)(hn, H, H, lengths, d);
+    SFX(zero_padded_rows)(hp, H, H, lengths, d);
+    return RNN_OK;
+}
+
+int SFX(gru_backward)(REAL *dx, REAL *dh0,
+                      REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh,
+                      const REAL *dout, const REAL *dhT,
+                      const REAL *cache, const REAL *x,
+                      const REAL *w_ih, const REAL *w_hh,
+                      const int64_t *lengths, const rnn_dims *d,
+                      REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!dx || !dh0 || !dw_ih || !dw_hh || !db_ih || !db_hh || !cache || !x || !w_ih || !w_hh ||
+        !work || !gemm_ws)
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
+    const REAL *gates = cache, *hn = gates + R * G, *hp = hn + R * H;
+    REAL *dGx = work;           /* (R, 3H) input-side gate gradients */
+    REAL *dHN = dGx + R * G;    /* (R, H) gradient of W_hn h + b_hn */
+    REAL *dh = dHN + R * H;     /* (B, H) carried dL/dh */
+    REAL *dhr = dh + B * H;     /* (B, H) */
+    REAL *dGs = dhr + B * H;    /* (B, 3H) this step's recurrent-side gradients */
+
+    memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
+    SFX(copy_or_zero)(dh, dhT, B * H);
+    for (int64_t s = T - 1; s >= 0; s--) {
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            REAL *dgs = dGs + b * G;
+            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+            int64_t r = t * d->ts + b * d->bs;
+            const REAL *gr = gates + r * G, *hnr = hn + r * H, *hpr = hp + r * H;
+            const REAL *go = dout ? dout + r * d->ldo : NULL;
+            REAL *dgr = dGx + r * G, *dhn = dHN + r * H, *dhb = dh + b * H;
+            for (int64_t j = 0; j < H; j++) {
+                REAL rg = gr[j], zg = gr[H + j], ng = gr[2 * H + j];
+                REAL gh = dhb[j] + (go ? go[j] : 0);
+                REAL dan = gh * ((REAL)1 - zg) * ((REAL)1 - ng * ng);
+                REAL daz = gh * (hpr[j] - ng) * zg * ((REAL)1 - zg);
+                REAL dar = dan * hnr[j] * rg * ((REAL)1 - rg);
+                REAL dahn = dan * rg;
+                dgr[j] = dgs[j] = dar;
+                dgr[H + j] = dgs[H + j] = daz;
+                dgr[2 * H + j] = dan;
+                dhn[j] = dgs[2 * H + j] = dahn;
+                dhb[j] = gh * zg; /* the direct path; the product below adds the rest */
+            }
+        }
+        /* dh_{t-1} = z*dh + dGh_t W_hh for running rows; ended rows pass through */
+        if ((st = GEMM(0, 0, B, H, G, 1, dGs, G, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++)
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
+                SFX(add_into)(dh + b * H, dhr + b * H, H);
+    }
+    SFX(add_into)(dh0, dh, B * H);
+    if ((st = GEMM(1, 0, G, I, R, 1, dGx, G, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
+    /* W_hr, W_hz rows from dGx; W_hn rows from dHN */
+    if ((st = GEMM(1, 0, 2 * H, H, R, 1, dGx, G, hp, H, 1, dw_hh, H, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, H, H, R, 1, dHN, H, hp, H, 1, dw_hh + 2 * H * H, H, gemm_ws))) return st;
+    SFX(colsum_add)(db_ih, dGx, R, G, G);
+    SFX(colsum_add)(db_hh, dGx, R, 2 * H, G);
+    SFX(colsum_add)(db_hh + 2 * H, dHN, R, H, H);
+    if ((st = GEMM(0, 0, R, I, G, 1, dGx, G, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

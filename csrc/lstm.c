@@ -1,0 +1,175 @@
+/*
+ * lstm.c: the LSTM cell, with optional diagonal peepholes (Gers &
+ * Schmidhuber), forward and backward through time, float32 and float64
+ * from one template.
+ *
+ *   i = sig(a_i + p_i*c_{t-1})   f = sig(a_f + p_f*c_{t-1})   g = tanh(a_g)
+ *   c_t = f*c_{t-1} + i*g        o = sig(a_o + p_o*c_t)       h_t = o*tanh(c_t)
+ *   a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh, gate blocks i, f, g, o
+ *
+ * Without peepholes p = 0, which is PyTorch's nn.LSTM.
+ */
+#ifndef REAL
+#include "cells.h"
+
+#define REAL float
+#define SFX(name) name##_f32
+#include "lstm.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "lstm.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+/* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product */
+/* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) */
+
+int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
+                      const REAL *x, const REAL *h0, const REAL *c0,
+                      const REAL *w_ih, const REAL *w_hh,
+                      const REAL *b_ih, const REAL *b_hh, const REAL *w_peep,
+                      const int64_t *lengths, const rnn_dims *d,
+                      REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!out || !hT || !cT || !cache || !x || !w_ih || !w_hh || !b_ih || !b_hh || !work ||
+        !gemm_ws)
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 4 * H;
+    REAL *gates = cache;        /* (R, 4H) */
+    REAL *cs = gates + R * G;   /* (R, H) */
+    REAL *hp = cs + R * H;      /* (R, H) */
+    REAL *cp = hp + R * H;      /* (R, H) */
+    REAL *bias = work;          /* (4H) */
+    REAL *pre = bias + G;       /* (B, 4H) */
+    const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
+
+    for (int64_t j = 0; j < G; j++) bias[j] = b_ih[j] + b_hh[j];
+    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    SFX(copy_or_zero)(hT, h0, B * H);
+    SFX(copy_or_zero)(cT, c0, B * H);
+
+    for (int64_t s = 0; s < T; s++) {
+        if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            REAL *gr = gates + r * G, *hb = hT + b * H, *cb = cT + b * H, *o = out + r * d->ldo;
+            REAL *csr = cs + r * H;
+            const REAL *pr = pre + b * G;
+            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
+            memcpy(cp + r * H, cb, (size_t)H * sizeof(REAL));
+            for (int64_t j = 0; j < H; j++) {
+                REAL c_prev = cb[j];
+                REAL ai = gr[j] + pr[j] + bias[j];
+                REAL af = gr[H + j] + pr[H + j] + bias[H + j];
+                REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
+                REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
+                if (w_peep) { ai += pi[j] * c_prev; af += pf[j] * c_prev; }
+                REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
+                REAL c = fg * c_prev + ig * gg;
+                if (w_peep) ao += po[j] * c;
+                REAL og = SFX(rnn_sigmoid)(ao);
+                REAL h = og * SFX(rnn_tanhv)(c);
+                gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+                csr[j] = c;
+                cb[j] = c;
+                hb[j] = h;
+                o[j] = h;
+            }
+        }
+    }
+    SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(gates, G, G, lengths, d);
+    SFX(zero_padded_rows)(cs, H, H, lengths, d);
+    SFX(zero_padded_rows)(hp, H, H, lengths, d);
+    SFX(zero_padded_rows)(cp, H, H, lengths, d);
+    return RNN_OK;
+}
+
+int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
+                       REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh, REAL *dw_peep,
+                       const REAL *dout, const REAL *dhT, const REAL *dcT,
+                       const REAL *cache, const REAL *x,
+                       const REAL *w_ih, const REAL *w_hh, const REAL *w_peep,
+                       const int64_t *lengths, const rnn_dims *d,
+                       REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!dx || !dh0 || !dc0 || !dw_ih || !dw_hh || !db_ih || !db_hh || !cache || !x || !w_ih ||
+        !w_hh || !work || !gemm_ws || (w_peep && !dw_peep))
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 4 * H;
+    const REAL *gates = cache, *cs = gates + R * G, *hp = cs + R * H, *cp = hp + R * H;
+    REAL *dG = work;            /* (R, 4H) pre-activation gate gradients */
+    REAL *dh = dG + R * G;      /* (B, H) carried dL/dh */
+    REAL *dc = dh + B * H;      /* (B, H) carried dL/dc */
+    REAL *dhr = dc + B * H;     /* (B, H) */
+    REAL *dGs = dhr + B * H;    /* (B, 4H) this step's dG, zero for ended rows */
+    const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
+    REAL *dpi = dw_peep, *dpf = dw_peep ? dw_peep + H : NULL, *dpo = dw_peep ? dw_peep + 2 * H : NULL;
+
+    memset(dG, 0, (size_t)(R * G) * sizeof(REAL));
+    SFX(copy_or_zero)(dh, dhT, B * H);
+    SFX(copy_or_zero)(dc, dcT, B * H);
+    for (int64_t s = T - 1; s >= 0; s--) {
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            REAL *dgs = dGs + b * G;
+            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+            int64_t r = t * d->ts + b * d->bs;
+            const REAL *gr = gates + r * G, *csr = cs + r * H, *cpr = cp + r * H;
+            const REAL *go = dout ? dout + r * d->ldo : NULL;
+            REAL *dgr = dG + r * G, *dhb = dh + b * H, *dcb = dc + b * H;
+            for (int64_t j = 0; j < H; j++) {
+                REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
+                REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);
+                REAL gh = dhb[j] + (go ? go[j] : 0);
+                REAL dao = gh * tc * og * ((REAL)1 - og);
+                REAL gc = dcb[j] + gh * og * ((REAL)1 - tc * tc);
+                if (w_peep) gc += dao * po[j];
+                REAL dai = gc * gg * ig * ((REAL)1 - ig);
+                REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
+                REAL dag = gc * ig * ((REAL)1 - gg * gg);
+                REAL dc_prev = gc * fg;
+                if (w_peep) {
+                    dc_prev += dai * pi[j] + daf * pf[j];
+                    dpi[j] += dai * c_prev;
+                    dpf[j] += daf * c_prev;
+                    dpo[j] += dao * c;
+                }
+                dgr[j] = dgs[j] = dai;
+                dgr[H + j] = dgs[H + j] = daf;
+                dgr[2 * H + j] = dgs[2 * H + j] = dag;
+                dgr[3 * H + j] = dgs[3 * H + j] = dao;
+                dcb[j] = dc_prev;
+            }
+        }
+        /* dh_{t-1} = dG_t W_hh for running rows; ended rows pass dh through */
+        if ((st = GEMM(0, 0, B, H, G, 1, dGs, G, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++)
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
+                memcpy(dh + b * H, dhr + b * H, (size_t)H * sizeof(REAL));
+    }
+    SFX(add_into)(dh0, dh, B * H);
+    SFX(add_into)(dc0, dc, B * H);
+    if ((st = GEMM(1, 0, G, I, R, 1, dG, G, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, G, H, R, 1, dG, G, hp, H, 1, dw_hh, H, gemm_ws))) return st;
+    SFX(colsum_add)(db_ih, dG, R, G, G);
+    SFX(colsum_add)(db_hh, dG, R, G, G);
+    if ((st = GEMM(0, 0, R, I, G, 1, dG, G, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * rnn.c: the Elman RNN cell (tanh or relu), forward and backward through
+ * time, float32 and float64 from one template.
+ *
+ *   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+ *
+ * Forward does the input projection for all steps as one product, so only
+ * h_{t-1} W_hh^T stays in the time loop; backward batches the weight
+ * gradients and dx into three products over all steps.
+ */
+#ifndef REAL
+#include "cells.h"
+
+#define REAL float
+#define SFX(name) name##_f32
+#include "rnn.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "rnn.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+/* forward scratch: pre (B, H) recurrent product */
+/* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) */
+
+int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
+                     const REAL *x, const REAL *h0,
+                     const REAL *w_ih, const REAL *w_hh,
+                     const REAL *b_ih, const REAL *b_hh, int relu,
+                     const int64_t *lengths, const rnn_dims *d,
+                     REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!out || !hT || !cache || !x || !w_ih || !w_hh || !b_ih || !b_hh || !work || !gemm_ws)
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
+    REAL *hs = cache;          /* (R, H) */
+    REAL *hp = cache + R * H;  /* (R, H) */
+    REAL *pre = work;          /* (B, H) */
+
+    /* hs = x W_ih^T for every step at once; the time loop adds the rest */
+    if ((st = GEMM(0, 1, R, H, I, 1, x, d->ldx, w_ih, I, 0, hs, H, gemm_ws))) return st;
+    SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
+
+    for (int64_t s = 0; s < T; s++) {
+        if ((st = GEMM(0, 1, B, H, H, 1, hT, H, w_hh, H, 0, pre, H, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            REAL *hr = hs + r * H, *hb = hT + b * H, *o = out + r * d->ldo;
+            const REAL *pb = pre + b * H;
+            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
+            for (int64_t j = 0; j < H; j++) {
+                REAL a = hr[j] + b_ih[j] + pb[j] + b_hh[j];
+                REAL h = relu ? (a > 0 ? a : (REAL)0) : SFX(rnn_tanhv)(a);
+                hr[j] = h;
+                hb[j] = h;
+                o[j] = h;
+            }
+        }
+    }
+    SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(hs, H, H, lengths, d);
+    SFX(zero_padded_rows)(hp, H, H, lengths, d);
+    return RNN_OK;
+}
+
+int SFX(rnn_backward)(REAL *dx, REAL *dh0,
+                      REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh,
+                      const REAL *dout, const REAL *dhT,
+                      const REAL *cache, const REAL *x,
+                      const REAL *w_ih, const REAL *w_hh, int relu,
+                      const int64_t *lengths, const rnn_dims *d,
+                      REAL *work, void *gemm_ws) {
+    int st = rnn_dims_check(d);
+    if (st) return st;
+    if (!dx || !dh0 || !dw_ih || !dw_hh || !db_ih || !db_hh || !cache || !x || !w_ih || !w_hh ||
+        !work || !gemm_ws)
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
+    const REAL *hs = cache, *hp = cache + R * H;
+    REAL *dA = work;            /* (R, H) */
+    REAL *dh = dA + R * H;      /* (B, H) carried dL/dh */
+    REAL *dhr = dh + B * H;     /* (B, H) */
+    REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
+
+    memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
+    SFX(copy_or_zero)(dh, dhT, B * H);
+    for (int64_t s = T - 1; s >= 0; s--) {
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            REAL *das = dAs + b * H;
+            if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
+            int64_t r = t * d->ts + b * d->bs;
+            const REAL *hr = hs + r * H, *go = dout ? dout + r * d->ldo : NULL;
+            REAL *db = dh + b * H, *da = dA + r * H;
+            for (int64_t j = 0; j < H; j++) {
+                REAL g = db[j] + (go ? go[j] : 0);
+                REAL h = hr[j];
+                REAL v = relu ? (h > 0 ? g : (REAL)0) : g * ((REAL)1 - h * h);
+                da[j] = v;
+                das[j] = v;
+            }
+        }
+        /* dh_{t-1} = dA_t W_hh for running rows; ended rows pass dh through */
+        if ((st = GEMM(0, 0, B, H, H, 1, dAs, H, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++)
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
+                memcpy(dh + b * H, dhr + b * H, (size_t)H * sizeof(REAL));
+    }
+    SFX(add_into)(dh0, dh, B * H);
+    if ((st = GEMM(1, 0, H, I, R, 1, dA, H, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, H, H, R, 1, dA, H, hp, H, 1, dw_hh, H, gemm_ws))) return st;
+    SFX(colsum_add)(db_ih, dA, R, H, H);
+    SFX(colsum_add)(db_hh, dA, R, H, H);
+    if ((st = GEMM(0, 0, R, I, H, 1, dA, H, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

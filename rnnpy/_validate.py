@@ -1,0 +1,88 @@
+"""Argument checks shared by the Python layer.
+
+Every message names the argument and says what was expected and what came,
+e.g. ``state: expected shape (num_layers*D, B, H) = (2, 4, 32), got (2, 4, 16)``.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """np.float32 or np.float64 from a name, type or dtype; TypeError otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: expected 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def as_float_array(obj: Any, name: str, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array of ``dtype``.
+
+    An ndarray must already be float32 or float64 (the other is converted);
+    other array-likes (lists, scalars) may hold any real numbers.
+    """
+    if isinstance(obj, np.ndarray):
+        if obj.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {obj.dtype}")
+        return np.ascontiguousarray(obj, dtype=dtype)
+    try:
+        arr = np.asarray(obj)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(obj).__name__}") from exc
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_shape(arr: np.ndarray, name: str, expected: tuple, symbols: str) -> None:
+    """ValueError unless arr.shape matches expected (None entries match any size)."""
+    ok = arr.ndim == len(expected) and all(
+        e is None or e == s for e, s in zip(expected, arr.shape)
+    )
+    if not ok:
+        want = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{name}: expected shape {symbols} = {want}, got {tuple(arr.shape)}")
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """ValueError when arr holds NaN or Inf."""
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr.ravel()))[0])
+        raise ValueError(f"{name}: expected finite values, found NaN or Inf at flat index {bad}")
+
+
+def positive_int(value: Any, name: str) -> int:
+    """value as an int > 0; TypeError for non-integers (bool included)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value}")
+    return int(value)
+
+
+def probability(value: Any, name: str) -> float:
+    """value as a float in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
+    return value
+
+
+def seed_value(seed: Any, name: str = "seed") -> int | None:
+    """None or a non-negative int."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"{name}: expected None or a non-negative integer, got {seed!r}")
+    return int(seed)

@@ -1,0 +1,344 @@
+"""Recurrent layers: RNN, LSTM (with optional peepholes) and GRU.
+
+A layer stacks ``num_layers`` cells of ``rnnpy._core`` (two per layer when
+bidirectional) and keeps every parameter in one flat vector, so that
+optimizers and gradient checks walk one array; ``params`` and ``grads`` map
+PyTorch's names to views of it. Each layer has an explicit ``forward`` and
+``backward``: backward differentiates the most recent forward and ADDS the
+parameter gradients into ``grads`` (``zero_grad`` is the caller's job, which
+makes gradient accumulation and truncated BPTT free).
+
+Shapes (D = 2 if bidirectional else 1):
+    x      (B, T, I), or (T, B, I) with time_major=True
+    out    (B, T, D*H), or (T, B, D*H)
+    state  h (num_layers*D, B, H); for the LSTM a tuple (h, c)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._validate import (
+    as_dtype,
+    as_float_array,
+    check_finite,
+    check_shape,
+    positive_int,
+    probability,
+    seed_value,
+)
+
+State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+class _RNNBase:
+    """What RNN, LSTM and GRU share: the cell stack, the flat parameters,
+    input checks, forward and backward through layers and directions."""
+
+    _has_cell_state = False  # LSTM: the state is (h, c)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        dtype: Any = "float32",
+        seed: Optional[int] = None,
+        time_major: bool = False,
+    ) -> None:
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional: expected a bool, got {bidirectional!r}")
+        if not isinstance(time_major, (bool, np.bool_)):
+            raise TypeError(f"time_major: expected a bool, got {time_major!r}")
+        self.bidirectional = bool(bidirectional)
+        self.time_major = bool(time_major)
+        self.dropout = probability(dropout, "dropout")
+        self.dtype = as_dtype(dtype)
+        self.seed = seed_value(seed)
+        self.num_directions = 2 if self.bidirectional else 1
+        self.training = True
+        self._rng = np.random.default_rng(self.seed)
+        self._build()
+        self._last: Optional[dict] = None
+
+    # -- construction ----------------------------------------------------
+    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
+        raise NotImplementedError
+
+    def _build(self) -> None:
+        H, D = self.hidden_size, self.num_directions
+        sizes = []
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * H
+            n = self._make_cell(in_size).num_params
+            sizes.extend([(layer, d, in_size, n) for d in range(D)])
+        total = sum(s[3] for s in sizes)
+        self.flat_params = np.empty(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._cells = []
+        offset = 0
+        for layer, d, in_size, n in sizes:
+            p = self.flat_params[offset : offset + n]
+            g = self.flat_grads[offset : offset + n]
+            cell = self._make_cell(in_size, params=p, grads=g)
+            suffix = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            for name, off, shape in cell.layout():
+                size = int(np.prod(shape))
+                self.params[name + suffix] = p[off : off + size].reshape(shape)
+                self.grads[name + suffix] = g[off : off + size].reshape(shape)
+            self._cells.append(cell)
+            offset += n
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does."""
+        k = 1.0 / math.sqrt(self.hidden_size)
+        self.flat_params[...] = self._rng.uniform(-k, k, self.flat_params.size)
+
+    @property
+    def num_params(self) -> int:
+        return int(self.flat_params.size)
+
+    # -- modes and gradients --------------------------------------------------
+    def train(self, mode: bool = True) -> "_RNNBase":
+        """Training mode: dropout between layers is active."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "_RNNBase":
+        """Evaluation mode: no dropout."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Sets every gradient to zero."""
+        self.flat_grads[...] = 0
+
+    def state_dict(self) -> dict:
+        """name -> copy of the parameter, PyTorch's names and shapes."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copies parameters by name (e.g. from a PyTorch state_dict as NumPy
+        arrays); every name must be present with its exact shape."""
+        missing = sorted(set(self.params) - set(state))
+        extra = sorted(set(state) - set(self.params))
+        if missing or extra:
+            raise KeyError(f"state: missing {missing}, unexpected {extra}")
+        for name, dst in self.params.items():
+            src = as_float_array(np.asarray(state[name]), f"state[{name!r}]", self.dtype)
+            check_shape(src, f"state[{name!r}]", dst.shape, "")
+            check_finite(src, f"state[{name!r}]")
+        for name, dst in self.params.items():
+            dst[...] = state[name]
+
+    # -- checks ---------------------------------------------------------------
+    def _layout(self) -> str:
+        return "(T, B, I)" if self.time_major else "(B, T, I)"
+
+    def _state_array(self, obj: Any, name: str, B: int) -> Optional[np.ndarray]:
+        if obj is None:
+            return None
+        arr = as_float_array(obj, name, self.dtype)
+        LD = self.num_layers * self.num_directions
+        check_shape(arr, name, (LD, B, self.hidden_size), "(num_layers*D, B, H)")
+        return arr
+
+    def _split_state(self, state: Any, name: str, B: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        if state is None:
+            return None, None
+        if self._has_cell_state:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{name}: expected a tuple (h, c) or None, got {type(state).__name__}")
+            return (self._state_array(state[0], f"{name}[0] (h)", B),
+                    self._state_array(state[1], f"{name}[1] (c)", B))
+        return self._state_array(state, name, B), None
+
+    # -- forward and backward ---------------------------------------------
+    def forward(self, x: Any, state: Optional[State] = None, lengths: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, State]:
+        """Runs the stack over a batch of sequences.
+
+        x: (B, T, I), or (T, B, I) with time_major=True.
+        state: initial h (num_layers*D, B, H), for the LSTM (h, c); None = zeros.
+        lengths: optional (B,) ints in [0, T]; steps t >= lengths[b] leave
+            sequence b's state unchanged, output zeros and get no gradient.
+        Returns out (B, T, D*H) (or (T, B, D*H)) and the final state.
+        """
+        x = as_float_array(x, "x", self.dtype)
+        check_shape(x, "x", (None, None, self.input_size), self._layout())
+        B = x.shape[1] if self.time_major else x.shape[0]
+        h0, c0 = self._split_state(state, "state", B)
+        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        batch_first = not self.time_major
+        h_n = np.empty((L * D, B, H), dtype=self.dtype)
+        c_n = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
+        masks = []
+        inp = x
+        for layer in range(L):
+            outs = []
+            for d in range(D):
+                i = layer * D + d
+                cell = self._cells[i]
+                h = None if h0 is None else h0[i]
+                if self._has_cell_state:
+                    c = None if c0 is None else c0[i]
+                    out, h_n[i], c_n[i] = cell.forward(inp, h, c, lengths, reverse=d == 1,
+                                                       batch_first=batch_first)
+                else:
+                    out, h_n[i] = cell.forward(inp, h, lengths, reverse=d == 1,
+                                               batch_first=batch_first)
+                outs.append(out)
+            out = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            if layer < L - 1 and self.training and self.dropout > 0:
+                mask = self._dropout_mask(out.shape, layer)
+                out = out * mask
+                masks.append(mask)
+            else:
+                masks.append(None)
+            inp = out
+        self._last = {"B": B, "T": x.shape[0] if self.time_major else x.shape[1], "masks": masks}
+        state_out: State = (h_n, c_n) if self._has_cell_state else h_n
+        return inp, state_out
+
+    __call__ = forward
+
+    def _dropout_mask(self, shape: tuple, layer: int) -> np.ndarray:
+        keep = 1.0 - self.dropout
+        prev = self._last["masks"][layer] if (self._last and getattr(self, "_reuse_masks", False)) else None
+        if prev is not None and prev.shape == shape:
+            return prev
+        return ((self._rng.random(shape) < keep) / keep).astype(self.dtype)
+
+    def backward(self, dout: Any = None, dstate: Optional[State] = None) -> Tuple[np.ndarray, State]:
+        """Gradients of the most recent forward.
+
+        dout: like out, (B, T, D*H) or (T, B, D*H); None = zeros.
+        dstate: gradient on the final state, like the returned state (LSTM:
+            (dh, dc), either may be None); None = zeros.
+        Returns dx like x and the gradient on the initial state, like state.
+        Parameter gradients are added into ``grads``.
+        """
+        if self._last is None:
+            raise RuntimeError("backward: nothing to differentiate; call forward first")
+        B, T = self._last["B"], self._last["T"]
+        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        if dout is not None:
+            dout = as_float_array(dout, "dout", self.dtype)
+            shape = (T, B, D * H) if self.time_major else (B, T, D * H)
+            check_shape(dout, "dout", shape, "(T, B, D*H)" if self.time_major else "(B, T, D*H)")
+        dh_n, dc_n = self._split_state(dstate, "dstate", B)
+        dh0 = np.empty((L * D, B, H), dtype=self.dtype)
+        dc0 = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
+        grad = dout
+        for layer in reversed(range(L)):
+            dinp = None
+            for d in range(D):
+                i = layer * D + d
+                g = None if grad is None else (grad if D == 1 else grad[:, :, d * H:(d + 1) * H])
+                dh = None if dh_n is None else dh_n[i]
+                if self._has_cell_state:
+                    dc = None if dc_n is None else dc_n[i]
+                    dx, dh0[i], dc0[i] = self._cells[i].backward(g, dh, dc)
+                else:
+                    dx, dh0[i] = self._cells[i].backward(g, dh)
+                if dinp is None:
+                    dinp = dx
+                else:
+                    dinp += dx
+            if layer > 0 and self._last["masks"][layer - 1] is not None:
+                dinp *= self._last["masks"][layer - 1]
+            grad = dinp
+        dstate0: State = (dh0, dc0) if self._has_cell_state else dh0
+        return grad, dstate0
+
+    def __repr__(self) -> str:
+        extra = self._extra_repr()
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+                f"dropout={self.dropout}{extra}, dtype='{self.dtype.name}')")
+
+    def _extra_repr(self) -> str:
+        return ""
+
+
+class RNN(_RNNBase):
+    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act tanh or relu.
+
+    Parameters per layer k (and ``_reverse`` when bidirectional), as PyTorch's
+    nn.RNN: weight_ih_l{k} (H, I or D*H), weight_hh_l{k} (H, H),
+    bias_ih_l{k} (H,), bias_hh_l{k} (H,).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
+                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
+                         time_major)
+
+    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
+        return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
+                             dtype=self.dtype.name, **buffers)
+
+    def _extra_repr(self) -> str:
+        return f", nonlinearity='{self.nonlinearity}'"
+
+
+class LSTM(_RNNBase):
+    """LSTM, gates i, f, g, o as in PyTorch's nn.LSTM:
+
+        i = sig(a_i)  f = sig(a_f)  g = tanh(a_g)  o = sig(a_o)
+        c_t = f*c_{t-1} + i*g       h_t = o*tanh(c_t)
+        a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+
+    With ``peephole=True`` (Gers & Schmidhuber) i and f also see c_{t-1} and
+    o sees c_t through diagonal weights weight_peep_l{k} of shape (3, H)
+    (rows i, f, o): a_i += p_i*c_{t-1}, a_f += p_f*c_{t-1}, a_o += p_o*c_t.
+
+    Parameters per layer: weight_ih_l{k} (4H, I or D*H), weight_hh_l{k} (4H, H),
+    bias_ih_l{k} (4H,), bias_hh_l{k} (4H,). The state is a tuple (h, c).
+    """
+
+    _has_cell_state = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False) -> None:
+        if not isinstance(peephole, (bool, np.bool_)):
+            raise TypeError(f"peephole: expected a bool, got {peephole!r}")
+        self.peephole = bool(peephole)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
+                         time_major)
+
+    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
+        return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,
+                              dtype=self.dtype.name, **buffers)
+
+    def _extra_repr(self) -> str:
+        return ", peephole=True" if self.peephole else ""
+
+
+class GRU(_RNNBase):
+    """GRU, gates r, z, n as in PyTorch's nn.GRU:
+
+        r = sig(W_ir x + b_ir + W_hr h + b_hr)   z = sig(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
+        h_t = (1-z)*n + z*h_{t-1}
+
+    Parameters per layer: weight_ih_l{k} (3H, I or D*H), weight_hh_l{k} (3H, H),
+    bias_ih_l{k} (3H,), bias_hh_l{k} (3H,).
+    """
+
+    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
+        return _core.GRUCell(input_size, self.hidden_size, dtype=self.dtype.name, **buffers)
