@@ -80,7 +80,11 @@ static const char *dtype_name(int typenum) { return typenum == NPY_FLOAT ? "floa
  * NPY_DOUBLE; -1 with TypeError otherwise. */
 static int parse_dtype(PyObject *obj, const char *name) {
     PyArray_Descr *descr = NULL;
-    if (obj == NULL || obj == Py_None) return NPY_FLOAT;
+    if (obj == NULL) return NPY_FLOAT;
+    if (obj == Py_None) {
+        PyErr_Format(PyExc_TypeError, "%s: expected 'float32' or 'float64', got None", name);
+        return -1;
+    }
     if (!PyArray_DescrConverter2(obj, &descr) || descr == NULL) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s: expected 'float32' or 'float64', got %R", name, obj);
@@ -163,7 +167,7 @@ static int check_shape(PyArrayObject *arr, const char *name, int ndim, const npy
             used += (size_t)snprintf(exp + used, sizeof exp - used, i ? ", any" : "any");
         if (used >= sizeof exp) break;
     }
-    if (used < sizeof exp) snprintf(exp + used, sizeof exp - used, ")");
+    if (used < sizeof exp) snprintf(exp + used, sizeof exp - used, ndim == 1 ? ",)" : ")");
     PyErr_Format(PyExc_ValueError, "%s: expected shape %s = %s, got %s", name, symbols, exp, got);
     return -1;
 }
@@ -342,20 +346,46 @@ static PyArrayObject *flat_vector(PyObject *obj, const char *name, int typenum, 
     return a;
 }
 
+/* A size argument as a positive integer (bools and floats refused); -1 on error. */
+static long long parse_size(PyObject *obj, const char *name) {
+    long long v = -1;
+    if (!PyBool_Check(obj) && PyIndex_Check(obj)) {
+        PyObject *idx = PyNumber_Index(obj);
+        if (idx) {
+            int overflow = 0;
+            v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+            Py_DECREF(idx);
+            if (overflow || (v == -1 && PyErr_Occurred())) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: %R is too large", name, obj);
+                return -1;
+            }
+        } else {
+            PyErr_Clear();
+        }
+    } else {
+        PyErr_Format(PyExc_TypeError, "%s: expected a positive integer, got %R", name, obj);
+        return -1;
+    }
+    if (v <= 0) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a positive integer, got %R", name, obj);
+        return -1;
+    }
+    return v;
+}
+
+/* Whether two arrays' memory overlaps. */
+static int overlaps(PyArrayObject *a, PyArrayObject *b) {
+    const char *a0 = PyArray_BYTES(a), *b0 = PyArray_BYTES(b);
+    return a0 < b0 + PyArray_NBYTES(b) && b0 < a0 + PyArray_NBYTES(a);
+}
+
 static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObject *H_obj,
                             PyObject *dtype, PyObject *params, PyObject *grads) {
-    long long I = PyLong_AsLongLong(I_obj);
-    if (I == -1 && PyErr_Occurred()) return -1;
-    long long H = PyLong_AsLongLong(H_obj);
-    if (H == -1 && PyErr_Occurred()) return -1;
-    if (I <= 0) {
-        PyErr_Format(PyExc_ValueError, "input_size: expected a positive integer, got %lld", I);
-        return -1;
-    }
-    if (H <= 0) {
-        PyErr_Format(PyExc_ValueError, "hidden_size: expected a positive integer, got %lld", H);
-        return -1;
-    }
+    long long I = parse_size(I_obj, "input_size");
+    if (I < 0) return -1;
+    long long H = parse_size(H_obj, "hidden_size");
+    if (H < 0) return -1;
     /* all parameter counts and per-row products must fit comfortably */
     if (I > (1LL << 31) || H > (1LL << 28) || rnn_mul(4 * H, I + H + 2) < 0 ||
         rnn_mul(4 * H, I + H + 2) > (int64_t)NPY_MAX_INTP / 8) {
@@ -369,9 +399,9 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     if (!p) return -1;
     PyArrayObject *g = flat_vector(grads, "grads", typenum, L.total);
     if (!g) { Py_DECREF(p); return -1; }
-    if (g == p) {
+    if (overlaps(g, p)) {
         Py_DECREF(p); Py_DECREF(g);
-        PyErr_SetString(PyExc_ValueError, "grads: must not be the params array");
+        PyErr_SetString(PyExc_ValueError, "grads: must not share memory with params");
         return -1;
     }
     if (self->busy) {

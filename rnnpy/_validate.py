@@ -15,6 +15,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def as_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     """np.float32 or np.float64 from a name, type or dtype; TypeError otherwise."""
+    if dtype is None:
+        raise TypeError(f"{name}: expected 'float32' or 'float64', got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -33,7 +35,7 @@ def as_float_array(obj: Any, name: str, dtype: np.dtype) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         if obj.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {obj.dtype}")
-        return np.ascontiguousarray(obj, dtype=dtype)
+        return np.asarray(obj, dtype=dtype, order="C")
     try:
         arr = np.asarray(obj)
     except (TypeError, ValueError) as exc:
@@ -49,7 +51,8 @@ def check_shape(arr: np.ndarray, name: str, expected: tuple, symbols: str) -> No
         e is None or e == s for e, s in zip(expected, arr.shape)
     )
     if not ok:
-        want = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+        want = "(" + ", ".join("any" if e is None else str(e) for e in expected)
+        want += ",)" if len(expected) == 1 else ")"
         raise ValueError(f"{name}: expected shape {symbols} = {want}, got {tuple(arr.shape)}")
 
 

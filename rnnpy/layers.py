@@ -151,6 +151,7 @@ class _RNNBase:
         arr = as_float_array(obj, name, self.dtype)
         LD = self.num_layers * self.num_directions
         check_shape(arr, name, (LD, B, self.hidden_size), "(num_layers*D, B, H)")
+        check_finite(arr, name)
         return arr
 
     def _split_state(self, state: Any, name: str, B: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -235,6 +236,8 @@ class _RNNBase:
             dout = as_float_array(dout, "dout", self.dtype)
             shape = (T, B, D * H) if self.time_major else (B, T, D * H)
             check_shape(dout, "dout", shape, "(T, B, D*H)" if self.time_major else "(B, T, D*H)")
+            # checked here, before any cell adds into grads, so a bad call changes nothing
+            check_finite(dout, "dout")
         dh_n, dc_n = self._split_state(dstate, "dstate", B)
         dh0 = np.empty((L * D, B, H), dtype=self.dtype)
         dc0 = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
