@@ -12,7 +12,12 @@ layer's gradients against finite differences.
 from . import _core
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import GRU, LSTM, RNN
+from .module import Module
+from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "gradcheck", "GradcheckResult", "__version__"]
+__all__ = [
+    "RNN", "LSTM", "GRU", "Dense", "Embedding", "LastStep", "Dropout", "Sequential", "Module",
+    "gradcheck", "GradcheckResult", "__version__",
+]

@@ -1,25 +1,31 @@
-"""Finite-difference gradient checking for any rnnpy layer.
+"""Finite-difference gradient checking for any rnnpy module.
 
-``gradcheck`` compares a layer's analytic gradients (from ``backward``) with
+``gradcheck`` compares a module's analytic gradients (from ``backward``) with
 central differences of a random linear loss
 
-    L = sum(out * R) + sum(h_n * S) (+ sum(c_n * U) for the LSTM)
+    L = sum(out * R) + sum over the final state's arrays s_k of sum(s_k * S_k)
 
-with respect to every parameter (or a random sample of them), the input and
-the initial state. It needs float64 and a deterministic forward (dropout
-masks are held fixed while it runs).
+with respect to every parameter (or a random sample of each), the input
+(unless it holds integer tokens) and the initial state. It needs float64 and
+a deterministic forward: dropout masks are held fixed while it runs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 
 @dataclass
 class GradcheckResult:
-    """Largest errors found, per checked quantity: name -> (abs err, rel err)."""
+    """What gradcheck measured.
+
+    errors: name -> (largest absolute error, largest relative error), where the
+        relative error is |analytic - numeric| / max(|analytic|, |numeric|, 1e-6).
+    checked: how many entries were compared. ok: whether all were within
+        tolerance. failures: (name, flat index, analytic, numeric) of the others.
+    """
 
     errors: dict = field(default_factory=dict)
     checked: int = 0
@@ -29,11 +35,40 @@ class GradcheckResult:
     def max_rel_error(self) -> float:
         return max((e[1] for e in self.errors.values()), default=0.0)
 
+    def max_abs_error(self) -> float:
+        return max((e[0] for e in self.errors.values()), default=0.0)
 
-def _as_tuple(state: Any) -> tuple:
-    if state is None:
-        return ()
-    return tuple(state) if isinstance(state, tuple) else (state,)
+
+def _leaves(obj: Any) -> List[np.ndarray]:
+    """The arrays of a nested state (array, tuple or list of them, None)."""
+    if obj is None:
+        return []
+    if isinstance(obj, (tuple, list)):
+        return [a for o in obj for a in _leaves(o)]
+    return [obj]
+
+
+def _rebuild(template: Any, leaves: Iterator[Any]) -> Any:
+    """A structure like template with its arrays taken from leaves, in order."""
+    if template is None:
+        return None
+    if isinstance(template, (tuple, list)):
+        return type(template)(_rebuild(t, leaves) for t in template)
+    return next(leaves)
+
+
+def _submodules(module: Any) -> Iterator[Any]:
+    yield module
+    for m in getattr(module, "modules", []):
+        yield from _submodules(m)
+
+
+def _run(module: Any, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any]:
+    if getattr(module, "is_recurrent", True):
+        return module.forward(x, state, lengths)
+    if getattr(module, "accepts_lengths", False):
+        return module.forward(x, lengths), None
+    return module.forward(x), None
 
 
 def gradcheck(
@@ -49,88 +84,102 @@ def gradcheck(
     seed: int = 0,
     raise_exception: bool = True,
 ) -> GradcheckResult:
-    """Checks layer.backward against central differences of forward.
+    """Checks layer.backward against central differences of layer.forward.
 
-    layer: an rnnpy layer (forward/backward/params/grads/zero_grad) in float64.
-    x, state, lengths: arguments of layer.forward.
-    eps: the finite-difference step; atol, rtol: |analytic - numeric| must
-        be <= atol + rtol * |numeric| for every checked entry.
+    layer: an rnnpy module (a recurrent layer, Dense, Sequential, ...) in float64.
+    x, state, lengths: the arguments of forward (state and lengths only for
+        modules that take them).
+    eps: the finite-difference step; atol, rtol: |analytic - numeric| must be
+        <= atol + rtol * |numeric| for every checked entry.
     max_checks: at most this many entries are sampled per array (None = all).
     Returns a GradcheckResult; raises AssertionError on a mismatch when
     raise_exception is true.
     """
     if np.dtype(getattr(layer, "dtype", np.float64)) != np.float64:
-        raise ValueError("layer: gradcheck needs a float64 layer (dtype='float64'), "
+        raise ValueError("layer: gradcheck needs a float64 module (dtype='float64'), "
                          f"got {np.dtype(layer.dtype).name}")
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64)
-    state_t = tuple(np.array(s, dtype=np.float64) for s in _as_tuple(state))
-    is_tuple_state = isinstance(state, tuple)
+    x = np.array(x)
+    if x.dtype.kind not in "iu":
+        x = x.astype(np.float64)
+    state_leaves = [np.array(s, dtype=np.float64) for s in _leaves(state)]
+    recurrent = getattr(layer, "is_recurrent", True)
 
-    def pack(st: tuple) -> Any:
-        if not st:
-            return None
-        return st if is_tuple_state else st[0]
+    def current_state() -> Any:
+        return _rebuild(state, iter(state_leaves))
 
-    prev_reuse = getattr(layer, "_reuse_masks", False)
+    modules = list(_submodules(layer))
+    saved = [getattr(m, "_reuse_masks", False) for m in modules]
+    result = GradcheckResult()
     try:
-        layer._reuse_masks = False
-        out, raw_state_out = layer.forward(x, pack(state_t), lengths)
-        layer._reuse_masks = True  # hold dropout masks fixed from here on
-        st_out = _as_tuple(raw_state_out)
+        for m in modules:
+            m._reuse_masks = False
+        out, state_out = _run(layer, x, current_state(), lengths)
+        for m in modules:
+            m._reuse_masks = True  # hold dropout masks fixed from here on
         R = rng.standard_normal(out.shape)
-        S = tuple(rng.standard_normal(s.shape) for s in st_out)
+        S = [rng.standard_normal(s.shape) for s in _leaves(state_out)]
 
-        def loss(xv: np.ndarray, stv: tuple) -> float:
-            o, so = layer.forward(xv, pack(stv), lengths)
+        def loss() -> float:
+            o, so = _run(layer, x, current_state(), lengths)
             total = float(np.sum(o * R))
-            for s, w in zip(_as_tuple(so), S):
+            for s, w in zip(_leaves(so), S):
                 total += float(np.sum(s * w))
             return total
 
         layer.zero_grad()
-        layer.forward(x, pack(state_t), lengths)
-        dx, dstate = layer.backward(R, S if isinstance(raw_state_out, tuple) else S[0])
+        _run(layer, x, current_state(), lengths)
+        if recurrent:
+            dx, dstate = layer.backward(R, _rebuild(state_out, iter(S)))
+        else:
+            dx, dstate = layer.backward(R), None
         analytic = {name: g.copy() for name, g in layer.grads.items()}
-        analytic["x"] = dx
-        for k, ds in enumerate(_as_tuple(dstate)):
-            if state_t:
-                analytic[f"state[{k}]"] = ds
+        targets: List[Tuple[str, np.ndarray]] = list(layer.params.items())
+        if x.dtype.kind == "f":
+            analytic["x"] = np.asarray(dx)
+            targets.append(("x", x))
+        for k, ds in enumerate(_leaves(dstate) if state_leaves else []):
+            analytic[f"state[{k}]"] = ds
+            targets.append((f"state[{k}]", state_leaves[k]))
 
-        result = GradcheckResult()
-
-        def check(name: str, arr: np.ndarray, evaluate) -> None:
-            flat = arr.reshape(-1)
-            n = flat.size
-            idx = np.arange(n) if (max_checks is None or n <= max_checks) else rng.choice(n, max_checks, replace=False)
-            worst_abs, worst_rel = 0.0, 0.0
-            for j in idx:
-                old = flat[j]
-                flat[j] = old + eps
-                lp = evaluate()
-                flat[j] = old - eps
-                lm = evaluate()
-                flat[j] = old
-                num = (lp - lm) / (2 * eps)
-                ana = float(analytic[name].reshape(-1)[j])
-                err = abs(ana - num)
-                rel = err / max(abs(num), abs(ana), 1e-6)
-                worst_abs, worst_rel = max(worst_abs, err), max(worst_rel, rel)
-                if err > atol + rtol * abs(num):
-                    result.ok = False
-                    result.failures.append((name, int(j), ana, num))
-                result.checked += 1
-            result.errors[name] = (worst_abs, worst_rel)
-
-        for name, p in layer.params.items():
-            check(name, p, lambda: loss(x, state_t))
-        check("x", x, lambda: loss(x, state_t))
-        for k, s in enumerate(state_t):
-            check(f"state[{k}]", s, lambda: loss(x, state_t))
+        for name, arr in targets:
+            _check_entries(name, arr, analytic[name], loss, eps, atol, rtol, max_checks, rng, result)
     finally:
-        layer._reuse_masks = prev_reuse
+        for m, s in zip(modules, saved):
+            m._reuse_masks = s
     if raise_exception and not result.ok:
         lines = [f"  {n}[{j}]: analytic {a:.10g}, numeric {b:.10g}" for n, j, a, b in result.failures[:10]]
         raise AssertionError(f"gradcheck: {len(result.failures)} of {result.checked} entries differ:\n"
                              + "\n".join(lines))
     return result
+
+
+def _check_entries(name: str, arr: np.ndarray, analytic: np.ndarray, loss: Callable[[], float],
+                   eps: float, atol: float, rtol: float, max_checks: Optional[int],
+                   rng: np.random.Generator, result: GradcheckResult) -> None:
+    """Central differences of loss in sampled entries of arr (changed in place
+    and restored), compared with the analytic gradient."""
+    flat = arr.reshape(-1)
+    n = flat.size
+    if max_checks is None or n <= max_checks:
+        idx = np.arange(n)
+    else:
+        idx = rng.choice(n, max_checks, replace=False)
+    worst_abs, worst_rel = 0.0, 0.0
+    for j in idx:
+        old = flat[j]
+        flat[j] = old + eps
+        lp = loss()
+        flat[j] = old - eps
+        lm = loss()
+        flat[j] = old
+        num = (lp - lm) / (2 * eps)
+        ana = float(analytic.reshape(-1)[j])
+        err = abs(ana - num)
+        worst_abs = max(worst_abs, err)
+        worst_rel = max(worst_rel, err / max(abs(num), abs(ana), 1e-6))
+        if err > atol + rtol * abs(num):
+            result.ok = False
+            result.failures.append((name, int(j), ana, num))
+        result.checked += 1
+    result.errors[name] = (worst_abs, worst_rel)

@@ -16,11 +16,12 @@ Shapes (D = 2 if bidirectional else 1):
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from .module import Module
 from ._validate import (
     as_dtype,
     as_float_array,
@@ -34,10 +35,12 @@ from ._validate import (
 State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
 
 
-class _RNNBase:
+class _RNNBase(Module):
     """What RNN, LSTM and GRU share: the cell stack, the flat parameters,
     input checks, forward and backward through layers and directions."""
 
+    is_recurrent = True
+    accepts_lengths = True
     _has_cell_state = False  # LSTM: the state is (h, c)
 
     def __init__(
@@ -51,6 +54,7 @@ class _RNNBase:
         seed: Optional[int] = None,
         time_major: bool = False,
     ) -> None:
+        super().__init__()
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
@@ -64,82 +68,53 @@ class _RNNBase:
         self.dtype = as_dtype(dtype)
         self.seed = seed_value(seed)
         self.num_directions = 2 if self.bidirectional else 1
-        self.training = True
         self._rng = np.random.default_rng(self.seed)
-        self._build()
+        # (input size, parameter count, [(name, offset, shape)]) of each cell, in storage order
+        self._cell_specs = []
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            probe = self._make_cell(in_size)
+            for _ in range(self.num_directions):
+                self._cell_specs.append((in_size, probe.num_params, probe.layout()))
+        self._cells: list = []
         self._last: Optional[dict] = None
+        self._allocate()
+        self.reset_parameters()
 
     # -- construction ----------------------------------------------------
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         raise NotImplementedError
 
-    def _build(self) -> None:
-        H, D = self.hidden_size, self.num_directions
-        sizes = []
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * H
-            n = self._make_cell(in_size).num_params
-            sizes.extend([(layer, d, in_size, n) for d in range(D)])
-        total = sum(s[3] for s in sizes)
-        self.flat_params = np.empty(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params: dict = {}
-        self.grads: dict = {}
-        self._cells = []
-        offset = 0
-        for layer, d, in_size, n in sizes:
-            p = self.flat_params[offset : offset + n]
-            g = self.flat_grads[offset : offset + n]
-            cell = self._make_cell(in_size, params=p, grads=g)
+    def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        spec = []
+        for i, (_, _, layout) in enumerate(self._cell_specs):
+            layer, d = divmod(i, self.num_directions)
             suffix = f"_l{layer}" + ("_reverse" if d == 1 else "")
-            for name, off, shape in cell.layout():
-                size = int(np.prod(shape))
-                self.params[name + suffix] = p[off : off + size].reshape(shape)
-                self.grads[name + suffix] = g[off : off + size].reshape(shape)
-            self._cells.append(cell)
+            spec.extend((name + suffix, tuple(shape)) for name, _, shape in layout)
+        return spec
+
+    def _on_bind(self) -> None:
+        # the C cells compute on views of the flat buffers, so they are remade
+        self._cells, offset = [], 0
+        for in_size, n, _ in self._cell_specs:
+            self._cells.append(self._make_cell(in_size, params=self.flat_params[offset:offset + n],
+                                               grads=self.flat_grads[offset:offset + n]))
             offset += n
-        self.reset_parameters()
+        self._last = None
 
     def reset_parameters(self) -> None:
         """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does."""
         k = 1.0 / math.sqrt(self.hidden_size)
         self.flat_params[...] = self._rng.uniform(-k, k, self.flat_params.size)
 
-    @property
-    def num_params(self) -> int:
-        return int(self.flat_params.size)
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "bidirectional": self.bidirectional,
+                "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed,
+                "time_major": self.time_major, **self._extra_config()}
 
-    # -- modes and gradients --------------------------------------------------
-    def train(self, mode: bool = True) -> "_RNNBase":
-        """Training mode: dropout between layers is active."""
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> "_RNNBase":
-        """Evaluation mode: no dropout."""
-        return self.train(False)
-
-    def zero_grad(self) -> None:
-        """Sets every gradient to zero."""
-        self.flat_grads[...] = 0
-
-    def state_dict(self) -> dict:
-        """name -> copy of the parameter, PyTorch's names and shapes."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Copies parameters by name (e.g. from a PyTorch state_dict as NumPy
-        arrays); every name must be present with its exact shape."""
-        missing = sorted(set(self.params) - set(state))
-        extra = sorted(set(state) - set(self.params))
-        if missing or extra:
-            raise KeyError(f"state: missing {missing}, unexpected {extra}")
-        for name, dst in self.params.items():
-            src = as_float_array(np.asarray(state[name]), f"state[{name!r}]", self.dtype)
-            check_shape(src, f"state[{name!r}]", dst.shape, "")
-            check_finite(src, f"state[{name!r}]")
-        for name, dst in self.params.items():
-            dst[...] = state[name]
+    def _extra_config(self) -> dict:
+        return {}
 
     # -- checks ---------------------------------------------------------------
     def _layout(self) -> str:
@@ -297,6 +272,9 @@ class RNN(_RNNBase):
     def _extra_repr(self) -> str:
         return f", nonlinearity='{self.nonlinearity}'"
 
+    def _extra_config(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
+
 
 class LSTM(_RNNBase):
     """LSTM, gates i, f, g, o as in PyTorch's nn.LSTM:
@@ -330,6 +308,9 @@ class LSTM(_RNNBase):
 
     def _extra_repr(self) -> str:
         return ", peephole=True" if self.peephole else ""
+
+    def _extra_config(self) -> dict:
+        return {"peephole": self.peephole}
 
 
 class GRU(_RNNBase):

@@ -1,0 +1,336 @@
+"""Model pieces that compose with the recurrent layers.
+
+    Dense      y = x W^T + b over the last axis             (..., in) -> (..., out)
+    Embedding  integer tokens to vectors                     (B, T) ints -> (B, T, E)
+    LastStep   the last step, or each sequence's last valid
+               step under lengths                            (B, T, F) -> (B, F)
+    Dropout    inverted dropout in training mode             any shape
+    Sequential a chain of the above and recurrent layers, on one flat parameter buffer
+
+Every piece has the same explicit contract as the layers: forward, then
+backward of that forward, parameter gradients ADDED into ``grads``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._validate import (
+    as_dtype,
+    as_float_array,
+    check_finite,
+    check_shape,
+    positive_int,
+    probability,
+    seed_value,
+)
+from .module import Module
+
+
+def _need_forward(module: Module, cache: Any) -> None:
+    if cache is None:
+        raise RuntimeError(f"{type(module).__name__}.backward: nothing to differentiate; "
+                           "call forward first")
+
+
+class Dense(Module):
+    """Fully connected layer over the last axis: y = x W^T + b.
+
+    weight (out_features, in_features) and bias (out_features,), as PyTorch's
+    nn.Linear, initialised from U(-1/sqrt(in), 1/sqrt(in)).
+    x: (..., in_features) -> y: (..., out_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        super().__init__()
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        self.use_bias = bool(bias)
+        self.dtype = as_dtype(dtype)
+        self.seed = seed_value(seed)
+        self._x: Optional[np.ndarray] = None
+        self._allocate()
+        k = 1.0 / math.sqrt(self.in_features)
+        self.flat_params[...] = np.random.default_rng(self.seed).uniform(-k, k, self.num_params)
+
+    def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        spec = [("weight", (self.out_features, self.in_features))]
+        return spec + ([("bias", (self.out_features,))] if self.use_bias else [])
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.use_bias, "dtype": self.dtype.name, "seed": self.seed}
+
+    def forward(self, x: Any) -> np.ndarray:
+        """x: (..., in_features) -> (..., out_features)."""
+        x = as_float_array(x, "x", self.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected shape (..., in_features) = (..., {self.in_features}), "
+                             f"got {tuple(x.shape)}")
+        check_finite(x, "x")
+        self._x = x
+        y = x @ self.params["weight"].T
+        if self.use_bias:
+            y += self.params["bias"]
+        return y
+
+    def backward(self, dy: Any) -> np.ndarray:
+        """dy: (..., out_features) -> dx (..., in_features); adds dW, db."""
+        _need_forward(self, self._x)
+        x = self._x
+        dy = as_float_array(dy, "dy", self.dtype)
+        check_shape(dy, "dy", x.shape[:-1] + (self.out_features,), "(..., out_features)")
+        check_finite(dy, "dy")
+        dy2 = dy.reshape(-1, self.out_features)
+        self.grads["weight"] += dy2.T @ x.reshape(-1, self.in_features)
+        if self.use_bias:
+            self.grads["bias"] += dy2.sum(axis=0)
+        return dy @ self.params["weight"]
+
+
+class Embedding(Module):
+    """Lookup table from integer tokens to vectors, as PyTorch's nn.Embedding.
+
+    weight (num_embeddings, embedding_dim), initialised from N(0, 1).
+    ids: integers in [0, num_embeddings), any shape S -> (*S, embedding_dim).
+    backward returns None (tokens have no gradient).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: Any = "float32",
+                 seed: Optional[int] = None) -> None:
+        super().__init__()
+        self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
+        self.dtype = as_dtype(dtype)
+        self.seed = seed_value(seed)
+        self._ids: Optional[np.ndarray] = None
+        self._allocate()
+        self.flat_params[...] = np.random.default_rng(self.seed).standard_normal(self.num_params)
+
+    def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        return [("weight", (self.num_embeddings, self.embedding_dim))]
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    def forward(self, ids: Any) -> np.ndarray:
+        """ids: integer array of any shape S -> (*S, embedding_dim)."""
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected integer token ids, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):
+            bad = arr[(arr < 0) | (arr >= self.num_embeddings)].ravel()[0]
+            raise ValueError(f"ids: expected values in [0, {self.num_embeddings}), got {bad}")
+        self._ids = arr.astype(np.intp)
+        return self.params["weight"][self._ids]
+
+    def backward(self, dy: Any) -> None:
+        """dy: (*S, embedding_dim); adds into grads['weight']; returns None."""
+        _need_forward(self, self._ids)
+        dy = as_float_array(dy, "dy", self.dtype)
+        check_shape(dy, "dy", self._ids.shape + (self.embedding_dim,), "(*ids.shape, embedding_dim)")
+        check_finite(dy, "dy")
+        np.add.at(self.grads["weight"], self._ids.ravel(), dy.reshape(-1, self.embedding_dim))
+        return None
+
+
+class LastStep(Module):
+    """Takes one step of a sequence: the last one, or under ``lengths`` each
+    sequence's last valid step (zeros for a sequence of length 0).
+
+    x: (B, T, F), or (T, B, F) with time_major=True -> (B, F).
+    """
+
+    accepts_lengths = True
+
+    def __init__(self, time_major: bool = False, dtype: Any = "float32") -> None:
+        super().__init__()
+        self.time_major = bool(time_major)
+        self.dtype = as_dtype(dtype)
+        self._cache: Optional[tuple] = None
+        self._allocate()
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"time_major": self.time_major, "dtype": self.dtype.name}
+
+    def forward(self, x: Any, lengths: Optional[Sequence[int]] = None) -> np.ndarray:
+        x = as_float_array(x, "x", self.dtype)
+        check_shape(x, "x", (None, None, None), "(T, B, F)" if self.time_major else "(B, T, F)")
+        xb = x.transpose(1, 0, 2) if self.time_major else x
+        B, T, _ = xb.shape
+        if lengths is None:
+            idx = np.full(B, T - 1)
+        else:
+            idx = np.asarray(lengths)
+            if idx.dtype.kind not in "iu":
+                raise TypeError(f"lengths: expected integers, got dtype {idx.dtype}")
+            check_shape(idx, "lengths", (B,), "(B,)")
+            if idx.size and (idx.min() < 0 or idx.max() > T):
+                raise ValueError(f"lengths: expected values in [0, T] = [0, {T}], got "
+                                 f"{idx[(idx < 0) | (idx > T)][0]}")
+            idx = idx.astype(np.intp) - 1
+        valid = idx >= 0
+        rows = np.arange(B)
+        y = np.zeros((B, xb.shape[2]), dtype=self.dtype)
+        y[valid] = xb[rows[valid], idx[valid]]
+        self._cache = (x.shape, idx, valid)
+        return y
+
+    def backward(self, dy: Any) -> np.ndarray:
+        _need_forward(self, self._cache)
+        shape, idx, valid = self._cache
+        dy = as_float_array(dy, "dy", self.dtype)
+        B = shape[1] if self.time_major else shape[0]
+        check_shape(dy, "dy", (B, shape[2]), "(B, F)")
+        dx = np.zeros(shape, dtype=self.dtype)
+        dxb = dx.transpose(1, 0, 2) if self.time_major else dx
+        rows = np.arange(B)
+        dxb[rows[valid], idx[valid]] = dy[valid]
+        return dx
+
+
+class Dropout(Module):
+    """Inverted dropout: in training mode each entry is zeroed with probability
+    p and the rest scaled by 1/(1-p); the identity in evaluation mode."""
+
+    def __init__(self, p: float = 0.5, dtype: Any = "float32", seed: Optional[int] = None) -> None:
+        super().__init__()
+        self.p = probability(p, "p")
+        self.dtype = as_dtype(dtype)
+        self.seed = seed_value(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._mask: Optional[np.ndarray] = None
+        self._allocate()
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"p": self.p, "dtype": self.dtype.name, "seed": self.seed}
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = as_float_array(x, "x", self.dtype)
+        if not self.training or self.p == 0:
+            self._mask = np.ones((), dtype=self.dtype)
+            return x
+        keep = 1.0 - self.p
+        if not (getattr(self, "_reuse_masks", False) and self._mask is not None
+                and self._mask.shape == x.shape):
+            self._mask = ((self._rng.random(x.shape) < keep) / keep).astype(self.dtype)
+        return x * self._mask
+
+    def backward(self, dy: Any) -> np.ndarray:
+        _need_forward(self, self._mask)
+        return as_float_array(dy, "dy", self.dtype) * self._mask
+
+
+class Sequential(Module):
+    """A chain of modules run in order, sharing one flat parameter buffer.
+
+    Recurrent layers in the chain receive ``lengths`` and their own entry of
+    ``state``; LastStep receives ``lengths``.
+
+        model = Sequential(Embedding(V, E), LSTM(E, H), LastStep(), Dense(H, C))
+        y, state = model.forward(x, state=None, lengths=None)
+        dx, dstate = model.backward(dy, dstate=None)
+
+    state is a list with one entry per recurrent layer (None = zeros); dx is
+    None when the first module is an Embedding. Parameter names are
+    "{index}.{name}", e.g. "1.weight_ih_l0".
+    """
+
+    is_recurrent = True
+    accepts_lengths = True
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+            modules = tuple(modules[0])
+        if not modules:
+            raise ValueError("modules: expected at least one module")
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"modules[{i}]: expected an rnnpy module, got {type(m).__name__}")
+        dtypes = {m.dtype for m in modules}
+        if len(dtypes) != 1:
+            raise TypeError(f"modules: expected one dtype for every module, got "
+                            f"{sorted(d.name for d in dtypes)}")
+        self.modules: List[Module] = list(modules)
+        self.dtype = modules[0].dtype
+        n = self.num_params
+        self.bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=False)
+
+    @property
+    def recurrent_layers(self) -> List[Module]:
+        return [m for m in self.modules if m.is_recurrent]
+
+    def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        return [(f"{i}.{name}", shape) for i, m in enumerate(self.modules)
+                for name, shape in m.param_spec()]
+
+    def bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool = True) -> None:
+        # children move into slices of the new buffer, keeping their values
+        offset = 0
+        for m in self.modules:
+            n = m.num_params
+            m.bind(flat_params[offset:offset + n], flat_grads[offset:offset + n], copy=True)
+            offset += n
+        self.flat_params, self.flat_grads = flat_params, flat_grads
+        self.params = {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.params.items()}
+        self.grads = {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.grads.items()}
+
+    def train(self, mode: bool = True) -> "Sequential":
+        self.training = bool(mode)
+        for m in self.modules:
+            m.train(mode)
+        return self
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"modules": [{"class": type(m).__name__, "config": m.get_config()}
+                            for m in self.modules]}
+
+    def _states(self, state: Any, name: str) -> List[Any]:
+        n = len(self.recurrent_layers)
+        if state is None:
+            return [None] * n
+        if not isinstance(state, (list, tuple)) or len(state) != n:
+            raise TypeError(f"{name}: expected a list of {n} states (one per recurrent layer) "
+                            f"or None, got {type(state).__name__}"
+                            + (f" of length {len(state)}" if isinstance(state, (list, tuple)) else ""))
+        return list(state)
+
+    def forward(self, x: Any, state: Optional[List[Any]] = None,
+                lengths: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, List[Any]]:
+        """Runs every module in order; returns (y, [final state of each recurrent layer])."""
+        states = self._states(state, "state")
+        out_states, k = [], 0
+        for m in self.modules:
+            if m.is_recurrent:
+                x, st = m.forward(x, states[k], lengths)
+                out_states.append(st)
+                k += 1
+            elif m.accepts_lengths:
+                x = m.forward(x, lengths)
+            else:
+                x = m.forward(x)
+        return x, out_states
+
+    def backward(self, dy: Any, dstate: Optional[List[Any]] = None) -> Tuple[Optional[np.ndarray], List[Any]]:
+        """Backward through every module in reverse; returns (dx, [dstate0 of each recurrent layer])."""
+        dstates = self._states(dstate, "dstate")
+        out_dstates: List[Any] = []
+        k = len(dstates)
+        for m in reversed(self.modules):
+            if m.is_recurrent:
+                k -= 1
+                dy, ds = m.backward(dy, dstates[k])
+                out_dstates.append(ds)
+            else:
+                dy = m.backward(dy)
+        out_dstates.reverse()
+        return dy, out_dstates
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}) {m!r}" for i, m in enumerate(self.modules))
+        return f"Sequential(\n{inner}\n)"
