@@ -11,6 +11,7 @@ layer's gradients against finite differences.
 """
 from . import _core
 from .gradcheck import GradcheckResult, gradcheck
+from .io import load, load_with_extra, save
 from .layers import GRU, LSTM, RNN
 from .module import Module
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "Dense", "Embedding", "LastStep", "Dropout", "Sequential", "Module",
-    "gradcheck", "GradcheckResult", "__version__",
+    "gradcheck", "GradcheckResult", "save", "load", "load_with_extra", "__version__",
 ]

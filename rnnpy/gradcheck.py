@@ -99,10 +99,11 @@ def gradcheck(
         raise ValueError("layer: gradcheck needs a float64 module (dtype='float64'), "
                          f"got {np.dtype(layer.dtype).name}")
     rng = np.random.default_rng(seed)
-    x = np.array(x)
+    # C order, so that reshape(-1) in _check_entries is a view that perturbs x itself
+    x = np.array(x, order="C")
     if x.dtype.kind not in "iu":
         x = x.astype(np.float64)
-    state_leaves = [np.array(s, dtype=np.float64) for s in _leaves(state)]
+    state_leaves = [np.array(s, dtype=np.float64, order="C") for s in _leaves(state)]
     recurrent = getattr(layer, "is_recurrent", True)
 
     def current_state() -> Any:

@@ -13,7 +13,7 @@ arguments, which is how models are saved without pickle.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,6 +112,31 @@ class Module:
     def get_config(self) -> Dict[str, Any]:
         """The constructor's arguments (JSON-serialisable)."""
         raise NotImplementedError
+
+    # -- conveniences over rnnpy.io and rnnpy.training --------------------------------
+    def save(self, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
+        """Writes the model to path atomically, without pickle (see rnnpy.io.save)."""
+        from .io import save
+
+        save(self, path, extra)
+
+    def fit(self, train: Any, **kwargs: Any) -> Any:
+        """rnnpy.fit(self, train, **kwargs)."""
+        from .training import fit
+
+        return fit(self, train, **kwargs)
+
+    def evaluate(self, data: Any, **kwargs: Any) -> Dict[str, float]:
+        """rnnpy.evaluate(self, data, **kwargs)."""
+        from .training import evaluate
+
+        return evaluate(self, data, **kwargs)
+
+    def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
+        """rnnpy.predict(self, x, **kwargs)."""
+        from .training import predict
+
+        return predict(self, x, **kwargs)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
