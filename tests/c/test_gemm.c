@@ -1,0 +1,229 @@
+/*
+ * test_gemm.c: checks the blocked GEMM of csrc/gemm.c against its plain
+ * triple-loop reference, for every instruction set this CPU supports, both
+ * dtypes, all transposes, edge shapes, padded leading dimensions, general
+ * alpha/beta, NaN in C with beta = 0, empty sizes and the error codes.
+ *
+ *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c tests/c/test_gemm.c
+ *
+ * Prints "N passed, M failed" last and exits non-zero on any failure.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "rnn_common.h"
+
+static int n_pass, n_fail;
+
+static void check(int ok, const char *what) {
+    if (ok) {
+        n_pass++;
+    } else {
+        n_fail++;
+        if (n_fail <= 20) printf("FAIL: %s\n", what);
+    }
+}
+
+/* Deterministic uniform values in [-1, 1) (xorshift64*). */
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 2685821657736338717ull;
+    return (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static void *workspace;
+
+/* One product in one dtype and isa, compared element-wise against the
+ * reference with a tolerance relative to |alpha| sum|a||b| + |beta c|,
+ * bounded by |alpha| K + |beta| since every entry lies in [-1, 1).
+ * pad_* widen the leading dimensions; nan_c fills C with NaN (beta = 0). */
+#define DEFINE_RUN(REAL, SFX, EPS)                                                            \
+    static int run_##SFX(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K,           \
+                         double alpha, double beta, int64_t pad_a, int64_t pad_b,             \
+                         int64_t pad_c, int nan_c) {                                          \
+        int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;           \
+        int64_t lda = ac + pad_a, ldb = bc + pad_b, ldc = N + pad_c;                          \
+        size_t na = (size_t)(ar * lda) + 1, nb = (size_t)(br * ldb) + 1;                      \
+        size_t nc = (size_t)(M * ldc) + 1;                                                    \
+        REAL *A = malloc(na * sizeof(REAL)), *B = malloc(nb * sizeof(REAL));                  \
+        REAL *C = malloc(nc * sizeof(REAL)), *R = malloc(nc * sizeof(REAL));                  \
+        for (size_t i = 0; i < na; i++) A[i] = (REAL)urand();                                 \
+        for (size_t i = 0; i < nb; i++) B[i] = (REAL)urand();                                 \
+        for (size_t i = 0; i < nc; i++) C[i] = nan_c ? (REAL)NAN : (REAL)urand();             \
+        memcpy(R, C, nc * sizeof(REAL));                                                      \
+        int st = rnn_gemm_isa_##SFX(isa, ta, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,        \
+                                    (REAL)beta, C, ldc, workspace);                           \
+        int st_ref = rnn_gemm_ref_##SFX(ta, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,         \
+                                        (REAL)beta, R, ldc);                                  \
+        int ok = st == RNN_OK && st_ref == RNN_OK;                                            \
+        for (int64_t i = 0; i < M && ok; i++)                                                 \
+            for (int64_t j = 0; j < ldc && ok; j++) {                                         \
+                double c = C[i * ldc + j], r = R[i * ldc + j];                                \
+                if (j >= N) { /* padding must be left untouched */                          \
+                    ok = memcmp(&C[i * ldc + j], &R[i * ldc + j], sizeof(REAL)) == 0;         \
+                    continue;                                                                 \
+                }                                                                             \
+                /* |a|, |b| < 1, so sum|a||b| <= K: a cheap, safe scale. */            \
+                double tol = (EPS) * (fabs(alpha) * (double)K + (nan_c ? 0 : fabs(beta) * 2) +   \
+                                      1e-30);                                                 \
+                ok = isfinite(c) && fabs(c - r) <= tol;                                       \
+                if (!ok)                                                                      \
+                    printf("  %s %s ta=%d tb=%d M=%lld N=%lld K=%lld: C[%lld,%lld]=%.17g "   \
+                           "ref=%.17g\n",                                                     \
+                           #SFX, rnn_gemm_isa_name(isa), ta, tb, (long long)M, (long long)N,  \
+                           (long long)K, (long long)i, (long long)j, c, r);                   \
+            }                                                                                 \
+        ok = ok && memcmp(&C[nc - 1], &R[nc - 1], sizeof(REAL)) == 0;                         \
+        free(A);                                                                              \
+        free(B);                                                                              \
+        free(C);                                                                              \
+        free(R);                                                                              \
+        return ok;                                                                            \
+    }
+
+DEFINE_RUN(float, f32, 1e-5)
+DEFINE_RUN(double, f64, 1e-13)
+
+static void run_both(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                     double beta, int64_t pad_a, int64_t pad_b, int64_t pad_c, int nan_c) {
+    char what[200];
+    snprintf(what, sizeof what,
+             "%s ta=%d tb=%d M=%lld N=%lld K=%lld alpha=%g beta=%g pads=%lld,%lld,%lld nan=%d",
+             rnn_gemm_isa_name(isa), ta, tb, (long long)M, (long long)N, (long long)K, alpha,
+             beta, (long long)pad_a, (long long)pad_b, (long long)pad_c, nan_c);
+    char w32[220], w64[220];
+    snprintf(w32, sizeof w32, "f32 %s", what);
+    snprintf(w64, sizeof w64, "f64 %s", what);
+    check(run_f32(isa, ta, tb, M, N, K, alpha, beta, pad_a, pad_b, pad_c, nan_c), w32);
+    check(run_f64(isa, ta, tb, M, N, K, alpha, beta, pad_a, pad_b, pad_c, nan_c), w64);
+}
+
+static void test_shapes(int isa) {
+    static const double ab[][2] = {{1, 0}, {0.5, -1.5}, {1, 1}, {-2, 0.25}};
+    /* Every small shape 1..33 along one axis at a time, the others fixed. */
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        for (int64_t s = 1; s <= 33; s++) {
+            run_both(isa, ta, tb, s, 19, 23, 1, 0, 0, 0, 0, 0);
+            run_both(isa, ta, tb, 21, s, 23, 0.5, -1.5, 0, 0, 0, 0);
+            run_both(isa, ta, tb, 17, 35, s, 1, 1, 0, 0, 0, 0);
+        }
+        /* Row-vector products (M = 1), contiguous and strided op(A). */
+        for (int64_t s = 1; s <= 40; s++) {
+            run_both(isa, ta, tb, 1, s, s + 3, 1, 0, 0, 0, 0, 0);
+            run_both(isa, ta, tb, 1, 3 * s + 1, s, 0.5, -1.5, 0, s % 3, 0, 0);
+        }
+        run_both(isa, ta, tb, 1, 77, 45, 1, 1, 3, 2, 1, 0);
+        /* Small cubes and odd mixtures. */
+        for (int64_t s = 1; s <= 20; s++) run_both(isa, ta, tb, s, s, s, 1, 0, 0, 0, 0, 0);
+        static const int64_t primes[][3] = {{37, 61, 131}, {61, 37, 257}, {131, 257, 37},
+                                            {257, 131, 61}, {1, 257, 131}, {257, 1, 61},
+                                            {37, 37, 1},   {1, 1, 1000}};
+        for (size_t p = 0; p < sizeof primes / sizeof primes[0]; p++)
+            for (size_t a = 0; a < sizeof ab / sizeof ab[0]; a++)
+                run_both(isa, ta, tb, primes[p][0], primes[p][1], primes[p][2], ab[a][0],
+                         ab[a][1], 0, 0, 0, 0);
+        /* Per-step RNN shapes: M = batch, N = G*H, K = H. */
+        static const int64_t steps[][3] = {{1, 128, 32}, {16, 128, 32}, {32, 512, 128},
+                                           {64, 384, 96}, {3, 100, 50}};
+        for (size_t p = 0; p < sizeof steps / sizeof steps[0]; p++)
+            run_both(isa, ta, tb, steps[p][0], steps[p][1], steps[p][2], 1, 1, 0, 0, 0, 0);
+        /* Padded leading dimensions, beta = 0 over NaN. */
+        run_both(isa, ta, tb, 29, 45, 67, 0.5, -1.5, 3, 5, 7, 0);
+        run_both(isa, ta, tb, 29, 45, 67, 1, 0, 1, 17, 2, 1);
+        run_both(isa, ta, tb, 300, 70, 520, 1, 0, 11, 0, 9, 1);
+        run_both(isa, ta, tb, 9, 1100, 40, -1, 0.5, 0, 13, 31, 0);
+        /* Larger than one cache block in every dimension. */
+        run_both(isa, ta, tb, 131, 1050, 270, 0.5, -1.5, 0, 0, 0, 0);
+        /* K = 0 scales C by beta; alpha = 0 likewise. */
+        run_both(isa, ta, tb, 13, 17, 0, 1, 0.5, 0, 0, 0, 0);
+        run_both(isa, ta, tb, 13, 17, 0, 1, 0, 0, 0, 0, 1);
+        run_both(isa, ta, tb, 13, 17, 5, 0, -2, 0, 0, 0, 0);
+    }
+}
+
+/* Empty products leave C alone; K = 0 with beta scales it. */
+static void test_empty(void) {
+    float c[4] = {1, 2, 3, 4};
+    float a[4] = {1, 1, 1, 1};
+    check(rnn_gemm_f32(0, 0, 0, 2, 2, 1, a, 2, a, 2, 0, c, 2, workspace) == RNN_OK &&
+              c[0] == 1,
+          "M = 0 is a no-op");
+    check(rnn_gemm_f32(0, 0, 2, 0, 2, 1, a, 2, a, 2, 0, c, 2, workspace) == RNN_OK &&
+              c[0] == 1,
+          "N = 0 is a no-op");
+    check(rnn_gemm_f32(0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0, NULL) == RNN_OK,
+          "all-empty with NULLs is a no-op");
+    check(rnn_gemm_f32(0, 0, 2, 2, 0, 1, NULL, 0, NULL, 0, 2, c, 2, workspace) == RNN_OK &&
+              c[0] == 2 && c[3] == 8,
+          "K = 0 scales C by beta, A and B unused");
+}
+
+static void test_errors(void) {
+    double a[64] = {0}, b[64] = {0}, c[64] = {0};
+    void *w = workspace;
+    check(rnn_gemm_f64(0, 0, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "M < 0");
+    check(rnn_gemm_f64(0, 0, 2, -1, 2, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "N < 0");
+    check(rnn_gemm_f64(0, 0, 2, 2, -1, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "K < 0");
+    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2, w) == RNN_ERR_NULL, "A NULL");
+    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, NULL, 2, 0, c, 2, w) == RNN_ERR_NULL, "B NULL");
+    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, NULL, 2, w) == RNN_ERR_NULL, "C NULL");
+    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2, NULL) == RNN_ERR_NULL,
+          "workspace NULL");
+    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 3, b, 3, 0, c, 3, w) == RNN_ERR_LD, "lda < K");
+    check(rnn_gemm_f64(1, 0, 2, 3, 4, 1, a, 1, b, 3, 0, c, 3, w) == RNN_ERR_LD, "lda < M (ta)");
+    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 4, b, 2, 0, c, 3, w) == RNN_ERR_LD, "ldb < N");
+    check(rnn_gemm_f64(0, 1, 2, 3, 4, 1, a, 4, b, 3, 0, c, 3, w) == RNN_ERR_LD, "ldb < K (tb)");
+    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 4, b, 3, 0, c, 2, w) == RNN_ERR_LD, "ldc < N");
+    check(rnn_gemm_f64(1, 1, 2, 3, 4, 1, a, 2, b, 4, 0, c, 3, w) == RNN_OK, "minimal lds ok");
+    check(rnn_gemm_ref_f32(0, 0, -1, 1, 1, 1, NULL, 1, NULL, 1, 0, NULL, 1) == RNN_ERR_SIZE,
+          "ref M < 0");
+    check(rnn_gemm_ref_f32(0, 0, 1, 1, 1, 1, NULL, 1, NULL, 1, 0, (float *)c, 1) == RNN_ERR_NULL,
+          "ref A NULL");
+    check(rnn_gemm_ref_f32(0, 0, 1, 2, 1, 1, (float *)a, 1, (float *)b, 2, 0, (float *)c, 1) ==
+              RNN_ERR_LD,
+          "ref ldc < N");
+}
+
+static void test_isa(void) {
+    int best = rnn_gemm_best_isa();
+    check(best >= RNN_ISA_GENERIC && best <= RNN_ISA_AVX512, "best isa in range");
+    check(strcmp(rnn_gemm_isa_name(RNN_ISA_AVX512), "avx512") == 0 &&
+              strcmp(rnn_gemm_isa_name(RNN_ISA_AVX2), "avx2") == 0 &&
+              strcmp(rnn_gemm_isa_name(RNN_ISA_GENERIC), "generic") == 0,
+          "isa names");
+    check(rnn_gemm_workspace_size() >= 64 && rnn_gemm_workspace_size() <= ((size_t)4 << 20),
+          "workspace size modest");
+    /* An unknown isa falls back to the best one. */
+    float a = 2, b = 3, c = 0;
+    check(rnn_gemm_isa_f32(99, 0, 0, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1, workspace) == RNN_OK &&
+              c == 6,
+          "unknown isa falls back");
+}
+
+int main(void) {
+    /* Offset the workspace by 8 bytes from malloc's alignment to exercise
+     * the in-driver 64-byte alignment. */
+    size_t ws = rnn_gemm_workspace_size();
+    char *raw = malloc(ws + 64);
+    workspace = raw + 8;
+    test_isa();
+    test_empty();
+    test_errors();
+    int best = rnn_gemm_best_isa();
+    for (int isa = RNN_ISA_GENERIC; isa <= best; isa++) {
+        int before = n_fail;
+        test_shapes(isa);
+        printf("isa %s: %s\n", rnn_gemm_isa_name(isa), n_fail == before ? "ok" : "FAILED");
+    }
+    free(raw);
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail != 0;
+}
