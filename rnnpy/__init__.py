@@ -6,19 +6,24 @@
     dx, (dh0, dc0) = lstm.backward(dout)     # adds into lstm.grads
 
 Layers: RNN (tanh or relu), LSTM (optionally with peepholes), GRU, with
-PyTorch's parameter names, shapes and gate order. ``gradcheck`` checks any
-layer's gradients against finite differences.
+PyTorch's parameter names, shapes and gate order; Dense, Embedding, LastStep,
+Dropout and Sequential compose with them. rnnpy.losses, rnnpy.optim and
+rnnpy.fit train them; save/load keep them without pickle; ``gradcheck``
+checks any module's gradients against finite differences.
 """
-from . import _core
+from . import _core, data, losses, optim
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load, load_with_extra, save
 from .layers import GRU, LSTM, RNN
 from .module import Module
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
+from .training import EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "Dense", "Embedding", "LastStep", "Dropout", "Sequential", "Module",
-    "gradcheck", "GradcheckResult", "save", "load", "load_with_extra", "__version__",
+    "gradcheck", "GradcheckResult", "save", "load", "load_with_extra",
+    "fit", "evaluate", "predict", "History", "EarlyStopping", "ModelCheckpoint",
+    "data", "losses", "optim", "__version__",
 ]

@@ -1,12 +1,20 @@
 """The rnnpy command line: ``python -m rnnpy <command> [options]``.
 
 Commands:
-    check   gradient-check every cell against finite differences and, when
-            PyTorch is installed, compare it with torch.nn in float64 and float32
+    seq-classification  the temporal-order task (RNN vs LSTM), course setup
+    echo                repeat a binary series echo_step steps later
+    char-rnn            a character-level language model on a text, with sampling
+    check               gradient-check every cell against finite differences and, when
+                        PyTorch is installed, compare it with torch.nn in float64 and float32
+
+Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
+prints a progress bar on a terminal, and with --json prints one final line of JSON
+with its metrics.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Callable, Dict, List, Optional
 
@@ -76,9 +84,113 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _report(args: argparse.Namespace, result: dict, lines: List[str]) -> int:
+    if args.json:
+        keep = {k: v for k, v in result.items() if k not in ("model", "vocab", "history")}
+        keep["history"] = result.get("history", {})
+        print(json.dumps(keep))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> Optional[bool]:
+    return False if (args.json or args.quiet) else None
+
+
+def cmd_seq_classification(args: argparse.Namespace) -> int:
+    from .demos import seq_classification
+
+    r = seq_classification.run(cell=args.cell, hidden=args.hidden, layers=args.layers,
+                               difficulty=args.difficulty, epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               nonlinearity=args.nonlinearity, padding=args.padding,
+                               progress=_progress(args))
+    return _report(args, r, [
+        f"seq-classification ({args.difficulty}, {args.cell}, hidden {args.hidden}): "
+        f"test accuracy {r['test_accuracy']:.3f}, test loss {r['test_loss']:.4f} "
+        f"after {args.epochs} epochs ({r['sequences_seen']} sequences)"])
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    from .demos import echo_demo
+
+    r = echo_demo.run(cell=args.cell, hidden=args.hidden, layers=args.layers,
+                      echo_step=args.echo_step, series_length=args.series_length,
+                      batch_size=args.batch_size, truncated_length=args.truncated_length,
+                      epochs=args.epochs, lr=args.lr, seed=args.seed,
+                      nonlinearity=args.nonlinearity, progress=_progress(args))
+    return _report(args, r, [
+        f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}): "
+        f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"])
+
+
+def cmd_char_rnn(args: argparse.Namespace) -> int:
+    from .demos import char_rnn
+
+    r = char_rnn.run(text=args.text, max_chars=args.max_chars, cell=args.cell, hidden=args.hidden,
+                     layers=args.layers, embedding=args.embedding, dropout=args.dropout,
+                     epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
+                     lr=args.lr, clip=args.clip, sample_length=args.sample,
+                     temperature=args.temperature, prime=args.prime, seed=args.seed,
+                     progress=_progress(args))
+    return _report(args, r, [
+        f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
+        f"nats/char (unigram entropy {r['unigram_entropy']:.4f})",
+        "sample:", r["sample"]])
+
+
+def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
+            batch_size: int, lr: float) -> None:
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "peephole"], default=cell)
+    p.add_argument("--hidden", type=int, default=hidden, help="hidden units (default %(default)s)")
+    p.add_argument("--layers", type=int, default=layers, help="recurrent layers (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=epochs, help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="default %(default)s")
+    p.add_argument("--lr", type=float, default=lr, help="learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    p.add_argument("--json", action="store_true", help="print one final line of JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnpy", description="Recurrent networks on NumPy, in C.")
     sub = parser.add_subparsers(dest="command", metavar="command")
+
+    p = sub.add_parser("seq-classification", help="the temporal-order task (Hochreiter & "
+                       "Schmidhuber 1997, 6a)")
+    _common(p, "lstm", 4, 1, 10, 32, 1e-3)
+    p.add_argument("--difficulty", default="easy",
+                   choices=["easy", "normal", "moderate", "hard", "nightmare"])
+    p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
+                   help="for --cell rnn (default %(default)s, as in the course)")
+    p.add_argument("--padding", choices=["pre", "post"], default="pre",
+                   help="pre: zeros in front (the course); post: zeros last, read with lengths")
+    p.set_defaults(func=cmd_seq_classification)
+
+    p = sub.add_parser("echo", help="repeat a random binary series echo_step steps later")
+    _common(p, "rnn", 4, 1, 5, 5, 1e-3)
+    p.add_argument("--echo-step", type=int, default=3)
+    p.add_argument("--series-length", type=int, default=20000)
+    p.add_argument("--truncated-length", type=int, default=20)
+    p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu")
+    p.set_defaults(func=cmd_echo)
+
+    p = sub.add_parser("char-rnn", help="train a character-level model on a text and sample")
+    _common(p, "lstm", 128, 2, 3, 16, 3e-3)
+    p.add_argument("--text", default=None, help="a UTF-8 text file (default: a sample shipped "
+                   "with rnnpy, the opening of Anna Karenina)")
+    p.add_argument("--max-chars", type=int, default=60_000, help="use at most this many "
+                   "characters of the text (default %(default)s; 0 = all)")
+    p.add_argument("--embedding", type=int, default=32)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--clip", type=float, default=5.0)
+    p.add_argument("--sample", type=int, default=200, help="characters to sample")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--prime", default="The ")
+    p.set_defaults(func=cmd_char_rnn)
+
     p = sub.add_parser("check", help="gradient-check every cell and compare with PyTorch")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_check)

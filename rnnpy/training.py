@@ -1,0 +1,412 @@
+"""The training loop: fit, evaluate, predict, and callbacks.
+
+    history = rnnpy.fit(model, (x, y), loss="softmax_cross_entropy",
+                        optimizer=rnnpy.optim.Adam(model, lr=1e-3), epochs=10,
+                        batch_size=32, val=(x_val, y_val))
+
+Data is given as arrays (x, y) or (x, y, lengths), cut into minibatches each
+epoch; or as a list of batches; or as a function returning an iterable of
+batches for each epoch (for streams such as consecutive text windows).
+
+With stateful=True the final state of each batch is the initial state of the
+next (truncated BPTT: no gradient flows across batches) and the state is reset
+at the start of every epoch and whenever the batch size changes.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import losses as _losses
+from .module import Module
+
+Batch = Tuple[Any, ...]
+LossFn = Callable[..., Tuple[float, np.ndarray]]
+
+LOSSES: Dict[str, str] = {
+    "softmax_cross_entropy": "softmax_cross_entropy",
+    "cross_entropy": "softmax_cross_entropy",
+    "binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits",
+    "bce_with_logits": "binary_cross_entropy_with_logits",
+    "mse": "mse",
+}
+
+
+class History:
+    """What fit measured: ``history[name]`` is a list with one value per epoch
+    (loss, metrics, and val_* when validation data was given)."""
+
+    def __init__(self) -> None:
+        self.history: Dict[str, List[float]] = {}
+        self.epoch: List[int] = []
+
+    def append(self, epoch: int, logs: Dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __getitem__(self, key: str) -> List[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.history.items()}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class Callback:
+    """Hooks of the training loop; set ``trainer.stop = True`` to end training."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        pass
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        pass
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        pass
+
+
+def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved by min_delta for ``patience``
+    epochs; with restore_best, puts back the best epoch's parameters."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
+                 mode: str = "min", restore_best: bool = True) -> None:
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.mode, self.restore_best = _check_mode(mode), bool(restore_best)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.wait = 0
+        self._best_params: Optional[np.ndarray] = None
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        if self.monitor not in logs:
+            raise KeyError(f"monitor: {self.monitor!r} is not measured; have {sorted(logs)}")
+        value = logs[self.monitor]
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best_params = trainer.model.flat_params.copy()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                trainer.stop = True
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if self.restore_best and self._best_params is not None:
+            trainer.model.flat_params[...] = self._best_params
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (with the optimizer's state and the epoch, so training
+    can resume exactly) after each epoch, or only on improvement of monitor."""
+
+    def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min",
+                 save_best_only: bool = False) -> None:
+        self.path, self.monitor, self.mode = path, monitor, _check_mode(mode)
+        self.save_best_only = bool(save_best_only)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        from .io import save
+
+        if self.save_best_only:
+            if self.monitor not in logs:
+                raise KeyError(f"monitor: {self.monitor!r} is not measured; have {sorted(logs)}")
+            if not _improved(logs[self.monitor], self.best, self.mode, 0.0):
+                return
+            self.best = logs[self.monitor]
+        extra: Dict[str, Any] = {"epoch": epoch + 1, "logs": dict(logs)}
+        if hasattr(trainer.optimizer, "state_dict"):
+            extra["optimizer"] = trainer.optimizer.state_dict()
+        save(trainer.model, self.path, extra=extra)
+
+
+# -- helpers ---------------------------------------------------------------------------
+def resolve_loss(loss: Union[str, LossFn]) -> LossFn:
+    """A loss function from its name or itself."""
+    if callable(loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return getattr(_losses, LOSSES[loss])
+    raise ValueError(f"loss: expected a callable or one of {sorted(LOSSES)}, got {loss!r}")
+
+
+def lengths_mask(lengths: Any, B: int, T: int) -> np.ndarray:
+    """(B, T) bool mask, True where step t < lengths[b]."""
+    lengths = np.asarray(lengths)
+    return np.arange(T)[None, :] < lengths[:, None]
+
+
+def _unpack(batch: Any, where: str) -> Tuple[Any, Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise TypeError(f"{where}: expected batches (x, y) or (x, y, lengths), got "
+                        f"{type(batch).__name__}" + (f" of length {len(batch)}"
+                                                     if isinstance(batch, (tuple, list)) else ""))
+    return batch[0], batch[1], (batch[2] if len(batch) == 3 else None)
+
+
+def _batch_size_of(x: Any) -> int:
+    return int(np.shape(x)[0])
+
+
+def _minibatches(arrays: Sequence[Any], batch_size: int, shuffle: bool, seed: Optional[int],
+                 epoch: int) -> Iterable[Batch]:
+    n = len(arrays[0])
+    # the order depends only on (seed, epoch), so a run resumed at any epoch sees
+    # the same batches as one that never stopped
+    rng = np.random.default_rng(None if seed is None else [seed, epoch])
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield tuple(None if a is None else np.asarray(a)[idx] for a in arrays)
+
+
+def _batches(data: Any, batch_size: int, shuffle: bool, seed: Optional[int],
+             where: str) -> Tuple[Callable[[int], Iterable[Batch]], Optional[int]]:
+    """A function giving an epoch's batches, and their number when known."""
+    if callable(data):
+        return (lambda epoch: data()), (len(data) if hasattr(data, "__len__") else None)
+    if isinstance(data, tuple) and len(data) in (2, 3) and all(
+            a is None or isinstance(a, np.ndarray) for a in data):
+        arrays = list(data)
+        n = len(arrays[0])
+        for i, a in enumerate(arrays[1:], 1):
+            if a is not None and len(a) != n:
+                raise ValueError(f"{where}[{i}]: expected {n} rows like {where}[0], got {len(a)}")
+        return ((lambda epoch: _minibatches(arrays, batch_size, shuffle, seed, epoch)),
+                math.ceil(n / batch_size))
+    if isinstance(data, list):
+        return (lambda epoch: iter(data)), len(data)
+    raise TypeError(f"{where}: expected arrays (x, y[, lengths]), a list of batches or a function "
+                    f"returning batches, got {type(data).__name__}")
+
+
+def _forward(model: Module, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any]:
+    if model.is_recurrent:
+        return model.forward(x, state, lengths)
+    if model.accepts_lengths:
+        return model.forward(x, lengths), None
+    return model.forward(x), None
+
+
+def _loss_and_grad(loss_fn: LossFn, out: np.ndarray, y: Any, lengths: Any) -> Tuple[float, np.ndarray, Any]:
+    mask = None
+    if lengths is not None and out.ndim == 3:
+        mask = lengths_mask(lengths, out.shape[0], out.shape[1])
+        if np.ndim(y) == 3 and np.shape(y)[-1] == out.shape[-1] and out.shape[-1] == 1:
+            mask = mask[..., None]
+    value, grad = loss_fn(out, y, mask=mask) if mask is not None else loss_fn(out, y)
+    return float(value), grad, mask
+
+
+def _metric_values(metrics: Sequence[str], out: np.ndarray, y: Any, mask: Any) -> Dict[str, float]:
+    values = {}
+    for m in metrics:
+        if m == "accuracy":
+            values[m] = float(_losses.accuracy(out, y, mask=mask))
+        else:
+            raise ValueError(f"metrics: unknown metric {m!r}; available: ['accuracy']")
+    return values
+
+
+def _progress(total: Optional[int], desc: str, enabled: Optional[bool]) -> Any:
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+class Trainer:
+    """State of one fit() call, visible to callbacks."""
+
+    def __init__(self, model: Module, optimizer: Any) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.stop = False
+
+
+# -- the loop -----------------------------------------------------------------------
+def fit(
+    model: Module,
+    train: Any,
+    *,
+    loss: Union[str, LossFn],
+    optimizer: Any,
+    epochs: int = 1,
+    batch_size: int = 32,
+    val: Any = None,
+    metrics: Sequence[str] = ("accuracy",),
+    clip_norm: Optional[float] = None,
+    clip_value: Optional[float] = None,
+    stateful: bool = False,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+    scheduler: Any = None,
+    callbacks: Sequence[Callback] = (),
+    progress: Optional[bool] = None,
+    initial_epoch: int = 0,
+) -> History:
+    """Trains model; returns the History of per-epoch loss and metrics.
+
+    train, val: arrays (x, y) or (x, y, lengths) (minibatched, shuffled unless
+        stateful), a list of such batches, or a function returning an iterable
+        of them for each epoch.
+    loss: a name ("softmax_cross_entropy", "binary_cross_entropy_with_logits",
+        "mse") or a function (out, y[, mask=]) -> (loss, d loss/d out). With
+        lengths and outputs over all steps (B, T, C), padded steps are masked.
+    optimizer: an rnnpy.optim optimizer over model.
+    clip_norm / clip_value: global-norm or value clipping of the gradients.
+    stateful: carry each batch's final state into the next (see module doc).
+    scheduler: an rnnpy.optim schedule, stepped once per epoch (a plateau
+        schedule gets val_loss, or loss without validation).
+    progress: show a progress bar (default: when stderr is a terminal).
+    Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    loss_fn = resolve_loss(loss)
+    epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train")
+    from . import optim as _optim
+
+    trainer = Trainer(model, optimizer)
+    history = History()
+    for cb in callbacks:
+        cb.on_train_begin(trainer)
+    for epoch in range(initial_epoch, initial_epoch + epochs):
+        model.train()
+        state = None
+        total, count = 0.0, 0
+        metric_sums: Dict[str, float] = {m: 0.0 for m in metrics}
+        bar = _progress(n_batches, f"epoch {epoch + 1}/{initial_epoch + epochs}", progress)
+        try:
+            for i, batch in enumerate(epoch_batches(epoch)):
+                x, y, lengths = _unpack(batch, "train")
+                n = _batch_size_of(x)
+                if stateful and state is not None and _state_batch(state) != n:
+                    state = None
+                out, new_state = _forward(model, x, state if stateful else None, lengths)
+                value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"loss is {value} at epoch {epoch + 1}, batch {i + 1}: training stopped "
+                        "(lower the learning rate, clip gradients, or check the data of that batch)")
+                model.zero_grad()
+                model.backward(grad)  # no dstate: no gradient crosses into earlier batches
+                if clip_norm is not None:
+                    _optim.clip_grad_norm(model, clip_norm)
+                if clip_value is not None:
+                    _optim.clip_grad_value(model, clip_value)
+                optimizer.step()
+                if stateful:
+                    state = new_state
+                total += value * n
+                count += n
+                for m, v in _metric_values(metrics, out, y, mask).items():
+                    metric_sums[m] += v * n
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        finally:
+            bar.close()
+        if count == 0:
+            raise ValueError("train: the data gave no batches")
+        logs = {"loss": total / count, **{m: s / count for m, s in metric_sums.items()}}
+        if val is not None:
+            vlogs = evaluate(model, val, loss=loss_fn, metrics=metrics, batch_size=batch_size,
+                             stateful=stateful)
+            logs.update({f"val_{k}": v for k, v in vlogs.items()})
+        if scheduler is not None:
+            if hasattr(scheduler, "mode") and hasattr(scheduler, "patience"):
+                scheduler.step(logs.get("val_loss", logs["loss"]))
+            else:
+                scheduler.step()
+        history.append(epoch, logs)
+        for cb in callbacks:
+            cb.on_epoch_end(trainer, epoch, logs)
+        if progress or (progress is None and sys.stderr.isatty()):
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            print(f"epoch {epoch + 1}/{initial_epoch + epochs}  {shown}", file=sys.stderr)
+        if trainer.stop:
+            break
+    for cb in callbacks:
+        cb.on_train_end(trainer)
+    return history
+
+
+def _state_batch(state: Any) -> int:
+    """Batch size of a (nested) state."""
+    while isinstance(state, (list, tuple)):
+        state = next((s for s in state if s is not None), None)
+    return -1 if state is None else int(np.shape(state)[1])
+
+
+def evaluate(
+    model: Module,
+    data: Any,
+    *,
+    loss: Union[str, LossFn],
+    metrics: Sequence[str] = ("accuracy",),
+    batch_size: int = 256,
+    stateful: bool = False,
+) -> Dict[str, float]:
+    """Mean loss and metrics over data (same forms as fit's), in evaluation mode."""
+    loss_fn = resolve_loss(loss)
+    epoch_batches, _ = _batches(data, batch_size, False, None, "data")
+    was_training = model.training
+    model.eval()
+    try:
+        total, count, state = 0.0, 0, None
+        sums: Dict[str, float] = {m: 0.0 for m in metrics}
+        for batch in epoch_batches(0):
+            x, y, lengths = _unpack(batch, "data")
+            n = _batch_size_of(x)
+            if stateful and state is not None and _state_batch(state) != n:
+                state = None
+            out, new_state = _forward(model, x, state if stateful else None, lengths)
+            value, _, mask = _loss_and_grad(loss_fn, out, y, lengths)
+            if stateful:
+                state = new_state
+            total += value * n
+            count += n
+            for m, v in _metric_values(metrics, out, y, mask).items():
+                sums[m] += v * n
+        if count == 0:
+            raise ValueError("data: gave no batches")
+        return {"loss": total / count, **{m: s / count for m, s in sums.items()}}
+    finally:
+        model.train(was_training)
+
+
+def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None) -> np.ndarray:
+    """Outputs of model on x in evaluation mode, in batches of batch_size rows
+    (all at once by default)."""
+    was_training = model.training
+    model.eval()
+    try:
+        n = _batch_size_of(x)
+        step = n if batch_size is None else int(batch_size)
+        outs = []
+        for s in range(0, n, step):
+            xb = np.asarray(x)[s:s + step]
+            lb = None if lengths is None else np.asarray(lengths)[s:s + step]
+            outs.append(_forward(model, xb, None, lb)[0])
+        return np.concatenate(outs, axis=0)
+    finally:
+        model.train(was_training)
