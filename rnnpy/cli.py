@@ -4,6 +4,7 @@ Commands:
     seq-classification  the temporal-order task (RNN vs LSTM), course setup
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
+    bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
     check               gradient-check every cell against finite differences and, when
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prime", default="The ")
     p.set_defaults(func=cmd_char_rnn)
 
+    sub.add_parser("bench", help="time rnnpy against PyTorch on the same shapes (--help for options)")
+
     p = sub.add_parser("check", help="gradient-check every cell and compare with PyTorch")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_check)
@@ -198,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:   # the benchmark parses its own options
+        from . import bench
+
+        return int(bench.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
