@@ -4,15 +4,18 @@ A model file is one ``.npz`` archive holding
 
     __rnnpy__        uint8 bytes of a JSON header: format marker, version, the
                      module tree's class names and constructor arguments, the
-                     name, shape and dtype of every array, and any extra
-                     JSON-able data (an optimizer's scalars, a vocabulary, ...)
+                     name, shape and dtype of every array, the state of every
+                     random generator (dropout), and any extra JSON-able data
+                     (an optimizer's scalars, a vocabulary, ...)
     param/<name>     every parameter under its name in ``model.params``
     extra/<key>      arrays of the extra data (an optimizer's moments, ...)
 
 It is written to a temporary file in the target's folder, flushed to disk
 and renamed over the target, so a crash mid-save leaves the previous file
 intact. Loading uses ``allow_pickle=False`` and checks the marker, the
-version and every array's shape and dtype before building anything.
+version and every array's shape and dtype before building anything; each
+array's declared shape is checked against its stored size before it is
+read, so a hostile file cannot make the loader allocate what it does not hold.
 """
 from __future__ import annotations
 
@@ -93,17 +96,48 @@ def _split_extra(obj: Any, arrays: Dict[str, np.ndarray], path: str) -> Any:
     raise TypeError(f"extra: cannot save a {type(obj).__name__} at {path or 'top level'}")
 
 
-def _join_extra(obj: Any, archive: Any) -> Any:
+def _join_extra(obj: Any, archive: Any, path: str) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
             key = obj["__array__"]
-            if key not in archive.files:
+            if not isinstance(key, str) or key not in archive.files:
                 raise ModelFileError(f"extra: array {key!r} is missing from the file")
-            return archive[key]
-        return {k: _join_extra(v, archive) for k, v in obj.items()}
+            return _read(archive, key, path)
+        return {k: _join_extra(v, archive, path) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_join_extra(v, archive) for v in obj]
+        return [_join_extra(v, archive, path) for v in obj]
     return obj
+
+
+def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = None,
+          dtype: Optional[np.dtype] = None, name: Optional[str] = None) -> np.ndarray:
+    """archive[key] once its .npy header has been checked: no Python objects,
+    the expected shape and dtype (when given), and a stored size that holds
+    exactly the array it declares. Nothing is allocated before that."""
+    what = repr(name if name is not None else key)
+    with archive.zip.open(key + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            got_shape, _, got_dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            got_shape, _, got_dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"path: {path!r}: {what} uses .npy version {version}")
+        offset = f.tell()
+    if got_dtype.hasobject:
+        raise ModelFileError(f"path: {path!r}: {what} holds Python objects, which only pickle "
+                             "can read; refused")
+    if (shape is not None and tuple(got_shape) != tuple(shape)) or \
+            (dtype is not None and got_dtype != dtype):
+        want = f"{dtype.name if dtype is not None else 'any dtype'} " \
+               f"{tuple(shape) if shape is not None else '(any shape)'}"
+        raise ModelFileError(f"path: {path!r}: {what} expected {want}, "
+                             f"got {got_dtype.name} {tuple(got_shape)}")
+    stored = archive.zip.getinfo(key + ".npy").file_size
+    if offset + int(np.prod(got_shape, dtype=object)) * got_dtype.itemsize != stored:
+        raise ModelFileError(f"path: {path!r}: {what} declares {got_dtype.name} {tuple(got_shape)} "
+                             f"but stores {stored - offset} bytes; truncated or corrupted")
+    return archive[key]
 
 
 # -- save and load ---------------------------------------------------------------
@@ -125,6 +159,7 @@ def save(model: Module, path: str, extra: Optional[Dict[str, Any]] = None) -> No
         "model": module_config(model),
         "params": params,
         "extra": _split_extra(extra, arrays, "") if extra is not None else None,
+        "rng": model.rng_state(),
     }
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
@@ -160,16 +195,18 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"path: {path!r} is not a readable rnnpy model file ({exc})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy file
+        raise ModelFileError(f"path: {path!r} has no rnnpy header; not an rnnpy model file")
     with archive:
         try:
             if not hasattr(archive, "files") or HEADER not in archive.files:
                 raise ModelFileError(f"path: {path!r} has no rnnpy header; not an rnnpy model file")
-            raw = archive[HEADER]
+            raw = _read(archive, HEADER, path, None, np.dtype(np.uint8))
             if raw.dtype != np.uint8 or raw.ndim != 1:
                 raise ModelFileError(f"path: {path!r} has a malformed header")
             try:
                 header = json.loads(raw.tobytes().decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise ModelFileError(f"path: {path!r} has a corrupted header ({exc})") from exc
             if not isinstance(header, dict) or header.get("format") != FORMAT:
                 raise ModelFileError(f"path: {path!r} is not an rnnpy model file (format marker missing)")
@@ -185,16 +222,18 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
                 key = f"param/{name}"
                 if key not in archive.files:
                     raise ModelFileError(f"path: {path!r} is missing the array {name!r}")
-                arr = archive[key]
-                if arr.shape != dst.shape or arr.dtype != dst.dtype:
-                    raise ModelFileError(
-                        f"path: {path!r}: {name!r} expected {dst.dtype.name} {dst.shape}, "
-                        f"got {arr.dtype.name} {arr.shape}")
+                arr = _read(archive, key, path, dst.shape, dst.dtype, name)
                 if not np.isfinite(arr).all():
                     raise ModelFileError(f"path: {path!r}: {name!r} holds NaN or Inf")
                 state[name] = arr
             model.load_state_dict(state)
-            extra = _join_extra(header.get("extra"), archive)
+            rng = header.get("rng")
+            if rng is not None:  # files without it restart dropout from the seeds
+                try:
+                    model.set_rng_state(rng)
+                except (TypeError, ValueError) as exc:
+                    raise ModelFileError(f"path: {path!r} has bad random generator states ({exc})") from None
+            extra = _join_extra(header.get("extra"), archive, path)
         except ModelFileError:
             raise
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, zlib.error) as exc:

@@ -21,6 +21,18 @@ from ._validate import as_float_array, check_finite, check_shape
 
 Shape = Tuple[int, ...]
 
+# NumPy bit generators whose state a saved model may restore
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _plain(obj: Any) -> Any:
+    """A generator state with its arrays (MT19937's key, Philox's counter) as lists."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
 
 class Module:
     """Base class: flat parameter storage, modes, gradients and state dicts."""
@@ -108,6 +120,53 @@ class Module:
             checked[name] = src
         for name, dst in self.params.items():
             dst[...] = checked[name]
+
+    # -- random state (dropout masks) -------------------------------------------
+    def rng_state(self) -> Dict[str, Any]:
+        """{path: bit generator state} of every random generator in the module
+        tree ("" is this module, "1" its child 1, "1.0" that child's child 0).
+        JSON-able; saved with the model so that dropout resumes exactly."""
+        states: Dict[str, Any] = {}
+        rng = getattr(self, "_rng", None)
+        if isinstance(rng, np.random.Generator):
+            states[""] = _plain(rng.bit_generator.state)
+        for i, child in enumerate(getattr(self, "modules", ())):
+            for path, st in child.rng_state().items():
+                states[f"{i}.{path}" if path else str(i)] = st
+        return states
+
+    def set_rng_state(self, states: Dict[str, Any]) -> None:
+        """Restores what rng_state() gave: exactly this tree's paths, each a
+        NumPy bit generator state. Nothing changes unless all are valid."""
+        if not isinstance(states, dict):
+            raise TypeError(f"states: expected a dict of path -> generator state, "
+                            f"got {type(states).__name__}")
+        owners = self._rng_owners("")
+        if set(states) != set(owners):
+            raise ValueError(f"states: expected generator states for {sorted(owners)}, "
+                             f"got {sorted(states)}")
+        fresh = {}
+        for path, state in states.items():
+            name = state.get("bit_generator") if isinstance(state, dict) else None
+            if name not in _BIT_GENERATORS:
+                raise ValueError(f"states[{path!r}]: expected the state of one of "
+                                 f"{sorted(_BIT_GENERATORS)}, got {state!r:.200}")
+            bitgen = getattr(np.random, name)()
+            try:
+                bitgen.state = state
+            except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+                raise ValueError(f"states[{path!r}]: not a valid {name} state ({exc})") from None
+            fresh[path] = np.random.Generator(bitgen)
+        for path, rng in fresh.items():
+            owners[path]._rng = rng
+
+    def _rng_owners(self, prefix: str) -> Dict[str, "Module"]:
+        owners: Dict[str, Module] = {}
+        if isinstance(getattr(self, "_rng", None), np.random.Generator):
+            owners[prefix] = self
+        for i, child in enumerate(getattr(self, "modules", ())):
+            owners.update(child._rng_owners(f"{prefix}.{i}" if prefix else str(i)))
+        return owners
 
     def get_config(self) -> Dict[str, Any]:
         """The constructor's arguments (JSON-serialisable)."""
