@@ -214,14 +214,45 @@ def _loss_and_grad(loss_fn: LossFn, out: np.ndarray, y: Any, lengths: Any) -> Tu
     return float(value), grad, mask
 
 
-def _metric_values(metrics: Sequence[str], out: np.ndarray, y: Any, mask: Any) -> Dict[str, float]:
-    values = {}
-    for m in metrics:
-        if m == "accuracy":
-            values[m] = float(_losses.accuracy(out, y, mask=mask))
-        else:
-            raise ValueError(f"metrics: unknown metric {m!r}; available: ['accuracy']")
-    return values
+class _Meter:
+    """Running means of the loss and the metrics, weighted by batch size."""
+
+    def __init__(self, metrics: Sequence[str]) -> None:
+        for m in metrics:
+            if m != "accuracy":
+                raise ValueError(f"metrics: unknown metric {m!r}; available: ['accuracy']")
+        self.metrics = tuple(metrics)
+        self.sums: Dict[str, float] = {"loss": 0.0, **{m: 0.0 for m in self.metrics}}
+        self.count = 0
+
+    def add(self, n: int, value: float, out: np.ndarray, y: Any, mask: Any) -> None:
+        self.count += n
+        self.sums["loss"] += value * n
+        for m in self.metrics:
+            self.sums[m] += float(_losses.accuracy(out, y, mask=mask)) * n
+
+    def means(self, where: str) -> Dict[str, float]:
+        if self.count == 0:
+            raise ValueError(f"{where}: the data gave no batches")
+        return {k: v / self.count for k, v in self.sums.items()}
+
+
+def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, stateful: bool,
+                 where: str) -> Iterable[Tuple[int, int, np.ndarray, Any, float, np.ndarray, Any]]:
+    """Forward and loss for each batch: yields (index, batch size, out, y,
+    loss, d loss/d out, mask). With stateful, each batch starts from the
+    previous one's final state (reset when the batch size changes)."""
+    state = None
+    for i, batch in enumerate(batches):
+        x, y, lengths = _unpack(batch, where)
+        n = _batch_size_of(x)
+        if stateful and state is not None and _state_batch(state) != n:
+            state = None
+        out, new_state = _forward(model, x, state if stateful else None, lengths)
+        value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
+        yield i, n, out, y, value, grad, mask
+        if stateful:
+            state = new_state
 
 
 def _progress(total: Optional[int], desc: str, enabled: Optional[bool]) -> Any:
@@ -292,18 +323,11 @@ def fit(
         cb.on_train_begin(trainer)
     for epoch in range(initial_epoch, initial_epoch + epochs):
         model.train()
-        state = None
-        total, count = 0.0, 0
-        metric_sums: Dict[str, float] = {m: 0.0 for m in metrics}
+        meter = _Meter(metrics)
         bar = _progress(n_batches, f"epoch {epoch + 1}/{initial_epoch + epochs}", progress)
         try:
-            for i, batch in enumerate(epoch_batches(epoch)):
-                x, y, lengths = _unpack(batch, "train")
-                n = _batch_size_of(x)
-                if stateful and state is not None and _state_batch(state) != n:
-                    state = None
-                out, new_state = _forward(model, x, state if stateful else None, lengths)
-                value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
+            for i, n, out, y, value, grad, mask in _run_batches(model, epoch_batches(epoch), loss_fn,
+                                                                stateful, "train"):
                 if not math.isfinite(value):
                     raise FloatingPointError(
                         f"loss is {value} at epoch {epoch + 1}, batch {i + 1}: training stopped "
@@ -315,19 +339,12 @@ def fit(
                 if clip_value is not None:
                     _optim.clip_grad_value(model, clip_value)
                 optimizer.step()
-                if stateful:
-                    state = new_state
-                total += value * n
-                count += n
-                for m, v in _metric_values(metrics, out, y, mask).items():
-                    metric_sums[m] += v * n
+                meter.add(n, value, out, y, mask)
                 bar.update(1)
-                bar.set_postfix(loss=f"{total / count:.4f}")
+                bar.set_postfix(loss=f"{meter.sums['loss'] / meter.count:.4f}")
         finally:
             bar.close()
-        if count == 0:
-            raise ValueError("train: the data gave no batches")
-        logs = {"loss": total / count, **{m: s / count for m, s in metric_sums.items()}}
+        logs = meter.means("train")
         if val is not None:
             vlogs = evaluate(model, val, loss=loss_fn, metrics=metrics, batch_size=batch_size,
                              stateful=stateful)
@@ -372,24 +389,11 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        total, count, state = 0.0, 0, None
-        sums: Dict[str, float] = {m: 0.0 for m in metrics}
-        for batch in epoch_batches(0):
-            x, y, lengths = _unpack(batch, "data")
-            n = _batch_size_of(x)
-            if stateful and state is not None and _state_batch(state) != n:
-                state = None
-            out, new_state = _forward(model, x, state if stateful else None, lengths)
-            value, _, mask = _loss_and_grad(loss_fn, out, y, lengths)
-            if stateful:
-                state = new_state
-            total += value * n
-            count += n
-            for m, v in _metric_values(metrics, out, y, mask).items():
-                sums[m] += v * n
-        if count == 0:
-            raise ValueError("data: gave no batches")
-        return {"loss": total / count, **{m: s / count for m, s in sums.items()}}
+        meter = _Meter(metrics)
+        for _, n, out, y, value, _, mask in _run_batches(model, epoch_batches(0), loss_fn, stateful,
+                                                         "data"):
+            meter.add(n, value, out, y, mask)
+        return meter.means("data")
     finally:
         model.train(was_training)
 
