@@ -111,33 +111,39 @@ def _join_extra(obj: Any, archive: Any, path: str) -> Any:
 
 def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = None,
           dtype: Optional[np.dtype] = None, name: Optional[str] = None) -> np.ndarray:
-    """archive[key] once its .npy header has been checked: no Python objects,
-    the expected shape and dtype (when given), and a stored size that holds
-    exactly the array it declares. Nothing is allocated before that."""
+    """The array stored under key, read only once its .npy header has been
+    checked: no Python objects, the expected shape and dtype (when given),
+    and a stored size that holds exactly the array it declares. Nothing is
+    allocated before that; the zip member's CRC is checked on the way."""
     what = repr(name if name is not None else key)
-    with archive.zip.open(key + ".npy") as f:
+    member = key + ".npy"
+    stored = archive.zip.getinfo(member).file_size
+    with archive.zip.open(member) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
-            got_shape, _, got_dtype = np.lib.format.read_array_header_1_0(f)
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(f)
         elif version == (2, 0):
-            got_shape, _, got_dtype = np.lib.format.read_array_header_2_0(f)
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ModelFileError(f"path: {path!r}: {what} uses .npy version {version}")
-        offset = f.tell()
-    if got_dtype.hasobject:
-        raise ModelFileError(f"path: {path!r}: {what} holds Python objects, which only pickle "
-                             "can read; refused")
-    if (shape is not None and tuple(got_shape) != tuple(shape)) or \
-            (dtype is not None and got_dtype != dtype):
-        want = f"{dtype.name if dtype is not None else 'any dtype'} " \
-               f"{tuple(shape) if shape is not None else '(any shape)'}"
-        raise ModelFileError(f"path: {path!r}: {what} expected {want}, "
-                             f"got {got_dtype.name} {tuple(got_shape)}")
-    stored = archive.zip.getinfo(key + ".npy").file_size
-    if offset + int(np.prod(got_shape, dtype=object)) * got_dtype.itemsize != stored:
-        raise ModelFileError(f"path: {path!r}: {what} declares {got_dtype.name} {tuple(got_shape)} "
-                             f"but stores {stored - offset} bytes; truncated or corrupted")
-    return archive[key]
+        if got_dtype.hasobject:
+            raise ModelFileError(f"path: {path!r}: {what} holds Python objects, which only pickle "
+                                 "can read; refused")
+        if (shape is not None and tuple(got_shape) != tuple(shape)) or \
+                (dtype is not None and got_dtype != dtype):
+            want = f"{dtype.name if dtype is not None else 'any dtype'} " \
+                   f"{tuple(shape) if shape is not None else '(any shape)'}"
+            raise ModelFileError(f"path: {path!r}: {what} expected {want}, "
+                                 f"got {got_dtype.name} {tuple(got_shape)}")
+        nbytes = int(np.prod(got_shape, dtype=object)) * got_dtype.itemsize
+        if f.tell() + nbytes != stored:
+            raise ModelFileError(f"path: {path!r}: {what} declares {got_dtype.name} "
+                                 f"{tuple(got_shape)} but stores {stored - f.tell()} bytes; "
+                                 "truncated or corrupted")
+        data = bytearray(nbytes)
+        if f.readinto(data) != nbytes or f.read(1):  # reading to the end checks the CRC
+            raise ModelFileError(f"path: {path!r}: {what} is truncated")
+    return np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C")
 
 
 # -- save and load ---------------------------------------------------------------
