@@ -44,6 +44,7 @@ typedef struct {
     PyArrayObject *params;  /* (P,) flat parameters, views are the named weights */
     PyArrayObject *grads;   /* (P,) flat gradients, same layout */
     int busy;               /* a call is inside a kernel (checked with the GIL held) */
+    int threads;            /* threads a kernel call may use (>= 1) */
     /* what forward keeps for backward */
     int have_cache;
     rnn_dims dims;
@@ -269,9 +270,9 @@ static void raise_status(const char *where, int st) {
 }
 
 /* A scratch block of n_elems reals followed by a 64-byte-aligned GEMM
- * workspace. *raw is what to free. */
-static void *alloc_scratch(int64_t n_elems, size_t elsize, void **raw, void **gemm_ws) {
-    size_t gbytes = rnn_gemm_workspace_size();
+ * workspace for `threads` threads. *raw is what to free. */
+static void *alloc_scratch(int64_t n_elems, size_t elsize, int threads, void **raw, void **gemm_ws) {
+    size_t gbytes = rnn_gemm_workspace_size() * (size_t)(threads > 1 ? threads : 1);
     if (n_elems < 0 || (uint64_t)n_elems > (SIZE_MAX - gbytes - 192) / elsize) {
         PyErr_NoMemory();
         return NULL;
@@ -380,8 +381,21 @@ static int overlaps(PyArrayObject *a, PyArrayObject *b) {
     return a0 < b0 + PyArray_NBYTES(b) && b0 < a0 + PyArray_NBYTES(a);
 }
 
+/* A thread count: a positive int up to RNN_MAX_THREADS; -1 on error. */
+static int parse_threads(PyObject *obj) {
+    if (obj == NULL) return 1;
+    long long v = parse_size(obj, "threads");
+    if (v < 0) return -1;
+    if (v > RNN_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads: expected at most %d, got %lld", RNN_MAX_THREADS, v);
+        return -1;
+    }
+    return (int)v;
+}
+
 static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObject *H_obj,
-                            PyObject *dtype, PyObject *params, PyObject *grads) {
+                            PyObject *dtype, PyObject *params, PyObject *grads,
+                            PyObject *threads_obj) {
     long long I = parse_size(I_obj, "input_size");
     if (I < 0) return -1;
     long long H = parse_size(H_obj, "hidden_size");
@@ -394,6 +408,8 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     }
     int typenum = parse_dtype(dtype, "dtype");
     if (typenum < 0) return -1;
+    int threads = parse_threads(threads_obj);
+    if (threads < 0) return -1;
     cell_layout L = layout_of(kind, I, H);
     PyArrayObject *p = flat_vector(params, "params", typenum, L.total);
     if (!p) return -1;
@@ -416,16 +432,17 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     self->typenum = typenum;
     self->I = I;
     self->H = H;
+    self->threads = threads;
     return 0;
 }
 
 static int rnncell_init(CellObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"input_size", "hidden_size", "nonlinearity", "dtype", "params", "grads",
-                             NULL};
-    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL;
+                             "threads", NULL};
+    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL;
     const char *nl = "tanh";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$sOOO:RNNCell", kwlist, &I, &H, &nl, &dtype,
-                                     &params, &grads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$sOOOO:RNNCell", kwlist, &I, &H, &nl, &dtype,
+                                     &params, &grads, &threads))
         return -1;
     int kind;
     if (strcmp(nl, "tanh") == 0) kind = RNN_CELL_TANH;
@@ -434,28 +451,29 @@ static int rnncell_init(CellObject *self, PyObject *args, PyObject *kw) {
         PyErr_Format(PyExc_ValueError, "nonlinearity: expected 'tanh' or 'relu', got '%s'", nl);
         return -1;
     }
-    return cell_init_common(self, kind, I, H, dtype, params, grads);
+    return cell_init_common(self, kind, I, H, dtype, params, grads, threads);
 }
 
 static int lstmcell_init(CellObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"input_size", "hidden_size", "peephole", "dtype", "params", "grads",
-                             NULL};
-    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL;
+                             "threads", NULL};
+    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL;
     int peephole = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$pOOO:LSTMCell", kwlist, &I, &H, &peephole,
-                                     &dtype, &params, &grads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$pOOOO:LSTMCell", kwlist, &I, &H, &peephole,
+                                     &dtype, &params, &grads, &threads))
         return -1;
     return cell_init_common(self, peephole ? RNN_CELL_PEEPHOLE : RNN_CELL_LSTM, I, H, dtype,
-                            params, grads);
+                            params, grads, threads);
 }
 
 static int grucell_init(CellObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"input_size", "hidden_size", "dtype", "params", "grads", NULL};
-    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOO:GRUCell", kwlist, &I, &H, &dtype, &params,
-                                     &grads))
+    static char *kwlist[] = {"input_size", "hidden_size", "dtype", "params", "grads", "threads",
+                             NULL};
+    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOO:GRUCell", kwlist, &I, &H, &dtype, &params,
+                                     &grads, &threads))
         return -1;
-    return cell_init_common(self, RNN_CELL_GRU, I, H, dtype, params, grads);
+    return cell_init_common(self, RNN_CELL_GRU, I, H, dtype, params, grads, threads);
 }
 
 static int cell_ready(CellObject *self, const char *where) {
@@ -523,7 +541,7 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
 
     rnn_dims d = {.T = T, .B = B, .I = self->I, .H = self->H,
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
-                  .ldx = self->I, .ldo = self->H, .reverse = reverse};
+                  .ldx = self->I, .ldo = self->H, .reverse = reverse, .threads = self->threads};
     int64_t cache_len = rnn_cache_len(self->kind, &d);
     int64_t work_len = rnn_forward_work_len(self->kind, &d);
     int64_t x_len = rnn_mul(rnn_mul(T, B), self->I);
@@ -543,7 +561,7 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
     cache = PyMem_RawMalloc((size_t)cache_len * es);
     x_saved = PyMem_RawMalloc((size_t)x_len * es);
     void *gemm_ws = NULL;
-    void *work = alloc_scratch(work_len, es, &scratch_raw, &gemm_ws);
+    void *work = alloc_scratch(work_len, es, self->threads, &scratch_raw, &gemm_ws);
     if (!cache || !x_saved || !work) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto error;
@@ -638,7 +656,8 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
                         "backward: nothing to differentiate; call forward first");
         return NULL;
     }
-    const rnn_dims d = self->dims;
+    rnn_dims d = self->dims;
+    d.threads = self->threads; /* the count set now, not at forward */
     const int typenum = self->typenum;
     const size_t es = elsize_of(typenum);
     npy_intp xdims[3] = {self->batch_first ? d.B : d.T, self->batch_first ? d.T : d.B, d.I};
@@ -659,7 +678,7 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
         if (lstm && !(dc0 = (PyArrayObject *)PyArray_ZEROS(2, sdims, typenum, 0))) goto error;
     }
     void *gemm_ws = NULL;
-    void *work = alloc_scratch(rnn_backward_work_len(self->kind, &d), es, &scratch_raw, &gemm_ws);
+    void *work = alloc_scratch(rnn_backward_work_len(self->kind, &d), es, d.threads, &scratch_raw, &gemm_ws);
     if (!work) goto error;
     {
         cell_layout L = layout_of(self->kind, self->I, self->H);
@@ -808,6 +827,24 @@ static PyObject *cell_get_has_cache(CellObject *self, void *Py_UNUSED(c)) {
     return PyBool_FromLong(self->have_cache);
 }
 
+static PyObject *cell_get_threads(CellObject *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLong(self->threads);
+}
+static int cell_set_threads(CellObject *self, PyObject *value, void *Py_UNUSED(c)) {
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "threads: cannot be deleted");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "threads: the cell is in use by another thread");
+        return -1;
+    }
+    int n = parse_threads(value);
+    if (n < 0) return -1;
+    self->threads = n;
+    return 0;
+}
+
 static PyGetSetDef cell_getset[] = {
     {"weight_ih", (getter)cell_get_weight, NULL, "(G*H, I) input weights, a view of params", (void *)0},
     {"weight_hh", (getter)cell_get_weight, NULL, "(G*H, H) recurrent weights, a view of params", (void *)1},
@@ -822,6 +859,9 @@ static PyGetSetDef cell_getset[] = {
     {"num_params", (getter)cell_get_num_params, NULL, "length of params", NULL},
     {"kind", (getter)cell_get_kind, NULL, "the cell kind", NULL},
     {"has_cache", (getter)cell_get_has_cache, NULL, "whether backward() has a forward to use", NULL},
+    {"threads", (getter)cell_get_threads, (setter)cell_set_threads,
+     "threads each forward/backward may use (results are bit-identical run to run at a fixed count)",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -912,15 +952,18 @@ static int parse_isa(PyObject *obj) {
 }
 
 static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"a", "b", "trans_a", "trans_b", "alpha", "beta", "c", "isa", NULL};
-    PyObject *a_obj, *b_obj, *c_obj = Py_None, *isa_obj = Py_None;
+    static char *kwlist[] = {"a", "b", "trans_a", "trans_b", "alpha", "beta", "c", "isa", "threads",
+                             NULL};
+    PyObject *a_obj, *b_obj, *c_obj = Py_None, *isa_obj = Py_None, *thr_obj = NULL;
     int ta = 0, tb = 0;
     double alpha = 1.0, beta = 0.0;
     PyArrayObject *a = NULL, *b = NULL, *c = NULL;
     void *raw = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$ppddOO:gemm", kwlist, &a_obj, &b_obj, &ta, &tb,
-                                     &alpha, &beta, &c_obj, &isa_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$ppddOOO:gemm", kwlist, &a_obj, &b_obj, &ta, &tb,
+                                     &alpha, &beta, &c_obj, &isa_obj, &thr_obj))
         return NULL;
+    int threads = parse_threads(thr_obj);
+    if (threads < 0) return NULL;
     int isa = parse_isa(isa_obj);
     if (isa == -1) return NULL;
     int typenum = NPY_FLOAT;
@@ -952,7 +995,7 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
         goto error;
     }
     void *ws = NULL;
-    if (!alloc_scratch(0, 1, &raw, &ws)) goto error;
+    if (!alloc_scratch(0, 1, threads, &raw, &ws)) goto error;
     int st;
     const void *ap = PyArray_DATA(a), *bp = PyArray_DATA(b);
     void *cp = PyArray_DATA(c);
@@ -960,11 +1003,12 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT)
         st = isa == -2 ? rnn_gemm_ref_f32(ta, tb, M, N, K, (float)alpha, ap, lda, bp, ldb, (float)beta, cp, N)
-                       : rnn_gemm_isa_f32(isa, ta, tb, M, N, K, (float)alpha, ap, lda, bp, ldb,
-                                          (float)beta, cp, N, ws);
+                       : rnn_gemm_mt_f32(isa, threads, ta, tb, M, N, K, (float)alpha, ap, lda, bp,
+                                         ldb, (float)beta, cp, N, ws);
     else
         st = isa == -2 ? rnn_gemm_ref_f64(ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N)
-                       : rnn_gemm_isa_f64(isa, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N, ws);
+                       : rnn_gemm_mt_f64(isa, threads, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta,
+                                         cp, N, ws);
     Py_END_ALLOW_THREADS
     if (st) { raise_status("gemm", st); goto error; }
     PyMem_RawFree(raw);
@@ -979,16 +1023,65 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------ activations */
+
+#define REAL float
+#define SFX(name) name##_f32
+#include "activations.h"
+#undef REAL
+#undef SFX
+
+static PyObject *core_activation(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"x", "name", "impl", NULL};
+    PyObject *x_obj;
+    const char *name, *impl = "fast";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|$s:activation", kwlist, &x_obj, &name, &impl))
+        return NULL;
+    int which = strcmp(name, "sigmoid") == 0 ? 0 : strcmp(name, "tanh") == 0 ? 1
+              : strcmp(name, "exp") == 0 ? 2 : -1;
+    if (which < 0) {
+        PyErr_Format(PyExc_ValueError, "name: expected 'sigmoid', 'tanh' or 'exp', got '%s'", name);
+        return NULL;
+    }
+    int fast = strcmp(impl, "fast") == 0;
+    if (!fast && strcmp(impl, "libm") != 0) {
+        PyErr_Format(PyExc_ValueError, "impl: expected 'fast' or 'libm', got '%s'", impl);
+        return NULL;
+    }
+    PyArrayObject *x = (PyArrayObject *)PyArray_FROMANY(x_obj, NPY_FLOAT, 0, 0, NPY_ARRAY_CARRAY_RO);
+    if (!x) return NULL;
+    PyArrayObject *y = (PyArrayObject *)PyArray_NewLikeArray(x, NPY_CORDER, NULL, 0);
+    if (!y) { Py_DECREF(x); return NULL; }
+    const float *xp = PyArray_DATA(x);
+    float *yp = PyArray_DATA(y);
+    npy_intp n = PyArray_SIZE(x);
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp i = 0; i < n; i++) {
+        float v = xp[i];
+        if (which == 0) yp[i] = fast ? rnn_fast_sigmoid_f32(v) : rnn_sigmoid_libm_f32(v);
+        else if (which == 1) yp[i] = fast ? rnn_fast_tanh_f32(v) : rnn_tanh_libm_f32(v);
+        else yp[i] = fast ? rnn_fast_exp_f32(v) : rnn_exp_f32(v);
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(x);
+    return (PyObject *)y;
+}
+
 static PyObject *core_gemm_isa(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored)) {
     return PyUnicode_FromString(rnn_gemm_isa_name(rnn_gemm_best_isa()));
 }
 
 static PyMethodDef core_methods[] = {
     {"gemm", (PyCFunction)(void (*)(void))core_gemm, METH_VARARGS | METH_KEYWORDS,
-     "gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, isa=None) -> c\n\n"
+     "gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, isa=None,\n"
+     "     threads=1) -> c\n\n"
      "c = alpha * op(a) @ op(b) + beta * c with rnnpy's own GEMM (float64 when a is float64,\n"
      "else float32). isa: 'avx512', 'avx2', 'generic', 'reference' (the plain loop) or None\n"
      "(the best this CPU has). For tests and benchmarks."},
+    {"activation", (PyCFunction)(void (*)(void))core_activation, METH_VARARGS | METH_KEYWORDS,
+     "activation(x, name, *, impl='fast') -> y\n\n"
+     "The float32 gate nonlinearities elementwise: name 'sigmoid', 'tanh' or 'exp'; impl\n"
+     "'fast' (what the float32 kernels use; exp needs x in [-87, 88]) or 'libm'. For tests."},
     {"gemm_isa", (PyCFunction)core_gemm_isa, METH_NOARGS,
      "Name of the GEMM micro-kernel this CPU uses."},
     {NULL, NULL, 0, NULL},

@@ -8,7 +8,64 @@
 #include "gemm.h"
 #include "activations.h"
 
-#define GEMM SFX(rnn_gemm)
+#ifndef RNNPY_CELL_COMMON_ONCE
+#define RNNPY_CELL_COMMON_ONCE
+/* The elementwise gate loops are compiled once per instruction set from one
+ * always-inline body (so the compiler vectorises them for AVX-512 or AVX2
+ * while the library is built without -march) and picked at run time with
+ * the GEMM's choice. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(RNN_GEMM_PORTABLE)
+#define CELL_X86 1
+#define CELL_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+#define CELL_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define CELL_X86 0
+#endif
+#ifdef __GNUC__
+#define CELL_INLINE inline __attribute__((always_inline))
+#else
+#define CELL_INLINE inline
+#endif
+
+/* OpenMP when built with it (see gemm.c for why); otherwise one thread. */
+#ifdef _OPENMP
+#define RNN_OMP(x) _Pragma(x)
+#else
+#define RNN_OMP(x)
+#endif
+
+/* Threads for one step's elementwise pass over B rows of n values each:
+ * below about 32k values the fork costs more than the pass. Rows are
+ * independent, so the result does not depend on the count. */
+static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
+    if (d->threads <= 1 || d->B < 2 || d->B * n < 32768) return 1;
+    return d->threads < d->B ? d->threads : (int)d->B;
+}
+
+/* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
+ * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
+ * PARAMS is the parenthesised parameter list, ARGS the argument list. */
+#if CELL_X86
+#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS)                                      \
+    CELL_TARGET_AVX512 static void SFX(fn##_avx512) PARAMS { SFX(fn) ARGS; }            \
+    CELL_TARGET_AVX2 static void SFX(fn##_avx2) PARAMS { SFX(fn) ARGS; }                \
+    static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                  \
+    typedef void(*SFX(fn##_fn)) PARAMS;                                                 \
+    static SFX(fn##_fn) SFX(fn##_pick)(int isa) {                                       \
+        return isa == RNN_ISA_AVX512 ? SFX(fn##_avx512)                                 \
+               : isa == RNN_ISA_AVX2 ? SFX(fn##_avx2) : SFX(fn##_gen);                  \
+    }
+#else
+#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS)                                      \
+    static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                  \
+    typedef void(*SFX(fn##_fn)) PARAMS;                                                 \
+    static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }
+#endif
+#endif /* RNNPY_CELL_COMMON_ONCE */
+
+/* Every product of a kernel: the best micro-kernel of this CPU, on up to
+ * d->threads threads (the kernel's rnn_dims must be in scope as d). */
+#define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, __VA_ARGS__)
 
 /* dst[j] += sum over the R rows of src[r*ld + j], j < n. */
 static inline void SFX(colsum_add)(REAL *dst, const REAL *src, int64_t R, int64_t n, int64_t ld) {

@@ -105,6 +105,29 @@ size_t rnn_gemm_workspace_size(void) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Threads: OpenMP, because a parallel-for over a handful of blocks is all the
+ * products need and libgomp keeps its team alive between calls (a fork costs
+ * about a microsecond, against tens for creating pthreads each call). Without
+ * -fopenmp the pragmas vanish and the same blocks run in turn. */
+#ifdef _OPENMP
+#define RNN_OMP(x) _Pragma(x)
+#else
+#define RNN_OMP(x)
+#endif
+
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#ifndef RNN_MT_MIN_MADDS
+#define RNN_MT_MIN_MADDS (1 << 19)
+#endif
+
+int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K) {
+    if (threads <= 1 || M <= 0 || N <= 0 || K <= 0) return 1;
+    double madds = (double)M * (double)N * (double)K;
+    int64_t n = (int64_t)(madds / RNN_MT_MIN_MADDS);
+    if (n < 2) return 1;
+    return (int)min64(threads, n);
+}
+
 /* Source of the next strip of op(B), which a micro-kernel prefetches into L2
  * (two lines per k) while it computes, so that packing a B too large for L2
  * overlaps with arithmetic: `rows` rows `ld` bytes apart, 128 bytes each,
@@ -840,6 +863,43 @@ int SFX(rnn_gemm_isa)(int isa, int trans_a, int trans_b, int64_t M, int64_t N, i
     SFX(gemm_blocked)(d, trans_a != 0, trans_b != 0, M, N, K, alpha, A, lda, B, ldb, beta, C,
                       ldc, workspace);
     return RNN_OK;
+}
+
+int SFX(rnn_gemm_mt)(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N,
+                     int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                     REAL beta, REAL *C, int64_t ldc, void *workspace) {
+    int nt = rnn_gemm_threads_for(threads, M, N, K);
+    if (nt <= 1)
+        return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                 ldc, workspace);
+    int st = SFX(gemm_check)(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+    if (st < 0) return RNN_OK;
+    if (st != RNN_OK) return st;
+    if (!workspace) return RNN_ERR_NULL;
+    /* Split the wider side of C into nt blocks, a multiple of NR_MAX columns
+     * (or 16 rows) each, so every block keeps whole micro-kernel tiles. */
+    const int by_cols = N >= M;
+    const int64_t len = by_cols ? N : M, quantum = by_cols ? NR_MAX : 16;
+    int64_t chunk = (len + nt - 1) / nt;
+    chunk = (chunk + quantum - 1) / quantum * quantum;
+    nt = (int)((len + chunk - 1) / chunk);
+    const size_t ws_step = rnn_gemm_workspace_size();
+    int status = RNN_OK;
+    RNN_OMP("omp parallel for num_threads(nt) schedule(static, 1) reduction(max:status)")
+    for (int i = 0; i < nt; i++) {
+        int64_t s0 = i * chunk, n = min64(chunk, len - s0);
+        void *ws = (char *)workspace + (size_t)i * ws_step;
+        int r;
+        if (by_cols)
+            r = SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, n, K, alpha, A, lda,
+                                  trans_b ? B + s0 * ldb : B + s0, ldb, beta, C + s0, ldc, ws);
+        else
+            r = SFX(rnn_gemm_isa)(isa, trans_a, trans_b, n, N, K, alpha,
+                                  trans_a ? A + s0 : A + s0 * lda, lda, B, ldb, beta,
+                                  C + s0 * ldc, ldc, ws);
+        if (r > status) status = r;
+    }
+    return status;
 }
 
 int SFX(rnn_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, REAL alpha,

@@ -68,4 +68,22 @@ int rnn_gemm_isa_f64(int isa, int trans_a, int trans_b, int64_t M, int64_t N, in
                      const double *B, int64_t ldb,
                      double beta, double *C, int64_t ldc, void *workspace);
 
+/* The same product on up to `threads` threads (OpenMP when the library is
+ * built with it, otherwise one thread), with `workspace` holding `threads`
+ * workspaces of rnn_gemm_workspace_size() bytes back to back. The work is
+ * split into column (or row) blocks of C, each computed exactly as the
+ * one-thread product computes it, so C is bit-identical for every thread
+ * count; products too small to gain from a second thread run on one. */
+int rnn_gemm_mt_f32(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                    float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc, void *workspace);
+int rnn_gemm_mt_f64(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                    double alpha, const double *A, int64_t lda,
+                    const double *B, int64_t ldb,
+                    double beta, double *C, int64_t ldc, void *workspace);
+
+/* How many threads a product of M x N x K uses when given `threads`. */
+int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
+
 #endif /* RNNPY_GEMM_H */

@@ -34,6 +34,70 @@
 /* forward scratch: pre (B, 3H) recurrent product h W_hh^T */
 /* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) */
 
+/* One row of a forward step: gr (3H) holds x W_ih^T and becomes r, z, n;
+ * pr is h W_hh^T; the state hb advances in place; saves W_hn h + b_hn and
+ * h_{t-1}, and writes the output. */
+static CELL_INLINE void SFX(gru_fwd_row)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
+                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                         REAL *restrict hb, REAL *restrict o,
+                                         REAL *restrict hnr, REAL *restrict hpr) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL h_prev = hb[j];
+        hpr[j] = h_prev;
+        REAL rg = SFX(rnn_sigmoid)(gr[j] + b_ih[j] + pr[j] + b_hh[j]);
+        REAL zg = SFX(rnn_sigmoid)(gr[H + j] + b_ih[H + j] + pr[H + j] + b_hh[H + j]);
+        REAL hnj = pr[2 * H + j] + b_hh[2 * H + j];
+        REAL ng = SFX(rnn_tanhv)(gr[2 * H + j] + b_ih[2 * H + j] + rg * hnj);
+        REAL h = ((REAL)1 - zg) * ng + zg * h_prev;
+        gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
+        hnr[j] = hnj;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+CELL_ROW_VARIANTS(gru_fwd_row,
+                  (int64_t H, REAL *restrict gr, const REAL *restrict pr, const REAL *restrict b_ih,
+                   const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
+                   REAL *restrict hnr, REAL *restrict hpr),
+                  (H, gr, pr, b_ih, b_hh, hb, o, hnr, hpr))
+
+/* One row of a backward step: input-side gate gradients into dgr (3H), the
+ * recurrent side into dgs (3H) and dhn (H); dhb becomes the direct path
+ * z*dh, to which the step's product adds the rest. */
+static CELL_INLINE void SFX(gru_bwd_row_loop)(int64_t H, const REAL *restrict gr,
+                                         const REAL *restrict hnr, const REAL *restrict hpr,
+                                         const REAL *restrict go, REAL *restrict dhb,
+                                         REAL *restrict dgr, REAL *restrict dhn,
+                                         REAL *restrict dgs, const int use_go) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL rg = gr[j], zg = gr[H + j], ng = gr[2 * H + j];
+        REAL gh = dhb[j] + (use_go ? go[j] : 0);
+        REAL dan = gh * ((REAL)1 - zg) * ((REAL)1 - ng * ng);
+        REAL daz = gh * (hpr[j] - ng) * zg * ((REAL)1 - zg);
+        REAL dar = dan * hnr[j] * rg * ((REAL)1 - rg);
+        REAL dahn = dan * rg;
+        dgr[j] = dgs[j] = dar;
+        dgr[H + j] = dgs[H + j] = daz;
+        dgr[2 * H + j] = dan;
+        dhn[j] = dgs[2 * H + j] = dahn;
+        dhb[j] = gh * zg;
+    }
+}
+static CELL_INLINE void SFX(gru_bwd_row)(int64_t H, const REAL *restrict gr,
+                                         const REAL *restrict hnr, const REAL *restrict hpr,
+                                         const REAL *restrict go, REAL *restrict dhb,
+                                         REAL *restrict dgr, REAL *restrict dhn,
+                                         REAL *restrict dgs) {
+    /* two copies of the loop, so neither tests go per element */
+    if (go) SFX(gru_bwd_row_loop)(H, gr, hnr, hpr, go, dhb, dgr, dhn, dgs, 1);
+    else SFX(gru_bwd_row_loop)(H, gr, hnr, hpr, go, dhb, dgr, dhn, dgs, 0);
+}
+CELL_ROW_VARIANTS(gru_bwd_row,
+                  (int64_t H, const REAL *restrict gr, const REAL *restrict hnr,
+                   const REAL *restrict hpr, const REAL *restrict go, REAL *restrict dhb,
+                   REAL *restrict dgr, REAL *restrict dhn, REAL *restrict dgs),
+                  (H, gr, hnr, hpr, go, dhb, dgr, dhn, dgs))
+
 int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
                      const REAL *x, const REAL *h0,
                      const REAL *w_ih, const REAL *w_hh,
@@ -53,27 +117,19 @@ int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
 
     if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
+    const SFX(gru_fwd_row_fn) row = SFX(gru_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             if (t < 0) continue;
             int64_t r = t * d->ts + b * d->bs;
-            REAL *gr = gates + r * G, *hb = hT + b * H, *o = out + r * d->ldo, *hnr = hn + r * H;
-            const REAL *pr = pre + b * G;
-            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
-            for (int64_t j = 0; j < H; j++) {
-                REAL rg = SFX(rnn_sigmoid)(gr[j] + b_ih[j] + pr[j] + b_hh[j]);
-                REAL zg = SFX(rnn_sigmoid)(gr[H + j] + b_ih[H + j] + pr[H + j] + b_hh[H + j]);
-                REAL hnj = pr[2 * H + j] + b_hh[2 * H + j];
-                REAL ng = SFX(rnn_tanhv)(gr[2 * H + j] + b_ih[2 * H + j] + rg * hnj);
-                REAL h = ((REAL)1 - zg) * ng + zg * hb[j];
-                gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
-                hnr[j] = hnj;
-                hb[j] = h;
-                o[j] = h;
-            }
+            row(H, gates + r * G, pre + b * G, b_ih, b_hh, hT + b * H, out + r * d->ldo,
+                hn + r * H, hp + r * H);
         }
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -106,28 +162,18 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
 
     memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
+    const SFX(gru_bwd_row_fn) row = SFX(gru_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             REAL *dgs = dGs + b * G;
             if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
             int64_t r = t * d->ts + b * d->bs;
-            const REAL *gr = gates + r * G, *hnr = hn + r * H, *hpr = hp + r * H;
-            const REAL *go = dout ? dout + r * d->ldo : NULL;
-            REAL *dgr = dGx + r * G, *dhn = dHN + r * H, *dhb = dh + b * H;
-            for (int64_t j = 0; j < H; j++) {
-                REAL rg = gr[j], zg = gr[H + j], ng = gr[2 * H + j];
-                REAL gh = dhb[j] + (go ? go[j] : 0);
-                REAL dan = gh * ((REAL)1 - zg) * ((REAL)1 - ng * ng);
-                REAL daz = gh * (hpr[j] - ng) * zg * ((REAL)1 - zg);
-                REAL dar = dan * hnr[j] * rg * ((REAL)1 - rg);
-                REAL dahn = dan * rg;
-                dgr[j] = dgs[j] = dar;
-                dgr[H + j] = dgs[H + j] = daz;
-                dgr[2 * H + j] = dan;
-                dhn[j] = dgs[2 * H + j] = dahn;
-                dhb[j] = gh * zg; /* the direct path; the product below adds the rest */
-            }
+            row(H, gates + r * G, hn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
+                dh + b * H, dGx + r * G, dHN + r * H, dgs);
         }
         /* dh_{t-1} = z*dh + dGh_t W_hh for running rows; ended rows pass through */
         if ((st = GEMM(0, 0, B, H, G, 1, dGs, G, w_hh, H, 0, dhr, H, gemm_ws))) return st;

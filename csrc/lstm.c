@@ -32,6 +32,81 @@
 /* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product */
 /* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) */
 
+/* One row of a forward step without peepholes: gates from the input part
+ * gr (4H, overwritten with the activated gates), the recurrent part pr and
+ * the summed bias; the state cb, hb (H) advances in place; saves h_{t-1},
+ * c_{t-1}, c_t and writes the output. */
+static CELL_INLINE void SFX(lstm_fwd_row)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
+                                          const REAL *restrict bias, REAL *restrict cb,
+                                          REAL *restrict hb, REAL *restrict o,
+                                          REAL *restrict csr, REAL *restrict hpr,
+                                          REAL *restrict cpr) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL c_prev = cb[j];
+        hpr[j] = hb[j];
+        cpr[j] = c_prev;
+        REAL ai = gr[j] + pr[j] + bias[j];
+        REAL af = gr[H + j] + pr[H + j] + bias[H + j];
+        REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
+        REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
+        REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
+        REAL c = fg * c_prev + ig * gg;
+        REAL og = SFX(rnn_sigmoid)(ao);
+        REAL h = og * SFX(rnn_tanhv)(c);
+        gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+        csr[j] = c;
+        cb[j] = c;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+CELL_ROW_VARIANTS(lstm_fwd_row,
+                  (int64_t H, REAL *restrict gr, const REAL *restrict pr, const REAL *restrict bias,
+                   REAL *restrict cb, REAL *restrict hb, REAL *restrict o, REAL *restrict csr,
+                   REAL *restrict hpr, REAL *restrict cpr),
+                  (H, gr, pr, bias, cb, hb, o, csr, hpr, cpr))
+
+/* One row of a backward step without peepholes: from the saved gates and
+ * cell states and the carried dh, dc (H), writes the pre-activation gate
+ * gradients into dgr and dgs (4H) and the carried dc for step t-1. */
+static CELL_INLINE void SFX(lstm_bwd_row_loop)(int64_t H, const REAL *restrict gr,
+                                          const REAL *restrict csr, const REAL *restrict cpr,
+                                          const REAL *restrict go, const REAL *restrict dhb,
+                                          REAL *restrict dcb, REAL *restrict dgr,
+                                          REAL *restrict dgs, const int use_go) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
+        REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);
+        REAL gh = dhb[j] + (use_go ? go[j] : 0);
+        REAL dao = gh * tc * og * ((REAL)1 - og);
+        REAL gc = dcb[j] + gh * og * ((REAL)1 - tc * tc);
+        REAL dai = gc * gg * ig * ((REAL)1 - ig);
+        REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
+        REAL dag = gc * ig * ((REAL)1 - gg * gg);
+        dgr[j] = dai;
+        dgr[H + j] = daf;
+        dgr[2 * H + j] = dag;
+        dgr[3 * H + j] = dao;
+        dcb[j] = gc * fg;
+    }
+    /* a copy afterwards: two stores per value kept GCC from vectorising */
+    memcpy(dgs, dgr, (size_t)(4 * H) * sizeof(REAL));
+}
+static CELL_INLINE void SFX(lstm_bwd_row)(int64_t H, const REAL *restrict gr,
+                                          const REAL *restrict csr, const REAL *restrict cpr,
+                                          const REAL *restrict go, const REAL *restrict dhb,
+                                          REAL *restrict dcb, REAL *restrict dgr,
+                                          REAL *restrict dgs) {
+    /* two copies of the loop, so neither tests go per element */
+    if (go) SFX(lstm_bwd_row_loop)(H, gr, csr, cpr, go, dhb, dcb, dgr, dgs, 1);
+    else SFX(lstm_bwd_row_loop)(H, gr, csr, cpr, go, dhb, dcb, dgr, dgs, 0);
+}
+CELL_ROW_VARIANTS(lstm_bwd_row,
+                  (int64_t H, const REAL *restrict gr, const REAL *restrict csr,
+                   const REAL *restrict cpr, const REAL *restrict go, const REAL *restrict dhb,
+                   REAL *restrict dcb, REAL *restrict dgr, REAL *restrict dgs),
+                  (H, gr, csr, cpr, go, dhb, dcb, dgr, dgs))
+
 int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
                       const REAL *x, const REAL *h0, const REAL *c0,
                       const REAL *w_ih, const REAL *w_hh,
@@ -57,9 +132,13 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     SFX(copy_or_zero)(cT, c0, B * H);
+    const SFX(lstm_fwd_row_fn) row = SFX(lstm_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             if (t < 0) continue;
@@ -67,6 +146,10 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             REAL *gr = gates + r * G, *hb = hT + b * H, *cb = cT + b * H, *o = out + r * d->ldo;
             REAL *csr = cs + r * H;
             const REAL *pr = pre + b * G;
+            if (!w_peep) {
+                row(H, gr, pr, bias, cb, hb, o, csr, hp + r * H, cp + r * H);
+                continue;
+            }
             memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
             memcpy(cp + r * H, cb, (size_t)H * sizeof(REAL));
             for (int64_t j = 0; j < H; j++) {
@@ -123,7 +206,11 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     memset(dG, 0, (size_t)(R * G) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(copy_or_zero)(dc, dcT, B * H);
+    const SFX(lstm_bwd_row_fn) row = SFX(lstm_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             REAL *dgs = dGs + b * G;
@@ -132,6 +219,10 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
             const REAL *gr = gates + r * G, *csr = cs + r * H, *cpr = cp + r * H;
             const REAL *go = dout ? dout + r * d->ldo : NULL;
             REAL *dgr = dG + r * G, *dhb = dh + b * H, *dcb = dc + b * H;
+            if (!w_peep) {
+                row(H, gr, csr, cpr, go, dhb, dcb, dgr, dgs);
+                continue;
+            }
             for (int64_t j = 0; j < H; j++) {
                 REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
                 REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);

@@ -29,7 +29,52 @@
 #include "cell_common.h"
 
 /* forward scratch: pre (B, H) recurrent product */
-/* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) */
+/* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) */
+
+/* One row of a forward step: hr (H) holds x W_ih^T and becomes h_t; the
+ * state hb advances in place; saves h_{t-1} and writes the output. */
+static CELL_INLINE void SFX(rnn_fwd_row)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
+                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                         REAL *restrict hb, REAL *restrict o, REAL *restrict hpr,
+                                         int relu) {
+    for (int64_t j = 0; j < H; j++) {
+        hpr[j] = hb[j];
+        REAL a = hr[j] + b_ih[j] + pb[j] + b_hh[j];
+        REAL h = relu ? (a > 0 ? a : (REAL)0) : SFX(rnn_tanhv)(a);
+        hr[j] = h;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+CELL_ROW_VARIANTS(rnn_fwd_row,
+                  (int64_t H, REAL *restrict hr, const REAL *restrict pb, const REAL *restrict b_ih,
+                   const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
+                   REAL *restrict hpr, int relu),
+                  (H, hr, pb, b_ih, b_hh, hb, o, hpr, relu))
+
+/* One row of a backward step: the pre-activation gradient into da and das. */
+static CELL_INLINE void SFX(rnn_bwd_row_loop)(int64_t H, const REAL *restrict hr,
+                                         const REAL *restrict go, const REAL *restrict db,
+                                         REAL *restrict da, REAL *restrict das, int relu, const int use_go) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL g = db[j] + (use_go ? go[j] : 0);
+        REAL h = hr[j];
+        REAL v = relu ? (h > 0 ? g : (REAL)0) : g * ((REAL)1 - h * h);
+        da[j] = v;
+        das[j] = v;
+    }
+}
+static CELL_INLINE void SFX(rnn_bwd_row)(int64_t H, const REAL *restrict hr,
+                                         const REAL *restrict go, const REAL *restrict db,
+                                         REAL *restrict da, REAL *restrict das, int relu) {
+    /* two copies of the loop, so neither tests go per element */
+    if (go) SFX(rnn_bwd_row_loop)(H, hr, go, db, da, das, relu, 1);
+    else SFX(rnn_bwd_row_loop)(H, hr, go, db, da, das, relu, 0);
+}
+CELL_ROW_VARIANTS(rnn_bwd_row,
+                  (int64_t H, const REAL *restrict hr, const REAL *restrict go,
+                   const REAL *restrict db, REAL *restrict da, REAL *restrict das, int relu),
+                  (H, hr, go, db, da, das, relu))
 
 int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
                      const REAL *x, const REAL *h0,
@@ -50,23 +95,19 @@ int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
     /* hs = x W_ih^T for every step at once; the time loop adds the rest */
     if ((st = GEMM(0, 1, R, H, I, 1, x, d->ldx, w_ih, I, 0, hs, H, gemm_ws))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
+    const SFX(rnn_fwd_row_fn) row = SFX(rnn_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
+    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = GEMM(0, 1, B, H, H, 1, hT, H, w_hh, H, 0, pre, H, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             if (t < 0) continue;
             int64_t r = t * d->ts + b * d->bs;
-            REAL *hr = hs + r * H, *hb = hT + b * H, *o = out + r * d->ldo;
-            const REAL *pb = pre + b * H;
-            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
-            for (int64_t j = 0; j < H; j++) {
-                REAL a = hr[j] + b_ih[j] + pb[j] + b_hh[j];
-                REAL h = relu ? (a > 0 ? a : (REAL)0) : SFX(rnn_tanhv)(a);
-                hr[j] = h;
-                hb[j] = h;
-                o[j] = h;
-            }
+            row(H, hs + r * H, pre + b * H, b_ih, b_hh, hT + b * H, out + r * d->ldo, hp + r * H,
+                relu);
         }
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -97,21 +138,17 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
 
     memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
+    const SFX(rnn_bwd_row_fn) row = SFX(rnn_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, H);
+    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             REAL *das = dAs + b * H;
             if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
             int64_t r = t * d->ts + b * d->bs;
-            const REAL *hr = hs + r * H, *go = dout ? dout + r * d->ldo : NULL;
-            REAL *db = dh + b * H, *da = dA + r * H;
-            for (int64_t j = 0; j < H; j++) {
-                REAL g = db[j] + (go ? go[j] : 0);
-                REAL h = hr[j];
-                REAL v = relu ? (h > 0 ? g : (REAL)0) : g * ((REAL)1 - h * h);
-                da[j] = v;
-                das[j] = v;
-            }
+            row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, dh + b * H, dA + r * H, das, relu);
         }
         /* dh_{t-1} = dA_t W_hh for running rows; ended rows pass dh through */
         if ((st = GEMM(0, 0, B, H, H, 1, dAs, H, w_hh, H, 0, dhr, H, gemm_ws))) return st;

@@ -49,7 +49,12 @@ typedef struct {
     int64_t ldx;    /* leading dimension of x and dx, >= I */
     int64_t ldo;    /* leading dimension of out and dout, >= H */
     int reverse;    /* 0: t runs 0..len-1; 1: t runs len-1..0 (per sequence) */
+    int threads;    /* threads the kernel may use; 0 or 1 = the calling thread only.
+                     * The GEMM workspace must then hold threads workspaces. */
 } rnn_dims;
+
+/* Most threads a kernel call uses (bounds the workspace a caller sizes). */
+#define RNN_MAX_THREADS 64
 
 /* Cell kinds, in the order the glue and the Python layer use. */
 typedef enum {

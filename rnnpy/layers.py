@@ -16,6 +16,7 @@ Shapes (D = 2 if bidirectional else 1):
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -33,6 +34,31 @@ from ._validate import (
 )
 
 State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+def default_threads() -> int:
+    """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else the
+    CPUs this process may run on (at most 8: the per-step products of an RNN
+    gain little beyond that)."""
+    env = os.environ.get("RNNPY_NUM_THREADS")
+    if env:
+        return resolve_threads(int(env))
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def resolve_threads(threads: Optional[int]) -> int:
+    """A thread count: None means default_threads(); else a positive int."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads: expected a positive int or None, got {threads!r}")
+    if not 1 <= int(threads) <= 64:
+        raise ValueError(f"threads: expected an int in [1, 64] or None, got {threads!r}")
+    return int(threads)
 
 
 class _RNNBase(Module):
@@ -53,8 +79,10 @@ class _RNNBase(Module):
         dtype: Any = "float32",
         seed: Optional[int] = None,
         time_major: bool = False,
+        threads: Optional[int] = None,
     ) -> None:
         super().__init__()
+        self._threads = resolve_threads(threads)
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
@@ -98,9 +126,21 @@ class _RNNBase(Module):
         self._cells, offset = [], 0
         for in_size, n, _ in self._cell_specs:
             self._cells.append(self._make_cell(in_size, params=self.flat_params[offset:offset + n],
-                                               grads=self.flat_grads[offset:offset + n]))
+                                               grads=self.flat_grads[offset:offset + n],
+                                               threads=self._threads))
             offset += n
         self._last = None
+
+    @property
+    def threads(self) -> int:
+        """Threads each cell's kernels may use; settable. Results do not depend on it."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: Optional[int]) -> None:
+        self._threads = resolve_threads(value)
+        for cell in self._cells:
+            cell.threads = self._threads
 
     def reset_parameters(self) -> None:
         """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does."""
@@ -258,12 +298,13 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
-                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False) -> None:
+                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
+                 threads: Optional[int] = None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major)
+                         time_major, threads)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
@@ -295,12 +336,13 @@ class LSTM(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
-                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False) -> None:
+                 dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
+                 threads: Optional[int] = None) -> None:
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole: expected a bool, got {peephole!r}")
         self.peephole = bool(peephole)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major)
+                         time_major, threads)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,

@@ -1,0 +1,414 @@
+"""``python -m rnnpy bench``: rnnpy against PyTorch (CPU) on the same shapes.
+
+For every cell (RNN, LSTM, GRU), shape (T, B, I, H) and thread count it times,
+in one run, with the same float32 data and weights:
+
+  forward   the layer's forward pass over T steps (PyTorch under no_grad)
+  train     one training step: forward, then backward for every gradient
+            (inputs, initial state, all weights; PyTorch with x.requires_grad)
+
+Each measurement warms up, then repeats until ``--repeat`` runs or
+``--min-time`` seconds have passed (at least three runs), and reports the
+median and the spread (min and max over the runs). Both libraries run
+time-major data, PyTorch's native layout, so neither pays for a transpose.
+
+Work is counted as in the literature: a training step of one layer is
+6*G*T*B*H*(I+H) floating-point operations (G = 1, 4, 3 for RNN, LSTM, GRU;
+2 for a multiply-add, times 3 for forward + the two backward products), the
+forward pass a third of that. GFLOP/s divides that by the median time; the
+fraction of peak divides by the machine's FP32 peak times the thread count
+(``--peak``, GFLOP/s of one core; measured on this machine with an FMA loop,
+see README). ``torch/rnnpy`` is PyTorch's median time over rnnpy's: above 1
+means rnnpy is faster.
+
+GEMM: rnnpy's own product (``rnnpy._core.gemm``) against ``numpy.matmul``
+(OpenBLAS) on square products and on the per-step shapes of a recurrent
+layer (B x H times H x G*H, the weight stored as PyTorch stores it, so the
+product is h @ W^T). It runs in a child process because NumPy's BLAS reads its
+thread count from the environment when it loads.
+
+Peak memory (``--memory``): each measurement runs in a fresh Python process,
+which builds the layer and its data, reads ``ru_maxrss`` (the resident-set
+high-water mark), runs two training steps and reads it again; the difference
+is the extra memory a training step needs beyond its model and data (outputs,
+caches, gradients, workspace). A fresh process per number means no library's
+allocator caches leak into another's figure. PyTorch's process imports torch,
+rnnpy's does not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+# (T, B, I, H): the issue's grid, the char-rnn shape, and batch-1 inference
+DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
+    (100, 16, 32, 32), (100, 64, 64, 64), (100, 64, 128, 128), (50, 64, 256, 256),
+    (25, 64, 512, 512), (25, 64, 1024, 1024), (150, 32, 256, 256), (100, 128, 83, 512),
+    (100, 1, 128, 128), (100, 1, 512, 512),
+]
+SQUARE_GEMM = [256, 512, 1024, 2048]
+# per-step products (B, H, G*H): h (B x H) times W_hh^T (H x G*H)
+STEP_GEMM = [(16, 32, 128), (32, 128, 512), (64, 64, 256), (64, 128, 512), (64, 256, 1024),
+             (64, 512, 2048), (32, 512, 2048), (1, 512, 2048)]
+DEFAULT_PEAK = 132.0  # GFLOP/s FP32 per core, FMA, measured on the reference machine
+
+
+def flops(cell: str, T: int, B: int, I: int, H: int, mode: str) -> float:
+    """Floating-point operations of one layer: train 6*G*T*B*H*(I+H), forward a third."""
+    train = 6.0 * GATES[cell] * T * B * H * (I + H)
+    return train if mode == "train" else train / 3.0
+
+
+def time_it(fn: Callable[[], Any], repeat: int, warmup: int, min_time: float) -> Dict[str, float]:
+    """Median, min and max seconds of fn() after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < max(3, repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 3 and time.perf_counter() - start > min_time:
+            break
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+
+
+# ---------------------------------------------------------------- the layers
+def _rnnpy_layer(cell: str, I: int, H: int, threads: int):
+    import rnnpy
+
+    cls = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell]
+    return cls(I, H, dtype="float32", seed=0, time_major=True, threads=threads)
+
+
+def _torch_layer(cell: str, I: int, H: int, layer):
+    import torch
+
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    m = cls(I, H, batch_first=False)
+    with torch.no_grad():  # the same weights, so both compute the same thing
+        for name, p in m.named_parameters():
+            p.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[name])))
+    return m
+
+
+def _data(T: int, B: int, I: int, H: int) -> Tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    dout = rng.standard_normal((T, B, H)).astype(np.float32)
+    return x, dout
+
+
+def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch: bool):
+    """The four callables: rnnpy forward/train and, when asked, torch's."""
+    T, B, I, H = shape
+    x, dout = _data(T, B, I, H)
+    layer = _rnnpy_layer(cell, I, H, threads)
+
+    def r_fwd():
+        layer.forward(x)
+
+    def r_train():
+        layer.zero_grad()
+        layer.forward(x)
+        layer.backward(dout)
+
+    out = {"rnnpy": {"forward": r_fwd, "train": r_train}}
+    if use_torch:
+        import torch
+
+        m = _torch_layer(cell, I, H, layer)
+        tx = torch.from_numpy(x)
+        txg = tx.clone().requires_grad_(True)
+        tdout = torch.from_numpy(dout)
+
+        def t_fwd():
+            with torch.no_grad():
+                m(tx)
+
+        def t_train():
+            m.zero_grad(set_to_none=True)
+            txg.grad = None
+            y, _ = m(txg)
+            y.backward(tdout)
+
+        out["torch"] = {"forward": t_fwd, "train": t_train}
+    return out
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
+                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
+    rows = []
+    for n in threads:
+        if use_torch:
+            _set_torch_threads(n)
+        for cell in cells:
+            for shape in shapes:
+                T, B, I, H = shape
+                steps = _steps(cell, shape, n, use_torch)
+                for mode in modes:
+                    row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
+                                           "threads": n, "mode": mode}
+                    fl = flops(cell, T, B, I, H, mode)
+                    for lib, fns in steps.items():
+                        t = time_it(fns[mode], repeat, warmup, min_time)
+                        row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
+                                    "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
+                    if "torch" in row:
+                        row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
+                    rows.append(row)
+                    log(_format_cell_row(row))
+    return rows
+
+
+# ------------------------------------------------------------------- gemm
+def _gemm_worker(threads: int, repeat: int, min_time: float) -> List[dict]:
+    """Runs in a child process whose BLAS thread count was set before numpy loaded."""
+    from . import _core
+
+    rng = np.random.default_rng(0)
+    rows = []
+    cases = [("square", n, n, n) for n in SQUARE_GEMM] + [("step", b, g, h) for b, h, g in STEP_GEMM]
+    for kind, M, N, K in cases:
+        a = rng.standard_normal((M, K)).astype(np.float32)
+        w = rng.standard_normal((N, K)).astype(np.float32)  # op(B) = w^T, K x N
+        c = np.empty((M, N), np.float32)
+        wt = w.T
+        t_np = time_it(lambda: np.matmul(a, wt, out=c), repeat, 3, min_time)
+        t_r = time_it(lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads), repeat, 3, min_time)
+        fl = 2.0 * M * N * K
+        rows.append({"kind": kind, "M": M, "N": N, "K": K, "threads": threads,
+                     "numpy": {**t_np, "gflops": fl / t_np["median"] / 1e9},
+                     "rnnpy": {**t_r, "gflops": fl / t_r["median"] / 1e9},
+                     "ratio": t_np["median"] / t_r["median"]})
+    return rows
+
+
+def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
+    rows = []
+    for n in threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
+                   MKL_NUM_THREADS=str(n))
+        cmd = [sys.executable, "-m", "rnnpy.bench", "--_gemm-worker", str(n),
+               "--repeat", str(repeat), "--min-time", str(min_time)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            raise RuntimeError("gemm benchmark failed:\n" + res.stderr[-2000:])
+        for row in json.loads(res.stdout.strip().splitlines()[-1]):
+            rows.append(row)
+            log(_format_gemm_row(row))
+    return rows
+
+
+# ----------------------------------------------------------------- memory
+_MEM_SCRIPT = r"""
+import json, resource, sys
+import numpy as np
+lib, cell, T, B, I, H, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+dout = rng.standard_normal((T, B, H)).astype(np.float32)
+if lib == "torch":
+    import torch
+    torch.set_num_threads(threads)
+    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    td = torch.from_numpy(dout)
+    def step():
+        m.zero_grad(set_to_none=True); tx.grad = None
+        y, _ = m(tx); y.backward(td)
+else:
+    import rnnpy
+    m = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell](
+        I, H, dtype="float32", seed=0, time_major=True, threads=threads)
+    def step():
+        m.zero_grad(); m.forward(x); m.backward(dout)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(); step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kib": before, "peak_kib": after, "step_kib": after - before}))
+"""
+
+
+def bench_memory(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]], threads: int,
+                 use_torch: bool, log: Callable[[str], None]) -> List[dict]:
+    rows = []
+    libs = ["rnnpy"] + (["torch"] if use_torch else [])
+    for cell in cells:
+        for T, B, I, H in shapes:
+            row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H, "threads": threads}
+            for lib in libs:
+                res = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, lib, cell, str(T), str(B),
+                                      str(I), str(H), str(threads)], capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise RuntimeError(f"memory benchmark ({lib}) failed:\n" + res.stderr[-2000:])
+                row[lib] = json.loads(res.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            log(_format_mem_row(row))
+    return rows
+
+
+# ------------------------------------------------------------------ output
+def _ms(t: Optional[dict]) -> str:
+    return "-" if t is None else f"{t['median'] * 1e3:9.3f}"
+
+
+def _spread(t: dict) -> str:
+    return f"{(t['max'] - t['min']) / t['median'] * 100:4.0f}%"
+
+
+CELL_HEADER = (f"{'cell':5} {'mode':7} {'T':>4} {'B':>4} {'I':>5} {'H':>5} {'thr':>3} | "
+               f"{'rnnpy ms':>9} {'sprd':>5} {'GF/s':>6} {'%peak':>5} | {'torch ms':>9} {'GF/s':>6} | "
+               f"{'torch/rnnpy':>11}")
+
+
+def _format_cell_row(r: dict) -> str:
+    rp, tp = r["rnnpy"], r.get("torch")
+    s = (f"{r['cell']:5} {r['mode']:7} {r['T']:4d} {r['B']:4d} {r['I']:5d} {r['H']:5d} "
+         f"{r['threads']:3d} | {_ms(rp)} {_spread(rp)} {rp['gflops']:6.1f} {rp['peak_frac'] * 100:4.0f}% | ")
+    if tp:
+        s += f"{_ms(tp)} {tp['gflops']:6.1f} | {r['ratio']:10.2f}x"
+    else:
+        s += f"{'-':>9} {'-':>6} | {'-':>11}"
+    return s
+
+
+GEMM_HEADER = (f"{'kind':6} {'M':>5} {'N':>5} {'K':>5} {'thr':>3} | {'rnnpy us':>10} {'GF/s':>6} | "
+               f"{'numpy us':>10} {'GF/s':>6} | {'numpy/rnnpy':>11}")
+
+
+def _format_gemm_row(r: dict) -> str:
+    return (f"{r['kind']:6} {r['M']:5d} {r['N']:5d} {r['K']:5d} {r['threads']:3d} | "
+            f"{r['rnnpy']['median'] * 1e6:10.1f} {r['rnnpy']['gflops']:6.1f} | "
+            f"{r['numpy']['median'] * 1e6:10.1f} {r['numpy']['gflops']:6.1f} | {r['ratio']:10.2f}x")
+
+
+MEM_HEADER = f"{'cell':5} {'T':>4} {'B':>4} {'I':>5} {'H':>5} {'thr':>3} | {'rnnpy MiB':>9} | {'torch MiB':>9}"
+
+
+def _format_mem_row(r: dict) -> str:
+    t = r.get("torch")
+    return (f"{r['cell']:5} {r['T']:4d} {r['B']:4d} {r['I']:5d} {r['H']:5d} {r['threads']:3d} | "
+            f"{r['rnnpy']['step_kib'] / 1024:9.1f} | "
+            + (f"{t['step_kib'] / 1024:9.1f}" if t else f"{'-':>9}"))
+
+
+# -------------------------------------------------------------------- main
+def _parse_shapes(text: str) -> List[Tuple[int, int, int, int]]:
+    shapes = []
+    for part in text.replace(" ", "").split(";"):
+        if not part:
+            continue
+        vals = tuple(int(v) for v in part.split(","))
+        if len(vals) != 4 or min(vals) <= 0:
+            raise argparse.ArgumentTypeError(f"--shapes: expected 'T,B,I,H;...' of positive ints, got {part!r}")
+        shapes.append(vals)
+    return shapes
+
+
+def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
+    items = [s for s in text.replace(" ", "").split(",") if s]
+    if allowed is not None:
+        for s in items:
+            if s not in allowed:
+                raise argparse.ArgumentTypeError(f"expected items of {list(allowed)}, got {s!r}")
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=["rnn", "lstm", "gru"],
+                   help="comma-separated cells among rnn, lstm, gru (default all)")
+    p.add_argument("--shapes", type=_parse_shapes, default=None,
+                   help="'T,B,I,H;T,B,I,H;...' (default: the grid in the module docstring)")
+    p.add_argument("--threads", type=lambda s: [int(v) for v in _parse_list(s)], default=[1, 2],
+                   help="comma-separated thread counts, each run for both libraries (default 1,2)")
+    p.add_argument("--modes", type=lambda s: _parse_list(s, ["forward", "train"]),
+                   default=["forward", "train"], help="forward, train or both (default both)")
+    p.add_argument("--repeat", type=int, default=10, help="timed runs per measurement (at most)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    p.add_argument("--min-time", type=float, default=1.0,
+                   help="stop repeating after this many seconds (at least 3 runs)")
+    p.add_argument("--peak", type=float, default=DEFAULT_PEAK,
+                   help="FP32 peak GFLOP/s of one core (default %(default)s, this machine's)")
+    p.add_argument("--no-torch", action="store_true", help="time rnnpy alone")
+    p.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
+    p.add_argument("--memory", action="store_true",
+                   help="also measure peak memory of a training step (fresh process each)")
+    p.add_argument("--json", action="store_true", help="print one line of JSON with every result")
+    p.add_argument("--_gemm-worker", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args._gemm_worker is not None:
+        print(json.dumps(_gemm_worker(args._gemm_worker, args.repeat, args.min_time)))
+        return 0
+    from . import _core
+
+    shapes = args.shapes or DEFAULT_SHAPES
+    use_torch = not args.no_torch and _torch_available()
+    quiet = args.json
+
+    def log(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+
+    info = {"isa": _core.gemm_isa(), "peak_gflops_per_core": args.peak, "cpu_count": os.cpu_count(),
+            "torch": None}
+    if use_torch:
+        import torch
+
+        info["torch"] = torch.__version__
+    log(f"rnnpy bench: float32, GEMM kernel {info['isa']}, peak {args.peak:.0f} GFLOP/s per core, "
+        f"PyTorch {info['torch'] or 'not installed'}")
+    log("times are medians; sprd = (max-min)/median; torch/rnnpy > 1 means rnnpy is faster")
+    log("")
+    log(CELL_HEADER)
+    result: Dict[str, Any] = {"info": info}
+    result["cells"] = bench_cells(args.cells, shapes, args.threads, args.modes, use_torch, args.peak,
+                                  args.repeat, args.warmup, args.min_time, log)
+    if not args.no_gemm:
+        log("")
+        log(GEMM_HEADER)
+        result["gemm"] = bench_gemm(args.threads, args.repeat, min(args.min_time, 0.5), log)
+    if args.memory:
+        log("")
+        log("peak memory of a training step beyond model and data (ru_maxrss, fresh process each)")
+        log(MEM_HEADER)
+        result["memory"] = bench_memory(args.cells, shapes, args.threads[0], use_torch, log)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Smoke tests of ``python -m rnnpy bench`` on tiny shapes: it runs, prints a
+table, and its JSON parses with every number present (ratios when PyTorch is
+installed). Speed itself is never asserted here; the benchmark reports it.
+
+Below them, the fast paths the benchmark measures are checked against their
+plain twins: the float32 activations against libm over a dense sweep, and
+multi-threaded products and cells against one thread."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnnpy import bench
+from rnnpy.cli import main as cli_main
+
+TINY = ["--shapes", "3,2,4,5;2,1,3,4", "--repeat", "3", "--warmup", "1", "--min-time", "0"]
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def test_flops_formula():
+    # training = 6*G*T*B*H*(I+H), forward a third
+    assert bench.flops("lstm", 10, 2, 3, 4, "train") == 6 * 4 * 10 * 2 * 4 * (3 + 4)
+    assert bench.flops("gru", 10, 2, 3, 4, "forward") == 2 * 3 * 10 * 2 * 4 * (3 + 4)
+    assert bench.flops("rnn", 1, 1, 1, 1, "train") == 12
+
+
+def test_bench_prints_table(capsys):
+    rc = cli_main(["bench", "--cells", "lstm", "--threads", "1", "--no-gemm", *TINY])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "torch/rnnpy" in out and "GF/s" in out
+    assert out.count("lstm ") == 4  # 2 shapes x (forward, train)
+
+
+def test_bench_json_all_cells(capsys):
+    rc = bench.main(["--json", "--threads", "1,2", "--no-gemm", *TINY])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = result["cells"]
+    assert len(rows) == 3 * 2 * 2 * 2  # cells x shapes x threads x modes
+    assert {r["cell"] for r in rows} == {"rnn", "lstm", "gru"}
+    for r in rows:
+        assert r["rnnpy"]["median"] > 0 and r["rnnpy"]["gflops"] > 0
+        assert r["rnnpy"]["min"] <= r["rnnpy"]["median"] <= r["rnnpy"]["max"]
+        if _has_torch():
+            assert r["ratio"] > 0 and r["torch"]["median"] > 0
+        else:
+            assert "ratio" not in r
+
+
+def test_bench_no_torch(capsys):
+    assert bench.main(["--json", "--no-torch", "--cells", "gru", "--no-gemm", *TINY]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cells"]
+    assert rows and all("torch" not in r and "ratio" not in r for r in rows)
+
+
+def test_bench_gemm_and_memory_in_subprocess():
+    # the GEMM part and the memory part each start child processes
+    cmd = [sys.executable, "-m", "rnnpy", "bench", "--json", "--cells", "rnn", "--modes", "forward",
+           "--threads", "1", "--memory", *TINY]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["gemm"] and all(g["ratio"] > 0 for g in result["gemm"])
+    assert {g["kind"] for g in result["gemm"]} == {"square", "step"}
+    assert len(result["memory"]) == 2
+    for m in result["memory"]:
+        assert m["rnnpy"]["peak_kib"] >= m["rnnpy"]["before_kib"] > 0
+        assert ("torch" in m) == _has_torch()
+
+
+@pytest.mark.parametrize("bad", [["--cells", "lstmx"], ["--shapes", "1,2,3"], ["--modes", "back"]])
+def test_bench_rejects_bad_options(bad):
+    with pytest.raises(SystemExit):
+        bench.main(bad)
+
+
+# ---------------------------------------------------------------------------
+# The fast paths the benchmark measures, against their plain twins: the
+# float32 activations against libm, and multi-threaded kernels against one
+# thread (bit-identical by construction).
+
+def _ulp_err(fast, ref):
+    f = fast.astype(np.float64)
+    r = ref.astype(np.float64)
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    return np.max(np.abs(f - r) / ulp), np.max(np.abs(f - r))
+
+
+def _sweep():
+    dense = np.linspace(-20, 20, 2_000_001, dtype=np.float32)
+    tiny = np.geomspace(1e-30, 1.0, 200_001).astype(np.float32)
+    wide = np.linspace(-100, 100, 200_001, dtype=np.float32)
+    return np.concatenate([dense, tiny, -tiny, wide, np.float32([0.0, -0.0, 0.3, -0.3])])
+
+
+@pytest.mark.parametrize("name, max_ulp, max_abs", [("sigmoid", 4, 2e-7), ("tanh", 6, 2e-7)])
+def test_fast_activation_accuracy(name, max_ulp, max_abs):
+    from rnnpy import _core
+
+    x = _sweep()
+    fast = _core.activation(x, name)
+    ref = np.tanh(x.astype(np.float64)) if name == "tanh" else 1 / (1 + np.exp(-x.astype(np.float64)))
+    ref32 = ref.astype(np.float32)
+    ulp, absd = _ulp_err(fast, ref32)
+    assert absd <= max_abs, (name, absd)
+    # ulp error against the correctly rounded value, where it is meaningful (not flushed tails)
+    keep = np.abs(ref32) > 1e-30
+    ulp_k, _ = _ulp_err(fast[keep], ref32[keep])
+    assert ulp_k <= max_ulp, (name, ulp_k)
+    libm = _core.activation(x, name, impl="libm")
+    assert np.max(np.abs(libm.astype(np.float64) - ref)) <= 2e-7  # the plain twin is exact-ish
+    assert np.all(np.isfinite(fast))
+    if name == "tanh":
+        assert np.all(np.abs(fast) <= 1) and np.array_equal(fast, -_core.activation(-x, name))
+    else:
+        assert np.all((fast >= 0) & (fast <= 1))
+
+
+def test_fast_exp_accuracy():
+    from rnnpy import _core
+
+    x = np.linspace(-87, 88, 3_000_001, dtype=np.float32)
+    ulp, _ = _ulp_err(_core.activation(x, "exp"), np.exp(x.astype(np.float64)).astype(np.float32))
+    assert ulp <= 2, ulp
+
+
+@pytest.mark.parametrize("cell", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threads_give_identical_results(cell, dtype):
+    import rnnpy
+
+    rng = np.random.default_rng(3)
+    T, B, I, H = 5, 64, 24, 200  # large enough that every product and pass is split
+    x = rng.standard_normal((B, T, I))
+    dout = rng.standard_normal((B, T, H))
+    results = []
+    for threads in (1, 2, 3):
+        layer = getattr(rnnpy, cell)(I, H, dtype=dtype, seed=1, threads=threads)
+        out, _ = layer.forward(x, lengths=[T - (b % 3) for b in range(B)])
+        dx, _ = layer.backward(dout)
+        results.append((out, dx, layer.flat_grads.copy()))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+def test_gemm_threads_identical():
+    from rnnpy import _core
+
+    rng = np.random.default_rng(4)
+    for M, N, K, ta, tb in [(300, 500, 70, False, True), (700, 40, 90, True, False),
+                            (1, 3000, 200, False, True)]:
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+        one = _core.gemm(a, b, trans_a=ta, trans_b=tb, threads=1)
+        for t in (2, 4):
+            assert np.array_equal(one, _core.gemm(a, b, trans_a=ta, trans_b=tb, threads=t))
+        ref = _core.gemm(a, b, trans_a=ta, trans_b=tb, isa="reference")
+        np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_argument_checked():
+    import rnnpy
+
+    layer = rnnpy.LSTM(3, 4, threads=2)
+    assert layer.threads == 2
+    layer.threads = 1
+    assert layer.threads == 1
+    with pytest.raises(ValueError, match="threads"):
+        rnnpy.GRU(3, 4, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        rnnpy.RNN(3, 4, threads=1.5)
