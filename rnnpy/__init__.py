@@ -16,6 +16,7 @@ from .gradcheck import GradcheckResult, gradcheck
 from .io import load, load_with_extra, save
 from .layers import GRU, LSTM, RNN
 from .module import Module
+from .onnx_export import export_onnx
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 from .training import EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
 
@@ -25,5 +26,5 @@ __all__ = [
     "RNN", "LSTM", "GRU", "Dense", "Embedding", "LastStep", "Dropout", "Sequential", "Module",
     "gradcheck", "GradcheckResult", "save", "load", "load_with_extra",
     "fit", "evaluate", "predict", "History", "EarlyStopping", "ModelCheckpoint",
-    "data", "losses", "optim", "__version__",
+    "export_onnx", "data", "losses", "optim", "__version__",
 ]
