@@ -255,12 +255,27 @@ def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, statefu
             state = new_state
 
 
+class _NoBar:
+    """Stands in for a progress bar that is off (tqdm is not even imported)."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: Optional[int], desc: str, enabled: Optional[bool]) -> Any:
     if enabled is None:
         enabled = sys.stderr.isatty()
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 class Trainer:

@@ -95,9 +95,9 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = 60_000, cell: str
     model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
     history = fit(model, lambda: iter(train), loss="softmax_cross_entropy",
                   optimizer=Adam(model, lr=lr), epochs=epochs, clip_norm=clip, stateful=True,
-                  metrics=(), progress=progress)
-    val_loss = evaluate(model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(),
-                        stateful=True)["loss"]
+                  val=lambda: iter(val), metrics=(), progress=progress)
+    val_loss = history["val_loss"][-1] if epochs else evaluate(
+        model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True)["loss"]
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
     return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
