@@ -35,6 +35,10 @@ from ._validate import (
 
 State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
 
+# How a bidirectional layer combines its two directions' last-layer outputs:
+# concatenated (PyTorch's way), summed, multiplied, averaged, or kept apart (None).
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
 
 def default_threads() -> int:
     """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else the
@@ -80,8 +84,12 @@ class _RNNBase(Module):
         seed: Optional[int] = None,
         time_major: bool = False,
         threads: Optional[int] = None,
+        merge_mode: Optional[str] = "concat",
     ) -> None:
         super().__init__()
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}")
+        self.merge_mode = merge_mode
         self._threads = resolve_threads(threads)
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
@@ -151,7 +159,8 @@ class _RNNBase(Module):
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "bidirectional": self.bidirectional,
                 "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed,
-                "time_major": self.time_major, **self._extra_config()}
+                "time_major": self.time_major, "merge_mode": self.merge_mode,
+                **self._extra_config()}
 
     def _extra_config(self) -> dict:
         return {}
@@ -187,7 +196,10 @@ class _RNNBase(Module):
         state: initial h (num_layers*D, B, H), for the LSTM (h, c); None = zeros.
         lengths: optional (B,) ints in [0, T]; steps t >= lengths[b] leave
             sequence b's state unchanged, output zeros and get no gradient.
-        Returns out (B, T, D*H) (or (T, B, D*H)) and the final state.
+        Returns out (B, T, D*H) (or (T, B, D*H)) and the final state. With
+        bidirectional and merge_mode "sum", "mul" or "ave", out is (B, T, H), the
+        two directions combined; with merge_mode None, a tuple of the two.
+        Layers below the last always pass on both directions concatenated.
         """
         x = as_float_array(x, "x", self.dtype)
         check_shape(x, "x", (None, None, self.input_size), self._layout())
@@ -198,6 +210,7 @@ class _RNNBase(Module):
         h_n = np.empty((L * D, B, H), dtype=self.dtype)
         c_n = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
         masks = []
+        merged: Optional[list] = None
         inp = x
         for layer in range(L):
             outs = []
@@ -213,7 +226,13 @@ class _RNNBase(Module):
                     out, h_n[i] = cell.forward(inp, h, lengths, reverse=d == 1,
                                                batch_first=batch_first)
                 outs.append(out)
-            out = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            if D == 1:
+                out = outs[0]
+            elif layer == L - 1 and self.merge_mode != "concat":
+                out = self._merge(outs[0], outs[1])
+                merged = outs
+            else:
+                out = np.concatenate(outs, axis=2)
             if layer < L - 1 and self.training and self.dropout > 0:
                 mask = self._dropout_mask(out.shape, layer)
                 out = out * mask
@@ -221,11 +240,54 @@ class _RNNBase(Module):
             else:
                 masks.append(None)
             inp = out
-        self._last = {"B": B, "T": x.shape[0] if self.time_major else x.shape[1], "masks": masks}
+        self._last = {"B": B, "T": x.shape[0] if self.time_major else x.shape[1], "masks": masks,
+                      "merged": merged}
         state_out: State = (h_n, c_n) if self._has_cell_state else h_n
         return inp, state_out
 
     __call__ = forward
+
+    def _merge(self, f: np.ndarray, b: np.ndarray) -> Any:
+        if self.merge_mode == "sum":
+            return f + b
+        if self.merge_mode == "mul":
+            return f * b
+        if self.merge_mode == "ave":
+            return (f + b) * self.dtype.type(0.5)
+        return f, b   # merge_mode None: the two directions apart
+
+    def _merged_grads(self, dout: Any, B: int, T: int) -> list:
+        """Per-direction output gradients of the last layer from the gradient
+        of its merged output (merge_mode other than concat)."""
+        H = self.hidden_size
+        shape = (T, B, H) if self.time_major else (B, T, H)
+        symbols = "(T, B, H)" if self.time_major else "(B, T, H)"
+        if self.merge_mode is None:
+            if dout is None:
+                return [None, None]
+            if not isinstance(dout, (tuple, list)) or len(dout) != 2:
+                raise TypeError("dout: expected a tuple (dout_forward, dout_backward) for "
+                                f"merge_mode=None, got {type(dout).__name__}")
+            grads = []
+            for k, g in enumerate(dout):
+                if g is not None:
+                    g = as_float_array(g, f"dout[{k}]", self.dtype)
+                    check_shape(g, f"dout[{k}]", shape, symbols)
+                    check_finite(g, f"dout[{k}]")
+                grads.append(g)
+            return grads
+        if dout is None:
+            return [None, None]
+        g = as_float_array(dout, "dout", self.dtype)
+        check_shape(g, "dout", shape, symbols)
+        check_finite(g, "dout")
+        if self.merge_mode == "sum":
+            return [g, g]
+        if self.merge_mode == "ave":
+            half = g * self.dtype.type(0.5)
+            return [half, half]
+        f, b = self._last["merged"]
+        return [g * b, g * f]
 
     def _dropout_mask(self, shape: tuple, layer: int) -> np.ndarray:
         keep = 1.0 - self.dropout
@@ -237,7 +299,8 @@ class _RNNBase(Module):
     def backward(self, dout: Any = None, dstate: Optional[State] = None) -> Tuple[np.ndarray, State]:
         """Gradients of the most recent forward.
 
-        dout: like out, (B, T, D*H) or (T, B, D*H); None = zeros.
+        dout: like out, (B, T, D*H) or (T, B, D*H) (merged: (B, T, H); merge_mode
+            None: a tuple of two, either may be None); None = zeros.
         dstate: gradient on the final state, like the returned state (LSTM:
             (dh, dc), either may be None); None = zeros.
         Returns dx like x and the gradient on the initial state, like state.
@@ -247,7 +310,11 @@ class _RNNBase(Module):
             raise RuntimeError("backward: nothing to differentiate; call forward first")
         B, T = self._last["B"], self._last["T"]
         D, H, L = self.num_directions, self.hidden_size, self.num_layers
-        if dout is not None:
+        top: Optional[list] = None   # per-direction gradients of a merged last layer
+        if D == 2 and self.merge_mode != "concat":
+            top = self._merged_grads(dout, B, T)
+            dout = None
+        elif dout is not None:
             dout = as_float_array(dout, "dout", self.dtype)
             shape = (T, B, D * H) if self.time_major else (B, T, D * H)
             check_shape(dout, "dout", shape, "(T, B, D*H)" if self.time_major else "(B, T, D*H)")
@@ -261,7 +328,10 @@ class _RNNBase(Module):
             dinp = None
             for d in range(D):
                 i = layer * D + d
-                g = None if grad is None else (grad if D == 1 else grad[:, :, d * H:(d + 1) * H])
+                if top is not None and layer == L - 1:
+                    g = top[d]
+                else:
+                    g = None if grad is None else (grad if D == 1 else grad[:, :, d * H:(d + 1) * H])
                 dh = None if dh_n is None else dh_n[i]
                 if self._has_cell_state:
                     dc = None if dc_n is None else dc_n[i]
@@ -299,12 +369,12 @@ class RNN(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
                  dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat") -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads)
+                         time_major, threads, merge_mode)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
@@ -337,12 +407,12 @@ class LSTM(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
                  dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat") -> None:
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole: expected a bool, got {peephole!r}")
         self.peephole = bool(peephole)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads)
+                         time_major, threads, merge_mode)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,

@@ -64,11 +64,11 @@ _PEEP_ROWS = (0, 2, 1)      # i, f, o -> i, o, f
 # (False, None or 0), or the module does something this exporter cannot express
 _KNOWN_CONFIG = {
     "RNN": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-            "seed", "time_major", "nonlinearity", "threads"},
+            "seed", "time_major", "nonlinearity", "threads", "merge_mode"},
     "LSTM": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-             "seed", "time_major", "peephole", "threads"},
+             "seed", "time_major", "peephole", "threads", "merge_mode"},
     "GRU": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-            "seed", "time_major", "threads"},
+            "seed", "time_major", "threads", "merge_mode"},
     "Dense": {"in_features", "out_features", "bias", "dtype", "seed"},
     "Embedding": {"num_embeddings", "embedding_dim", "dtype", "seed"},
     "LastStep": {"time_major", "dtype"},
@@ -195,6 +195,10 @@ def _check_supported(where: str, m: Module) -> None:
               f"exportable modules are {sorted(c.__name__ for c in exact)}"
         raise TypeError(f"{_label(where, m)}: cannot export to ONNX: {why}")
     config = m.get_config()
+    if _is_recurrent(m) and m.num_directions == 2 and config.get("merge_mode", "concat") is None:
+        raise ValueError(f"{_label(where, m)}: cannot export to ONNX: merge_mode=None gives the "
+                         "two directions as a tuple; ONNX needs one output (use concat, sum, "
+                         "mul or ave)")
     known = _KNOWN_CONFIG[type(m).__name__]
     for key, value in config.items():
         if key not in known and value not in (None, False, 0, 0.0, "", "none"):
@@ -315,10 +319,23 @@ def _emit_recurrent(ctx: _Context, where: str, m: Module, x: _Value) -> _Value:
             hT_parts.append(outs[1])
             if has_c:
                 cT_parts.append(outs[2])
-        # Y (T, D, B, H) -> (T, B, D*H)
+        # Y (T, D, B, H) -> (T, B, D*H), or (T, B, H) for a merged last layer
+        merge = getattr(m, "merge_mode", "concat")
         if D == 1:
             seq = g.node("Squeeze", [outs[0], g.ints("axis1", [1])],
                          base=f"{tag}_l{layer}_y")[0]
+        elif layer == L - 1 and merge != "concat":
+            fwd, bwd = (g.node("Squeeze", [g.node("Slice", [outs[0], g.ints(f"start{d}", [d]),
+                                                             g.ints(f"end{d + 1}", [d + 1]),
+                                                             g.ints("axis1", [1])],
+                                                  base=f"{tag}_l{layer}_y{d}")[0],
+                                           g.ints("axis1", [1])],
+                               base=f"{tag}_l{layer}_dir{d}")[0] for d in (0, 1))
+            op_name = {"sum": "Add", "ave": "Add", "mul": "Mul"}[merge]
+            seq = g.node(op_name, [fwd, bwd], base=f"{tag}_l{layer}_{merge}")[0]
+            if merge == "ave":
+                half = g.const(f"{tag}_half", np.array(0.5, dtype=m.dtype))
+                seq = g.node("Mul", [seq, half], base=f"{tag}_l{layer}_ave_half")[0]
         else:
             tbdh = g.node("Transpose", [outs[0]], base=f"{tag}_l{layer}_y_tbdh", perm=[0, 2, 1, 3])[0]
             seq = g.node("Reshape", [tbdh, g.ints(f"shape_t_b_{D * H}", [0, 0, D * H])],
@@ -336,10 +353,11 @@ def _emit_recurrent(ctx: _Context, where: str, m: Module, x: _Value) -> _Value:
             g.add_output(name, m.dtype, [L * D, B_dim, H])
     ctx.recurrent_index += 1
 
+    width = H if (D == 2 and getattr(m, "merge_mode", "concat") != "concat") else D * H
     if m.time_major:
-        return _Value(seq, [T_dim, B_dim, D * H])
+        return _Value(seq, [T_dim, B_dim, width])
     out = g.node("Transpose", [seq], base=f"{tag}_y_bth", perm=[1, 0, 2])[0]
-    return _Value(out, [B_dim, T_dim, D * H])
+    return _Value(out, [B_dim, T_dim, width])
 
 
 # -- the other modules ---------------------------------------------------------------
