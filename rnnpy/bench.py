@@ -8,8 +8,9 @@ in one run, with the same float32 data and weights:
             (inputs, initial state, all weights; PyTorch with x.requires_grad)
 
 Each measurement warms up, then repeats until ``--repeat`` runs or
-``--min-time`` seconds have passed (at least three runs), and reports the
-median and the spread (min and max over the runs). Both libraries run
+``--min-time`` seconds per library have passed (at least three runs), and
+reports the median and the spread (min and max over the runs). rnnpy and
+PyTorch run in alternation, so a change in the machine's load hits both. Both libraries run
 time-major data, PyTorch's native layout, so neither pays for a transpose.
 
 Work is counted as in the literature: a training step of one layer is
@@ -69,19 +70,28 @@ def flops(cell: str, T: int, B: int, I: int, H: int, mode: str) -> float:
     return train if mode == "train" else train / 3.0
 
 
-def time_it(fn: Callable[[], Any], repeat: int, warmup: int, min_time: float) -> Dict[str, float]:
-    """Median, min and max seconds of fn() after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times: List[float] = []
-    start = time.perf_counter()
-    while len(times) < max(3, repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 3 and time.perf_counter() - start > min_time:
-            break
+def _summary(times: List[float]) -> Dict[str, float]:
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+
+
+def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
+                min_time: float) -> Dict[str, Dict[str, float]]:
+    """Times several callables in alternation (a, b, a, b, ...), so that a
+    change in the machine's load while measuring hits them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    while True:
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+        n = len(next(iter(times.values())))
+        if n >= max(3, repeat) or (n >= 3 and time.perf_counter() - start > min_time * len(fns)):
+            break
+    return {k: _summary(v) for k, v in times.items()}
 
 
 # ---------------------------------------------------------------- the layers
@@ -176,8 +186,9 @@ def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]
                     row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
                                            "threads": n, "mode": mode}
                     fl = flops(cell, T, B, I, H, mode)
-                    for lib, fns in steps.items():
-                        t = time_it(fns[mode], repeat, warmup, min_time)
+                    timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
+                                        warmup, min_time)
+                    for lib, t in timed.items():
                         row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
                                     "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
                     if "torch" in row:
@@ -200,8 +211,10 @@ def _gemm_worker(threads: int, repeat: int, min_time: float) -> List[dict]:
         w = rng.standard_normal((N, K)).astype(np.float32)  # op(B) = w^T, K x N
         c = np.empty((M, N), np.float32)
         wt = w.T
-        t_np = time_it(lambda: np.matmul(a, wt, out=c), repeat, 3, min_time)
-        t_r = time_it(lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads), repeat, 3, min_time)
+        timed = time_paired({"numpy": lambda: np.matmul(a, wt, out=c),
+                             "rnnpy": lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads)},
+                            max(repeat, 20), 3, min_time)
+        t_np, t_r = timed["numpy"], timed["rnnpy"]
         fl = 2.0 * M * N * K
         rows.append({"kind": kind, "M": M, "N": N, "K": K, "threads": threads,
                      "numpy": {**t_np, "gflops": fl / t_np["median"] / 1e9},
