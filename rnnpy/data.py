@@ -108,6 +108,8 @@ def _successors(data: np.ndarray, next_value: Any) -> np.ndarray:
     successor inside ``data``: it gets ``next_value``, or wraps to data[0, 0].
     """
     B, n = data.shape[:2]
+    if B * n == 0:
+        raise ValueError(f"data: expected at least one element, got shape {tuple(data.shape)}")
     flat = data.reshape((B * n,) + data.shape[2:])
     nxt = np.empty_like(flat)
     nxt[:-1] = flat[1:]

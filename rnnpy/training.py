@@ -161,7 +161,11 @@ def _unpack(batch: Any, where: str) -> Tuple[Any, Any, Any]:
 
 
 def _batch_size_of(x: Any) -> int:
-    return int(np.shape(x)[0])
+    shape = np.shape(x)
+    if not shape:
+        raise ValueError(f"x: expected a batch of inputs with a leading batch axis, "
+                         f"got {type(x).__name__} {x!r:.50}")
+    return int(shape[0])
 
 
 def _minibatches(arrays: Sequence[Any], batch_size: int, shuffle: bool, seed: Optional[int],
@@ -416,6 +420,9 @@ def evaluate(
 def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None) -> np.ndarray:
     """Outputs of model on x in evaluation mode, in batches of batch_size rows
     (all at once by default)."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                                   or batch_size <= 0):
+        raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
     was_training = model.training
     model.eval()
     try:
