@@ -249,8 +249,6 @@ class _RNNBase(Module):
         state_out: State = (h_n, c_n) if self._has_cell_state else h_n
         return inp, state_out
 
-    __call__ = forward
-
     def _merge(self, f: np.ndarray, b: np.ndarray) -> Any:
         if self.merge_mode == "sum":
             return f + b

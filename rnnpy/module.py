@@ -13,7 +13,9 @@ arguments, which is how models are saved without pickle.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import functools
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -34,14 +36,51 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _exclusive(method: Callable, name: str) -> Callable:
+    """Wraps forward/backward so one module runs one call at a time: a call
+    that arrives while another thread is inside the module (its kernels
+    release the GIL) gets a RuntimeError instead of mixing two calls' caches."""
+
+    @functools.wraps(method)
+    def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:   # a subclass that skipped Module.__init__
+            return method(self, *args, **kwargs)
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(f"{type(self).__name__}.{name}: the module is in use by another "
+                               "thread; a module runs one call at a time (use one model per "
+                               "thread)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            lock.release()
+
+    guarded._exclusive = True  # type: ignore[attr-defined]
+    return guarded
+
+
 class Module:
-    """Base class: flat parameter storage, modes, gradients and state dicts."""
+    """Base class: flat parameter storage, modes, gradients and state dicts.
+
+    Threads: different modules may run in different threads at once (the C
+    kernels release the GIL); one module is used by one thread at a time, and a
+    second thread calling forward or backward on a busy module gets a
+    RuntimeError.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward"):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_exclusive", False):
+                setattr(cls, name, _exclusive(fn, name))
 
     is_recurrent = False     # forward returns (out, state); backward takes dstate
     accepts_lengths = False  # forward takes lengths=
     dtype: np.dtype
 
     def __init__(self) -> None:
+        self._call_lock = threading.Lock()
         self.training = True
         self.params: Dict[str, np.ndarray] = {}
         self.grads: Dict[str, np.ndarray] = {}
