@@ -24,7 +24,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -168,11 +168,19 @@ def save(model: Module, path: str, extra: Optional[Dict[str, Any]] = None) -> No
         "rng": model.rng_state(),
     }
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], Any], suffix: str = ".tmp") -> None:
+    """Calls write(f) on a temporary file beside path, flushes it to disk and
+    renames it over path, so path holds either its old content or all of the
+    new one, never part of it. The temporary is removed if anything fails."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rnnpy-", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".rnnpy-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -44,10 +44,11 @@ onnx is imported only when export_onnx runs, so rnnpy does not need it.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .io import atomic_write
 
 from .layers import GRU, LSTM, RNN
 from .module import Module
@@ -499,26 +500,4 @@ def export_onnx(model: Module, path: Union[str, "os.PathLike[str]"], *, opset: i
     proto = build_onnx(model, opset=opset, batch_size=batch_size, seq_len=seq_len,
                        with_lengths=with_lengths, with_state=with_state)
     data = proto.SerializeToString()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rnnpy-", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: f.write(data), suffix=".onnx.tmp")
