@@ -101,7 +101,9 @@ def gradcheck(
     rng = np.random.default_rng(seed)
     # C order, so that reshape(-1) in _check_entries is a view that perturbs x itself
     x = np.array(x, order="C")
-    if x.dtype.kind not in "iu":
+    if x.dtype.kind not in "iuf":   # casting complex or object data would check garbage
+        raise TypeError(f"x: expected real numbers (or integer tokens), got dtype {x.dtype}")
+    if x.dtype.kind == "f":
         x = x.astype(np.float64)
     state_leaves = [np.array(s, dtype=np.float64, order="C") for s in _leaves(state)]
     recurrent = getattr(layer, "is_recurrent", True)

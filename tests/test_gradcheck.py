@@ -408,3 +408,9 @@ def test_gradcheck_refuses_float32(cell):
     x = np.zeros((B, T, I), dtype=np.float32)
     with pytest.raises(ValueError, match="float64"):
         rnnpy.gradcheck(layer, x)
+
+
+def test_gradcheck_refuses_complex_input_instead_of_dropping_the_imaginary_part():
+    layer = rnnpy.GRU(2, 3, dtype="float64", seed=0)
+    with pytest.raises(TypeError, match=r"^x: expected real numbers \(or integer tokens\), got dtype complex128"):
+        rnnpy.gradcheck(layer, np.ones((1, 2, 2), dtype=complex))
