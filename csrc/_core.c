@@ -496,7 +496,31 @@ static int is_lstm(const CellObject *self) {
 
 /* -------------------------------------------------------------- forward */
 
+/* forward/backward hold the busy flag for the whole call, not just around the
+ * kernel: converting an argument can run Python code (__array__, __bool__,
+ * __index__) that calls back into this cell, or another thread can enter while
+ * the GIL is released; either must get a RuntimeError, never a cache or sizes
+ * that change under the running call. */
+static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *kw);
+static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *kw);
+
 static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
+    if (cell_ready(self, "forward")) return NULL;
+    self->busy = 1;
+    PyObject *result = cell_forward_impl(self, args, kw);
+    self->busy = 0;
+    return result;
+}
+
+static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
+    if (cell_ready(self, "backward")) return NULL;
+    self->busy = 1;
+    PyObject *result = cell_backward_impl(self, args, kw);
+    self->busy = 0;
+    return result;
+}
+
+static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *kw) {
     static char *kw_lstm[] = {"x", "h0", "c0", "lengths", "reverse", "batch_first", NULL};
     static char *kw_plain[] = {"x", "h0", "lengths", "reverse", "batch_first", NULL};
     PyObject *x_obj, *h0_obj = Py_None, *c0_obj = Py_None, *len_obj = Py_None;
@@ -507,7 +531,6 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
     PyObject *result = NULL;
     int lstm = 0;
 
-    if (cell_ready(self, "forward")) return NULL;
     lstm = is_lstm(self);
     if (lstm) {
         if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO$pp:forward", kw_lstm, &x_obj, &h0_obj,
@@ -577,7 +600,6 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
                    *c0p = c0 ? PyArray_DATA(c0) : NULL;
         void *op = PyArray_DATA(out), *hTp = PyArray_DATA(hT), *cTp = cT ? PyArray_DATA(cT) : NULL;
         int kind = self->kind, st = RNN_OK;
-        self->busy = 1;
         Py_BEGIN_ALLOW_THREADS
         memcpy(x_saved, xp, (size_t)x_len * es);
         if (typenum == NPY_FLOAT) {
@@ -602,7 +624,6 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
                                       peep, lengths, &d, work, gemm_ws);
         }
         Py_END_ALLOW_THREADS
-        self->busy = 0;
         if (st) { raise_status("forward", st); goto error; }
     }
     /* the new cache replaces the old one only once the kernel succeeded */
@@ -632,7 +653,7 @@ error:
 
 /* ------------------------------------------------------------- backward */
 
-static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
+static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *kw) {
     static char *kw_lstm[] = {"dout", "dhT", "dcT", NULL};
     static char *kw_plain[] = {"dout", "dhT", NULL};
     PyObject *dout_obj = Py_None, *dhT_obj = Py_None, *dcT_obj = Py_None;
@@ -641,7 +662,6 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
     PyObject *result = NULL;
     int lstm;
 
-    if (cell_ready(self, "backward")) return NULL;
     lstm = is_lstm(self);
     if (lstm) {
         if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:backward", kw_lstm, &dout_obj, &dhT_obj,
@@ -695,7 +715,6 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
         const void *cache = self->cache, *xs = self->x_saved;
         const int64_t *lengths = self->lengths;
         int kind = self->kind, st = RNN_OK;
-        self->busy = 1;
         Py_BEGIN_ALLOW_THREADS
         if (typenum == NPY_FLOAT) {
             if (kind == RNN_CELL_TANH || kind == RNN_CELL_RELU)
@@ -721,7 +740,6 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
                                        gemm_ws);
         }
         Py_END_ALLOW_THREADS
-        self->busy = 0;
         if (st) { raise_status("backward", st); goto error; }
     }
     result = lstm ? PyTuple_Pack(3, dx, dh0, dc0) : PyTuple_Pack(2, dx, dh0);
@@ -991,6 +1009,10 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
         }
         c = (PyArrayObject *)Py_NewRef(c_obj);
         if (check_shape(c, "c", 2, cdims, "(M, N)")) goto error;
+        if (overlaps(c, a) || overlaps(c, b)) {   /* the product reads a and b while writing c */
+            PyErr_SetString(PyExc_ValueError, "c: must not share memory with a or b");
+            goto error;
+        }
     } else if (!(c = (PyArrayObject *)PyArray_ZEROS(2, cdims, typenum, 0))) {
         goto error;
     }
