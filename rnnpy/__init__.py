@@ -13,7 +13,7 @@ checks any module's gradients against finite differences.
 """
 from . import _core, data, losses, optim
 from .gradcheck import GradcheckResult, gradcheck
-from .io import load, load_with_extra, save
+from .io import ModelFileError, load, load_with_extra, save
 from .layers import GRU, LSTM, RNN
 from .module import Module
 from .onnx_export import export_onnx
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "Dense", "Embedding", "LastStep", "Dropout", "Sequential", "Module",
-    "gradcheck", "GradcheckResult", "save", "load", "load_with_extra",
+    "gradcheck", "GradcheckResult", "save", "load", "load_with_extra", "ModelFileError",
     "fit", "evaluate", "predict", "History", "EarlyStopping", "ModelCheckpoint",
     "export_onnx", "data", "losses", "optim", "__version__",
 ]

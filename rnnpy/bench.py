@@ -51,7 +51,7 @@ import numpy as np
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
-# (T, B, I, H): the grid, the char-rnn shape, and batch-1 inference
+# (T, B, I, H): the standard grid, the char-rnn shape, and batch-1 inference
 DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
     (100, 16, 32, 32), (100, 64, 64, 64), (100, 64, 128, 128), (50, 64, 256, 256),
     (25, 64, 512, 512), (25, 64, 1024, 1024), (150, 32, 256, 256), (100, 128, 83, 512),

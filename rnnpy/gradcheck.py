@@ -93,7 +93,9 @@ def gradcheck(
         <= atol + rtol * |numeric| for every checked entry.
     max_checks: at most this many entries are sampled per array (None = all).
     Returns a GradcheckResult; raises AssertionError on a mismatch when
-    raise_exception is true.
+    raise_exception is true. The layer's gradients are as they were before the
+    call; its cache is that of a perturbed forward, so run forward again before
+    the next backward.
     """
     if np.dtype(getattr(layer, "dtype", np.float64)) != np.float64:
         raise ValueError("layer: gradcheck needs a float64 module (dtype='float64'), "
@@ -113,6 +115,7 @@ def gradcheck(
 
     modules = list(_submodules(layer))
     saved = [getattr(m, "_reuse_masks", False) for m in modules]
+    caller_grads = {name: g.copy() for name, g in layer.grads.items()}   # put back at the end
     result = GradcheckResult()
     try:
         for m in modules:
@@ -150,6 +153,8 @@ def gradcheck(
     finally:
         for m, s in zip(modules, saved):
             m._reuse_masks = s
+        for name, g in caller_grads.items():
+            layer.grads[name][...] = g
     if raise_exception and not result.ok:
         lines = [f"  {n}[{j}]: analytic {a:.10g}, numeric {b:.10g}" for n, j, a, b in result.failures[:10]]
         raise AssertionError(f"gradcheck: {len(result.failures)} of {result.checked} entries differ:\n"

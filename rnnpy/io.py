@@ -179,6 +179,10 @@ def atomic_write(path: str, write: Callable[[BinaryIO], Any], suffix: str = ".tm
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rnnpy-", suffix=suffix, dir=folder)
     try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

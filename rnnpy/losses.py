@@ -24,7 +24,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES
+from ._validate import FLOAT_DTYPES, check_finite
 
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "accuracy"]
 
@@ -32,12 +32,6 @@ _REDUCTIONS = ("mean", "sum")
 
 
 # -- argument checks -----------------------------------------------------------
-
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr.ravel()))[0])
-        raise ValueError(f"{name}: expected finite values, found NaN or Inf at flat index {bad}")
-
 
 def _float_input(obj: Any, name: str) -> np.ndarray:
     """The network output: a float32/float64 ndarray as is, other array-likes
@@ -55,7 +49,7 @@ def _float_input(obj: Any, name: str) -> np.ndarray:
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
         arr = arr.astype(np.float64)
-    _check_finite(arr, name)
+    check_finite(arr, name)
     return arr
 
 
@@ -70,7 +64,7 @@ def _real_targets(obj: Any, shape: Tuple[int, ...], name: str = "targets") -> np
     if arr.shape != shape:
         raise ValueError(f"{name}: expected the input's shape {shape}, got {arr.shape}")
     arr = arr.astype(np.float64)
-    _check_finite(arr, name)
+    check_finite(arr, name)
     return arr
 
 

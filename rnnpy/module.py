@@ -39,7 +39,8 @@ def _plain(obj: Any) -> Any:
 def _exclusive(method: Callable, name: str) -> Callable:
     """Wraps forward/backward so one module runs one call at a time: a call
     that arrives while another thread is inside the module (its kernels
-    release the GIL) gets a RuntimeError instead of mixing two calls' caches."""
+    release the GIL) gets a RuntimeError instead of mixing two calls' caches.
+    The owning thread may re-enter (a subclass calling super().forward)."""
 
     @functools.wraps(method)
     def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
@@ -57,6 +58,24 @@ def _exclusive(method: Callable, name: str) -> Callable:
 
     guarded._exclusive = True  # type: ignore[attr-defined]
     return guarded
+
+
+class LiveArrays(dict):
+    """name -> array views of a module's flat buffer. Assigning to a name copies
+    into the existing view (after a shape check), so ``params[name] = w`` changes
+    the model as ``params[name][...] = w`` does, instead of detaching the name
+    from the buffer the kernels and optimizers use."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in self:
+            raise KeyError(f"{name!r}: no such parameter; names are {sorted(self)}")
+        dst = dict.__getitem__(self, name)
+        src = as_float_array(value, f"params[{name!r}]", dst.dtype)
+        check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
+        dst[...] = src
+
+    def _set_view(self, name: str, view: np.ndarray) -> None:
+        dict.__setitem__(self, name, view)
 
 
 class Module:
@@ -80,10 +99,10 @@ class Module:
     dtype: np.dtype
 
     def __init__(self) -> None:
-        self._call_lock = threading.Lock()
+        self._call_lock = threading.RLock()   # re-entrant: a subclass may call super().forward
         self.training = True
-        self.params: Dict[str, np.ndarray] = {}
-        self.grads: Dict[str, np.ndarray] = {}
+        self.params: Dict[str, np.ndarray] = LiveArrays()
+        self.grads: Dict[str, np.ndarray] = LiveArrays()
         self.flat_params = np.zeros(0)
         self.flat_grads = np.zeros(0)
 
@@ -113,12 +132,12 @@ class Module:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads
         self.flat_params, self.flat_grads = flat_params, flat_grads
-        self.params, self.grads = {}, {}
+        self.params, self.grads = LiveArrays(), LiveArrays()
         offset = 0
         for name, shape in self.param_spec():
             size = int(np.prod(shape))
-            self.params[name] = flat_params[offset:offset + size].reshape(shape)
-            self.grads[name] = flat_grads[offset:offset + size].reshape(shape)
+            self.params._set_view(name, flat_params[offset:offset + size].reshape(shape))
+            self.grads._set_view(name, flat_grads[offset:offset + size].reshape(shape))
             offset += size
         self._on_bind()
 

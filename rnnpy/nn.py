@@ -26,7 +26,7 @@ from ._validate import (
     probability,
     seed_value,
 )
-from .module import Module
+from .module import LiveArrays, Module
 
 
 def _need_forward(module: Module, cache: Any) -> None:
@@ -186,6 +186,7 @@ class LastStep(Module):
         dy = as_float_array(dy, "dy", self.dtype)
         B = shape[1] if self.time_major else shape[0]
         check_shape(dy, "dy", (B, shape[2]), "(B, F)")
+        check_finite(dy, "dy")
         dx = np.zeros(shape, dtype=self.dtype)
         dxb = dx.transpose(1, 0, 2) if self.time_major else dx
         rows = np.arange(B)
@@ -211,6 +212,7 @@ class Dropout(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, "x", self.dtype)
+        self._shape = x.shape
         if not self.training or self.p == 0:
             self._mask = np.ones((), dtype=self.dtype)
             return x
@@ -221,8 +223,12 @@ class Dropout(Module):
         return x * self._mask
 
     def backward(self, dy: Any) -> np.ndarray:
+        """dy: like the forward's x; returns dx = dy * mask."""
         _need_forward(self, self._mask)
-        return as_float_array(dy, "dy", self.dtype) * self._mask
+        dy = as_float_array(dy, "dy", self.dtype)
+        check_shape(dy, "dy", self._shape, "x's shape")
+        check_finite(dy, "dy")
+        return dy * self._mask
 
 
 class Sequential(Module):
@@ -277,8 +283,12 @@ class Sequential(Module):
             m.bind(flat_params[offset:offset + n], flat_grads[offset:offset + n], copy=True)
             offset += n
         self.flat_params, self.flat_grads = flat_params, flat_grads
-        self.params = {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.params.items()}
-        self.grads = {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.grads.items()}
+        self.params, self.grads = LiveArrays(), LiveArrays()
+        for i, m in enumerate(self.modules):
+            for k, v in m.params.items():
+                self.params._set_view(f"{i}.{k}", v)
+            for k, v in m.grads.items():
+                self.grads._set_view(f"{i}.{k}", v)
 
     def train(self, mode: bool = True) -> "Sequential":
         self.training = bool(mode)

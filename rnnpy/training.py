@@ -200,6 +200,19 @@ def _batches(data: Any, batch_size: int, shuffle: bool, seed: Optional[int],
                     f"returning batches, got {type(data).__name__}")
 
 
+def _require_batch_first(model: Module, where: str) -> None:
+    """fit, evaluate and predict cut batches along axis 0, which is time for a
+    time-major model: refuse rather than shuffle time steps into batches."""
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if getattr(m, "time_major", False):
+            raise ValueError(f"{where}: model: {type(m).__name__} is time-major, but {where} "
+                             "takes batch-first data (B, T, ...); build it with "
+                             "time_major=False (the layers accept both layouts)")
+        stack.extend(getattr(m, "modules", []))
+
+
 def _forward(model: Module, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any]:
     if model.is_recurrent:
         return model.forward(x, state, lengths)
@@ -212,8 +225,6 @@ def _loss_and_grad(loss_fn: LossFn, out: np.ndarray, y: Any, lengths: Any) -> Tu
     mask = None
     if lengths is not None and out.ndim == 3:
         mask = lengths_mask(lengths, out.shape[0], out.shape[1])
-        if np.ndim(y) == 3 and np.shape(y)[-1] == out.shape[-1] and out.shape[-1] == 1:
-            mask = mask[..., None]
     value, grad = loss_fn(out, y, mask=mask) if mask is not None else loss_fn(out, y)
     return float(value), grad, mask
 
@@ -333,6 +344,7 @@ def fit(
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
     loss_fn = resolve_loss(loss)
+    _require_batch_first(model, "fit")
     epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train")
     from . import optim as _optim
 
@@ -404,6 +416,7 @@ def evaluate(
 ) -> Dict[str, float]:
     """Mean loss and metrics over data (same forms as fit's), in evaluation mode."""
     loss_fn = resolve_loss(loss)
+    _require_batch_first(model, "evaluate")
     epoch_batches, _ = _batches(data, batch_size, False, None, "data")
     was_training = model.training
     model.eval()
@@ -423,6 +436,7 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
+    _require_batch_first(model, "predict")
     was_training = model.training
     model.eval()
     try:

@@ -414,3 +414,14 @@ def test_gradcheck_refuses_complex_input_instead_of_dropping_the_imaginary_part(
     layer = rnnpy.GRU(2, 3, dtype="float64", seed=0)
     with pytest.raises(TypeError, match=r"^x: expected real numbers \(or integer tokens\), got dtype complex128"):
         rnnpy.gradcheck(layer, np.ones((1, 2, 2), dtype=complex))
+
+
+def test_gradcheck_leaves_the_callers_gradients_as_they_were():
+    layer = rnnpy.LSTM(2, 3, dtype="float64", seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 2))
+    out, _ = layer.forward(x)
+    layer.backward(np.ones_like(out))
+    before = layer.flat_grads.copy()
+    assert before.any()
+    assert rnnpy.gradcheck(layer, x, max_checks=10).ok
+    np.testing.assert_array_equal(layer.flat_grads, before)

@@ -194,3 +194,13 @@ def test_refuses_truncated_files(tmp_path):
     p.write_bytes(bytes(broken))
     with pytest.raises(io.ModelFileError):
         rnnpy.load(p)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        rnnpy.Dense(2, 2).save(tmp_path / "m.npz")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+    assert rnnpy.ModelFileError is io.ModelFileError

@@ -174,3 +174,44 @@ def test_module_argument_errors_name_the_argument():
         m.forward(np.zeros((1, 2), int), state=[None])
     with pytest.raises(KeyError, match="missing"):
         m.load_state_dict({})
+
+
+def test_assigning_a_parameter_writes_into_the_model():
+    lstm = rnnpy.LSTM(3, 4, dtype=F64, seed=0)
+    x = rng().standard_normal((1, 2, 3))
+    before = lstm.forward(x)[0]
+    lstm.params["weight_ih_l0"] = np.zeros((16, 3))        # assignment, not [...] =
+    assert np.shares_memory(lstm.params["weight_ih_l0"], lstm.flat_params)
+    assert not lstm.flat_params[:48].any()
+    assert not np.allclose(lstm.forward(x)[0], before)
+    m = rnnpy.Sequential(rnnpy.Dense(2, 2, dtype=F64, seed=0))
+    m.params["0.bias"] = [1.0, 2.0]
+    np.testing.assert_array_equal(m.modules[0].params["bias"], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^params\['0.bias'\]: expected shape"):
+        m.params["0.bias"] = np.zeros(3)
+    with pytest.raises(KeyError, match="no such parameter"):
+        m.params["0.weights"] = np.zeros((2, 2))
+
+
+def test_a_subclass_may_call_super_forward():
+    class Scaled(rnnpy.GRU):
+        def forward(self, x, state=None, lengths=None):
+            out, st = super().forward(x, state, lengths)
+            return 2 * out, st
+
+        def backward(self, dout=None, dstate=None):
+            return super().backward(None if dout is None else 2 * dout, dstate)
+
+    s, g = Scaled(3, 4, dtype=F64, seed=1), rnnpy.GRU(3, 4, dtype=F64, seed=1)
+    x = rng().standard_normal((2, 3, 3))
+    np.testing.assert_array_equal(s.forward(x)[0], 2 * g.forward(x)[0])
+    assert rnnpy.gradcheck(s, x, max_checks=20).ok
+
+
+def test_dropout_backward_checks_its_gradient():
+    d = rnnpy.Dropout(0.5, dtype=F64, seed=0)
+    d.forward(np.ones((4, 5, 3)))
+    with pytest.raises(ValueError, match=r"^dy: expected shape x's shape = \(4, 5, 3\), got \(5, 3\)"):
+        d.backward(np.ones((5, 3)))
+    with pytest.raises(ValueError, match="^dy: expected finite values"):
+        d.backward(np.full((4, 5, 3), np.nan))

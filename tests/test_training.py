@@ -183,3 +183,13 @@ def test_fit_argument_errors():
     with pytest.raises(KeyError, match="monitor"):
         fit(model, (x, y), loss="cross_entropy", optimizer=opt, callbacks=[EarlyStopping()],
             progress=False)
+
+
+def test_time_major_models_are_refused_by_the_training_loop():
+    model = rnnpy.Sequential(rnnpy.LSTM(3, 4, time_major=True, dtype=F64), rnnpy.Dense(4, 2, dtype=F64))
+    x = np.zeros((7, 20, 3))
+    for call in (lambda: fit(model, (x, np.zeros((7, 20, 2))), loss="mse", optimizer=optim.SGD(model, lr=0.1)),
+                 lambda: evaluate(model, (x, np.zeros((7, 20, 2))), loss="mse"),
+                 lambda: predict(model, x)):
+        with pytest.raises(ValueError, match="model: LSTM is time-major, but .* takes batch-first data"):
+            call()

@@ -23,8 +23,8 @@ def run(cell: str = "rnn", hidden: int = 4, layers: int = 1, echo_step: int = 3,
         series_length: int = 20000, batch_size: int = 5, truncated_length: int = 20,
         epochs: int = 5, lr: float = 1e-3, seed: int = 1, nonlinearity: str = "relu",
         progress: Optional[bool] = None) -> Dict[str, Any]:
-    """Trains statefully over consecutive chunks; returns test accuracy over a
-    fresh series (after the first echo_step steps), the history and the model."""
+    """Trains statefully over consecutive chunks; returns test accuracy over
+    every step of a fresh series, the history and the model."""
     rec = make_recurrent(cell, 1, hidden, layers, nonlinearity=nonlinearity, seed=seed)
     model = Sequential(rec, Dense(hidden, 1, seed=seed + 1))
     epoch = {"n": 0}
