@@ -67,6 +67,23 @@ static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
  * d->threads threads (the kernel's rnn_dims must be in scope as d). */
 #define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, __VA_ARGS__)
 
+/* The step products h_{t-1} W_hh^T (forward) and dG_t W_hh (backward), with
+ * op(W_hh) packed once per call into `packed` when B > 1; B == 1 keeps the
+ * unpacked path, whose row-vector product needs no packing. The sums are
+ * the same either way for B > 1 (see rnn_gemm_packed_mt). */
+static inline int SFX(step_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
+                                 const REAL *w, void *packed) {
+    return d->B > 1 ? SFX(rnn_gemm_pack_b)(trans_b, N, K, w, d->H, packed) : RNN_OK;
+}
+static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
+                                 const REAL *A, const REAL *w, const void *packed, REAL *C,
+                                 void *gemm_ws) {
+    if (d->B > 1)
+        return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, 0, trans_b, d->B, N, K, 1, A, K, w,
+                            d->H, 0, C, N, gemm_ws);
+}
+
 /* dst[j] += sum over the R rows of src[r*ld + j], j < n. */
 static inline void SFX(colsum_add)(REAL *dst, const REAL *src, int64_t R, int64_t n, int64_t ld) {
     for (int64_t r = 0; r < R; r++) {

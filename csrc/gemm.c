@@ -105,6 +105,33 @@ size_t rnn_gemm_workspace_size(void) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* A packed op(B) (rnn_gemm_pack_b_*): this header at the first 64-byte
+ * boundary of the caller's buffer, then, for each KC-deep slice of K in
+ * order, the slice's npad / NR strips of NR columns, each kc x NR (NR values
+ * per k, zero-padded past N). Slice pc starts at pc * npad elements and the
+ * strip of columns [j, j + NR) of a slice kc deep at j * kc, so any range of
+ * whole strips is found without walking the ones before it. */
+#define PACK_MAGIC 0x524e4e50u /* "RNNP" */
+#define PACK_HDR 64
+typedef struct {
+    uint32_t magic;
+    int32_t isa;
+    int32_t elt;      /* sizeof(REAL) */
+    int32_t nr;
+    int64_t n, k, npad;
+} gemm_packed_hdr;
+_Static_assert(sizeof(gemm_packed_hdr) <= PACK_HDR, "packed header too large");
+
+static int64_t round_up64(int64_t x, int64_t q) { return (x + q - 1) / q * q; }
+
+int64_t rnn_gemm_packed_len(int64_t N, int64_t K) {
+    if (N < 0 || K < 0) return -1;
+    int64_t npad = round_up64(N, NR_MAX);
+    if (K > 0 && npad > (INT64_MAX - 32) / K) return -1;
+    /* + 128 bytes (header and alignment slack) in elements of the smaller type */
+    return npad * K + 128 / (int64_t)sizeof(float);
+}
+
 /* Threads: OpenMP, because a parallel-for over a handful of blocks is all the
  * products need and libgomp keeps its team alive between calls (a fork costs
  * about a microsecond, against tens for creating pthreads each call). Without
@@ -819,6 +846,138 @@ static void SFX(gemm_blocked)(const SFX(gemm_isa) *d, int trans_a, int trans_b, 
     }
 }
 
+/* The micro-kernels of a resolved instruction set. */
+static const SFX(gemm_isa) *SFX(isa_desc)(int isa) {
+#if GEMM_X86
+    switch (isa) {
+    case RNN_ISA_AVX512: return &SFX(isa_avx512);
+    case RNN_ISA_AVX2: return &SFX(isa_avx2);
+    default: break;
+    }
+#else
+    (void)isa;
+#endif
+    return &SFX(isa_generic);
+}
+
+/* The blocked product against a packed op(B) (arguments checked, M, N, K >
+ * 0): columns [n0, n0 + N) of the packed matrix, n0 a multiple of NR, into
+ * C[:, 0:N]. The loops, and so every sum, are those of gemm_blocked. */
+static void SFX(gemm_packed_blocked)(const SFX(gemm_isa) *d, int64_t M, int64_t n0, int64_t N,
+                                     int64_t K, int64_t npad, REAL alpha, const REAL *A,
+                                     int64_t lda, const REAL *pk, REAL beta, REAL *C,
+                                     int64_t ldc, void *workspace) {
+    const int MR = d->mr, NR = d->nr;
+    REAL *pa = (REAL *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+
+    for (int64_t jc = 0; jc < N; jc += d->nc) {
+        int64_t nc = min64(d->nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += d->kc) {
+            int64_t kc = min64(d->kc, K - pc);
+            REAL beta_p = pc == 0 ? beta : (REAL)1;
+            const REAL *slice = pk + pc * npad + (n0 + jc) * kc;
+            for (int64_t ic = 0; ic < M; ic += d->mc) {
+                int64_t mc = min64(d->mc, M - ic);
+                d->packa(0, A, lda, ic, pc, mc, kc, MR, pa);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int nr = (int)min64(NR, nc - jr);
+                    const REAL *pbj = slice + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int mr = (int)min64(MR, mc - ir);
+                        d->kern(kc, pa + ir * kc, pbj, C + (ic + ir) * ldc + jc + jr, ldc,
+                                alpha, beta_p, mr, nr, NULL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+size_t SFX(rnn_gemm_packed_size)(int trans_b, int64_t N, int64_t K) {
+    (void)trans_b;
+    int64_t len = rnn_gemm_packed_len(N, K);
+    if (len < 0 || (uint64_t)len > SIZE_MAX / sizeof(REAL)) return 0;
+    return PACK_HDR + PACK_HDR + (size_t)round_up64(N, NR_MAX) * (size_t)K * sizeof(REAL);
+}
+
+int SFX(rnn_gemm_pack_b_isa)(int isa, int trans_b, int64_t N, int64_t K, const REAL *B,
+                             int64_t ldb, void *packed) {
+    if (N < 0 || K < 0) return RNN_ERR_SIZE;
+    if (!packed || (N > 0 && K > 0 && !B)) return RNN_ERR_NULL;
+    if (N > 0 && K > 0 && ldb < (trans_b ? K : N)) return RNN_ERR_LD;
+    const int r = resolve_isa(isa);
+    const SFX(gemm_isa) *d = SFX(isa_desc)(r);
+    const int NR = d->nr;
+    uintptr_t base = ((uintptr_t)packed + 63) & ~(uintptr_t)63;
+    gemm_packed_hdr *h = (gemm_packed_hdr *)base;
+    *h = (gemm_packed_hdr){PACK_MAGIC, r, (int32_t)sizeof(REAL), NR, N, K, round_up64(N, NR)};
+    REAL *dst = (REAL *)(base + PACK_HDR);
+    for (int64_t pc = 0; pc < K; pc += d->kc) {
+        int64_t kc = min64(d->kc, K - pc);
+        REAL *slice = dst + pc * h->npad;
+        for (int64_t j = 0; j < N; j += NR)
+            d->packb(trans_b != 0, B, ldb, pc, j, kc, (int)min64(NR, N - j), NR, slice + j * kc);
+    }
+    return RNN_OK;
+}
+
+int SFX(rnn_gemm_pack_b)(int trans_b, int64_t N, int64_t K, const REAL *B, int64_t ldb,
+                         void *packed) {
+    return SFX(rnn_gemm_pack_b_isa)(rnn_gemm_best_isa(), trans_b, N, K, B, ldb, packed);
+}
+
+int SFX(rnn_gemm_packed_mt)(int threads, int64_t M, int64_t N, int64_t K, REAL alpha,
+                            const REAL *A, int64_t lda, const void *packed, REAL beta, REAL *C,
+                            int64_t ldc, void *workspace) {
+    if (M < 0 || N < 0 || K < 0) return RNN_ERR_SIZE;
+    if (M == 0 || N == 0) return RNN_OK;
+    if (!C || (K > 0 && (!A || !packed))) return RNN_ERR_NULL;
+    if (ldc < N || (K > 0 && lda < K)) return RNN_ERR_LD;
+    if (!workspace) return RNN_ERR_NULL;
+    if (K == 0 || alpha == 0) {
+        SFX(scale_c)(M, N, beta, C, ldc);
+        return RNN_OK;
+    }
+    const gemm_packed_hdr *h =
+        (const gemm_packed_hdr *)(((uintptr_t)packed + 63) & ~(uintptr_t)63);
+    if (h->magic != PACK_MAGIC || h->elt != (int32_t)sizeof(REAL) || h->n != N || h->k != K)
+        return RNN_ERR_SIZE;
+    const SFX(gemm_isa) *d = SFX(isa_desc)(h->isa);
+    const REAL *pk = (const REAL *)((const char *)h + PACK_HDR);
+    const int64_t npad = h->npad;
+    int nt = rnn_gemm_threads_for(threads, M, N, K);
+    if (nt <= 1) {
+        SFX(gemm_packed_blocked)(d, M, 0, N, K, npad, alpha, A, lda, pk, beta, C, ldc, workspace);
+        return RNN_OK;
+    }
+    /* The blocks of rnn_gemm_mt: NR_MAX columns (a multiple of every NR)
+     * or 16 rows at a time, each computed as the one-thread product does. */
+    const int by_cols = N >= M;
+    const int64_t len = by_cols ? N : M, quantum = by_cols ? NR_MAX : 16;
+    int64_t chunk = (len + nt - 1) / nt;
+    chunk = (chunk + quantum - 1) / quantum * quantum;
+    nt = (int)((len + chunk - 1) / chunk);
+    const size_t ws_step = rnn_gemm_workspace_size();
+    RNN_OMP("omp parallel for num_threads(nt) schedule(static, 1)")
+    for (int i = 0; i < nt; i++) {
+        int64_t s0 = i * chunk, n = min64(chunk, len - s0);
+        void *ws = (char *)workspace + (size_t)i * ws_step;
+        if (by_cols)
+            SFX(gemm_packed_blocked)(d, M, s0, n, K, npad, alpha, A, lda, pk, beta, C + s0, ldc,
+                                     ws);
+        else
+            SFX(gemm_packed_blocked)(d, n, 0, N, K, npad, alpha, A + s0 * lda, lda, pk, beta,
+                                     C + s0 * ldc, ldc, ws);
+    }
+    return RNN_OK;
+}
+
+int SFX(rnn_gemm_packed)(int64_t M, int64_t N, int64_t K, REAL alpha, const REAL *A,
+                         int64_t lda, const void *packed, REAL beta, REAL *C, int64_t ldc,
+                         void *workspace) {
+    return SFX(rnn_gemm_packed_mt)(1, M, N, K, alpha, A, lda, packed, beta, C, ldc, workspace);
+}
+
 /* Argument checks shared by every entry point. Returns RNN_OK to proceed,
  * -1 when there is nothing to do, or an error code. */
 static int SFX(gemm_check)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
@@ -846,16 +1005,7 @@ int SFX(rnn_gemm_isa)(int isa, int trans_a, int trans_b, int64_t M, int64_t N, i
         SFX(scale_c)(M, N, beta, C, ldc);
         return RNN_OK;
     }
-    const SFX(gemm_isa) *d = &SFX(isa_generic);
-#if GEMM_X86
-    switch (resolve_isa(isa)) {
-    case RNN_ISA_AVX512: d = &SFX(isa_avx512); break;
-    case RNN_ISA_AVX2: d = &SFX(isa_avx2); break;
-    default: break;
-    }
-#else
-    (void)resolve_isa(isa);
-#endif
+    const SFX(gemm_isa) *d = SFX(isa_desc)(resolve_isa(isa));
     if (M == 1 && (!trans_a || lda == 1)) {
         d->gemv(trans_b != 0, N, K, alpha, A, B, ldb, beta, C);
         return RNN_OK;

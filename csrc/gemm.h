@@ -86,4 +86,46 @@ int rnn_gemm_mt_f64(int isa, int threads, int trans_a, int trans_b, int64_t M, i
 /* How many threads a product of M x N x K uses when given `threads`. */
 int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
 
+/* A product whose op(B) is packed once and reused: the recurrent products
+ * of an RNN multiply a new A by the same weight matrix every step, and
+ * packing it costs about as much as the product at small M.
+ *
+ * rnn_gemm_pack_b_* packs op(B) (K x N, as trans_b and ldb describe it for
+ * rnn_gemm_*) into `packed`, caller memory of at least
+ * rnn_gemm_packed_size_*(trans_b, N, K) bytes (any alignment; 0 means the
+ * size overflows), for the given (or best) instruction set.
+ * rnn_gemm_packed_* then computes C = alpha * A * op(B) + beta * C with A
+ * stored M x K (lda >= K), on up to `threads` threads with `workspace` as
+ * for rnn_gemm_mt_*. Every element of C is summed in the same order as
+ * rnn_gemm_mt_* sums it for M > 1 (M == 1 there takes a row-vector path),
+ * so results match it bit for bit and for every thread count. The packed
+ * buffer is only read, so threads may share it; N and K must be those it
+ * was packed with (RNN_ERR_SIZE otherwise). */
+size_t rnn_gemm_packed_size_f32(int trans_b, int64_t N, int64_t K);
+size_t rnn_gemm_packed_size_f64(int trans_b, int64_t N, int64_t K);
+/* The same size in elements, enough for either type (-1 on overflow). */
+int64_t rnn_gemm_packed_len(int64_t N, int64_t K);
+
+int rnn_gemm_pack_b_f32(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb,
+                        void *packed);
+int rnn_gemm_pack_b_f64(int trans_b, int64_t N, int64_t K, const double *B, int64_t ldb,
+                        void *packed);
+int rnn_gemm_pack_b_isa_f32(int isa, int trans_b, int64_t N, int64_t K, const float *B,
+                            int64_t ldb, void *packed);
+int rnn_gemm_pack_b_isa_f64(int isa, int trans_b, int64_t N, int64_t K, const double *B,
+                            int64_t ldb, void *packed);
+
+int rnn_gemm_packed_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                        int64_t lda, const void *packed, float beta, float *C, int64_t ldc,
+                        void *workspace);
+int rnn_gemm_packed_f64(int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+                        int64_t lda, const void *packed, double beta, double *C, int64_t ldc,
+                        void *workspace);
+int rnn_gemm_packed_mt_f32(int threads, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const void *packed, float beta, float *C,
+                           int64_t ldc, void *workspace);
+int rnn_gemm_packed_mt_f64(int threads, int64_t M, int64_t N, int64_t K, double alpha,
+                           const double *A, int64_t lda, const void *packed, double beta,
+                           double *C, int64_t ldc, void *workspace);
+
 #endif /* RNNPY_GEMM_H */

@@ -31,8 +31,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, 3H) recurrent product h W_hh^T */
-/* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) */
+/* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed (B > 1) */
+/* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) |
+ *   W_hh packed (B > 1) */
 
 /* One row of a forward step: gr (3H) holds x W_ih^T and becomes r, z, n;
  * pr is h W_hh^T; the state hb advances in place; saves W_hn h + b_hn and
@@ -114,15 +115,17 @@ int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
     REAL *hn = gates + R * G;   /* (R, H) */
     REAL *hp = hn + R * H;      /* (R, H) */
     REAL *pre = work;           /* (B, 3H) */
+    REAL *wpk = pre + B * G;    /* W_hh^T packed */
 
     if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    if ((st = SFX(step_pack)(d, 1, G, H, w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     const SFX(gru_fwd_row_fn) row = SFX(gru_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
     (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
-        if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
         RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
@@ -159,9 +162,11 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     REAL *dh = dHN + R * H;     /* (B, H) carried dL/dh */
     REAL *dhr = dh + B * H;     /* (B, H) */
     REAL *dGs = dhr + B * H;    /* (B, 3H) this step's recurrent-side gradients */
+    REAL *wpk = dGs + B * G;    /* W_hh packed */
 
     memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
+    if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(gru_bwd_row_fn) row = SFX(gru_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
     (void)ne; /* unused without OpenMP */
@@ -176,7 +181,7 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
                 dh + b * H, dGx + r * G, dHN + r * H, dgs);
         }
         /* dh_{t-1} = z*dh + dGh_t W_hh for running rows; ended rows pass through */
-        if ((st = GEMM(0, 0, B, H, G, 1, dGs, G, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 0, H, G, dGs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
                 SFX(add_into)(dh + b * H, dhr + b * H, H);

@@ -29,8 +29,10 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product */
-/* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) */
+/* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
+ *   W_hh^T packed (B > 1) */
+/* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) |
+ *   W_hh packed (B > 1) */
 
 /* One row of a forward step without peepholes: gates from the input part
  * gr (4H, overwritten with the activated gates), the recurrent part pr and
@@ -126,10 +128,12 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     REAL *cp = hp + R * H;      /* (R, H) */
     REAL *bias = work;          /* (4H) */
     REAL *pre = bias + G;       /* (B, 4H) */
+    REAL *wpk = pre + B * G;    /* W_hh^T packed */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
 
     for (int64_t j = 0; j < G; j++) bias[j] = b_ih[j] + b_hh[j];
     if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    if ((st = SFX(step_pack)(d, 1, G, H, w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     SFX(copy_or_zero)(cT, c0, B * H);
     const SFX(lstm_fwd_row_fn) row = SFX(lstm_fwd_row_pick)(rnn_gemm_best_isa());
@@ -137,7 +141,7 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
-        if ((st = GEMM(0, 1, B, G, H, 1, hT, H, w_hh, H, 0, pre, G, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
         RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
@@ -200,12 +204,14 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     REAL *dc = dh + B * H;      /* (B, H) carried dL/dc */
     REAL *dhr = dc + B * H;     /* (B, H) */
     REAL *dGs = dhr + B * H;    /* (B, 4H) this step's dG, zero for ended rows */
+    REAL *wpk = dGs + B * G;    /* W_hh packed */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
     REAL *dpi = dw_peep, *dpf = dw_peep ? dw_peep + H : NULL, *dpo = dw_peep ? dw_peep + 2 * H : NULL;
 
     memset(dG, 0, (size_t)(R * G) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(copy_or_zero)(dc, dcT, B * H);
+    if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(lstm_bwd_row_fn) row = SFX(lstm_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
     (void)ne; /* unused without OpenMP */
@@ -248,7 +254,7 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
             }
         }
         /* dh_{t-1} = dG_t W_hh for running rows; ended rows pass dh through */
-        if ((st = GEMM(0, 0, B, H, G, 1, dGs, G, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 0, H, G, dGs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
                 memcpy(dh + b * H, dhr + b * H, (size_t)H * sizeof(REAL));

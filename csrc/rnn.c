@@ -28,8 +28,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, H) recurrent product */
-/* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) */
+/* forward scratch: pre (B, H) recurrent product | W_hh^T packed (B > 1) */
+/* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) |
+ *   W_hh packed (B > 1) */
 
 /* One row of a forward step: hr (H) holds x W_ih^T and becomes h_t; the
  * state hb advances in place; saves h_{t-1} and writes the output. */
@@ -91,16 +92,18 @@ int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
     REAL *hs = cache;          /* (R, H) */
     REAL *hp = cache + R * H;  /* (R, H) */
     REAL *pre = work;          /* (B, H) */
+    REAL *wpk = pre + B * H;   /* W_hh^T packed */
 
     /* hs = x W_ih^T for every step at once; the time loop adds the rest */
     if ((st = GEMM(0, 1, R, H, I, 1, x, d->ldx, w_ih, I, 0, hs, H, gemm_ws))) return st;
+    if ((st = SFX(step_pack)(d, 1, H, H, w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const SFX(rnn_fwd_row_fn) row = SFX(rnn_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
     (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
-        if ((st = GEMM(0, 1, B, H, H, 1, hT, H, w_hh, H, 0, pre, H, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 1, H, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
         RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
@@ -135,9 +138,11 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     REAL *dh = dA + R * H;      /* (B, H) carried dL/dh */
     REAL *dhr = dh + B * H;     /* (B, H) */
     REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
+    REAL *wpk = dAs + B * H;    /* W_hh packed */
 
     memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
+    if ((st = SFX(step_pack)(d, 0, H, H, w_hh, wpk))) return st;
     const SFX(rnn_bwd_row_fn) row = SFX(rnn_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
     (void)ne; /* unused without OpenMP */
@@ -151,7 +156,7 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
             row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, dh + b * H, dA + r * H, das, relu);
         }
         /* dh_{t-1} = dA_t W_hh for running rows; ended rows pass dh through */
-        if ((st = GEMM(0, 0, B, H, H, 1, dAs, H, w_hh, H, 0, dhr, H, gemm_ws))) return st;
+        if ((st = SFX(step_gemm)(d, 0, H, H, dAs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) >= 0)
                 memcpy(dh + b * H, dhr + b * H, (size_t)H * sizeof(REAL));

@@ -52,6 +52,7 @@ int rnn_lengths_check(const rnn_dims *d, const int64_t *lengths) {
 /* Sizes of the cache and scratch of each kernel, in elements; the layouts
  * are documented beside each kernel. -1 when a product overflows. */
 #include "cells.h"
+#include "gemm.h"
 
 static int64_t add3(int64_t a, int64_t b, int64_t c) {
     if (a < 0 || b < 0 || c < 0 || a > INT64_MAX - b || a + b > INT64_MAX - c) return -1;
@@ -71,8 +72,10 @@ int64_t rnn_forward_work_len(int kind, const rnn_dims *d) {
     int64_t G = rnn_cell_gates(kind);
     if (G == 0) return -1;
     int64_t GH = rnn_mul(G, d->H);
-    /* pre (B, GH), and the LSTM's summed bias (GH) */
-    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0, 0);
+    /* pre (B, GH), the LSTM's summed bias (GH), and W_hh^T packed for the
+     * step products (B > 1; B == 1 takes the unpacked row-vector path) */
+    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0,
+                d->B > 1 ? rnn_gemm_packed_len(GH, d->H) : 0);
 }
 
 int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
@@ -81,5 +84,8 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
     int64_t GH = rnn_mul(G, d->H), BH = rnn_mul(d->B, d->H);
     /* dG (R, GH) | GRU: dHN (R, H) | dh, dhr (and LSTM dc) (B, H) | dGs (B, GH) */
     int64_t big = add3(rnn_mul(R, GH), kind == RNN_CELL_GRU ? rnn_mul(R, d->H) : 0, 0);
-    return add3(big, rnn_mul(BH, G == 4 ? 3 : 2), rnn_mul(d->B, GH));
+    /* ... | W_hh packed for the step products (B > 1) */
+    int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2), rnn_mul(d->B, GH),
+                         d->B > 1 ? rnn_gemm_packed_len(d->H, GH) : 0);
+    return add3(big, small, 0);
 }

@@ -208,6 +208,116 @@ static void test_isa(void) {
           "unknown isa falls back");
 }
 
+/* The packed path: op(B) packed once (into a buffer 8 bytes off malloc's
+ * alignment), then products against it must equal rnn_gemm_isa_* bit for
+ * bit (M > 1: the same sums), match the reference, and not depend on the
+ * thread count. */
+#define DEFINE_PACKED(REAL, SFX, EPS)                                                         \
+    static int packed_##SFX(int isa, int tb, int64_t M, int64_t N, int64_t K, double alpha,  \
+                            double beta, int threads, void *ws) {                             \
+        int64_t lda = K + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;                             \
+        size_t na = (size_t)(M * lda), nb = (size_t)((tb ? N : K) * ldb);                     \
+        size_t nc = (size_t)(M * ldc);                                                        \
+        REAL *A = malloc(na * sizeof(REAL)), *B = malloc(nb * sizeof(REAL));                  \
+        REAL *C = malloc(nc * sizeof(REAL)), *U = malloc(nc * sizeof(REAL));                  \
+        REAL *R = malloc(nc * sizeof(REAL));                                                  \
+        size_t psz = rnn_gemm_packed_size_##SFX(tb, N, K);                                    \
+        int ok = psz > 0 && psz <= (size_t)rnn_gemm_packed_len(N, K) * sizeof(REAL);          \
+        char *praw = malloc(psz + 8), *pk = praw + 8;                                         \
+        for (size_t i = 0; i < na; i++) A[i] = (REAL)urand();                                 \
+        for (size_t i = 0; i < nb; i++) B[i] = (REAL)urand();                                 \
+        for (size_t i = 0; i < nc; i++) C[i] = (REAL)urand();                                 \
+        memcpy(U, C, nc * sizeof(REAL));                                                      \
+        memcpy(R, C, nc * sizeof(REAL));                                                      \
+        ok = ok && rnn_gemm_pack_b_isa_##SFX(isa, tb, N, K, B, ldb, pk) == RNN_OK;            \
+        ok = ok && rnn_gemm_packed_mt_##SFX(threads, M, N, K, (REAL)alpha, A, lda, pk,        \
+                                            (REAL)beta, C, ldc, ws) == RNN_OK;                \
+        ok = ok && rnn_gemm_isa_##SFX(isa, 0, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,       \
+                                      (REAL)beta, U, ldc, ws) == RNN_OK;                      \
+        ok = ok && rnn_gemm_ref_##SFX(0, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,            \
+                                      (REAL)beta, R, ldc) == RNN_OK;                          \
+        double tol = (EPS) * (fabs(alpha) * (double)K + fabs(beta) * 2 + 1e-30);              \
+        for (size_t i = 0; i < nc && ok; i++) {                                               \
+            if (M > 1 && memcmp(&C[i], &U[i], sizeof(REAL)) != 0) ok = 0;                     \
+            if (!(fabs((double)C[i] - (double)R[i]) <= tol)) ok = 0;                          \
+            if (!ok)                                                                          \
+                printf("  packed %s %s tb=%d M=%lld N=%lld K=%lld thr=%d: C[%zu]=%.17g "      \
+                       "unpacked=%.17g ref=%.17g\n",                                          \
+                       #SFX, rnn_gemm_isa_name(isa), tb, (long long)M, (long long)N,          \
+                       (long long)K, threads, i, (double)C[i], (double)U[i], (double)R[i]);   \
+        }                                                                                     \
+        if (ok && K > 0) { /* sizes other than the packed ones are refused */                 \
+            ok = rnn_gemm_packed_##SFX(M, N + 1, K, 1, A, lda, pk, 0, C, ldc + 1, ws) ==      \
+                     RNN_ERR_SIZE &&                                                          \
+                 rnn_gemm_packed_##SFX(M, N, K - 1 > 0 ? K - 1 : K + 1, 1, A, lda, pk, 0, C,  \
+                                       ldc, ws) == RNN_ERR_SIZE &&                            \
+                 rnn_gemm_packed_##SFX(M, N, K, 1, A, K - 1, pk, 0, C, ldc, ws) ==            \
+                     RNN_ERR_LD &&                                                            \
+                 rnn_gemm_packed_##SFX(M, N, K, 1, A, lda, NULL, 0, C, ldc, ws) ==            \
+                     RNN_ERR_NULL;                                                            \
+        }                                                                                     \
+        free(A);                                                                              \
+        free(B);                                                                              \
+        free(C);                                                                              \
+        free(U);                                                                              \
+        free(R);                                                                              \
+        free(praw);                                                                           \
+        return ok;                                                                            \
+    }
+
+DEFINE_PACKED(float, f32, 1e-5)
+DEFINE_PACKED(double, f64, 1e-13)
+
+static void test_packed(int isa) {
+    enum { THREADS = 3 };
+    size_t step = rnn_gemm_workspace_size();
+    char *raw = malloc(step * THREADS + 64);
+    void *ws = raw + 8;
+    /* small and edge shapes, and the recurrent-step shapes of an LSTM/GRU
+     * (M = B, op(B) = W_hh^T or W_hh), some spanning several KC slices and
+     * NC blocks */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1},     {2, 3, 5},      {7, 33, 17},    {15, 64, 65},  {29, 97, 31},
+        {64, 256, 64}, {64, 64, 256},  {64, 512, 128}, {3, 1100, 20}, {17, 40, 600},
+        {64, 1024, 256}, {130, 70, 300}};
+    static const double ab[][2] = {{1, 0}, {0.5, -1.5}};
+    char what[160];
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb <= 1; tb++)
+            for (int a = 0; a < 2; a++)
+                for (int thr = 1; thr <= THREADS; thr++) {
+                    int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    snprintf(what, sizeof what,
+                             "packed %s tb=%d M=%lld N=%lld K=%lld alpha=%g threads=%d",
+                             rnn_gemm_isa_name(isa), tb, (long long)M, (long long)N,
+                             (long long)K, ab[a][0], thr);
+                    check(packed_f32(isa, tb, M, N, K, ab[a][0], ab[a][1], thr, ws) &&
+                              packed_f64(isa, tb, M, N, K, ab[a][0], ab[a][1], thr, ws),
+                          what);
+                }
+    /* K = 0 and alpha = 0 only scale C; empty products do nothing. */
+    float c[4] = {1, 2, 3, 4}, a1[4] = {1, 1, 1, 1};
+    char pk[1024];
+    check(rnn_gemm_pack_b_f32(1, 2, 2, a1, 2, pk) == RNN_OK &&
+              rnn_gemm_packed_f32(2, 2, 2, 0, a1, 2, pk, 2, c, 2, ws) == RNN_OK && c[0] == 2 &&
+              c[3] == 8,
+          "packed alpha = 0 scales C");
+    check(rnn_gemm_packed_f32(2, 2, 0, 1, NULL, 0, NULL, 0, c, 2, ws) == RNN_OK && c[0] == 0,
+          "packed K = 0 zeroes C");
+    check(rnn_gemm_packed_f32(0, 2, 2, 1, NULL, 0, NULL, 0, NULL, 0, NULL) == RNN_OK,
+          "packed empty M");
+    check(rnn_gemm_pack_b_f32(0, -1, 2, a1, 2, pk) == RNN_ERR_SIZE &&
+              rnn_gemm_pack_b_f32(0, 2, 2, NULL, 2, pk) == RNN_ERR_NULL &&
+              rnn_gemm_pack_b_f32(0, 2, 2, a1, 1, pk) == RNN_ERR_LD &&
+              rnn_gemm_packed_size_f64(0, -1, 2) == 0 && rnn_gemm_packed_len(2, -1) == -1,
+          "packed argument errors");
+    /* a float32 packing is refused by the float64 product */
+    double dc[4], da[4] = {1, 1, 1, 1};
+    check(rnn_gemm_packed_f64(2, 2, 2, 1, da, 2, pk, 0, dc, 2, ws) == RNN_ERR_SIZE,
+          "packed dtype mismatch refused");
+    free(raw);
+}
+
 int main(void) {
     /* Offset the workspace by 8 bytes from malloc's alignment to exercise
      * the in-driver 64-byte alignment. */
@@ -221,6 +331,7 @@ int main(void) {
     for (int isa = RNN_ISA_GENERIC; isa <= best; isa++) {
         int before = n_fail;
         test_shapes(isa);
+        test_packed(isa);
         printf("isa %s: %s\n", rnn_gemm_isa_name(isa), n_fail == before ? "ok" : "FAILED");
     }
     free(raw);
