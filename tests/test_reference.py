@@ -25,6 +25,7 @@ except ImportError:  # the compiled package is not built: load the file alone
     _spec.loader.exec_module(ref)
 
 torch = pytest.importorskip("torch")
+from torch_peephole import torch_peephole_dir  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 torch.set_num_threads(1)
@@ -73,25 +74,6 @@ def _t(a, grad=False):
     return t.requires_grad_(grad)
 
 
-def torch_peephole_dir(x, h, c, w_ih, w_hh, b_ih, b_hh, p, mask, reverse):
-    """One direction of a peephole LSTM with torch autograd. x (T, B, I), mask (T, B, 1) bool."""
-    T = x.shape[0]
-    outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        a = x[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-        a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
-        i = torch.sigmoid(a_i + p[0] * c)
-        f = torch.sigmoid(a_f + p[1] * c)
-        g = torch.tanh(a_g)
-        cn = f * c + i * g
-        o = torch.sigmoid(a_o + p[2] * cn)
-        hn = o * torch.tanh(cn)
-        h = torch.where(mask[t], hn, h)
-        c = torch.where(mask[t], cn, c)
-        outs[t] = torch.where(mask[t], hn, torch.zeros_like(hn))
-    return torch.stack(outs), h, c
-
-
 def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
                 dout, dh, dc=None):
     """Run torch (float64) and backpropagate loss = <out, dout> + <hn, dh> (+ <cn, dc>).
@@ -120,7 +102,7 @@ def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 k = layer * D + d
                 o, h, c = torch_peephole_dir(
-                    inp, h0t[k], c0t[k], pt["weight_ih" + sfx], pt["weight_hh" + sfx],
+                    torch, inp, h0t[k], c0t[k], pt["weight_ih" + sfx], pt["weight_hh" + sfx],
                     pt["bias_ih" + sfx], pt["bias_hh" + sfx], pt["weight_peep" + sfx],
                     mask, bool(d))
                 outs.append(o)
