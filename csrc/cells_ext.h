@@ -1,0 +1,157 @@
+/*
+ * cells_ext.h: the extended cells, forward and backward through time, float32
+ * (_f32) and float64 (_f64). They add to the plain cells of cells.h:
+ *
+ *   layer normalisation   (LSTM, GRU; Ba, Kiros & Hinton 2016)
+ *   zoneout               (all cells; Krueger et al. 2017)
+ *   recurrent dropout     (all cells; Gal & Ghahramani 2016, one mask per sequence)
+ *   projection            (LSTM; Sak et al. 2014, PyTorch's proj_size)
+ *   peepholes             (LSTM, combinable with all of the above)
+ *
+ * Everything not said here is as in cells.h: row(t, b) layout, lengths,
+ * reverse, threads, forward writes a cache that backward only reads,
+ * backward ADDS into dx, dh0, dc0 and every gradient, kernels never
+ * allocate and return an rnn_status. With a zero config and no masks each
+ * ext kernel computes what its plain kernel computes.
+ *
+ * Sizes. H is d->H, the cell's hidden units (the LSTM's cell state c has H).
+ * Hs is the size of the recurrent state h: P for a projected LSTM, else H.
+ * out, dout, h0, hT, dh0, dhT have Hs columns; c0, cT, dc0, dcT have H.
+ * d->ldo must be >= Hs (not H); the ext kernels check dims with
+ * rnn_ext_dims_check, never rnn_dims_check.
+ *
+ * Parameters (rnn_ext_params_*; gradients rnn_ext_grads_* have the same
+ * fields and shapes; a field is NULL when its option is off):
+ *   w_ih (GH, I), w_hh (GH, Hs), b_ih (GH), b_hh (GH)   as PyTorch
+ *   w_peep (3, H)   LSTM peepholes on i, f, o
+ *   w_hr   (P, H)   LSTM projection: h~_t = W_hr (o * tanh(c_t))
+ *   ln_ih  (GH)     gain of the layer norm of W_ih x_t (over all GH values)
+ *   ln_hh  (GH)     gain of the layer norm of W_hh h_{t-1} (over all GH values)
+ *   ln_c   (2, H)   LSTM: gain (row 0) and bias (row 1) of the norm of c_t
+ * b_ih and b_hh are the shifts of the two input norms. LN(v) = (v - mean(v))
+ * / sqrt(var(v) + RNN_LN_EPS), var the biased variance.
+ *
+ * LSTM with every option (p = 0 without peepholes, LN = identity and
+ * gains 1 without layer_norm, W_hr = identity without projection):
+ *   a   = ln_ih*LN(W_ih x_t) + b_ih + ln_hh*LN(W_hh (m_b*h_{t-1})) + b_hh
+ *   i   = sig(a_i + p_i*c_{t-1})   f = sig(a_f + p_f*c_{t-1})   g = tanh(a_g)
+ *   c~  = f*c_{t-1} + i*g          o = sig(a_o + p_o*c~)
+ *   h~  = W_hr (o * tanh(ln_c[0]*LN(c~) + ln_c[1]))
+ *   c_t = zc*c_{t-1} + (1-zc)*c~   h_t = zh*h_{t-1} + (1-zh)*h~    out_t = h_t
+ * (the peephole on o reads c~; the cell-state norm, like the paper, does not
+ * change the state carried forward: c~ is carried, its norm feeds only tanh)
+ *
+ * GRU (PyTorch's formulation, r, z, n gate blocks):
+ *   u = ln_ih*LN(W_ih x_t) + b_ih        v = ln_hh*LN(W_hh (m_b*h_{t-1})) + b_hh
+ *   r = sig(u_r + v_r)   z = sig(u_z + v_z)   n = tanh(u_n + r*v_n)
+ *   h~ = (1-z)*n + z*h_{t-1}           h_t = zh*h_{t-1} + (1-zh)*h~
+ * RNN: h~ = act(W_ih x_t + b_ih + W_hh (m_b*h_{t-1}) + b_hh), act tanh or
+ *   relu (cfg->relu), h_t = zh*h_{t-1} + (1-zh)*h~; no layer norm.
+ *
+ * Masks (rnn_ext_masks_*; NULL = off), fixed inputs (not differentiated):
+ *   rec   (B, Hs)  m_b, multiplies h_{t-1} where it enters W_hh only (the
+ *                  GRU's z-interpolation and zoneout use the unmasked h);
+ *                  the caller scales it (0 or 1/(1-p) for inverted dropout)
+ *   zh    zoneout of h: row(t, b) of the mask is zh + row(t, b)*zh_ld, Hs
+ *         values; zh_ld = Hs gives one mask row per step and sequence
+ *         (training: 1 keeps the previous value, 0 takes the new one) and
+ *         zh_ld = 0 one row for all (evaluation: the probability itself)
+ *   zc    (LSTM) zoneout of c, likewise with zc_ld and H values
+ * The layer's output at a step is h_t after zoneout. Steps past a
+ * sequence's length leave its state unchanged whatever the masks say.
+ */
+#ifndef RNNPY_CELLS_EXT_H
+#define RNNPY_CELLS_EXT_H
+
+#include "rnn_common.h"
+
+#define RNN_LN_EPS 1e-5
+
+/* The options of one extended cell (dtype-free). */
+typedef struct {
+    int64_t P;      /* LSTM projection size, 0 = none (then 0 < P < H) */
+    int peephole;   /* LSTM: w_peep present */
+    int layer_norm; /* LSTM, GRU: ln_ih, ln_hh (and the LSTM's ln_c) present */
+    int relu;       /* RNN: relu instead of tanh */
+} rnn_ext_config;
+
+/* d checked as rnn_dims_check does, except that ldo must be >= Hs; also
+ * checks cfg against kind (a projection only on an LSTM with 0 < P < H,
+ * layer_norm not on an RNN, peephole only on an LSTM). */
+int rnn_ext_dims_check(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+
+/* Hs: cfg->P when it is positive (LSTM), else d->H. */
+static inline int64_t rnn_ext_state_size(const rnn_dims *d, const rnn_ext_config *cfg) {
+    return cfg->P > 0 ? cfg->P : d->H;
+}
+
+/* Elements of the cache and scratch of each kernel (-1 on overflow or a
+ * bad config). kind: RNN_CELL_TANH/RELU (cfg->relu must agree), RNN_CELL_LSTM
+ * (peepholes by cfg->peephole; RNN_CELL_PEEPHOLE is accepted too) or
+ * RNN_CELL_GRU. The caches depend on the options, not on the masks. */
+int64_t rnn_ext_cache_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+int64_t rnn_ext_forward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+int64_t rnn_ext_backward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+/* The same per kind, defined beside each kernel (rnn_ext.c, lstm_ext.c,
+ * gru_ext.c); the three above check cfg and dispatch to them. */
+#define RNNPY_DECLARE_EXT_LENS(K)                                                             \
+    int64_t rnn_ext_cache_len_##K(const rnn_dims *d, const rnn_ext_config *cfg);             \
+    int64_t rnn_ext_forward_work_len_##K(const rnn_dims *d, const rnn_ext_config *cfg);      \
+    int64_t rnn_ext_backward_work_len_##K(const rnn_dims *d, const rnn_ext_config *cfg);
+RNNPY_DECLARE_EXT_LENS(rnn)
+RNNPY_DECLARE_EXT_LENS(lstm)
+RNNPY_DECLARE_EXT_LENS(gru)
+
+#define RNNPY_DECLARE_EXT_CELLS(REAL, SFX)                                                    \
+    typedef struct {                                                                         \
+        const REAL *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *w_hr, *ln_ih, *ln_hh, *ln_c;          \
+    } rnn_ext_params_##SFX;                                                                  \
+    typedef struct {                                                                         \
+        REAL *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *w_hr, *ln_ih, *ln_hh, *ln_c;                \
+    } rnn_ext_grads_##SFX;                                                                   \
+    typedef struct {                                                                         \
+        const REAL *rec;                                                                     \
+        const REAL *zh;                                                                      \
+        int64_t zh_ld;                                                                       \
+        const REAL *zc;                                                                      \
+        int64_t zc_ld;                                                                       \
+    } rnn_ext_masks_##SFX;                                                                   \
+    int rnn_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cache, const REAL *x,               \
+                              const REAL *h0, const rnn_ext_params_##SFX *p,                 \
+                              const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,       \
+                              const int64_t *lengths, const rnn_dims *d, REAL *work,         \
+                              void *gemm_ws);                                                \
+    int rnn_ext_backward_##SFX(REAL *dx, REAL *dh0, const rnn_ext_grads_##SFX *g,            \
+                               const REAL *dout, const REAL *dhT, const REAL *cache,         \
+                               const REAL *x, const rnn_ext_params_##SFX *p,                 \
+                               const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,      \
+                               const int64_t *lengths, const rnn_dims *d, REAL *work,        \
+                               void *gemm_ws);                                               \
+    int lstm_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,    \
+                               const REAL *h0, const REAL *c0,                               \
+                               const rnn_ext_params_##SFX *p, const rnn_ext_masks_##SFX *m,  \
+                               const rnn_ext_config *cfg, const int64_t *lengths,            \
+                               const rnn_dims *d, REAL *work, void *gemm_ws);                \
+    int lstm_ext_backward_##SFX(REAL *dx, REAL *dh0, REAL *dc0,                              \
+                                const rnn_ext_grads_##SFX *g, const REAL *dout,              \
+                                const REAL *dhT, const REAL *dcT, const REAL *cache,         \
+                                const REAL *x, const rnn_ext_params_##SFX *p,                \
+                                const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,     \
+                                const int64_t *lengths, const rnn_dims *d, REAL *work,       \
+                                void *gemm_ws);                                              \
+    int gru_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cache, const REAL *x,               \
+                              const REAL *h0, const rnn_ext_params_##SFX *p,                 \
+                              const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,       \
+                              const int64_t *lengths, const rnn_dims *d, REAL *work,         \
+                              void *gemm_ws);                                                \
+    int gru_ext_backward_##SFX(REAL *dx, REAL *dh0, const rnn_ext_grads_##SFX *g,            \
+                               const REAL *dout, const REAL *dhT, const REAL *cache,         \
+                               const REAL *x, const rnn_ext_params_##SFX *p,                 \
+                               const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,      \
+                               const int64_t *lengths, const rnn_dims *d, REAL *work,        \
+                               void *gemm_ws);
+
+RNNPY_DECLARE_EXT_CELLS(float, f32)
+RNNPY_DECLARE_EXT_CELLS(double, f64)
+
+#endif /* RNNPY_CELLS_EXT_H */
