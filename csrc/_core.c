@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "cells.h"
+#include "cells_ext.h"
 #include "gemm.h"
 
 /* ---------------------------------------------------------------- state */
@@ -41,6 +42,7 @@ typedef struct {
     int kind;               /* rnn_cell_kind */
     int typenum;            /* NPY_FLOAT or NPY_DOUBLE */
     int64_t I, H;           /* input features, hidden units */
+    rnn_ext_config cfg;     /* projection, layer norm (peephole and relu mirror kind) */
     PyArrayObject *params;  /* (P,) flat parameters, views are the named weights */
     PyArrayObject *grads;   /* (P,) flat gradients, same layout */
     int busy;               /* a call is inside a kernel (checked with the GIL held) */
@@ -52,22 +54,39 @@ typedef struct {
     void *cache;            /* rnn_cache_len elements */
     void *x_saved;          /* (R, I) copy of the input, in its layout */
     int64_t *lengths;       /* (B,) or NULL */
+    int cache_ext;          /* the cache is an extended kernel's (cells_ext.h) */
+    void *m_rec, *m_zh, *m_zc; /* copies of the masks that forward used, or NULL */
+    int64_t zh_ld, zc_ld;
 } CellObject;
+
+/* Hs: units of the recurrent state h (the projection size, else H). */
+static int64_t state_size(const CellObject *self) { return self->cfg.P > 0 ? self->cfg.P : self->H; }
+
+/* Whether the cell's options need the extended kernels whatever the masks. */
+static int needs_ext(const CellObject *self) { return self->cfg.P > 0 || self->cfg.layer_norm; }
 
 /* Offsets of the named parameters inside the flat vector, in elements. */
 typedef struct {
-    int64_t w_ih, w_hh, b_ih, b_hh, peep, total;
+    int64_t w_ih, w_hh, b_ih, b_hh, peep, w_hr, ln_ih, ln_hh, ln_c, total;
 } cell_layout;
 
-static cell_layout layout_of(int kind, int64_t I, int64_t H) {
+/* PyTorch's order (w_ih, w_hh, b_ih, b_hh, then w_hr), our peepholes before
+ * the projection, the layer-norm gains (and the LSTM's cell-norm gain and
+ * bias) last. */
+static cell_layout layout_of(int kind, int64_t I, int64_t H, const rnn_ext_config *cfg) {
     cell_layout L;
-    int64_t GH = rnn_cell_gates(kind) * H;
+    int64_t GH = rnn_cell_gates(kind) * H, Hs = cfg->P > 0 ? cfg->P : H;
+    int lstm = kind == RNN_CELL_LSTM || kind == RNN_CELL_PEEPHOLE;
     L.w_ih = 0;
     L.w_hh = L.w_ih + GH * I;
-    L.b_ih = L.w_hh + GH * H;
+    L.b_ih = L.w_hh + GH * Hs;
     L.b_hh = L.b_ih + GH;
     L.peep = L.b_hh + GH;
-    L.total = L.peep + (kind == RNN_CELL_PEEPHOLE ? 3 * H : 0);
+    L.w_hr = L.peep + (kind == RNN_CELL_PEEPHOLE ? 3 * H : 0);
+    L.ln_ih = L.w_hr + cfg->P * H;
+    L.ln_hh = L.ln_ih + (cfg->layer_norm ? GH : 0);
+    L.ln_c = L.ln_hh + (cfg->layer_norm ? GH : 0);
+    L.total = L.ln_c + (cfg->layer_norm && lstm ? 2 * H : 0);
     return L;
 }
 
@@ -194,12 +213,12 @@ static int check_finite(PyArrayObject *arr, const char *name) {
 
 /* Converts, shape-checks and finite-checks an optional (B, H) state. */
 static PyArrayObject *as_state(PyObject *obj, const char *name, int typenum, int64_t B,
-                               int64_t H) {
+                               int64_t H, const char *symbols) {
     if (obj == NULL || obj == Py_None) return NULL;
     PyArrayObject *a = as_real_array(obj, name, typenum);
     if (!a) return NULL;
     npy_intp want[2] = {(npy_intp)B, (npy_intp)H};
-    if (check_shape(a, name, 2, want, "(B, H)") || check_finite(a, name)) {
+    if (check_shape(a, name, 2, want, symbols) || check_finite(a, name)) {
         Py_DECREF(a);
         return NULL;
     }
@@ -292,9 +311,14 @@ static void cell_free_cache(CellObject *self) {
     PyMem_RawFree(self->cache);
     PyMem_RawFree(self->x_saved);
     PyMem_RawFree(self->lengths);
+    PyMem_RawFree(self->m_rec);
+    PyMem_RawFree(self->m_zh);
+    PyMem_RawFree(self->m_zc);
     self->cache = self->x_saved = NULL;
+    self->m_rec = self->m_zh = self->m_zc = NULL;
     self->lengths = NULL;
     self->have_cache = 0;
+    self->cache_ext = 0;
 }
 
 static int cell_traverse(CellObject *self, visitproc visit, void *arg) {
@@ -393,16 +417,44 @@ static int parse_threads(PyObject *obj) {
     return (int)v;
 }
 
+/* proj_size: None or an int in [0, H); -1 on error. */
+static long long parse_proj(PyObject *obj, long long H) {
+    if (obj == NULL || obj == Py_None) return 0;
+    long long v = -1;
+    if (!PyBool_Check(obj) && PyIndex_Check(obj)) {
+        PyObject *idx = PyNumber_Index(obj);
+        if (!idx) return -1;
+        int overflow = 0;
+        v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+        Py_DECREF(idx);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        if (overflow) v = -1;
+    } else {
+        PyErr_Format(PyExc_TypeError, "proj_size: expected an int in [0, hidden_size), got %R", obj);
+        return -1;
+    }
+    if (v < 0 || v >= H) {
+        PyErr_Format(PyExc_ValueError,
+                     "proj_size: expected an int in [0, hidden_size) = [0, %lld), got %R", H, obj);
+        return -1;
+    }
+    return v;
+}
+
 static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObject *H_obj,
                             PyObject *dtype, PyObject *params, PyObject *grads,
-                            PyObject *threads_obj) {
+                            PyObject *threads_obj, PyObject *proj_obj, int layer_norm) {
     long long I = parse_size(I_obj, "input_size");
     if (I < 0) return -1;
     long long H = parse_size(H_obj, "hidden_size");
     if (H < 0) return -1;
+    long long P = parse_proj(proj_obj, H);
+    if (P < 0) return -1;
+    rnn_ext_config cfg = {.P = P, .peephole = kind == RNN_CELL_PEEPHOLE,
+                          .layer_norm = layer_norm != 0, .relu = kind == RNN_CELL_RELU};
     /* all parameter counts and per-row products must fit comfortably */
-    if (I > (1LL << 31) || H > (1LL << 28) || rnn_mul(4 * H, I + H + 2) < 0 ||
-        rnn_mul(4 * H, I + H + 2) > (int64_t)NPY_MAX_INTP / 8) {
+    if (I > (1LL << 31) || H > (1LL << 28) || rnn_mul(4 * H, I + 2 * H + 5) < 0 ||
+        rnn_mul(4 * H, I + 2 * H + 5) > (int64_t)NPY_MAX_INTP / 8) {
         PyErr_Format(PyExc_ValueError, "input_size, hidden_size: (%lld, %lld) is too large", I, H);
         return -1;
     }
@@ -410,7 +462,7 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     if (typenum < 0) return -1;
     int threads = parse_threads(threads_obj);
     if (threads < 0) return -1;
-    cell_layout L = layout_of(kind, I, H);
+    cell_layout L = layout_of(kind, I, H, &cfg);
     PyArrayObject *p = flat_vector(params, "params", typenum, L.total);
     if (!p) return -1;
     PyArrayObject *g = flat_vector(grads, "grads", typenum, L.total);
@@ -429,6 +481,7 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     Py_XSETREF(self->grads, g);
     cell_free_cache(self);
     self->kind = kind;
+    self->cfg = cfg;
     self->typenum = typenum;
     self->I = I;
     self->H = H;
@@ -451,29 +504,31 @@ static int rnncell_init(CellObject *self, PyObject *args, PyObject *kw) {
         PyErr_Format(PyExc_ValueError, "nonlinearity: expected 'tanh' or 'relu', got '%s'", nl);
         return -1;
     }
-    return cell_init_common(self, kind, I, H, dtype, params, grads, threads);
+    return cell_init_common(self, kind, I, H, dtype, params, grads, threads, NULL, 0);
 }
 
 static int lstmcell_init(CellObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"input_size", "hidden_size", "peephole", "dtype", "params", "grads",
-                             "threads", NULL};
-    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL;
-    int peephole = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$pOOOO:LSTMCell", kwlist, &I, &H, &peephole,
-                                     &dtype, &params, &grads, &threads))
+    static char *kwlist[] = {"input_size", "hidden_size", "peephole", "proj_size", "layer_norm",
+                             "dtype", "params", "grads", "threads", NULL};
+    PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL, *proj = NULL;
+    int peephole = 0, layer_norm = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$pOpOOOO:LSTMCell", kwlist, &I, &H, &peephole,
+                                     &proj, &layer_norm, &dtype, &params, &grads, &threads))
         return -1;
     return cell_init_common(self, peephole ? RNN_CELL_PEEPHOLE : RNN_CELL_LSTM, I, H, dtype,
-                            params, grads, threads);
+                            params, grads, threads, proj, layer_norm);
 }
 
 static int grucell_init(CellObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"input_size", "hidden_size", "dtype", "params", "grads", "threads",
-                             NULL};
+    static char *kwlist[] = {"input_size", "hidden_size", "layer_norm", "dtype", "params", "grads",
+                             "threads", NULL};
     PyObject *I, *H, *dtype = NULL, *params = NULL, *grads = NULL, *threads = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$OOOO:GRUCell", kwlist, &I, &H, &dtype, &params,
-                                     &grads, &threads))
+    int layer_norm = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|$pOOOO:GRUCell", kwlist, &I, &H, &layer_norm,
+                                     &dtype, &params, &grads, &threads))
         return -1;
-    return cell_init_common(self, RNN_CELL_GRU, I, H, dtype, params, grads, threads);
+    return cell_init_common(self, RNN_CELL_GRU, I, H, dtype, params, grads, threads, NULL,
+                            layer_norm);
 }
 
 static int cell_ready(CellObject *self, const char *where) {
@@ -520,28 +575,114 @@ static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
     return result;
 }
 
+/* A mask argument of forward: converted, shape-checked against one of two
+ * shapes (want2 may be NULL), finite, and in [0, 1] when unit. *which says
+ * which shape matched (1 or 2). NULL without an error when obj is None. */
+static PyArrayObject *as_mask(PyObject *obj, const char *name, int typenum, int nd1,
+                              const npy_intp *want1, const char *sym1, int nd2,
+                              const npy_intp *want2, const char *sym2, int unit, int *which) {
+    if (obj == NULL || obj == Py_None) return NULL;
+    PyArrayObject *a = as_real_array(obj, name, typenum);
+    if (!a) return NULL;
+    *which = 1;
+    if (want2 && PyArray_NDIM(a) == nd2) {
+        *which = 2;
+        if (check_shape(a, name, nd2, want2, sym2)) goto error;
+    } else if (check_shape(a, name, nd1, want1, sym1)) {
+        goto error;
+    }
+    if (check_finite(a, name)) goto error;
+    if (unit) {
+        npy_intp n = PyArray_SIZE(a);
+        for (npy_intp i = 0; i < n; i++) {
+            double v = typenum == NPY_FLOAT ? ((const float *)PyArray_DATA(a))[i]
+                                            : ((const double *)PyArray_DATA(a))[i];
+            if (v < 0 || v > 1) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: expected values in [0, 1], got %g at flat index %zd", name, v, i);
+                goto error;
+            }
+        }
+    }
+    return a;
+error:
+    Py_DECREF(a);
+    return NULL;
+}
+
+/* A fresh copy of an array's data (PyMem_RawMalloc), or NULL for NULL. */
+static void *copy_data(PyArrayObject *a, int *failed) {
+    if (!a) return NULL;
+    size_t n = (size_t)PyArray_NBYTES(a);
+    void *p = PyMem_RawMalloc(n > 0 ? n : 1);
+    if (!p) { *failed = 1; return NULL; }
+    memcpy(p, PyArray_DATA(a), n);
+    return p;
+}
+
+/* The extended kernels' parameter, gradient and mask structs of a cell, per
+ * dtype: fields whose option is off stay NULL. */
+#define DEFINE_EXT_FILL(REAL, SFX)                                                            \
+    static void ext_params_##SFX(const CellObject *self, const char *base,                   \
+                                 rnn_ext_params_##SFX *p) {                                   \
+        cell_layout L = layout_of(self->kind, self->I, self->H, &self->cfg);                  \
+        const REAL *b = (const REAL *)base;                                                   \
+        *p = (rnn_ext_params_##SFX){.w_ih = b + L.w_ih, .w_hh = b + L.w_hh,                   \
+                                    .b_ih = b + L.b_ih, .b_hh = b + L.b_hh};                  \
+        if (self->cfg.peephole) p->w_peep = b + L.peep;                                       \
+        if (self->cfg.P > 0) p->w_hr = b + L.w_hr;                                            \
+        if (self->cfg.layer_norm) {                                                           \
+            p->ln_ih = b + L.ln_ih;                                                           \
+            p->ln_hh = b + L.ln_hh;                                                           \
+            if (is_lstm(self)) p->ln_c = b + L.ln_c;                                          \
+        }                                                                                     \
+    }                                                                                         \
+    static void ext_grads_##SFX(const CellObject *self, char *base, rnn_ext_grads_##SFX *g) { \
+        rnn_ext_params_##SFX p;                                                               \
+        ext_params_##SFX(self, base, &p);                                                     \
+        *g = (rnn_ext_grads_##SFX){(REAL *)p.w_ih, (REAL *)p.w_hh, (REAL *)p.b_ih,            \
+                                   (REAL *)p.b_hh, (REAL *)p.w_peep, (REAL *)p.w_hr,          \
+                                   (REAL *)p.ln_ih, (REAL *)p.ln_hh, (REAL *)p.ln_c};          \
+    }                                                                                         \
+    static rnn_ext_masks_##SFX ext_masks_##SFX(const void *rec, const void *zh, int64_t zh_ld, \
+                                               const void *zc, int64_t zc_ld) {               \
+        return (rnn_ext_masks_##SFX){.rec = rec, .zh = zh, .zh_ld = zh_ld, .zc = zc,          \
+                                     .zc_ld = zc_ld};                                         \
+    }
+DEFINE_EXT_FILL(float, f32)
+DEFINE_EXT_FILL(double, f64)
+
 static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *kw) {
-    static char *kw_lstm[] = {"x", "h0", "c0", "lengths", "reverse", "batch_first", NULL};
-    static char *kw_plain[] = {"x", "h0", "lengths", "reverse", "batch_first", NULL};
+    static char *kw_lstm[] = {"x", "h0", "c0", "lengths", "reverse", "batch_first", "rec_mask",
+                              "zoneout_h", "zoneout_c", NULL};
+    static char *kw_plain[] = {"x", "h0", "lengths", "reverse", "batch_first", "rec_mask",
+                               "zoneout_h", NULL};
     PyObject *x_obj, *h0_obj = Py_None, *c0_obj = Py_None, *len_obj = Py_None;
+    PyObject *rec_obj = Py_None, *zh_obj = Py_None, *zc_obj = Py_None;
     int reverse = 0, batch_first = 0;
     PyArrayObject *x = NULL, *h0 = NULL, *c0 = NULL, *out = NULL, *hT = NULL, *cT = NULL;
+    PyArrayObject *rec = NULL, *zh = NULL, *zc = NULL;
     int64_t *lengths = NULL;
     void *cache = NULL, *x_saved = NULL, *scratch_raw = NULL;
+    void *m_rec = NULL, *m_zh = NULL, *m_zc = NULL;
     PyObject *result = NULL;
     int lstm = 0;
 
     lstm = is_lstm(self);
     if (lstm) {
-        if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO$pp:forward", kw_lstm, &x_obj, &h0_obj,
-                                         &c0_obj, &len_obj, &reverse, &batch_first))
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO$ppOOO:forward", kw_lstm, &x_obj, &h0_obj,
+                                         &c0_obj, &len_obj, &reverse, &batch_first, &rec_obj,
+                                         &zh_obj, &zc_obj))
             return NULL;
-    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO$pp:forward", kw_plain, &x_obj, &h0_obj,
-                                            &len_obj, &reverse, &batch_first)) {
+    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO$ppOO:forward", kw_plain, &x_obj,
+                                            &h0_obj, &len_obj, &reverse, &batch_first, &rec_obj,
+                                            &zh_obj)) {
         return NULL;
     }
     const int typenum = self->typenum;
     const size_t es = elsize_of(typenum);
+    const int64_t H = self->H, Hs = state_size(self);
+    const char *hsym = self->cfg.P > 0 ? "(B, P)" : "(B, H)";
     x = as_real_array(x_obj, "x", typenum);
     if (!x) goto error;
     {
@@ -558,41 +699,71 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
         goto error;
     }
     if (check_finite(x, "x")) goto error;
-    if (!(h0 = as_state(h0_obj, "h0", typenum, B, self->H)) && PyErr_Occurred()) goto error;
-    if (lstm && !(c0 = as_state(c0_obj, "c0", typenum, B, self->H)) && PyErr_Occurred()) goto error;
+    if (!(h0 = as_state(h0_obj, "h0", typenum, B, Hs, hsym)) && PyErr_Occurred()) goto error;
+    if (lstm && !(c0 = as_state(c0_obj, "c0", typenum, B, H, "(B, H)")) && PyErr_Occurred())
+        goto error;
     if (parse_lengths(len_obj, B, T, &lengths)) goto error;
+    int64_t zh_ld = 0, zc_ld = 0;
+    {
+        int which = 0;
+        npy_intp wrec[2] = {(npy_intp)B, (npy_intp)Hs};
+        if (!(rec = as_mask(rec_obj, "rec_mask", typenum, 2, wrec, hsym, 0, NULL, NULL, 0, &which)) &&
+            PyErr_Occurred())
+            goto error;
+        const char *seq = batch_first ? "(B, T, Hs)" : "(T, B, Hs)";
+        npy_intp wz1[1] = {(npy_intp)Hs}, wz3[3] = {d0, d1, (npy_intp)Hs};
+        if (!(zh = as_mask(zh_obj, "zoneout_h", typenum, 1, wz1, "(Hs,)", 3, wz3, seq, 1, &which)) &&
+            PyErr_Occurred())
+            goto error;
+        zh_ld = which == 2 ? Hs : 0;
+        const char *seqc = batch_first ? "(B, T, H)" : "(T, B, H)";
+        npy_intp wc1[1] = {(npy_intp)H}, wc3[3] = {d0, d1, (npy_intp)H};
+        if (lstm && !(zc = as_mask(zc_obj, "zoneout_c", typenum, 1, wc1, "(H,)", 3, wc3, seqc, 1,
+                                   &which)) && PyErr_Occurred())
+            goto error;
+        zc_ld = which == 2 ? H : 0;
+    }
+    const int ext = needs_ext(self) || rec || zh || zc;
 
-    rnn_dims d = {.T = T, .B = B, .I = self->I, .H = self->H,
+    rnn_dims d = {.T = T, .B = B, .I = self->I, .H = H,
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
-                  .ldx = self->I, .ldo = self->H, .reverse = reverse, .threads = self->threads};
-    int64_t cache_len = rnn_cache_len(self->kind, &d);
-    int64_t work_len = rnn_forward_work_len(self->kind, &d);
+                  .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads};
+    int64_t cache_len = ext ? rnn_ext_cache_len(self->kind, &d, &self->cfg)
+                            : rnn_cache_len(self->kind, &d);
+    int64_t work_len = ext ? rnn_ext_forward_work_len(self->kind, &d, &self->cfg)
+                           : rnn_forward_work_len(self->kind, &d);
     int64_t x_len = rnn_mul(rnn_mul(T, B), self->I);
-    if (rnn_dims_check(&d) || cache_len < 0 || work_len < 0 || x_len < 0 ||
+    int bad_dims = ext ? rnn_ext_dims_check(self->kind, &d, &self->cfg) : rnn_dims_check(&d);
+    if (bad_dims || cache_len < 0 || work_len < 0 || x_len < 0 ||
         (uint64_t)cache_len > SIZE_MAX / es / 2 || (uint64_t)x_len > SIZE_MAX / es / 2) {
         PyErr_Format(PyExc_ValueError, "x: (T, B, I) = (%lld, %lld, %lld) is too large to process",
                      (long long)T, (long long)B, (long long)self->I);
         goto error;
     }
     {
-        npy_intp odims[3] = {d0, d1, (npy_intp)self->H}, sdims[2] = {(npy_intp)B, (npy_intp)self->H};
+        npy_intp odims[3] = {d0, d1, (npy_intp)Hs}, sdims[2] = {(npy_intp)B, (npy_intp)Hs};
+        npy_intp cdims[2] = {(npy_intp)B, (npy_intp)H};
         out = (PyArrayObject *)PyArray_EMPTY(3, odims, typenum, 0);
         hT = (PyArrayObject *)PyArray_EMPTY(2, sdims, typenum, 0);
         if (!out || !hT) goto error;
-        if (lstm && !(cT = (PyArrayObject *)PyArray_EMPTY(2, sdims, typenum, 0))) goto error;
+        if (lstm && !(cT = (PyArrayObject *)PyArray_EMPTY(2, cdims, typenum, 0))) goto error;
     }
     cache = PyMem_RawMalloc((size_t)cache_len * es);
     x_saved = PyMem_RawMalloc((size_t)x_len * es);
+    int copy_failed = 0;
+    m_rec = copy_data(rec, &copy_failed);
+    m_zh = copy_data(zh, &copy_failed);
+    m_zc = copy_data(zc, &copy_failed);
     void *gemm_ws = NULL;
     void *work = alloc_scratch(work_len, es, self->threads, &scratch_raw, &gemm_ws);
-    if (!cache || !x_saved || !work) {
+    if (!cache || !x_saved || !work || copy_failed) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto error;
     }
 
     {
         const char *p = PyArray_BYTES(self->params);
-        cell_layout L = layout_of(self->kind, self->I, self->H);
+        cell_layout L = layout_of(self->kind, self->I, self->H, &self->cfg);
         const void *w_ih = p + L.w_ih * es, *w_hh = p + L.w_hh * es, *b_ih = p + L.b_ih * es,
                    *b_hh = p + L.b_hh * es;
         const void *peep = self->kind == RNN_CELL_PEEPHOLE ? p + L.peep * es : NULL;
@@ -600,9 +771,36 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
                    *c0p = c0 ? PyArray_DATA(c0) : NULL;
         void *op = PyArray_DATA(out), *hTp = PyArray_DATA(hT), *cTp = cT ? PyArray_DATA(cT) : NULL;
         int kind = self->kind, st = RNN_OK;
+        const rnn_ext_config *cfg = &self->cfg;
+        rnn_ext_params_f32 p32 = {0};
+        rnn_ext_params_f64 p64 = {0};
+        rnn_ext_masks_f32 m32 = ext_masks_f32(m_rec, m_zh, zh_ld, m_zc, zc_ld);
+        rnn_ext_masks_f64 m64 = ext_masks_f64(m_rec, m_zh, zh_ld, m_zc, zc_ld);
+        if (typenum == NPY_FLOAT) ext_params_f32(self, p, &p32);
+        else ext_params_f64(self, p, &p64);
         Py_BEGIN_ALLOW_THREADS
         memcpy(x_saved, xp, (size_t)x_len * es);
-        if (typenum == NPY_FLOAT) {
+        if (ext && typenum == NPY_FLOAT) {
+            if (lstm)
+                st = lstm_ext_forward_f32(op, hTp, cTp, cache, xp, h0p, c0p, &p32, &m32, cfg,
+                                          lengths, &d, work, gemm_ws);
+            else if (kind == RNN_CELL_GRU)
+                st = gru_ext_forward_f32(op, hTp, cache, xp, h0p, &p32, &m32, cfg, lengths, &d,
+                                         work, gemm_ws);
+            else
+                st = rnn_ext_forward_f32(op, hTp, cache, xp, h0p, &p32, &m32, cfg, lengths, &d,
+                                         work, gemm_ws);
+        } else if (ext) {
+            if (lstm)
+                st = lstm_ext_forward_f64(op, hTp, cTp, cache, xp, h0p, c0p, &p64, &m64, cfg,
+                                          lengths, &d, work, gemm_ws);
+            else if (kind == RNN_CELL_GRU)
+                st = gru_ext_forward_f64(op, hTp, cache, xp, h0p, &p64, &m64, cfg, lengths, &d,
+                                         work, gemm_ws);
+            else
+                st = rnn_ext_forward_f64(op, hTp, cache, xp, h0p, &p64, &m64, cfg, lengths, &d,
+                                         work, gemm_ws);
+        } else if (typenum == NPY_FLOAT) {
             if (kind == RNN_CELL_TANH || kind == RNN_CELL_RELU)
                 st = rnn_forward_f32(op, hTp, cache, xp, h0p, w_ih, w_hh, b_ih, b_hh,
                                      kind == RNN_CELL_RELU, lengths, &d, work, gemm_ws);
@@ -634,7 +832,13 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     self->dims = d;
     self->batch_first = batch_first;
     self->have_cache = 1;
-    cache = x_saved = NULL;
+    self->cache_ext = ext;
+    self->m_rec = m_rec;
+    self->m_zh = m_zh;
+    self->m_zc = m_zc;
+    self->zh_ld = zh_ld;
+    self->zc_ld = zc_ld;
+    cache = x_saved = m_rec = m_zh = m_zc = NULL;
     lengths = NULL;
     result = lstm ? PyTuple_Pack(3, out, hT, cT) : PyTuple_Pack(2, out, hT);
 error:
@@ -642,9 +846,15 @@ error:
     PyMem_RawFree(cache);
     PyMem_RawFree(x_saved);
     PyMem_RawFree(lengths);
+    PyMem_RawFree(m_rec);
+    PyMem_RawFree(m_zh);
+    PyMem_RawFree(m_zc);
     Py_XDECREF(x);
     Py_XDECREF(h0);
     Py_XDECREF(c0);
+    Py_XDECREF(rec);
+    Py_XDECREF(zh);
+    Py_XDECREF(zc);
     Py_XDECREF(out);
     Py_XDECREF(hT);
     Py_XDECREF(cT);
@@ -680,28 +890,34 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
     d.threads = self->threads; /* the count set now, not at forward */
     const int typenum = self->typenum;
     const size_t es = elsize_of(typenum);
+    const int64_t Hs = state_size(self);
+    const int ext = self->cache_ext;
+    const char *hsym = self->cfg.P > 0 ? "(B, P)" : "(B, H)";
     npy_intp xdims[3] = {self->batch_first ? d.B : d.T, self->batch_first ? d.T : d.B, d.I};
     if (dout_obj != Py_None) {
         if (!(dout = as_real_array(dout_obj, "dout", typenum))) goto error;
-        npy_intp want[3] = {xdims[0], xdims[1], d.H};
-        if (check_shape(dout, "dout", 3, want, self->batch_first ? "(B, T, H)" : "(T, B, H)") ||
-            check_finite(dout, "dout"))
-            goto error;
+        npy_intp want[3] = {xdims[0], xdims[1], Hs};
+        const char *sym = self->cfg.P > 0 ? (self->batch_first ? "(B, T, P)" : "(T, B, P)")
+                                          : (self->batch_first ? "(B, T, H)" : "(T, B, H)");
+        if (check_shape(dout, "dout", 3, want, sym) || check_finite(dout, "dout")) goto error;
     }
-    if (!(dhT = as_state(dhT_obj, "dhT", typenum, d.B, d.H)) && PyErr_Occurred()) goto error;
-    if (lstm && !(dcT = as_state(dcT_obj, "dcT", typenum, d.B, d.H)) && PyErr_Occurred()) goto error;
+    if (!(dhT = as_state(dhT_obj, "dhT", typenum, d.B, Hs, hsym)) && PyErr_Occurred()) goto error;
+    if (lstm && !(dcT = as_state(dcT_obj, "dcT", typenum, d.B, d.H, "(B, H)")) && PyErr_Occurred())
+        goto error;
     {
-        npy_intp sdims[2] = {(npy_intp)d.B, (npy_intp)d.H};
+        npy_intp sdims[2] = {(npy_intp)d.B, (npy_intp)Hs}, cdims[2] = {(npy_intp)d.B, (npy_intp)d.H};
         dx = (PyArrayObject *)PyArray_ZEROS(3, xdims, typenum, 0);
         dh0 = (PyArrayObject *)PyArray_ZEROS(2, sdims, typenum, 0);
         if (!dx || !dh0) goto error;
-        if (lstm && !(dc0 = (PyArrayObject *)PyArray_ZEROS(2, sdims, typenum, 0))) goto error;
+        if (lstm && !(dc0 = (PyArrayObject *)PyArray_ZEROS(2, cdims, typenum, 0))) goto error;
     }
     void *gemm_ws = NULL;
-    void *work = alloc_scratch(rnn_backward_work_len(self->kind, &d), es, d.threads, &scratch_raw, &gemm_ws);
+    int64_t work_len = ext ? rnn_ext_backward_work_len(self->kind, &d, &self->cfg)
+                           : rnn_backward_work_len(self->kind, &d);
+    void *work = alloc_scratch(work_len, es, d.threads, &scratch_raw, &gemm_ws);
     if (!work) goto error;
     {
-        cell_layout L = layout_of(self->kind, self->I, self->H);
+        cell_layout L = layout_of(self->kind, self->I, self->H, &self->cfg);
         const char *p = PyArray_BYTES(self->params);
         char *g = PyArray_BYTES(self->grads);
         const void *w_ih = p + L.w_ih * es, *w_hh = p + L.w_hh * es;
@@ -715,8 +931,44 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
         const void *cache = self->cache, *xs = self->x_saved;
         const int64_t *lengths = self->lengths;
         int kind = self->kind, st = RNN_OK;
-        Py_BEGIN_ALLOW_THREADS
+        const rnn_ext_config *cfg = &self->cfg;
+        rnn_ext_params_f32 p32 = {0};
+        rnn_ext_params_f64 p64 = {0};
+        rnn_ext_grads_f32 g32 = {0};
+        rnn_ext_grads_f64 g64 = {0};
+        rnn_ext_masks_f32 m32 = ext_masks_f32(self->m_rec, self->m_zh, self->zh_ld, self->m_zc,
+                                              self->zc_ld);
+        rnn_ext_masks_f64 m64 = ext_masks_f64(self->m_rec, self->m_zh, self->zh_ld, self->m_zc,
+                                              self->zc_ld);
         if (typenum == NPY_FLOAT) {
+            ext_params_f32(self, p, &p32);
+            ext_grads_f32(self, g, &g32);
+        } else {
+            ext_params_f64(self, p, &p64);
+            ext_grads_f64(self, g, &g64);
+        }
+        Py_BEGIN_ALLOW_THREADS
+        if (ext && typenum == NPY_FLOAT) {
+            if (lstm)
+                st = lstm_ext_backward_f32(dxp, dh0p, dc0p, &g32, doutp, dhTp, dcTp, cache, xs,
+                                           &p32, &m32, cfg, lengths, &d, work, gemm_ws);
+            else if (kind == RNN_CELL_GRU)
+                st = gru_ext_backward_f32(dxp, dh0p, &g32, doutp, dhTp, cache, xs, &p32, &m32, cfg,
+                                          lengths, &d, work, gemm_ws);
+            else
+                st = rnn_ext_backward_f32(dxp, dh0p, &g32, doutp, dhTp, cache, xs, &p32, &m32, cfg,
+                                          lengths, &d, work, gemm_ws);
+        } else if (ext) {
+            if (lstm)
+                st = lstm_ext_backward_f64(dxp, dh0p, dc0p, &g64, doutp, dhTp, dcTp, cache, xs,
+                                           &p64, &m64, cfg, lengths, &d, work, gemm_ws);
+            else if (kind == RNN_CELL_GRU)
+                st = gru_ext_backward_f64(dxp, dh0p, &g64, doutp, dhTp, cache, xs, &p64, &m64, cfg,
+                                          lengths, &d, work, gemm_ws);
+            else
+                st = rnn_ext_backward_f64(dxp, dh0p, &g64, doutp, dhTp, cache, xs, &p64, &m64, cfg,
+                                          lengths, &d, work, gemm_ws);
+        } else if (typenum == NPY_FLOAT) {
             if (kind == RNN_CELL_TANH || kind == RNN_CELL_RELU)
                 st = rnn_backward_f32(dxp, dh0p, gw_ih, gw_hh, gb_ih, gb_hh, doutp, dhTp, cache, xs,
                                       w_ih, w_hh, kind == RNN_CELL_RELU, lengths, &d, work, gemm_ws);
@@ -771,14 +1023,37 @@ static PyObject *cell_clear_cache(CellObject *self, PyObject *Py_UNUSED(ignored)
 /* [(name, offset, shape), ...] of the named parameters in the flat vector */
 static PyObject *cell_layout_list(CellObject *self, PyObject *Py_UNUSED(ignored)) {
     if (cell_ready(self, "layout")) return NULL;
-    cell_layout L = layout_of(self->kind, self->I, self->H);
+    cell_layout L = layout_of(self->kind, self->I, self->H, &self->cfg);
     long long GH = rnn_cell_gates(self->kind) * self->H, I = self->I, H = self->H;
-    if (self->kind == RNN_CELL_PEEPHOLE)
-        return Py_BuildValue("[(sL(LL))(sL(LL))(sL(L))(sL(L))(sL(LL))]", "weight_ih", L.w_ih, GH, I,
-                             "weight_hh", L.w_hh, GH, H, "bias_ih", L.b_ih, GH, "bias_hh", L.b_hh,
-                             GH, "weight_peep", L.peep, 3LL, H);
-    return Py_BuildValue("[(sL(LL))(sL(LL))(sL(L))(sL(L))]", "weight_ih", L.w_ih, GH, I,
-                         "weight_hh", L.w_hh, GH, H, "bias_ih", L.b_ih, GH, "bias_hh", L.b_hh, GH);
+    long long Hs = state_size(self), P = self->cfg.P;
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+#define LAYOUT_ADD(FMT, ...)                                                  \
+    do {                                                                      \
+        PyObject *item = Py_BuildValue(FMT, __VA_ARGS__);                     \
+        if (!item || PyList_Append(list, item)) {                             \
+            Py_XDECREF(item);                                                 \
+            Py_DECREF(list);                                                  \
+            return NULL;                                                      \
+        }                                                                     \
+        Py_DECREF(item);                                                      \
+    } while (0)
+    LAYOUT_ADD("(sL(LL))", "weight_ih", (long long)L.w_ih, GH, I);
+    LAYOUT_ADD("(sL(LL))", "weight_hh", (long long)L.w_hh, GH, Hs);
+    LAYOUT_ADD("(sL(L))", "bias_ih", (long long)L.b_ih, GH);
+    LAYOUT_ADD("(sL(L))", "bias_hh", (long long)L.b_hh, GH);
+    if (self->cfg.peephole) LAYOUT_ADD("(sL(LL))", "weight_peep", (long long)L.peep, 3LL, H);
+    if (P > 0) LAYOUT_ADD("(sL(LL))", "weight_hr", (long long)L.w_hr, P, H);
+    if (self->cfg.layer_norm) {
+        LAYOUT_ADD("(sL(L))", "ln_weight_ih", (long long)L.ln_ih, GH);
+        LAYOUT_ADD("(sL(L))", "ln_weight_hh", (long long)L.ln_hh, GH);
+        if (is_lstm(self)) {
+            LAYOUT_ADD("(sL(L))", "ln_weight_c", (long long)L.ln_c, H);
+            LAYOUT_ADD("(sL(L))", "ln_bias_c", (long long)(L.ln_c + H), H);
+        }
+    }
+#undef LAYOUT_ADD
+    return list;
 }
 
 /* A view of part of a flat vector as an array of ndim dims. */
@@ -801,18 +1076,31 @@ static PyObject *flat_view(PyArrayObject *flat, int64_t offset, int ndim, npy_in
 static PyObject *cell_get_weight(CellObject *self, void *closure) {
     if (cell_ready(self, "weights")) return NULL;
     intptr_t which = (intptr_t)closure;
-    cell_layout L = layout_of(self->kind, self->I, self->H);
+    cell_layout L = layout_of(self->kind, self->I, self->H, &self->cfg);
     npy_intp GH = rnn_cell_gates(self->kind) * self->H;
     npy_intp dims[2];
     switch (which) {
     case 0: dims[0] = GH; dims[1] = self->I; return flat_view(self->params, L.w_ih, 2, dims);
-    case 1: dims[0] = GH; dims[1] = self->H; return flat_view(self->params, L.w_hh, 2, dims);
+    case 1: dims[0] = GH; dims[1] = state_size(self); return flat_view(self->params, L.w_hh, 2, dims);
     case 2: dims[0] = GH; return flat_view(self->params, L.b_ih, 1, dims);
     case 3: dims[0] = GH; return flat_view(self->params, L.b_hh, 1, dims);
-    default:
+    case 4:
         if (self->kind != RNN_CELL_PEEPHOLE) Py_RETURN_NONE;
         dims[0] = 3; dims[1] = self->H;
         return flat_view(self->params, L.peep, 2, dims);
+    case 5:
+        if (self->cfg.P <= 0) Py_RETURN_NONE;
+        dims[0] = self->cfg.P; dims[1] = self->H;
+        return flat_view(self->params, L.w_hr, 2, dims);
+    case 6:
+    case 7:
+        if (!self->cfg.layer_norm) Py_RETURN_NONE;
+        dims[0] = GH;
+        return flat_view(self->params, which == 6 ? L.ln_ih : L.ln_hh, 1, dims);
+    default:
+        if (!self->cfg.layer_norm || !is_lstm(self)) Py_RETURN_NONE;
+        dims[0] = 2; dims[1] = self->H;
+        return flat_view(self->params, L.ln_c, 2, dims);
     }
 }
 
@@ -830,12 +1118,18 @@ static PyObject *cell_get_input_size(CellObject *self, void *Py_UNUSED(c)) {
 static PyObject *cell_get_hidden_size(CellObject *self, void *Py_UNUSED(c)) {
     return PyLong_FromLongLong(self->H);
 }
+static PyObject *cell_get_proj_size(CellObject *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(self->cfg.P);
+}
+static PyObject *cell_get_layer_norm(CellObject *self, void *Py_UNUSED(c)) {
+    return PyBool_FromLong(self->cfg.layer_norm);
+}
 static PyObject *cell_get_dtype(CellObject *self, void *Py_UNUSED(c)) {
     if (cell_ready(self, "dtype")) return NULL;
     return PyUnicode_FromString(dtype_name(self->typenum));
 }
 static PyObject *cell_get_num_params(CellObject *self, void *Py_UNUSED(c)) {
-    return PyLong_FromLongLong(layout_of(self->kind, self->I, self->H).total);
+    return PyLong_FromLongLong(layout_of(self->kind, self->I, self->H, &self->cfg).total);
 }
 static PyObject *cell_get_kind(CellObject *self, void *Py_UNUSED(c)) {
     static const char *names[] = {"rnn_tanh", "rnn_relu", "lstm", "lstm_peephole", "gru"};
@@ -869,6 +1163,15 @@ static PyGetSetDef cell_getset[] = {
     {"bias_ih", (getter)cell_get_weight, NULL, "(G*H,) input bias, a view of params", (void *)2},
     {"bias_hh", (getter)cell_get_weight, NULL, "(G*H,) recurrent bias, a view of params", (void *)3},
     {"weight_peep", (getter)cell_get_weight, NULL, "(3, H) peepholes for i, f, o, or None", (void *)4},
+    {"weight_hr", (getter)cell_get_weight, NULL, "(P, H) LSTM projection, or None", (void *)5},
+    {"ln_weight_ih", (getter)cell_get_weight, NULL, "(G*H,) gain of the input layer norm, or None",
+     (void *)6},
+    {"ln_weight_hh", (getter)cell_get_weight, NULL,
+     "(G*H,) gain of the recurrent layer norm, or None", (void *)7},
+    {"ln_c", (getter)cell_get_weight, NULL,
+     "(2, H) LSTM cell-state layer norm: gain, bias; or None", (void *)8},
+    {"proj_size", (getter)cell_get_proj_size, NULL, "P, the LSTM projection size (0 = none)", NULL},
+    {"layer_norm", (getter)cell_get_layer_norm, NULL, "whether the cell is layer-normalised", NULL},
     {"params", (getter)cell_get_params, NULL, "(num_params,) the flat parameter vector", NULL},
     {"grads", (getter)cell_get_grads, NULL, "(num_params,) the flat gradient vector", NULL},
     {"input_size", (getter)cell_get_input_size, NULL, "I", NULL},
@@ -888,13 +1191,19 @@ static PyGetSetDef cell_getset[] = {
     "lengths: optional (B,) integers in [0, T]; steps t >= lengths[b] leave sequence b's\n" \
     "state unchanged, output zeros and get no gradient.\n"                                  \
     "reverse: run each sequence from its last valid step to its first.\n"                   \
-    "Returns out shaped like x with H features, and the final state (B, H).\n"              \
+    "rec_mask: optional (B, Hs) recurrent-dropout mask multiplying h_{t-1} where it\n"    \
+    "enters W_hh (Hs = P with a projection, else H).\n"                                     \
+    "zoneout_h: optional zoneout of h, values in [0, 1]: shaped like x with Hs features\n" \
+    "(1 keeps h_{t-1}, 0 takes the new h), or (Hs,) for every step (evaluation: the\n"    \
+    "probability); h_t = z*h_{t-1} + (1-z)*h~_t. The masks are kept for backward.\n"      \
+    "Returns out shaped like x with Hs features, and the final state (B, Hs).\n"           \
     "Keeps what backward() needs; the GIL is released while the kernel runs."
 
 static PyMethodDef lstm_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))cell_forward, METH_VARARGS | METH_KEYWORDS,
-     "forward(x, h0=None, c0=None, lengths=None, *, reverse=False, batch_first=False)"
-     " -> (out, hT, cT)\n\n" FORWARD_DOC_COMMON},
+     "forward(x, h0=None, c0=None, lengths=None, *, reverse=False, batch_first=False,"
+     " rec_mask=None, zoneout_h=None, zoneout_c=None) -> (out, hT, cT)\n\n" FORWARD_DOC_COMMON
+     "\nzoneout_c: the same for the cell state c, with H features."},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None, dcT=None) -> (dx, dh0, dc0)\n\n"
      "Gradients for the most recent forward; None means zeros. Parameter gradients are\n"
@@ -908,7 +1217,8 @@ static PyMethodDef lstm_methods[] = {
 
 static PyMethodDef plain_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))cell_forward, METH_VARARGS | METH_KEYWORDS,
-     "forward(x, h0=None, lengths=None, *, reverse=False, batch_first=False) -> (out, hT)\n\n"
+     "forward(x, h0=None, lengths=None, *, reverse=False, batch_first=False, rec_mask=None,"
+     " zoneout_h=None) -> (out, hT)\n\n"
      FORWARD_DOC_COMMON},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None) -> (dx, dh0)\n\n"
@@ -937,13 +1247,15 @@ static PyType_Slot rnn_slots[] = {CELL_SLOTS(
     "params/grads: optional flat vectors of num_params values, used in place.")};
 static PyType_Slot lstm_slots[] = {CELL_SLOTS(
     lstmcell_init, lstm_methods,
-    "LSTMCell(input_size, hidden_size, *, peephole=False, dtype='float32', params=None,"
+    "LSTMCell(input_size, hidden_size, *, peephole=False, proj_size=0, layer_norm=False,"
+    " dtype='float32', params=None,"
     " grads=None)\n\nOne LSTM layer in one direction, gates i, f, g, o as in PyTorch;\n"
     "with peephole=True, i and f also see c_{t-1} and o sees c_t through weight_peep (3, H).\n"
     "params/grads: optional flat vectors of num_params values, used in place.")};
 static PyType_Slot gru_slots[] = {CELL_SLOTS(
     grucell_init, plain_methods,
-    "GRUCell(input_size, hidden_size, *, dtype='float32', params=None, grads=None)\n\n"
+    "GRUCell(input_size, hidden_size, *, layer_norm=False, dtype='float32', params=None,"
+    " grads=None)\n\n"
     "One GRU layer in one direction, gates r, z, n as in PyTorch:\n"
     "n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h_t = (1-z)*n + z*h_{t-1}.\n"
     "params/grads: optional flat vectors of num_params values, used in place.")};

@@ -8,10 +8,20 @@ PyTorch's names to views of it. Each layer has an explicit ``forward`` and
 parameter gradients into ``grads`` (``zero_grad`` is the caller's job, which
 makes gradient accumulation and truncated BPTT free).
 
-Shapes (D = 2 if bidirectional else 1):
+Shapes (D = 2 if bidirectional else 1; Hs = proj_size for a projected LSTM,
+else H):
     x      (B, T, I), or (T, B, I) with time_major=True
-    out    (B, T, D*H), or (T, B, D*H)
-    state  h (num_layers*D, B, H); for the LSTM a tuple (h, c)
+    out    (B, T, D*Hs), or (T, B, D*Hs)
+    state  h (num_layers*D, B, Hs); for the LSTM a tuple (h, c), c (num_layers*D, B, H)
+
+Options beyond PyTorch's, all computed in the C kernels (rnnpy/_core):
+    layer_norm          LSTM, GRU: layer normalisation of the input and recurrent
+                        pre-activations (and of the LSTM's cell state before tanh)
+    zoneout             in training each unit of h (and c) keeps its previous value
+                        with this probability; in evaluation the expectation
+    recurrent_dropout   in training one dropout mask per sequence on h_{t-1} where it
+                        enters W_hh (Gal & Ghahramani); nothing in evaluation
+    proj_size           LSTM: h = W_hr (o * tanh(c)), as PyTorch's nn.LSTM
 """
 from __future__ import annotations
 
@@ -69,6 +79,18 @@ def resolve_threads(threads: Optional[int]) -> int:
     return int(threads)
 
 
+def _zoneout_rates(value: Any, cell_state: bool) -> Tuple[float, float]:
+    """(rate on h, rate on c) from a probability, or for the LSTM a pair."""
+    if cell_state and isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"zoneout: expected a probability or a pair (h, c), got {value!r}")
+        return probability(value[0], "zoneout[0] (h)"), probability(value[1], "zoneout[1] (c)")
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"zoneout: expected a probability in [0, 1), got {value!r}")
+    rate = probability(value, "zoneout")
+    return rate, rate
+
+
 class _RNNBase(Module):
     """What RNN, LSTM and GRU share: the cell stack, the flat parameters,
     input checks, forward and backward through layers and directions."""
@@ -89,6 +111,8 @@ class _RNNBase(Module):
         time_major: bool = False,
         threads: Optional[int] = None,
         merge_mode: Optional[str] = "concat",
+        zoneout: Any = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if merge_mode not in MERGE_MODES:
@@ -105,6 +129,10 @@ class _RNNBase(Module):
         self.bidirectional = bool(bidirectional)
         self.time_major = bool(time_major)
         self.dropout = probability(dropout, "dropout")
+        self._zoneout = _zoneout_rates(zoneout, self._has_cell_state)
+        self.zoneout: Union[float, Tuple[float, float]] = (
+            self._zoneout if isinstance(zoneout, (tuple, list)) else self._zoneout[0])
+        self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.dtype = as_dtype(dtype)
         self.seed = seed_value(seed)
         self.num_directions = 2 if self.bidirectional else 1
@@ -112,7 +140,7 @@ class _RNNBase(Module):
         # (input size, parameter count, [(name, offset, shape)]) of each cell, in storage order
         self._cell_specs = []
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            in_size = self.input_size if layer == 0 else self.num_directions * self.state_size
             probe = self._make_cell(in_size)
             for _ in range(self.num_directions):
                 self._cell_specs.append((in_size, probe.num_params, probe.layout()))
@@ -120,6 +148,12 @@ class _RNNBase(Module):
         self._last: Optional[dict] = None
         self._allocate()
         self.reset_parameters()
+
+    @property
+    def state_size(self) -> int:
+        """Hs, the features of h and of each direction's output: proj_size when the
+        LSTM projects, else hidden_size."""
+        return getattr(self, "proj_size", 0) or self.hidden_size
 
     # -- construction ----------------------------------------------------
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
@@ -155,16 +189,21 @@ class _RNNBase(Module):
             cell.threads = self._threads
 
     def reset_parameters(self) -> None:
-        """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does."""
+        """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does;
+        layer-norm gains start at 1 and the cell-state norm's bias at 0."""
         k = 1.0 / math.sqrt(self.hidden_size)
         self.flat_params[...] = self._rng.uniform(-k, k, self.flat_params.size)
+        for name, view in self.params.items():
+            if name.startswith(("ln_weight_", "ln_bias_")):
+                view[...] = 1.0 if name.startswith("ln_weight_") else 0.0
 
     def get_config(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "bidirectional": self.bidirectional,
                 "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed,
                 "time_major": self.time_major, "merge_mode": self.merge_mode,
-                **self._extra_config()}
+                "zoneout": list(self.zoneout) if isinstance(self.zoneout, tuple) else self.zoneout,
+                "recurrent_dropout": self.recurrent_dropout, **self._extra_config()}
 
     def _extra_config(self) -> dict:
         return {}
@@ -173,12 +212,15 @@ class _RNNBase(Module):
     def _layout(self) -> str:
         return "(T, B, I)" if self.time_major else "(B, T, I)"
 
-    def _state_array(self, obj: Any, name: str, B: int) -> Optional[np.ndarray]:
+    def _state_array(self, obj: Any, name: str, B: int, cell: bool = False) -> Optional[np.ndarray]:
         if obj is None:
             return None
         arr = as_float_array(obj, name, self.dtype)
         LD = self.num_layers * self.num_directions
-        check_shape(arr, name, (LD, B, self.hidden_size), "(num_layers*D, B, H)")
+        if cell or self.state_size == self.hidden_size:
+            check_shape(arr, name, (LD, B, self.hidden_size), "(num_layers*D, B, H)")
+        else:
+            check_shape(arr, name, (LD, B, self.state_size), "(num_layers*D, B, P)")
         check_finite(arr, name)
         return arr
 
@@ -189,7 +231,7 @@ class _RNNBase(Module):
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"{name}: expected a tuple (h, c) or None, got {type(state).__name__}")
             return (self._state_array(state[0], f"{name}[0] (h)", B),
-                    self._state_array(state[1], f"{name}[1] (c)", B))
+                    self._state_array(state[1], f"{name}[1] (c)", B, cell=True))
         return self._state_array(state, name, B), None
 
     # -- forward and backward ---------------------------------------------
@@ -209,11 +251,13 @@ class _RNNBase(Module):
         check_shape(x, "x", (None, None, self.input_size), self._layout())
         B = x.shape[1] if self.time_major else x.shape[0]
         h0, c0 = self._split_state(state, "state", B)
-        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        D, H, L, Hs = self.num_directions, self.hidden_size, self.num_layers, self.state_size
+        T = x.shape[0] if self.time_major else x.shape[1]
         batch_first = not self.time_major
-        h_n = np.empty((L * D, B, H), dtype=self.dtype)
+        h_n = np.empty((L * D, B, Hs), dtype=self.dtype)
         c_n = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
         masks = []
+        cell_masks = []
         merged: Optional[list] = None
         inp = x
         for layer in range(L):
@@ -222,13 +266,15 @@ class _RNNBase(Module):
                 i = layer * D + d
                 cell = self._cells[i]
                 h = None if h0 is None else h0[i]
+                cm = self._cell_masks(i, B, T)
+                cell_masks.append(cm)
                 if self._has_cell_state:
                     c = None if c0 is None else c0[i]
                     out, h_n[i], c_n[i] = cell.forward(inp, h, c, lengths, reverse=d == 1,
-                                                       batch_first=batch_first)
+                                                       batch_first=batch_first, **cm)
                 else:
                     out, h_n[i] = cell.forward(inp, h, lengths, reverse=d == 1,
-                                               batch_first=batch_first)
+                                               batch_first=batch_first, **cm)
                 outs.append(out)
             if D == 1:
                 out = outs[0]
@@ -244,10 +290,41 @@ class _RNNBase(Module):
             else:
                 masks.append(None)
             inp = out
-        self._last = {"B": B, "T": x.shape[0] if self.time_major else x.shape[1], "masks": masks,
-                      "merged": merged}
+        self._last = {"B": B, "T": T, "masks": masks, "merged": merged, "cell_masks": cell_masks}
         state_out: State = (h_n, c_n) if self._has_cell_state else h_n
         return inp, state_out
+
+    def _cell_masks(self, i: int, B: int, T: int) -> dict:
+        """The zoneout and recurrent-dropout arguments of cell i for one forward:
+        fresh random masks in training (the previous call's when gradcheck holds
+        masks fixed), the zoneout expectation in evaluation."""
+        zh, zc = self._zoneout
+        rd = self.recurrent_dropout
+        if not (zh or zc or rd):
+            return {}
+        Hs, H, dt = self.state_size, self.hidden_size, self.dtype
+        if not self.training:
+            out = {}
+            if zh:
+                out["zoneout_h"] = np.full(Hs, zh, dtype=dt)
+            if zc:
+                out["zoneout_c"] = np.full(H, zc, dtype=dt)
+            return out
+        lead = (T, B) if self.time_major else (B, T)
+        if getattr(self, "_reuse_masks", False) and self._last and self._last.get("cell_masks"):
+            prev = self._last["cell_masks"][i]
+            shapes = {"zoneout_h": lead + (Hs,), "zoneout_c": lead + (H,), "rec_mask": (B, Hs)}
+            if prev and all(v.shape == shapes[k] for k, v in prev.items()):
+                return prev
+        out = {}
+        if zh:
+            out["zoneout_h"] = (self._rng.random(lead + (Hs,)) < zh).astype(dt)
+        if zc:
+            out["zoneout_c"] = (self._rng.random(lead + (H,)) < zc).astype(dt)
+        if rd:
+            keep = 1.0 - rd
+            out["rec_mask"] = ((self._rng.random((B, Hs)) < keep) / keep).astype(dt)
+        return out
 
     def _merge(self, f: np.ndarray, b: np.ndarray) -> Any:
         if self.merge_mode == "sum":
@@ -261,7 +338,7 @@ class _RNNBase(Module):
     def _merged_grads(self, dout: Any, B: int, T: int) -> list:
         """Per-direction output gradients of the last layer from the gradient
         of its merged output (merge_mode other than concat)."""
-        H = self.hidden_size
+        H = self.state_size
         shape = (T, B, H) if self.time_major else (B, T, H)
         symbols = "(T, B, H)" if self.time_major else "(B, T, H)"
         if self.merge_mode is None:
@@ -311,7 +388,7 @@ class _RNNBase(Module):
         if self._last is None:
             raise RuntimeError("backward: nothing to differentiate; call forward first")
         B, T = self._last["B"], self._last["T"]
-        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        D, L, Hc, H = self.num_directions, self.num_layers, self.hidden_size, self.state_size
         top: Optional[list] = None   # per-direction gradients of a merged last layer
         if D == 2 and self.merge_mode != "concat":
             top = self._merged_grads(dout, B, T)
@@ -324,7 +401,7 @@ class _RNNBase(Module):
             check_finite(dout, "dout")
         dh_n, dc_n = self._split_state(dstate, "dstate", B)
         dh0 = np.empty((L * D, B, H), dtype=self.dtype)
-        dc0 = np.empty((L * D, B, H), dtype=self.dtype) if self._has_cell_state else None
+        dc0 = np.empty((L * D, B, Hc), dtype=self.dtype) if self._has_cell_state else None
         grad = dout
         for layer in reversed(range(L)):
             dinp = None
@@ -352,6 +429,10 @@ class _RNNBase(Module):
 
     def __repr__(self) -> str:
         extra = self._extra_repr()
+        if self.zoneout:
+            extra += f", zoneout={self.zoneout}"
+        if self.recurrent_dropout:
+            extra += f", recurrent_dropout={self.recurrent_dropout}"
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
                 f"dropout={self.dropout}{extra}, dtype='{self.dtype.name}')")
@@ -371,12 +452,13 @@ class RNN(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
                  dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
-                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat") -> None:
+                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
+                 zoneout: float = 0.0, recurrent_dropout: float = 0.0) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads, merge_mode)
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
@@ -400,7 +482,20 @@ class LSTM(_RNNBase):
     o sees c_t through diagonal weights weight_peep_l{k} of shape (3, H)
     (rows i, f, o): a_i += p_i*c_{t-1}, a_f += p_f*c_{t-1}, a_o += p_o*c_t.
 
-    Parameters per layer: weight_ih_l{k} (4H, I or D*H), weight_hh_l{k} (4H, H),
+    With ``proj_size=P`` (0 < P < H; PyTorch's LSTM with projections) the hidden
+    state is projected, h_t = W_hr (o*tanh(c_t)) with weight_hr_l{k} (P, H), so
+    h, the output and W_hh have P features while c keeps H.
+
+    With ``layer_norm=True`` (Ba, Kiros & Hinton) the two pre-activations are
+    normalised over their 4H values before the biases are added, and c_t before
+    its tanh: a = g_ih*LN(W_ih x_t) + b_ih + g_hh*LN(W_hh h_{t-1}) + b_hh,
+    h_t = o*tanh(g_c*LN(c_t) + b_c), with gains ln_weight_ih_l{k} (4H,),
+    ln_weight_hh_l{k} (4H,), ln_weight_c_l{k} (H,) and bias ln_bias_c_l{k} (H,);
+    c_t itself is carried unnormalised.
+
+    ``zoneout`` is a probability for both h and c, or a pair (rate on h, rate on c).
+
+    Parameters per layer: weight_ih_l{k} (4H, I or D*Hs), weight_hh_l{k} (4H, Hs),
     bias_ih_l{k} (4H,), bias_hh_l{k} (4H,). The state is a tuple (h, c).
     """
 
@@ -409,22 +504,39 @@ class LSTM(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
                  dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
-                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat") -> None:
+                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
+                 proj_size: int = 0, layer_norm: bool = False,
+                 zoneout: Union[float, Tuple[float, float]] = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole: expected a bool, got {peephole!r}")
+        if not isinstance(layer_norm, (bool, np.bool_)):
+            raise TypeError(f"layer_norm: expected a bool, got {layer_norm!r}")
+        if isinstance(proj_size, (bool, np.bool_)) or not isinstance(proj_size, (int, np.integer)):
+            raise TypeError(f"proj_size: expected an int in [0, hidden_size), got {proj_size!r}")
+        hs = positive_int(hidden_size, "hidden_size")
+        if not 0 <= int(proj_size) < hs:
+            raise ValueError(f"proj_size: expected an int in [0, hidden_size) = [0, {hs}), "
+                             f"got {proj_size!r}")
         self.peephole = bool(peephole)
+        self.layer_norm = bool(layer_norm)
+        self.proj_size = int(proj_size)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads, merge_mode)
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,
+                              proj_size=self.proj_size, layer_norm=self.layer_norm,
                               dtype=self.dtype.name, **buffers)
 
     def _extra_repr(self) -> str:
-        return ", peephole=True" if self.peephole else ""
+        return ((", peephole=True" if self.peephole else "")
+                + (f", proj_size={self.proj_size}" if self.proj_size else "")
+                + (", layer_norm=True" if self.layer_norm else ""))
 
     def _extra_config(self) -> dict:
-        return {"peephole": self.peephole}
+        return {"peephole": self.peephole, "proj_size": self.proj_size,
+                "layer_norm": self.layer_norm}
 
 
 class GRU(_RNNBase):
@@ -434,9 +546,33 @@ class GRU(_RNNBase):
         n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
         h_t = (1-z)*n + z*h_{t-1}
 
+    With ``layer_norm=True`` the input and recurrent products are normalised over
+    their 3H values, with gains ln_weight_ih_l{k} (3H,) and ln_weight_hh_l{k} (3H,),
+    before the biases: u = g_ih*LN(W_ih x) + b_ih, v = g_hh*LN(W_hh h) + b_hh, and
+    r, z, n as above from u and v (n = tanh(u_n + r*v_n)).
+
     Parameters per layer: weight_ih_l{k} (3H, I or D*H), weight_hh_l{k} (3H, H),
     bias_ih_l{k} (3H,), bias_hh_l{k} (3H,).
     """
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, dtype: Any = "float32",
+                 seed: Optional[int] = None, time_major: bool = False,
+                 threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
+                 layer_norm: bool = False, zoneout: float = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
+        if not isinstance(layer_norm, (bool, np.bool_)):
+            raise TypeError(f"layer_norm: expected a bool, got {layer_norm!r}")
+        self.layer_norm = bool(layer_norm)
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
+
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
-        return _core.GRUCell(input_size, self.hidden_size, dtype=self.dtype.name, **buffers)
+        return _core.GRUCell(input_size, self.hidden_size, layer_norm=self.layer_norm,
+                             dtype=self.dtype.name, **buffers)
+
+    def _extra_repr(self) -> str:
+        return ", layer_norm=True" if self.layer_norm else ""
+
+    def _extra_config(self) -> dict:
+        return {"layer_norm": self.layer_norm}
