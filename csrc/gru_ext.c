@@ -1,22 +1,495 @@
-/* gru_ext.c: placeholder until the kernel lands; every call fails. */
+/*
+ * gru_ext.c: the extended GRU of cells_ext.h (layer normalisation, zoneout,
+ * recurrent dropout), forward and backward through time, float32 and
+ * float64 from one template.
+ *
+ *   u = ln_ih*LN(W_ih x_t) + b_ih        v = ln_hh*LN(W_hh (m_b*h_{t-1})) + b_hh
+ *   r = sig(u_r + v_r)   z = sig(u_z + v_z)   n = tanh(u_n + r*v_n)
+ *   h~ = (1-z)*n + z*h_{t-1}              h_t = zh*h_{t-1} + (1-zh)*h~
+ * (without layer_norm: u = W_ih x_t + b_ih, v = W_hh (m_b*h_{t-1}) + b_hh)
+ *
+ * Cache layout (R rows each, in the row(t, b) order of x; rows of steps past
+ * a sequence's length are zero):
+ *   gates (R, 3H) r, z, n | vn (R, H) v_n | hp (R, H) h_{t-1} (unmasked)
+ *   and with layer_norm, after those:
+ *   xi (R, 3H) LN(W_ih x_t) | xh (R, 3H) LN(W_hh (m_b*h_{t-1})) |
+ *   rs (R, 2) 1/sqrt(var + eps) of the two norms
+ * So without layer_norm it is the plain GRU's cache (5RH) and with it 11RH + 2R.
+ * The cache does not depend on the masks: backward forms m_b*h_{t-1} itself.
+ *
+ * Forward scratch: pre (B, 3H) recurrent product | hm (B, H) m_b*h_{t-1} |
+ *   W_hh^T packed (B > 1)
+ * Backward scratch: dU (R, 3H) dL/du | dV (R, 3H) dL/dv | dh (B, H) carried
+ *   dL/dh | dhr (B, H) the step's product (before it, zoneout's scratch) |
+ *   dGs (B, 3H) this step's dL/d(W_hh hm) | W_hh packed (B > 1).
+ *   After the time loop dU becomes dL/d(W_ih x) and dV dL/d(W_hh hm)
+ *   in place (the layer-norm backward), and dU's storage, once dW_ih and dx
+ *   are done, holds m_b*h_{t-1} (R, H) for dW_hh when there is a rec mask.
+ *
+ * Interpretations of the contract:
+ *   - m may be NULL (no masks), as may any of its pointers.
+ *   - zh_ld must be 0 or >= H (rows may not overlap partially); anything
+ *     else, or a negative ld, is RNN_ERR_LD.
+ *   - backward does not read the biases (v_n is cached), so p->b_ih and
+ *     p->b_hh may be NULL there; with layer_norm it reads p->ln_ih, p->ln_hh.
+ *   - the mean and variance of a norm are sums in a fixed order over eight
+ *     partial sums, so they vectorise and give the same bits on every
+ *     instruction set; 1/sqrt(var + eps) is computed in double.
+ */
+#ifndef REAL
 #include "cells_ext.h"
 
-int64_t rnn_ext_cache_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int gru_ext_forward_f32(float *out, float *hT, float *cache, const float *x, const float *h0, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cache; (void)x; (void)h0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+#define REAL float
+#define SFX(name) name##_f32
+#include "gru_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "gru_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+static int64_t gx_add(int64_t a, int64_t b) {
+    if (a < 0 || b < 0 || a > INT64_MAX - b) return -1;
+    return a + b;
 }
-int gru_ext_backward_f32(float *dx, float *dh0, const rnn_ext_grads_f32 *g, const float *dout, const float *dhT, const float *cache, const float *x, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)g; (void)dout; (void)dhT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_cache_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
+    int64_t R = rnn_mul(d->T, d->B), RH = rnn_mul(R, d->H);
+    int64_t n = rnn_mul(RH, 5);
+    if (cfg->layer_norm) n = gx_add(gx_add(n, rnn_mul(RH, 6)), rnn_mul(R, 2));
+    return n;
 }
-int gru_ext_forward_f64(double *out, double *hT, double *cache, const double *x, const double *h0, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cache; (void)x; (void)h0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
+    int64_t BH = rnn_mul(d->B, d->H);
+    int64_t n = rnn_mul(BH, 4);
+    return gx_add(n, d->B > 1 ? rnn_gemm_packed_len(rnn_mul(3, d->H), d->H) : 0);
 }
-int gru_ext_backward_f64(double *dx, double *dh0, const rnn_ext_grads_f64 *g, const double *dout, const double *dhT, const double *cache, const double *x, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)g; (void)dout; (void)dhT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
+    int64_t R = rnn_mul(d->T, d->B), BH = rnn_mul(d->B, d->H);
+    int64_t n = gx_add(rnn_mul(rnn_mul(R, d->H), 6), rnn_mul(BH, 5));
+    return gx_add(n, d->B > 1 ? rnn_gemm_packed_len(d->H, rnn_mul(3, d->H)) : 0);
 }
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+#ifndef RNNPY_GX_ONCE
+#define RNNPY_GX_ONCE
+/* RNN_ERR_LD for a zoneout stride that is neither 0 nor a whole row. */
+static int gx_mask_ld_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d) {
+    if (!mask) return RNN_OK;
+    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
+    if (rnn_mul(rnn_mul(d->T, d->B), ld) < 0) return RNN_ERR_SIZE;
+    return RNN_OK;
+}
+#endif
+
+/* The sum of v[0..n) over eight partial sums in a fixed order. */
+static CELL_INLINE REAL SFX(gx_sum)(int64_t n, const REAL *restrict v) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) a[k] += v[j + k];
+    REAL s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    for (; j < n; j++) s += v[j];
+    return s;
+}
+
+/* The sum of (v - mu)^2 likewise. */
+static CELL_INLINE REAL SFX(gx_sumsq)(int64_t n, const REAL *restrict v, REAL mu) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            REAL e = v[j + k] - mu;
+            a[k] += e * e;
+        }
+    REAL s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    for (; j < n; j++) {
+        REAL e = v[j] - mu;
+        s += e * e;
+    }
+    return s;
+}
+
+/* dst = LN(src) over n values (dst may be src); returns 1/sqrt(var + eps). */
+static CELL_INLINE REAL SFX(gx_ln_fwd)(int64_t n, const REAL *src, REAL *dst) {
+    REAL mu = SFX(gx_sum)(n, src) / (REAL)n;
+    REAL var = SFX(gx_sumsq)(n, src, mu) / (REAL)n;
+    REAL rs = (REAL)(1.0 / sqrt((double)var + RNN_LN_EPS));
+    for (int64_t j = 0; j < n; j++) dst[j] = (src[j] - mu) * rs;
+    return rs;
+}
+
+/* For the backward of y = gain*LN(x) + shift, which is
+ *   dx = rs*(e - mean(e) - xhat*mean(e*xhat)),  e = gain*dy,
+ * the two means. */
+static CELL_INLINE void SFX(gx_ln_bwd_means)(int64_t n, const REAL *restrict dy,
+                                             const REAL *restrict xhat, const REAL *restrict gain,
+                                             REAL *ma, REAL *mc) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            REAL e = gain[j + k] * dy[j + k];
+            a[k] += e;
+            c[k] += e * xhat[j + k];
+        }
+    REAL sa = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    REAL sc = ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]));
+    for (; j < n; j++) {
+        REAL e = gain[j] * dy[j];
+        sa += e;
+        sc += e * xhat[j];
+    }
+    *ma = sa / (REAL)n;
+    *mc = sc / (REAL)n;
+}
+
+/* One row of a forward step without layer norm: gr (3H) holds x W_ih^T and
+ * becomes r, z, n; pr is hm W_hh^T; the state hb advances in place to h~;
+ * saves v_n and h_{t-1}, and writes the output. The arithmetic is the plain
+ * GRU's, so a zero config gives its bits. */
+static CELL_INLINE void SFX(gx_fwd_loop)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
+                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                         REAL *restrict hb, REAL *restrict o, REAL *restrict hnr,
+                                         REAL *restrict hpr) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL h_prev = hb[j];
+        hpr[j] = h_prev;
+        REAL rg = SFX(rnn_sigmoid)(gr[j] + b_ih[j] + pr[j] + b_hh[j]);
+        REAL zg = SFX(rnn_sigmoid)(gr[H + j] + b_ih[H + j] + pr[H + j] + b_hh[H + j]);
+        REAL hnj = pr[2 * H + j] + b_hh[2 * H + j];
+        REAL ng = SFX(rnn_tanhv)(gr[2 * H + j] + b_ih[2 * H + j] + rg * hnj);
+        REAL h = ((REAL)1 - zg) * ng + zg * h_prev;
+        gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
+        hnr[j] = hnj;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+
+/* The same with layer norm: xr (3H) holds x W_ih^T and becomes its norm;
+ * the norm of pr goes to xh; rs gets the two 1/sqrt(var + eps); the gates
+ * go to gr. */
+static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
+                                            REAL *restrict xh, REAL *restrict rs,
+                                            const REAL *restrict ln_ih, const REAL *restrict ln_hh,
+                                            const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                            REAL *restrict gr, REAL *restrict hb, REAL *restrict o,
+                                            REAL *restrict hnr, REAL *restrict hpr) {
+    const int64_t G = 3 * H;
+    rs[0] = SFX(gx_ln_fwd)(G, xr, xr);
+    rs[1] = SFX(gx_ln_fwd)(G, pr, xh);
+    for (int64_t j = 0; j < H; j++) {
+        REAL h_prev = hb[j];
+        hpr[j] = h_prev;
+        REAL ur = ln_ih[j] * xr[j] + b_ih[j], vr = ln_hh[j] * xh[j] + b_hh[j];
+        REAL uz = ln_ih[H + j] * xr[H + j] + b_ih[H + j];
+        REAL vz = ln_hh[H + j] * xh[H + j] + b_hh[H + j];
+        REAL un = ln_ih[2 * H + j] * xr[2 * H + j] + b_ih[2 * H + j];
+        REAL vn = ln_hh[2 * H + j] * xh[2 * H + j] + b_hh[2 * H + j];
+        REAL rg = SFX(rnn_sigmoid)(ur + vr);
+        REAL zg = SFX(rnn_sigmoid)(uz + vz);
+        REAL ng = SFX(rnn_tanhv)(un + rg * vn);
+        REAL h = ((REAL)1 - zg) * ng + zg * h_prev;
+        gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
+        hnr[j] = vn;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+
+/* One forward row: xr is the row of x W_ih^T (which holds the gates
+ * afterwards when there is no norm); with a norm (ln_ih not NULL) gr, xh and
+ * rs are where its outputs go. zr is the zoneout row or NULL. */
+static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
+                                        REAL *restrict xh, REAL *restrict rs,
+                                        const REAL *restrict ln_ih, const REAL *restrict ln_hh,
+                                        const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                        REAL *restrict gr, REAL *restrict hb, REAL *restrict o,
+                                        REAL *restrict hnr, REAL *restrict hpr,
+                                        const REAL *restrict zr) {
+    if (ln_ih) SFX(gx_fwd_ln_loop)(H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr);
+    else SFX(gx_fwd_loop)(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
+    if (zr) /* zoneout, a pass of its own so the gate loops exist once */
+        for (int64_t j = 0; j < H; j++) {
+            REAL h = zr[j] * hpr[j] + ((REAL)1 - zr[j]) * hb[j];
+            hb[j] = h;
+            o[j] = h;
+        }
+}
+CELL_ROW_VARIANTS(gx_fwd_row,
+                  (int64_t H, REAL *restrict xr, const REAL *restrict pr, REAL *restrict xh,
+                   REAL *restrict rs, const REAL *restrict ln_ih, const REAL *restrict ln_hh,
+                   const REAL *restrict b_ih, const REAL *restrict b_hh, REAL *restrict gr,
+                   REAL *restrict hb, REAL *restrict o, REAL *restrict hnr, REAL *restrict hpr,
+                   const REAL *restrict zr),
+                  (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr))
+
+/* One row of a backward step: dL/du into du (3H), dL/dv into dv and dgs
+ * from dhb + go = dL/dh~; dhb becomes the path z * dL/dh~ to h_{t-1}. */
+static CELL_INLINE void SFX(gx_bwd_loop)(int64_t H, const REAL *restrict gr,
+                                         const REAL *restrict hnr, const REAL *restrict hpr,
+                                         const REAL *restrict go, REAL *restrict dhb,
+                                         REAL *restrict du, REAL *restrict dv,
+                                         REAL *restrict dgs, const int use_go) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL rg = gr[j], zg = gr[H + j], ng = gr[2 * H + j];
+        REAL dht = dhb[j] + (use_go ? go[j] : 0);
+        REAL dan = dht * ((REAL)1 - zg) * ((REAL)1 - ng * ng);
+        REAL daz = dht * (hpr[j] - ng) * zg * ((REAL)1 - zg);
+        REAL dar = dan * hnr[j] * rg * ((REAL)1 - rg);
+        REAL dahn = dan * rg;
+        du[j] = dv[j] = dgs[j] = dar;
+        du[H + j] = dv[H + j] = dgs[H + j] = daz;
+        du[2 * H + j] = dan;
+        dv[2 * H + j] = dgs[2 * H + j] = dahn;
+        dhb[j] = dht * zg;
+    }
+}
+/* One backward row: dhb is dL/dh_t less go (dout's row or NULL) on entry
+ * and the path (zh + (1-zh)*z) * dL/dh_t to h_{t-1} on exit, to which the
+ * step's product adds the rest. Zoneout (zr) splits dL/dh_t in a pass of its
+ * own, parking zh * dL/dh_t in st (H scratch), so the gate loop exists
+ * once per go. With a norm (ln_hh not NULL), dgs becomes dL/d(W_hh hm) from
+ * dv, the row's xh and its rs. */
+static CELL_INLINE void SFX(gx_bwd_row)(int64_t H, const REAL *restrict gr,
+                                        const REAL *restrict hnr, const REAL *restrict hpr,
+                                        const REAL *restrict go, const REAL *restrict zr,
+                                        REAL *restrict dhb, REAL *restrict st, REAL *restrict du,
+                                        REAL *restrict dv, REAL *restrict dgs,
+                                        const REAL *restrict xh, REAL rs,
+                                        const REAL *restrict ln_hh) {
+    if (zr) {
+        if (go)
+            for (int64_t j = 0; j < H; j++) {
+                REAL gh = dhb[j] + go[j];
+                st[j] = zr[j] * gh;
+                dhb[j] = ((REAL)1 - zr[j]) * gh;
+            }
+        else
+            for (int64_t j = 0; j < H; j++) {
+                REAL gh = dhb[j];
+                st[j] = zr[j] * gh;
+                dhb[j] = ((REAL)1 - zr[j]) * gh;
+            }
+        SFX(gx_bwd_loop)(H, gr, hnr, hpr, go, dhb, du, dv, dgs, 0);
+        for (int64_t j = 0; j < H; j++) dhb[j] += st[j];
+    } else if (go) {
+        SFX(gx_bwd_loop)(H, gr, hnr, hpr, go, dhb, du, dv, dgs, 1);
+    } else {
+        SFX(gx_bwd_loop)(H, gr, hnr, hpr, go, dhb, du, dv, dgs, 0);
+    }
+    if (ln_hh) {
+        const int64_t G = 3 * H;
+        REAL ma, mc;
+        SFX(gx_ln_bwd_means)(G, dv, xh, ln_hh, &ma, &mc);
+        for (int64_t j = 0; j < G; j++) dgs[j] = rs * (ln_hh[j] * dv[j] - ma - xh[j] * mc);
+    }
+}
+CELL_ROW_VARIANTS(gx_bwd_row,
+                  (int64_t H, const REAL *restrict gr, const REAL *restrict hnr,
+                   const REAL *restrict hpr, const REAL *restrict go, const REAL *restrict zr,
+                   REAL *restrict dhb, REAL *restrict st, REAL *restrict du, REAL *restrict dv,
+                   REAL *restrict dgs, const REAL *restrict xh, REAL rs,
+                   const REAL *restrict ln_hh),
+                  (H, gr, hnr, hpr, go, zr, dhb, st, du, dv, dgs, xh, rs, ln_hh))
+
+/* The layer-norm backward of one row in place (after the time loop). */
+static CELL_INLINE void SFX(gx_ln_bwd_row)(int64_t n, REAL *restrict dy, const REAL *restrict xhat,
+                                           REAL rs, const REAL *restrict gain) {
+    REAL ma, mc;
+    SFX(gx_ln_bwd_means)(n, dy, xhat, gain, &ma, &mc);
+    for (int64_t j = 0; j < n; j++) dy[j] = rs * (gain[j] * dy[j] - ma - xhat[j] * mc);
+}
+CELL_ROW_VARIANTS(gx_ln_bwd_row,
+                  (int64_t n, REAL *restrict dy, const REAL *restrict xhat, REAL rs,
+                   const REAL *restrict gain),
+                  (n, dy, xhat, rs, gain))
+
+/* dst[j] += sum over the R rows of a[r*ld + j] * b[r*ld + j], j < n. */
+static inline void SFX(gx_colsum_prod_add)(REAL *restrict dst, const REAL *restrict a,
+                                           const REAL *restrict b, int64_t R, int64_t n,
+                                           int64_t ld) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < n; j++) dst[j] += a[r * ld + j] * b[r * ld + j];
+}
+
+/* dst[i] = m[i] * h[i] */
+static inline void SFX(gx_mul)(REAL *restrict dst, const REAL *restrict m, const REAL *restrict h,
+                               int64_t count) {
+    for (int64_t i = 0; i < count; i++) dst[i] = m[i] * h[i];
+}
+
+int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
+                         const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
+                         const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
+                         REAL *work, void *gemm_ws) {
+    int st = rnn_ext_dims_check(RNN_CELL_GRU, d, cfg);
+    if (st) return st;
+    if (!out || !hT || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    if (!p->w_ih || !p->w_hh || !p->b_ih || !p->b_hh) return RNN_ERR_NULL;
+    const int ln = cfg->layer_norm != 0;
+    if (ln && (!p->ln_ih || !p->ln_hh)) return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
+    const int64_t zld = m ? m->zh_ld : 0;
+    if ((st = gx_mask_ld_check(zh, zld, d->H, d))) return st;
+
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
+    REAL *gates = cache;        /* (R, 3H) */
+    REAL *vn = gates + R * G;   /* (R, H) */
+    REAL *hp = vn + R * H;      /* (R, H) */
+    REAL *xi = ln ? hp + R * H : NULL;  /* (R, 3H), layer norm only */
+    REAL *xh = ln ? xi + R * G : NULL;  /* (R, 3H), layer norm only */
+    REAL *rs = ln ? xh + R * G : NULL;  /* (R, 2), layer norm only */
+    REAL *pre = work;           /* (B, 3H) */
+    REAL *hm = pre + B * G;     /* (B, H) */
+    REAL *wpk = hm + B * H;     /* W_hh^T packed */
+    REAL *xin = ln ? xi : gates;
+    const REAL *ln_ih = ln ? p->ln_ih : NULL, *ln_hh = ln ? p->ln_hh : NULL;
+
+    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, xin, G, gemm_ws))) return st;
+    if ((st = SFX(step_pack)(d, 1, G, H, p->w_hh, wpk))) return st;
+    SFX(copy_or_zero)(hT, h0, B * H);
+    const SFX(gx_fwd_row_fn) row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
+
+    for (int64_t s = 0; s < T; s++) {
+        const REAL *a = hT;
+        if (rec) {
+            SFX(gx_mul)(hm, rec, hT, B * H);
+            a = hm;
+        }
+        if ((st = SFX(step_gemm)(d, 1, G, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            row(H, xin + r * G, pre + b * G, ln ? xh + r * G : NULL, ln ? rs + 2 * r : NULL, ln_ih,
+                ln_hh, p->b_ih, p->b_hh, gates + r * G, hT + b * H, out + r * d->ldo, vn + r * H,
+                hp + r * H, zh ? zh + r * zld : NULL);
+        }
+    }
+    SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(gates, G, G, lengths, d);
+    SFX(zero_padded_rows)(vn, H, H, lengths, d);
+    SFX(zero_padded_rows)(hp, H, H, lengths, d);
+    if (ln) {
+        SFX(zero_padded_rows)(xi, G, G, lengths, d);
+        SFX(zero_padded_rows)(xh, G, G, lengths, d);
+        SFX(zero_padded_rows)(rs, 2, 2, lengths, d);
+    }
+    return RNN_OK;
+}
+
+int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
+                          const REAL *dhT, const REAL *cache, const REAL *x,
+                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
+                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
+                          REAL *work, void *gemm_ws) {
+    int st = rnn_ext_dims_check(RNN_CELL_GRU, d, cfg);
+    if (st) return st;
+    if (!dx || !dh0 || !g || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    if (!g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh || !p->w_ih || !p->w_hh) return RNN_ERR_NULL;
+    const int ln = cfg->layer_norm != 0;
+    if (ln && (!g->ln_ih || !g->ln_hh || !p->ln_ih || !p->ln_hh)) return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
+    const int64_t zld = m ? m->zh_ld : 0;
+    if ((st = gx_mask_ld_check(zh, zld, d->H, d))) return st;
+
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
+    const REAL *gates = cache, *vn = gates + R * G, *hp = vn + R * H;
+    /* layer norm only */
+    const REAL *xi = ln ? hp + R * H : NULL, *xh = ln ? xi + R * G : NULL;
+    const REAL *rs = ln ? xh + R * G : NULL;
+    REAL *dU = work;            /* (R, 3H) */
+    REAL *dV = dU + R * G;      /* (R, 3H) */
+    REAL *dh = dV + R * G;      /* (B, H) carried dL/dh */
+    REAL *dhr = dh + B * H;     /* (B, H) */
+    REAL *dGs = dhr + B * H;    /* (B, 3H) */
+    REAL *wpk = dGs + B * G;    /* W_hh packed */
+    const REAL *ln_hh = ln ? p->ln_hh : NULL;
+
+    SFX(copy_or_zero)(dh, dhT, B * H);
+    if ((st = SFX(step_pack)(d, 0, H, G, p->w_hh, wpk))) return st;
+    const SFX(gx_bwd_row_fn) row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
+    for (int64_t s = T - 1; s >= 0; s--) {
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            REAL *dgs = dGs + b * G;
+            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+            int64_t r = t * d->ts + b * d->bs;
+            row(H, gates + r * G, vn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
+                zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + r * G, dV + r * G, dgs,
+                ln ? xh + r * G : NULL, ln ? rs[2 * r + 1] : 0, ln_hh);
+        }
+        /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
+        if ((st = SFX(step_gemm)(d, 0, H, G, dGs, p->w_hh, wpk, dhr, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
+            if (rec) {
+                REAL *restrict db = dh + b * H;
+                const REAL *restrict mb = rec + b * H, *restrict dr = dhr + b * H;
+                for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
+            } else {
+                SFX(add_into)(dh + b * H, dhr + b * H, H);
+            }
+        }
+    }
+    /* the rows of steps past a sequence's end were never written */
+    SFX(zero_padded_rows)(dU, G, G, lengths, d);
+    SFX(zero_padded_rows)(dV, G, G, lengths, d);
+    SFX(add_into)(dh0, dh, B * H);
+
+    const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());
+    const int nr = rnn_elem_threads(d, G);
+    (void)nr; /* unused without OpenMP */
+    /* input side: biases and gains from dL/du, then dU becomes dL/d(W_ih x) */
+    SFX(colsum_add)(g->b_ih, dU, R, G, G);
+    if (ln) {
+        SFX(gx_colsum_prod_add)(g->ln_ih, dU, xi, R, G, G);
+        RNN_OMP("omp parallel for num_threads(nr) if(nr > 1) schedule(static)")
+        for (int64_t r = 0; r < R; r++) lnrow(G, dU + r * G, xi + r * G, rs[2 * r], p->ln_ih);
+    }
+    if ((st = GEMM(1, 0, G, I, R, 1, dU, G, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(0, 0, R, I, G, 1, dU, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    /* recurrent side likewise; dV becomes dL/d(W_hh hm) */
+    SFX(colsum_add)(g->b_hh, dV, R, G, G);
+    if (ln) {
+        SFX(gx_colsum_prod_add)(g->ln_hh, dV, xh, R, G, G);
+        RNN_OMP("omp parallel for num_threads(nr) if(nr > 1) schedule(static)")
+        for (int64_t r = 0; r < R; r++) lnrow(G, dV + r * G, xh + r * G, rs[2 * r + 1], p->ln_hh);
+    }
+    const REAL *hin = hp;
+    if (rec) { /* hm = m_b * h_{t-1} in dU's storage, which is free now */
+        REAL *hmr = dU;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t b = 0; b < B; b++) {
+                int64_t r = t * d->ts + b * d->bs;
+                SFX(gx_mul)(hmr + r * H, rec + b * H, hp + r * H, H);
+            }
+        hin = hmr;
+    }
+    if ((st = GEMM(1, 0, G, H, R, 1, dV, G, hin, H, 1, g->w_hh, H, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

@@ -1,22 +1,277 @@
-/* rnn_ext.c: placeholder until the kernel lands; every call fails. */
+/*
+ * rnn_ext.c: the extended Elman RNN of cells_ext.h (zoneout, recurrent
+ * dropout; no layer norm), forward and backward through time, float32 and
+ * float64 from one template.
+ *
+ *   h~ = act(W_ih x_t + b_ih + W_hh (m_b*h_{t-1}) + b_hh)   act tanh or relu (cfg->relu)
+ *   h_t = zh*h_{t-1} + (1-zh)*h~
+ *
+ * Cache layout (R rows each, in the row(t, b) order of x; rows of steps past
+ * a sequence's length are zero):
+ *   hs (R, H) h~_t (before zoneout) | hm (R, H) m_b*h_{t-1} (h_{t-1} without a rec mask)
+ * The same size as the plain RNN's cache; without masks it holds the same
+ * values. Backward needs h~ for act' and m_b*h_{t-1} for dW_hh only: the
+ * zoneout path to h_{t-1} does not read the state.
+ *
+ * Forward scratch: pre (B, H) recurrent product | hm (B, H) m_b*h_{t-1} |
+ *   W_hh^T packed (B > 1)
+ * Backward scratch: dA (R, H) pre-activation grads | dh (B, H) carried dL/dh |
+ *   dhr (B, H) | dAs (B, H) this step's dA, zero for ended rows | W_hh packed (B > 1)
+ *
+ * Interpretations of the contract:
+ *   - the kind is RNN_CELL_RELU when cfg->relu, else RNN_CELL_TANH, so the
+ *     kernels cannot disagree with cfg; rnn_ext_dims_check rejects layer_norm,
+ *     a projection and peepholes.
+ *   - m may be NULL (no masks), as may any of its pointers.
+ *   - zh_ld must be 0 or >= H; anything else, or a negative ld, is RNN_ERR_LD.
+ *   - backward does not read the biases, so p->b_ih and p->b_hh may be NULL there.
+ */
+#ifndef REAL
 #include "cells_ext.h"
 
-int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int rnn_ext_forward_f32(float *out, float *hT, float *cache, const float *x, const float *h0, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cache; (void)x; (void)h0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+#define REAL float
+#define SFX(name) name##_f32
+#include "rnn_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+#define REAL double
+#define SFX(name) name##_f64
+#include "rnn_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+
+static int64_t rx_add(int64_t a, int64_t b) {
+    if (a < 0 || b < 0 || a > INT64_MAX - b) return -1;
+    return a + b;
 }
-int rnn_ext_backward_f32(float *dx, float *dh0, const rnn_ext_grads_f32 *g, const float *dout, const float *dhT, const float *cache, const float *x, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)g; (void)dout; (void)dhT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+static int rx_kind(const rnn_ext_config *cfg) {
+    return cfg && cfg->relu ? RNN_CELL_RELU : RNN_CELL_TANH;
 }
-int rnn_ext_forward_f64(double *out, double *hT, double *cache, const double *x, const double *h0, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cache; (void)x; (void)h0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
+    return rnn_mul(rnn_mul(rnn_mul(d->T, d->B), d->H), 2);
 }
-int rnn_ext_backward_f64(double *dx, double *dh0, const rnn_ext_grads_f64 *g, const double *dout, const double *dhT, const double *cache, const double *x, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)g; (void)dout; (void)dhT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
+    return rx_add(rnn_mul(rnn_mul(d->B, d->H), 2),
+                  d->B > 1 ? rnn_gemm_packed_len(d->H, d->H) : 0);
 }
+
+int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
+    if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
+    int64_t n = rx_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
+    return rx_add(n, d->B > 1 ? rnn_gemm_packed_len(d->H, d->H) : 0);
+}
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+#ifndef RNNPY_RX_ONCE
+#define RNNPY_RX_ONCE
+/* RNN_ERR_LD for a zoneout stride that is neither 0 nor a whole row. */
+static int rx_mask_ld_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d) {
+    if (!mask) return RNN_OK;
+    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
+    if (rnn_mul(rnn_mul(d->T, d->B), ld) < 0) return RNN_ERR_SIZE;
+    return RNN_OK;
+}
+#endif
+
+/* One row of a forward step: hr (H) holds x W_ih^T and becomes h~; pb is
+ * hm W_hh^T; the state hb advances in place (zoneout by zr when use_z) and
+ * the output is written. */
+static CELL_INLINE void SFX(rx_fwd_loop)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
+                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                         REAL *restrict hb, REAL *restrict o,
+                                         const REAL *restrict zr, int relu, const int use_z) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL h_prev = hb[j];
+        REAL a = hr[j] + b_ih[j] + pb[j] + b_hh[j];
+        REAL ht = relu ? (a > 0 ? a : (REAL)0) : SFX(rnn_tanhv)(a);
+        REAL h = use_z ? zr[j] * h_prev + ((REAL)1 - zr[j]) * ht : ht;
+        hr[j] = ht;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+static CELL_INLINE void SFX(rx_fwd_row)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
+                                        const REAL *restrict b_ih, const REAL *restrict b_hh,
+                                        REAL *restrict hb, REAL *restrict o, REAL *restrict hmr,
+                                        const REAL *restrict mr, const REAL *restrict zr,
+                                        int relu) {
+    /* saves m_b*h_{t-1} (mr the rec row, or NULL) for dW_hh, then a copy of
+     * the loop with and one without zoneout, so neither tests it per element */
+    if (mr)
+        for (int64_t j = 0; j < H; j++) hmr[j] = mr[j] * hb[j];
+    else
+        memcpy(hmr, hb, (size_t)H * sizeof(REAL));
+    if (zr) SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 1);
+    else SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 0);
+}
+CELL_ROW_VARIANTS(rx_fwd_row,
+                  (int64_t H, REAL *restrict hr, const REAL *restrict pb, const REAL *restrict b_ih,
+                   const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
+                   REAL *restrict hmr, const REAL *restrict mr, const REAL *restrict zr, int relu),
+                  (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu))
+
+/* One row of a backward step: the pre-activation gradient into da and das;
+ * db (dL/dh_t on entry) becomes the zoneout path zh * dL/dh_t (0 without
+ * zoneout), to which the step's product adds the rest. */
+static CELL_INLINE void SFX(rx_bwd_loop)(int64_t H, const REAL *restrict hr,
+                                         const REAL *restrict go, const REAL *restrict zr,
+                                         REAL *restrict db, REAL *restrict da,
+                                         REAL *restrict das, int relu, const int use_go,
+                                         const int use_z) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL g = db[j] + (use_go ? go[j] : 0);
+        REAL gt = use_z ? ((REAL)1 - zr[j]) * g : g;
+        REAL h = hr[j];
+        REAL v = relu ? (h > 0 ? gt : (REAL)0) : gt * ((REAL)1 - h * h);
+        da[j] = v;
+        das[j] = v;
+        db[j] = use_z ? zr[j] * g : (REAL)0;
+    }
+}
+static CELL_INLINE void SFX(rx_bwd_row)(int64_t H, const REAL *restrict hr,
+                                        const REAL *restrict go, const REAL *restrict zr,
+                                        REAL *restrict db, REAL *restrict da, REAL *restrict das,
+                                        int relu) {
+    if (go) {
+        if (zr) SFX(rx_bwd_loop)(H, hr, go, zr, db, da, das, relu, 1, 1);
+        else SFX(rx_bwd_loop)(H, hr, go, zr, db, da, das, relu, 1, 0);
+    } else {
+        if (zr) SFX(rx_bwd_loop)(H, hr, go, zr, db, da, das, relu, 0, 1);
+        else SFX(rx_bwd_loop)(H, hr, go, zr, db, da, das, relu, 0, 0);
+    }
+}
+CELL_ROW_VARIANTS(rx_bwd_row,
+                  (int64_t H, const REAL *restrict hr, const REAL *restrict go,
+                   const REAL *restrict zr, REAL *restrict db, REAL *restrict da,
+                   REAL *restrict das, int relu),
+                  (H, hr, go, zr, db, da, das, relu))
+
+int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
+                         const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
+                         const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
+                         REAL *work, void *gemm_ws) {
+    if (!cfg) return RNN_ERR_NULL;
+    const int relu = cfg->relu != 0;
+    int st = rnn_ext_dims_check(relu ? RNN_CELL_RELU : RNN_CELL_TANH, d, cfg);
+    if (st) return st;
+    if (!out || !hT || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    if (!p->w_ih || !p->w_hh || !p->b_ih || !p->b_hh) return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
+    const int64_t zld = m ? m->zh_ld : 0;
+    if ((st = rx_mask_ld_check(zh, zld, d->H, d))) return st;
+
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
+    REAL *hs = cache;          /* (R, H) h~ */
+    REAL *hmc = cache + R * H; /* (R, H) m_b*h_{t-1} */
+    REAL *pre = work;          /* (B, H) */
+    REAL *hm = pre + B * H;    /* (B, H) */
+    REAL *wpk = hm + B * H;    /* W_hh^T packed */
+
+    /* hs = x W_ih^T for every step at once; the time loop adds the rest */
+    if ((st = GEMM(0, 1, R, H, I, 1, x, d->ldx, p->w_ih, I, 0, hs, H, gemm_ws))) return st;
+    if ((st = SFX(step_pack)(d, 1, H, H, p->w_hh, wpk))) return st;
+    SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
+    const SFX(rx_fwd_row_fn) row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
+    (void)ne; /* unused without OpenMP */
+
+    for (int64_t s = 0; s < T; s++) {
+        const REAL *a = hT;
+        if (rec) {
+            for (int64_t k = 0; k < B * H; k++) hm[k] = rec[k] * hT[k];
+            a = hm;
+        }
+        if ((st = SFX(step_gemm)(d, 1, H, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            row(H, hs + r * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
+                hmc + r * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
+        }
+    }
+    SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(hs, H, H, lengths, d);
+    SFX(zero_padded_rows)(hmc, H, H, lengths, d);
+    return RNN_OK;
+}
+
+int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
+                          const REAL *dhT, const REAL *cache, const REAL *x,
+                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
+                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
+                          REAL *work, void *gemm_ws) {
+    if (!cfg) return RNN_ERR_NULL;
+    const int relu = cfg->relu != 0;
+    int st = rnn_ext_dims_check(relu ? RNN_CELL_RELU : RNN_CELL_TANH, d, cfg);
+    if (st) return st;
+    if (!dx || !dh0 || !g || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    if (!g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh || !p->w_ih || !p->w_hh) return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
+    const int64_t zld = m ? m->zh_ld : 0;
+    if ((st = rx_mask_ld_check(zh, zld, d->H, d))) return st;
+
+    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
+    const REAL *hs = cache, *hmc = cache + R * H;
+    REAL *dA = work;            /* (R, H) */
+    REAL *dh = dA + R * H;      /* (B, H) carried dL/dh */
+    REAL *dhr = dh + B * H;     /* (B, H) */
+    REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
+    REAL *wpk = dAs + B * H;    /* W_hh packed */
+
+    SFX(copy_or_zero)(dh, dhT, B * H);
+    if ((st = SFX(step_pack)(d, 0, H, H, p->w_hh, wpk))) return st;
+    const SFX(rx_bwd_row_fn) row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, H);
+    (void)ne; /* unused without OpenMP */
+    for (int64_t s = T - 1; s >= 0; s--) {
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            REAL *das = dAs + b * H;
+            if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
+            int64_t r = t * d->ts + b * d->bs;
+            row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, zh ? zh + r * zld : NULL,
+                dh + b * H, dA + r * H, das, relu);
+        }
+        /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
+        if ((st = SFX(step_gemm)(d, 0, H, H, dAs, p->w_hh, wpk, dhr, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
+            REAL *restrict db = dh + b * H;
+            const REAL *restrict dr = dhr + b * H;
+            if (rec) {
+                const REAL *restrict mb = rec + b * H;
+                for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
+            } else if (zh) {
+                for (int64_t j = 0; j < H; j++) db[j] += dr[j];
+            } else {
+                memcpy(db, dr, (size_t)H * sizeof(REAL));
+            }
+        }
+    }
+    /* the rows of steps past a sequence's end were never written */
+    SFX(zero_padded_rows)(dA, H, H, lengths, d);
+    SFX(add_into)(dh0, dh, B * H);
+    if ((st = GEMM(1, 0, H, I, R, 1, dA, H, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, H, H, R, 1, dA, H, hmc, H, 1, g->w_hh, H, gemm_ws))) return st;
+    SFX(colsum_add)(g->b_ih, dA, R, H, H);
+    SFX(colsum_add)(g->b_hh, dA, R, H, H);
+    if ((st = GEMM(0, 0, R, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

@@ -24,6 +24,7 @@ SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=
 PROGRAMS = {
     "test_gemm": ["gemm.c"],
     "test_cells": KERNELS,
+    "test_ext_gru_rnn": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
 }
 
 
