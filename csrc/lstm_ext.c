@@ -1,22 +1,852 @@
-/* lstm_ext.c: placeholder until the kernel lands; every call fails. */
-#include "cells_ext.h"
+/*
+ * lstm_ext.c: the extended LSTM of cells_ext.h (peepholes, projection,
+ * layer normalisation, zoneout, recurrent dropout, in any combination),
+ * forward and backward through time, float32 and float64 from one template.
+ *
+ *   a   = ln_ih*LN(W_ih x_t) + b_ih + ln_hh*LN(W_hh (m_b*h_{t-1})) + b_hh
+ *   i   = sig(a_i + p_i*c_{t-1})   f = sig(a_f + p_f*c_{t-1})   g = tanh(a_g)
+ *   c~  = f*c_{t-1} + i*g          o = sig(a_o + p_o*c~)
+ *   u   = o * tanh(ln_c[0]*LN(c~) + ln_c[1])       h~ = W_hr u (or u)
+ *   c_t = zc*c_{t-1} + (1-zc)*c~   h_t = zh*h_{t-1} + (1-zh)*h~   out_t = h_t
+ *
+ * H is d->H, Hs the size of h (P with a projection, else H), G = 4H and
+ * R = T*B. Every row(t, b) below is t*ts + b*bs, as in cells.h.
+ *
+ * Cache (R rows each; rows of steps past a sequence's length are zero):
+ *   gates (R, 4H)  sigmoid/tanh of i, f, g, o
+ *   cs    (R, H)   c~ (the new cell value before zoneout of c)
+ *   hp    (R, Hs)  m_b*h_{t-1}, the masked state W_hh multiplies
+ *   cp    (R, H)   c_{t-1}
+ *   u     (R, H)   o*tanh(...), the input of W_hr          (projection only)
+ *   xn    (R, 4H)  LN(W_ih x_t), normalised               (layer_norm only)
+ *   hn    (R, 4H)  LN(W_hh (m_b*h_{t-1})), normalised       (layer_norm only)
+ *   cn    (R, H)   LN(c~), normalised                      (layer_norm only)
+ *   rs    (R, 3)   1/sqrt(var + eps) of the three norms    (layer_norm only)
+ * With a zero config and no masks this is lstm.c's cache, array for array
+ * (gates | cs | hp | cp), with the same values.
+ *
+ * Forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
+ *   hm (B, Hs) m_b*h_{t-1} | zero (H) | y (B, H) ln_c[0]*LN(c~) + ln_c[1]
+ *   (layer_norm) | ub (B, H), hpr (B, P) (projection) |
+ *   W_hh^T packed (B > 1) | W_hr^T packed (projection, B > 1)
+ * Backward scratch: dXg (R, 4H) dL/d(W_ih x_t) (also dL/da without layer
+ *   norm) | dHh (R, 4H) dL/d(W_hh hm) (layer_norm) | dHt (R, P) dL/dh~
+ *   (projection) | dh (B, Hs) | dc (B, H) | dhr (B, Hs) | dGs (B, 4H) this
+ *   step's dHh rows | du (B, H) dL/du | dt (B, P) dL/dh~ (projection) |
+ *   da (B, 4H) (layer_norm) | dy (B, H) | zero (H) | per-sequence sums of
+ *   the small gradients: peep (B, 3H), and with layer_norm bias (B, 4H),
+ *   ln_ih (B, 4H), ln_hh (B, 4H), ln_c (B, 2H) | W_hh packed (B > 1) |
+ *   W_hr packed (projection, B > 1)
+ * The small gradients are summed per sequence and then over sequences in a
+ * fixed order, so that the rows of a step may run on any number of threads
+ * and give the same bits.
+ *
+ * Readings of the contract (cells_ext.h) this file makes:
+ *  - Zoneout masks: zh_ld and zc_ld must be 0 or at least the row (Hs, H);
+ *    anything else (negative, or rows that would overlap) is RNN_ERR_LD.
+ *  - Masks may be NULL as a whole (m == NULL means no masks).
+ *  - h0, c0, dout, dhT, dcT may be NULL (zeros), as in cells.h; backward
+ *    needs neither b_ih nor b_hh from p, so they may be NULL there.
+ *  - The kernels accept any cfg that rnn_ext_dims_check(RNN_CELL_LSTM, ...)
+ *    accepts: cfg->peephole decides the peepholes; cfg->relu must be 0.
+ */
+#ifndef REAL
+#include <string.h>
 
-int64_t rnn_ext_cache_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_forward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) { (void)d; (void)cfg; return -1; }
-int lstm_ext_forward_f32(float *out, float *hT, float *cT, float *cache, const float *x, const float *h0, const float *c0, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cT; (void)cache; (void)x; (void)h0; (void)c0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+#include "cells_ext.h"
+#include "gemm.h"
+
+/* Offsets (elements) of every cache and scratch array; an array whose
+ * option is off takes no room. */
+typedef struct {
+    int64_t off;
+    int bad;
+} lx_alloc;
+
+static int64_t lx_take(lx_alloc *a, int64_t n) {
+    if (n < 0 || a->bad || a->off > INT64_MAX - n) {
+        a->bad = 1;
+        return 0;
+    }
+    int64_t o = a->off;
+    a->off += n;
+    return o;
 }
-int lstm_ext_backward_f32(float *dx, float *dh0, float *dc0, const rnn_ext_grads_f32 *g, const float *dout, const float *dhT, const float *dcT, const float *cache, const float *x, const rnn_ext_params_f32 *p, const rnn_ext_masks_f32 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, float *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)dc0; (void)g; (void)dout; (void)dhT; (void)dcT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+typedef struct {
+    int64_t H, Hs, P, G, R, B;
+    int peep, ln, proj;
+    /* cache */
+    int64_t gates, cs, cp, hp, u, xn, hn, cn, rs, cache_len;
+    /* forward scratch */
+    int64_t f_bias, f_pre, f_hm, f_zero, f_y, f_ub, f_hpr, f_wpk, f_wrpk, fwork_len;
+    /* backward scratch */
+    int64_t b_dxg, b_dhh, b_dht, b_dh, b_dc, b_dhr, b_dgs, b_du, b_dt, b_da, b_dy, b_zero,
+        b_accp, b_accb, b_accli, b_acclh, b_acclc, b_wpk, b_wrpk, bwork_len;
+} lx_layout;
+
+/* RNN_OK, or the status of the dims check, or RNN_ERR_SIZE on overflow. */
+static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layout *L) {
+    int st = rnn_ext_dims_check(RNN_CELL_LSTM, d, cfg);
+    if (st) return st;
+    const int64_t H = d->H, Hs = rnn_ext_state_size(d, cfg), P = cfg->P > 0 ? cfg->P : 0;
+    const int64_t G = 4 * H, B = d->B, R = d->T * d->B; /* fit: rnn_dims_check */
+    *L = (lx_layout){.H = H, .Hs = Hs, .P = P, .G = G, .R = R, .B = B,
+                     .peep = cfg->peephole != 0, .ln = cfg->layer_norm != 0, .proj = P > 0};
+    const int ln = L->ln, proj = L->proj;
+    lx_alloc c = {0, 0};
+    L->gates = lx_take(&c, rnn_mul(R, G));
+    L->cs = lx_take(&c, rnn_mul(R, H));
+    L->hp = lx_take(&c, rnn_mul(R, Hs));
+    L->cp = lx_take(&c, rnn_mul(R, H));
+    L->u = lx_take(&c, proj ? rnn_mul(R, H) : 0);
+    L->xn = lx_take(&c, ln ? rnn_mul(R, G) : 0);
+    L->hn = lx_take(&c, ln ? rnn_mul(R, G) : 0);
+    L->cn = lx_take(&c, ln ? rnn_mul(R, H) : 0);
+    L->rs = lx_take(&c, ln ? rnn_mul(R, 3) : 0);
+    L->cache_len = c.off;
+
+    lx_alloc f = {0, 0};
+    L->f_bias = lx_take(&f, G);
+    L->f_pre = lx_take(&f, rnn_mul(B, G));
+    L->f_hm = lx_take(&f, rnn_mul(B, Hs));
+    L->f_zero = lx_take(&f, H);
+    L->f_y = lx_take(&f, ln ? rnn_mul(B, H) : 0);
+    L->f_ub = lx_take(&f, proj ? rnn_mul(B, H) : 0);
+    L->f_hpr = lx_take(&f, proj ? rnn_mul(B, P) : 0);
+    L->f_wpk = lx_take(&f, B > 1 ? rnn_gemm_packed_len(G, Hs) : 0);
+    L->f_wrpk = lx_take(&f, proj && B > 1 ? rnn_gemm_packed_len(P, H) : 0);
+    L->fwork_len = f.off;
+
+    lx_alloc w = {0, 0};
+    L->b_dxg = lx_take(&w, rnn_mul(R, G));
+    L->b_dhh = lx_take(&w, ln ? rnn_mul(R, G) : 0);
+    L->b_dht = lx_take(&w, proj ? rnn_mul(R, P) : 0);
+    L->b_dh = lx_take(&w, rnn_mul(B, Hs));
+    L->b_dc = lx_take(&w, rnn_mul(B, H));
+    L->b_dhr = lx_take(&w, rnn_mul(B, Hs));
+    L->b_dgs = lx_take(&w, rnn_mul(B, G));
+    L->b_du = lx_take(&w, rnn_mul(B, H));
+    L->b_dt = lx_take(&w, proj ? rnn_mul(B, P) : 0);
+    L->b_da = lx_take(&w, ln ? rnn_mul(B, G) : 0);
+    L->b_dy = lx_take(&w, rnn_mul(B, H));
+    L->b_zero = lx_take(&w, H);
+    L->b_accp = lx_take(&w, L->peep ? rnn_mul(B, 3 * H) : 0);
+    L->b_accb = lx_take(&w, ln ? rnn_mul(B, G) : 0);
+    L->b_accli = lx_take(&w, ln ? rnn_mul(B, G) : 0);
+    L->b_acclh = lx_take(&w, ln ? rnn_mul(B, G) : 0);
+    L->b_acclc = lx_take(&w, ln ? rnn_mul(B, 2 * H) : 0);
+    L->b_wpk = lx_take(&w, B > 1 ? rnn_gemm_packed_len(Hs, G) : 0);
+    L->b_wrpk = lx_take(&w, proj && B > 1 ? rnn_gemm_packed_len(H, P) : 0);
+    L->bwork_len = w.off;
+    return c.bad || f.bad || w.bad ? RNN_ERR_SIZE : RNN_OK;
 }
-int lstm_ext_forward_f64(double *out, double *hT, double *cT, double *cache, const double *x, const double *h0, const double *c0, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)out; (void)hT; (void)cT; (void)cache; (void)x; (void)h0; (void)c0; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_cache_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) {
+    lx_layout L;
+    return lx_layout_make(d, cfg, &L) ? -1 : L.cache_len;
 }
-int lstm_ext_backward_f64(double *dx, double *dh0, double *dc0, const rnn_ext_grads_f64 *g, const double *dout, const double *dhT, const double *dcT, const double *cache, const double *x, const rnn_ext_params_f64 *p, const rnn_ext_masks_f64 *m, const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d, double *work, void *gemm_ws) {
-    (void)dx; (void)dh0; (void)dc0; (void)g; (void)dout; (void)dhT; (void)dcT; (void)cache; (void)x; (void)p; (void)m; (void)cfg; (void)lengths; (void)d; (void)work; (void)gemm_ws;
-    return RNN_ERR_SIZE;
+
+int64_t rnn_ext_forward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) {
+    lx_layout L;
+    return lx_layout_make(d, cfg, &L) ? -1 : L.fwork_len;
 }
+
+int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *cfg) {
+    lx_layout L;
+    return lx_layout_make(d, cfg, &L) ? -1 : L.bwork_len;
+}
+
+/* A zoneout mask with leading dimension ld over R rows of n values. */
+static int lx_mask_check(const void *mask, int64_t ld, int64_t n, int64_t R) {
+    if (!mask) return RNN_OK;
+    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
+    if (rnn_mul(R, ld) < 0) return RNN_ERR_SIZE;
+    return RNN_OK;
+}
+
+/* float32 rows are compiled per instruction set (cell_common.h); float64
+ * rows call libm's exp and tanh, which no width vectorises, so one copy. */
+#define LX_VARIANTS 1
+#define REAL float
+#define SFX(name) name##_f32
+#include "lstm_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+#undef LX_VARIANTS
+
+#define LX_VARIANTS 0
+#define REAL double
+#define SFX(name) name##_f64
+#include "lstm_ext.c"
+#undef REAL
+#undef SFX
+#undef GEMM
+#undef LX_VARIANTS
+
+#else /* template body, instantiated once per dtype */
+#include "cell_common.h"
+
+#undef LX_ROW_VARIANTS
+#if LX_VARIANTS
+#define LX_ROW_VARIANTS CELL_ROW_VARIANTS
+#else
+#define LX_ROW_VARIANTS(fn, PARAMS, ARGS)                                                   \
+    static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                     \
+    typedef void(*SFX(fn##_fn)) PARAMS;                                                    \
+    static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }
+#endif
+
+/* ---- row reductions: eight explicit lanes, so the sum is the same bits
+ * whether the compiler vectorises the loop or not, at any width ---- */
+
+static CELL_INLINE REAL SFX(lx_sum)(const REAL *restrict v, int64_t n) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) a[k] += v[j + k];
+    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; j < n; j++) s += v[j];
+    return s;
+}
+
+static CELL_INLINE REAL SFX(lx_dot)(const REAL *restrict v, const REAL *restrict w, int64_t n) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) a[k] += v[j + k] * w[j + k];
+    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; j < n; j++) s += v[j] * w[j];
+    return s;
+}
+
+/* sum of (v - mu)^2 */
+static CELL_INLINE REAL SFX(lx_sqdev)(const REAL *restrict v, REAL mu, int64_t n) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            REAL e = v[j + k] - mu;
+            a[k] += e * e;
+        }
+    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; j < n; j++) s += (v[j] - mu) * (v[j] - mu);
+    return s;
+}
+
+/* mean and 1/sqrt(biased variance + eps) of a row, two passes */
+static CELL_INLINE void SFX(lx_stats)(const REAL *restrict v, int64_t n, REAL *mu, REAL *rs) {
+    REAL m = SFX(lx_sum)(v, n) / (REAL)n;
+    REAL var = SFX(lx_sqdev)(v, m, n) / (REAL)n;
+    *mu = m;
+    *rs = (REAL)(1.0 / sqrt((double)var + RNN_LN_EPS));
+}
+
+/* ---- forward pieces ---- */
+
+/* The whole step of one row when there is no layer norm, projection or
+ * zoneout: lstm.c's loop (peepholes by peep). */
+static CELL_INLINE void SFX(lx_fwd_fast)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
+                                         const REAL *restrict bias, const REAL *restrict pi,
+                                         const REAL *restrict pf, const REAL *restrict po,
+                                         REAL *restrict cb, REAL *restrict hb, REAL *restrict o,
+                                         REAL *restrict csr, REAL *restrict cpr, const int peep) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL c_prev = cb[j];
+        cpr[j] = c_prev;
+        REAL ai = gr[j] + pr[j] + bias[j];
+        REAL af = gr[H + j] + pr[H + j] + bias[H + j];
+        REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
+        REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
+        if (peep) {
+            ai += pi[j] * c_prev;
+            af += pf[j] * c_prev;
+        }
+        REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
+        REAL c = fg * c_prev + ig * gg;
+        if (peep) ao += po[j] * c;
+        REAL og = SFX(rnn_sigmoid)(ao);
+        REAL h = og * SFX(rnn_tanhv)(c);
+        gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+        csr[j] = c;
+        cb[j] = c;
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+
+/* gr = gr + pr + bias (G values): the gate pre-activations without norms */
+static CELL_INLINE void SFX(lx_fwd_sum)(int64_t G, REAL *restrict gr, const REAL *restrict pr,
+                                        const REAL *restrict bias) {
+    for (int64_t j = 0; j < G; j++) gr[j] = gr[j] + pr[j] + bias[j];
+}
+
+/* gr = ln_ih*LN(gr) + b_ih + ln_hh*LN(pr) + b_hh, saving both normalised
+ * rows and their 1/sqrt(var + eps) */
+static CELL_INLINE void SFX(lx_fwd_ln_in)(int64_t G, REAL *restrict gr, const REAL *restrict pr,
+                                          const REAL *restrict gih, const REAL *restrict bih,
+                                          const REAL *restrict ghh, const REAL *restrict bhh,
+                                          REAL *restrict xn, REAL *restrict hn,
+                                          REAL *restrict rs) {
+    REAL mx, rx, mh, rh;
+    SFX(lx_stats)(gr, G, &mx, &rx);
+    SFX(lx_stats)(pr, G, &mh, &rh);
+    for (int64_t j = 0; j < G; j++) {
+        REAL a = (gr[j] - mx) * rx, b = (pr[j] - mh) * rh;
+        xn[j] = a;
+        hn[j] = b;
+        gr[j] = gih[j] * a + bih[j] + ghh[j] * b + bhh[j];
+    }
+    rs[0] = rx;
+    rs[1] = rh;
+}
+
+/* Gates from the pre-activations in gr (overwritten with the activated
+ * gates); c~ into csr, c_{t-1} into cpr, and the carried c (cb) advances
+ * through zoneout (a zero row when there is none). */
+static CELL_INLINE void SFX(lx_fwd_gates)(int64_t H, REAL *restrict gr, const REAL *restrict pi,
+                                          const REAL *restrict pf, const REAL *restrict po,
+                                          const REAL *restrict zcr, REAL *restrict cb,
+                                          REAL *restrict csr, REAL *restrict cpr, const int peep) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL c_prev = cb[j];
+        cpr[j] = c_prev;
+        REAL ai = gr[j], af = gr[H + j], ag = gr[2 * H + j], ao = gr[3 * H + j];
+        if (peep) {
+            ai += pi[j] * c_prev;
+            af += pf[j] * c_prev;
+        }
+        REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
+        REAL c = fg * c_prev + ig * gg;
+        if (peep) ao += po[j] * c;
+        REAL og = SFX(rnn_sigmoid)(ao);
+        gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+        csr[j] = c;
+        cb[j] = zcr[j] * c_prev + ((REAL)1 - zcr[j]) * c;
+    }
+}
+
+/* cn = LN(c~), its 1/sqrt(var + eps), and y = g0*cn + g1 */
+static CELL_INLINE void SFX(lx_fwd_ln_c)(int64_t H, const REAL *restrict csr,
+                                         const REAL *restrict g0, const REAL *restrict g1,
+                                         REAL *restrict cnr, REAL *restrict yr, REAL *restrict rs) {
+    REAL m, r;
+    SFX(lx_stats)(csr, H, &m, &r);
+    for (int64_t j = 0; j < H; j++) {
+        REAL cn = (csr[j] - m) * r;
+        cnr[j] = cn;
+        yr[j] = g0[j] * cn + g1[j];
+    }
+    *rs = r;
+}
+
+/* u = o*tanh(y); then u into ub and ur (proj), or h_t (through zoneout)
+ * into hb and the output row. */
+static CELL_INLINE void SFX(lx_fwd_out)(int64_t H, const REAL *restrict y,
+                                        const REAL *restrict og, const REAL *restrict zhr,
+                                        REAL *restrict hb, REAL *restrict o, REAL *restrict ub,
+                                        REAL *restrict ur, const int proj) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL u = og[j] * SFX(rnn_tanhv)(y[j]);
+        if (proj) {
+            ub[j] = u;
+            ur[j] = u;
+        } else {
+            REAL h = zhr[j] * hb[j] + ((REAL)1 - zhr[j]) * u;
+            hb[j] = h;
+            o[j] = h;
+        }
+    }
+}
+
+/* After the projection: h_t from h~ (P values), through zoneout */
+static void SFX(lx_fwd_proj_out)(int64_t P, const REAL *restrict ht, const REAL *restrict zhr,
+                                 REAL *restrict hb, REAL *restrict o) {
+    for (int64_t j = 0; j < P; j++) {
+        REAL h = zhr[j] * hb[j] + ((REAL)1 - zhr[j]) * ht[j];
+        hb[j] = h;
+        o[j] = h;
+    }
+}
+
+/* What one forward call shares with its rows. */
+typedef struct {
+    int64_t H, Hs, P, G, ldo, zh_ld, zc_ld;
+    int peep, ln, proj, fast;
+    const REAL *bias, *b_ih, *b_hh, *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
+    const REAL *pre, *A, *hpr;
+    REAL *gates, *cs, *cp, *hp, *U, *XN, *HN, *CN, *RS, *hT, *cT, *ub, *Y, *out;
+} SFX(lx_fctx);
+
+/* One row of a forward step, up to h_t (or u before the projection). */
+static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r) {
+    const int64_t H = c->H, Hs = c->Hs, G = c->G;
+    REAL *gr = c->gates + r * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
+    REAL *csr = c->cs + r * H, *cpr = c->cp + r * H, *o = c->out + r * c->ldo;
+    const REAL *pr = c->pre + b * G;
+    memcpy(c->hp + r * Hs, c->A + b * Hs, (size_t)Hs * sizeof(REAL));
+    if (c->fast) {
+        if (c->peep) SFX(lx_fwd_fast)(H, gr, pr, c->bias, c->pi, c->pf, c->po, cb, hb, o, csr, cpr, 1);
+        else SFX(lx_fwd_fast)(H, gr, pr, c->bias, c->pi, c->pf, c->po, cb, hb, o, csr, cpr, 0);
+        return;
+    }
+    const REAL *zhr = c->zh + r * c->zh_ld, *zcr = c->zc + r * c->zc_ld;
+    if (c->ln)
+        SFX(lx_fwd_ln_in)(G, gr, pr, c->ln_ih, c->b_ih, c->ln_hh, c->b_hh, c->XN + r * G,
+                          c->HN + r * G, c->RS + r * 3);
+    else
+        SFX(lx_fwd_sum)(G, gr, pr, c->bias);
+    if (c->peep) SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 1);
+    else SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 0);
+    const REAL *og = gr + 3 * H;
+    REAL *ub = c->proj ? c->ub + b * H : NULL, *ur = c->proj ? c->U + r * H : NULL;
+    const REAL *y = csr;
+    if (c->ln) {
+        REAL *yr = c->Y + b * H;
+        SFX(lx_fwd_ln_c)(H, csr, c->g0, c->g1, c->CN + r * H, yr, c->RS + r * 3 + 2);
+        y = yr;
+    }
+    if (c->proj) SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 1);
+    else SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 0);
+}
+LX_ROW_VARIANTS(lx_fwd_row, (const SFX(lx_fctx) *c, int64_t b, int64_t r), (c, b, r))
+
+/* ---- backward pieces ---- */
+
+/* The whole step of one row when there is no layer norm, projection or
+ * zoneout: lstm.c's loop, the peephole sums into ap (3H) of this sequence. */
+static CELL_INLINE void SFX(lx_bwd_fast)(int64_t H, const REAL *restrict gr,
+                                         const REAL *restrict csr, const REAL *restrict cpr,
+                                         const REAL *restrict go, const REAL *restrict pi,
+                                         const REAL *restrict pf, const REAL *restrict po,
+                                         const REAL *restrict dhb, REAL *restrict dcb,
+                                         REAL *restrict dgr, REAL *restrict ap, const int peep) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
+        REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);
+        REAL gh = dhb[j] + go[j];
+        REAL dao = gh * tc * og * ((REAL)1 - og);
+        REAL gc = dcb[j] + gh * og * ((REAL)1 - tc * tc);
+        if (peep) gc += dao * po[j];
+        REAL dai = gc * gg * ig * ((REAL)1 - ig);
+        REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
+        REAL dag = gc * ig * ((REAL)1 - gg * gg);
+        REAL dc_prev = gc * fg;
+        if (peep) {
+            dc_prev += dai * pi[j] + daf * pf[j];
+            ap[j] += dai * c_prev;
+            ap[H + j] += daf * c_prev;
+            ap[2 * H + j] += dao * c;
+        }
+        dgr[j] = dai;
+        dgr[H + j] = daf;
+        dgr[2 * H + j] = dag;
+        dgr[3 * H + j] = dao;
+        dcb[j] = dc_prev;
+    }
+}
+
+/* dL/dh_t = dh + dout; dL/dh~ = (1-zh) dL/dh_t into dt and the direct
+ * part zh dL/dh_t of dL/dh_{t-1} into dhb. */
+static void SFX(lx_bwd_h)(int64_t n, const REAL *restrict go, const REAL *restrict zhr,
+                          REAL *restrict dhb, REAL *restrict dt) {
+    for (int64_t j = 0; j < n; j++) {
+        REAL gh = dhb[j] + go[j];
+        dt[j] = ((REAL)1 - zhr[j]) * gh;
+        dhb[j] = zhr[j] * gh;
+    }
+}
+
+/* From dL/du: dL/da_o into dao and dL/dy (lnc: dL/dcn, with the ln_c sums
+ * into ag0, ag1) into dy. */
+static CELL_INLINE void SFX(lx_bwd_out)(int64_t H, const REAL *restrict du,
+                                        const REAL *restrict og, const REAL *restrict ysrc,
+                                        const REAL *restrict g0, const REAL *restrict g1,
+                                        REAL *restrict dao, REAL *restrict dy,
+                                        REAL *restrict ag0, REAL *restrict ag1, const int lnc) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL y = lnc ? g0[j] * ysrc[j] + g1[j] : ysrc[j];
+        REAL ty = SFX(rnn_tanhv)(y), o = og[j];
+        dao[j] = du[j] * ty * o * ((REAL)1 - o);
+        REAL dyj = du[j] * o * ((REAL)1 - ty * ty);
+        if (lnc) {
+            ag0[j] += dyj * ysrc[j];
+            ag1[j] += dyj;
+            dy[j] = dyj * g0[j];
+        } else {
+            dy[j] = dyj;
+        }
+    }
+}
+
+/* The layer norm's backward in place: dv = rs (dv - mean(dv) - vn mean(dv vn)) */
+static CELL_INLINE void SFX(lx_bwd_ln)(int64_t n, REAL *restrict dv, const REAL *restrict vn,
+                                       REAL rs) {
+    REAL m1 = SFX(lx_sum)(dv, n) / (REAL)n, m2 = SFX(lx_dot)(dv, vn, n) / (REAL)n;
+    for (int64_t j = 0; j < n; j++) dv[j] = rs * (dv[j] - m1 - vn[j] * m2);
+}
+
+/* From dL/dc~ (dy, the part through u) and the carried dL/dc_t (dcb): the
+ * gate pre-activation gradients into da (its o block is already there) and
+ * dL/dc_{t-1} into dcb; the peephole sums into ap (3H). */
+static CELL_INLINE void SFX(lx_bwd_gates)(int64_t H, const REAL *restrict gr,
+                                          const REAL *restrict csr, const REAL *restrict cpr,
+                                          const REAL *restrict dy, const REAL *restrict zcr,
+                                          const REAL *restrict pi, const REAL *restrict pf,
+                                          const REAL *restrict po, REAL *restrict dcb,
+                                          REAL *restrict da, REAL *restrict ap, const int peep) {
+    for (int64_t j = 0; j < H; j++) {
+        REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j];
+        REAL c = csr[j], c_prev = cpr[j], dc_in = dcb[j], dao = da[3 * H + j];
+        REAL gc = ((REAL)1 - zcr[j]) * dc_in + dy[j];
+        if (peep) gc += dao * po[j];
+        REAL dai = gc * gg * ig * ((REAL)1 - ig);
+        REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
+        REAL dag = gc * ig * ((REAL)1 - gg * gg);
+        REAL dc_prev = gc * fg + zcr[j] * dc_in;
+        if (peep) {
+            dc_prev += dai * pi[j] + daf * pf[j];
+            ap[j] += dai * c_prev;
+            ap[H + j] += daf * c_prev;
+            ap[2 * H + j] += dao * c;
+        }
+        da[j] = dai;
+        da[H + j] = daf;
+        da[2 * H + j] = dag;
+        dcb[j] = dc_prev;
+    }
+}
+
+/* Through the two input norms: from da (G), dL/d(W_ih x) into dxg and
+ * dL/d(W_hh hm) into dhh; the bias and gain sums of this sequence. */
+static CELL_INLINE void SFX(lx_bwd_ln_in)(int64_t G, const REAL *restrict da,
+                                          const REAL *restrict xn, const REAL *restrict hn,
+                                          const REAL *restrict gih, const REAL *restrict ghh,
+                                          const REAL *restrict rs, REAL *restrict dxg,
+                                          REAL *restrict dhh, REAL *restrict ab,
+                                          REAL *restrict ali, REAL *restrict alh) {
+    for (int64_t j = 0; j < G; j++) {
+        REAL a = da[j];
+        ab[j] += a;
+        ali[j] += a * xn[j];
+        alh[j] += a * hn[j];
+        dxg[j] = a * gih[j];
+        dhh[j] = a * ghh[j];
+    }
+    SFX(lx_bwd_ln)(G, dxg, xn, rs[0]);
+    SFX(lx_bwd_ln)(G, dhh, hn, rs[1]);
+}
+
+/* What one backward call shares with its rows. */
+typedef struct {
+    int64_t H, Hs, P, G, ldo, zh_ld, zc_ld;
+    int peep, ln, proj, fast;
+    const REAL *gates, *cs, *cp, *XN, *HN, *CN, *RS, *dout;
+    const REAL *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
+    REAL *dXg, *dHh, *dHt, *dh, *dc, *dGs, *du, *dt, *da, *dy, *accp, *accb, *accli, *acclh,
+        *acclc;
+} SFX(lx_bctx);
+
+/* Before the projection's product: dL/dh~ of one row (into dt and dHt). */
+static void SFX(lx_bwd_row_h)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
+    const int64_t Hs = c->Hs;
+    REAL *dhb = c->dh + b * Hs, *dst = c->proj ? c->dt + b * Hs : c->du + b * Hs;
+    SFX(lx_bwd_h)(Hs, c->dout + r * c->ldo, c->zh + r * c->zh_ld, dhb, dst);
+    if (c->proj) memcpy(c->dHt + r * Hs, dst, (size_t)Hs * sizeof(REAL));
+}
+
+/* One row of a backward step from dL/du (or, fast, from dh and dout) to
+ * the dL/d(W_hh hm) row in dGs. */
+static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
+    const int64_t H = c->H, G = c->G;
+    const REAL *gr = c->gates + r * G, *csr = c->cs + r * H, *cpr = c->cp + r * H;
+    REAL *dcb = c->dc + b * H, *dgs = c->dGs + b * G;
+    REAL *ap = c->peep ? c->accp + b * 3 * H : NULL;
+    if (c->fast) {
+        const REAL *go = c->dout + r * c->ldo;
+        REAL *dgr = c->dXg + r * G, *dhb = c->dh + b * H;
+        if (c->peep) SFX(lx_bwd_fast)(H, gr, csr, cpr, go, c->pi, c->pf, c->po, dhb, dcb, dgr, ap, 1);
+        else SFX(lx_bwd_fast)(H, gr, csr, cpr, go, c->pi, c->pf, c->po, dhb, dcb, dgr, ap, 0);
+        memcpy(dgs, dgr, (size_t)G * sizeof(REAL));
+        return;
+    }
+    const REAL *du = c->du + b * H, *zcr = c->zc + r * c->zc_ld;
+    REAL *dy = c->dy + b * H, *da = c->ln ? c->da + b * G : c->dXg + r * G;
+    if (c->ln) {
+        REAL *ag = c->acclc + b * 2 * H;
+        const REAL *cnr = c->CN + r * H;
+        SFX(lx_bwd_out)(H, du, gr + 3 * H, cnr, c->g0, c->g1, da + 3 * H, dy, ag, ag + H, 1);
+        SFX(lx_bwd_ln)(H, dy, cnr, c->RS[r * 3 + 2]);
+    } else {
+        SFX(lx_bwd_out)(H, du, gr + 3 * H, csr, c->g0, c->g1, da + 3 * H, dy, NULL, NULL, 0);
+    }
+    if (c->peep) SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 1);
+    else SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 0);
+    if (c->ln) {
+        REAL *dhh = c->dHh + r * G;
+        SFX(lx_bwd_ln_in)(G, da, c->XN + r * G, c->HN + r * G, c->ln_ih, c->ln_hh, c->RS + r * 3,
+                          c->dXg + r * G, dhh, c->accb + b * G, c->accli + b * G,
+                          c->acclh + b * G);
+        memcpy(dgs, dhh, (size_t)G * sizeof(REAL));
+    } else {
+        memcpy(dgs, da, (size_t)G * sizeof(REAL));
+    }
+}
+LX_ROW_VARIANTS(lx_bwd_row, (const SFX(lx_bctx) *c, int64_t b, int64_t r), (c, b, r))
+
+/* ---- the step products: lstm.c's step_pack/step_gemm with the weight's
+ * own leading dimension (K may be P rather than H) ---- */
+
+static int SFX(lx_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *w,
+                        int64_t ldw, void *packed) {
+    return d->B > 1 ? SFX(rnn_gemm_pack_b)(trans_b, N, K, w, ldw, packed) : RNN_OK;
+}
+
+/* C (B, N) = A (B, K) op(w), op(w) K x N */
+static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *A,
+                        const REAL *w, int64_t ldw, const void *packed, REAL *C, void *gemm_ws) {
+    if (d->B > 1)
+        return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return GEMM(0, trans_b, d->B, N, K, 1, A, K, w, ldw, 0, C, N, gemm_ws);
+}
+
+/* The masks, zoneout always on: a missing mask reads the zero row (zh = 0
+ * gives h_t = h~ exactly), so that the general rows have one form; zo says
+ * whether either was given. */
+typedef struct {
+    const REAL *rec, *zh, *zc;
+    int64_t zh_ld, zc_ld;
+    int zo;
+} SFX(lx_masks);
+
+static int SFX(lx_masks_get)(const SFX(rnn_ext_masks) *m, const lx_layout *L, const REAL *zero,
+                             SFX(lx_masks) *k) {
+    *k = (SFX(lx_masks)){NULL, zero, zero, 0, 0, 0};
+    if (!m) return RNN_OK;
+    int st;
+    if ((st = lx_mask_check(m->zh, m->zh_ld, L->Hs, L->R))) return st;
+    if ((st = lx_mask_check(m->zc, m->zc_ld, L->H, L->R))) return st;
+    k->rec = m->rec;
+    k->zo = m->zh || m->zc;
+    if (m->zh) {
+        k->zh = m->zh;
+        k->zh_ld = m->zh_ld;
+    }
+    if (m->zc) {
+        k->zc = m->zc;
+        k->zc_ld = m->zc_ld;
+    }
+    return RNN_OK;
+}
+
+int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,
+                          const REAL *h0, const REAL *c0, const SFX(rnn_ext_params) *p,
+                          const SFX(rnn_ext_masks) *m, const rnn_ext_config *cfg,
+                          const int64_t *lengths, const rnn_dims *d, REAL *work,
+                          void *gemm_ws) {
+    lx_layout L;
+    int st = lx_layout_make(d, cfg, &L);
+    if (st) return st;
+    if (!out || !hT || !cT || !cache || !x || !p || !work || !gemm_ws || !p->w_ih || !p->w_hh ||
+        !p->b_ih || !p->b_hh || (L.peep && !p->w_peep) || (L.proj && !p->w_hr) ||
+        (L.ln && (!p->ln_ih || !p->ln_hh || !p->ln_c)))
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    REAL *zero = work + L.f_zero;
+    SFX(lx_masks) k;
+    if ((st = SFX(lx_masks_get)(m, &L, zero, &k))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
+    REAL *bias = work + L.f_bias, *pre = work + L.f_pre, *hm = work + L.f_hm;
+    REAL *ub = L.proj ? work + L.f_ub : NULL, *hpr = L.proj ? work + L.f_hpr : NULL;
+    void *wpk = work + L.f_wpk, *wrpk = work + L.f_wrpk;
+    SFX(lx_fctx) c = {
+        .H = H, .Hs = Hs, .P = P, .G = G, .ldo = d->ldo, .zh_ld = k.zh_ld, .zc_ld = k.zc_ld,
+        .peep = L.peep, .ln = L.ln, .proj = L.proj, .fast = !L.ln && !L.proj && !k.zo,
+        .bias = bias, .b_ih = p->b_ih, .b_hh = p->b_hh, .ln_ih = p->ln_ih, .ln_hh = p->ln_hh,
+        .g0 = L.ln ? p->ln_c : NULL, .g1 = L.ln ? p->ln_c + H : NULL,
+        .pi = L.peep ? p->w_peep : NULL, .pf = L.peep ? p->w_peep + H : NULL,
+        .po = L.peep ? p->w_peep + 2 * H : NULL, .zh = k.zh, .zc = k.zc,
+        .pre = pre, .A = k.rec ? hm : hT, .hpr = hpr,
+        .gates = cache + L.gates, .cs = cache + L.cs, .cp = cache + L.cp, .hp = cache + L.hp,
+        .U = L.proj ? cache + L.u : NULL, .XN = L.ln ? cache + L.xn : NULL,
+        .HN = L.ln ? cache + L.hn : NULL, .CN = L.ln ? cache + L.cn : NULL,
+        .RS = L.ln ? cache + L.rs : NULL, .hT = hT, .cT = cT, .ub = ub,
+        .Y = L.ln ? work + L.f_y : NULL, .out = out};
+
+    memset(zero, 0, (size_t)H * sizeof(REAL));
+    for (int64_t j = 0; j < G; j++) bias[j] = p->b_ih[j] + p->b_hh[j];
+    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, c.gates, G, gemm_ws))) return st;
+    if ((st = SFX(lx_pack)(d, 1, G, Hs, p->w_hh, Hs, wpk))) return st;
+    if (L.proj) {
+        if ((st = SFX(lx_pack)(d, 1, P, H, p->w_hr, H, wrpk))) return st;
+        memset(ub, 0, (size_t)(B * H) * sizeof(REAL)); /* rows of ended sequences */
+    }
+    SFX(copy_or_zero)(hT, h0, B * Hs);
+    SFX(copy_or_zero)(cT, c0, B * H);
+    const SFX(lx_fwd_row_fn) row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
+
+    for (int64_t s = 0; s < T; s++) {
+        if (k.rec)
+            for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
+        if ((st = SFX(lx_step)(d, 1, G, Hs, c.A, p->w_hh, Hs, wpk, pre, gemm_ws))) return st;
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t >= 0) row(&c, b, t * d->ts + b * d->bs);
+        }
+        if (!L.proj) continue;
+        if ((st = SFX(lx_step)(d, 1, P, H, ub, p->w_hr, H, wrpk, hpr, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            int64_t r = t * d->ts + b * d->bs;
+            SFX(lx_fwd_proj_out)(P, hpr + b * P, k.zh + r * k.zh_ld, hT + b * P, out + r * d->ldo);
+        }
+    }
+    SFX(zero_padded_rows)(out, Hs, d->ldo, lengths, d);
+    SFX(zero_padded_rows)(c.gates, G, G, lengths, d);
+    SFX(zero_padded_rows)(c.cs, H, H, lengths, d);
+    SFX(zero_padded_rows)(c.cp, H, H, lengths, d);
+    SFX(zero_padded_rows)(c.hp, Hs, Hs, lengths, d);
+    if (L.proj) SFX(zero_padded_rows)(c.U, H, H, lengths, d);
+    if (L.ln) {
+        SFX(zero_padded_rows)(c.XN, G, G, lengths, d);
+        SFX(zero_padded_rows)(c.HN, G, G, lengths, d);
+        SFX(zero_padded_rows)(c.CN, H, H, lengths, d);
+        SFX(zero_padded_rows)(c.RS, 3, 3, lengths, d);
+    }
+    return RNN_OK;
+}
+
+/* dst[j] += the B rows of src (B, n), summed in row order */
+static void SFX(lx_rows_add)(REAL *dst, const REAL *src, int64_t B, int64_t n) {
+    SFX(colsum_add)(dst, src, B, n, n);
+}
+
+int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_grads) *g,
+                           const REAL *dout, const REAL *dhT, const REAL *dcT, const REAL *cache,
+                           const REAL *x, const SFX(rnn_ext_params) *p,
+                           const SFX(rnn_ext_masks) *m, const rnn_ext_config *cfg,
+                           const int64_t *lengths, const rnn_dims *d, REAL *work,
+                           void *gemm_ws) {
+    lx_layout L;
+    int st = lx_layout_make(d, cfg, &L);
+    if (st) return st;
+    if (!dx || !dh0 || !dc0 || !g || !cache || !x || !p || !work || !gemm_ws || !p->w_ih ||
+        !p->w_hh || !g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh ||
+        (L.peep && (!p->w_peep || !g->w_peep)) || (L.proj && (!p->w_hr || !g->w_hr)) ||
+        (L.ln && (!p->ln_ih || !p->ln_hh || !p->ln_c || !g->ln_ih || !g->ln_hh || !g->ln_c)))
+        return RNN_ERR_NULL;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    REAL *zero = work + L.b_zero;
+    SFX(lx_masks) k;
+    if ((st = SFX(lx_masks_get)(m, &L, zero, &k))) return st;
+    const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
+    REAL *dh = work + L.b_dh, *dc = work + L.b_dc, *dhr = work + L.b_dhr;
+    void *wpk = work + L.b_wpk, *wrpk = work + L.b_wrpk;
+    SFX(lx_bctx) c = {
+        .H = H, .Hs = Hs, .P = P, .G = G, .zh_ld = k.zh_ld, .zc_ld = k.zc_ld,
+        .peep = L.peep, .ln = L.ln, .proj = L.proj, .fast = !L.ln && !L.proj && !k.zo,
+        .gates = cache + L.gates, .cs = cache + L.cs, .cp = cache + L.cp,
+        .XN = L.ln ? cache + L.xn : NULL, .HN = L.ln ? cache + L.hn : NULL,
+        .CN = L.ln ? cache + L.cn : NULL, .RS = L.ln ? cache + L.rs : NULL,
+        .dout = dout ? dout : zero, .ldo = dout ? d->ldo : 0, /* no dout: the zero row */
+        .ln_ih = p->ln_ih, .ln_hh = p->ln_hh, .g0 = L.ln ? p->ln_c : NULL,
+        .g1 = L.ln ? p->ln_c + H : NULL, .pi = L.peep ? p->w_peep : NULL,
+        .pf = L.peep ? p->w_peep + H : NULL, .po = L.peep ? p->w_peep + 2 * H : NULL,
+        .zh = k.zh, .zc = k.zc,
+        .dXg = work + L.b_dxg, .dHh = L.ln ? work + L.b_dhh : NULL,
+        .dHt = L.proj ? work + L.b_dht : NULL, .dh = dh, .dc = dc, .dGs = work + L.b_dgs,
+        .du = work + L.b_du, .dt = L.proj ? work + L.b_dt : NULL,
+        .da = L.ln ? work + L.b_da : NULL, .dy = work + L.b_dy,
+        .accp = L.peep ? work + L.b_accp : NULL, .accb = L.ln ? work + L.b_accb : NULL,
+        .accli = L.ln ? work + L.b_accli : NULL, .acclh = L.ln ? work + L.b_acclh : NULL,
+        .acclc = L.ln ? work + L.b_acclc : NULL};
+    const REAL *hp = cache + L.hp, *U = L.proj ? cache + L.u : NULL;
+    REAL *dHh = L.ln ? c.dHh : c.dXg; /* dL/d(W_hh hm), all steps */
+
+    memset(zero, 0, (size_t)H * sizeof(REAL));
+    /* every row of a running step is written; the others must be zero */
+    SFX(zero_padded_rows)(c.dXg, G, G, lengths, d);
+    if (L.ln) SFX(zero_padded_rows)(c.dHh, G, G, lengths, d);
+    if (L.proj) {
+        SFX(zero_padded_rows)(c.dHt, P, P, lengths, d);
+        memset(c.dt, 0, (size_t)(B * P) * sizeof(REAL)); /* rows of ended sequences */
+    }
+    if (L.peep) memset(c.accp, 0, (size_t)(B * 3 * H) * sizeof(REAL));
+    if (L.ln) {
+        memset(c.accb, 0, (size_t)(B * G) * sizeof(REAL));
+        memset(c.accli, 0, (size_t)(B * G) * sizeof(REAL));
+        memset(c.acclh, 0, (size_t)(B * G) * sizeof(REAL));
+        memset(c.acclc, 0, (size_t)(B * 2 * H) * sizeof(REAL));
+    }
+    SFX(copy_or_zero)(dh, dhT, B * Hs);
+    SFX(copy_or_zero)(dc, dcT, B * H);
+    if ((st = SFX(lx_pack)(d, 0, Hs, G, p->w_hh, Hs, wpk))) return st;
+    if (L.proj && (st = SFX(lx_pack)(d, 0, H, P, p->w_hr, H, wrpk))) return st;
+    const SFX(lx_bwd_row_fn) row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa());
+    const int ne = rnn_elem_threads(d, G);
+    (void)ne; /* unused without OpenMP */
+
+    for (int64_t s = T - 1; s >= 0; s--) {
+        if (L.proj) {
+            /* dL/dh~ (B, P), then dL/du = dL/dh~ W_hr */
+            for (int64_t b = 0; b < B; b++) {
+                int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+                if (t >= 0) SFX(lx_bwd_row_h)(&c, b, t * d->ts + b * d->bs);
+            }
+            if ((st = SFX(lx_step)(d, 0, H, P, c.dt, p->w_hr, H, wrpk, c.du, gemm_ws))) return st;
+        }
+        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) {
+                memset(c.dGs + b * G, 0, (size_t)G * sizeof(REAL));
+                continue;
+            }
+            int64_t r = t * d->ts + b * d->bs;
+            if (!c.fast && !L.proj) SFX(lx_bwd_row_h)(&c, b, r);
+            row(&c, b, r);
+        }
+        /* dh_{t-1} = (zoneout's direct part, general rows) + m_b (dHh_t W_hh)
+         * for running rows; ended rows pass dh through */
+        if ((st = SFX(lx_step)(d, 0, Hs, G, c.dGs, p->w_hh, Hs, wpk, dhr, gemm_ws))) return st;
+        for (int64_t b = 0; b < B; b++) {
+            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
+            REAL *dhb = dh + b * Hs;
+            const REAL *dr = dhr + b * Hs, *mb = k.rec ? k.rec + b * Hs : NULL;
+            if (!c.fast && mb)
+                for (int64_t j = 0; j < Hs; j++) dhb[j] += mb[j] * dr[j];
+            else if (!c.fast)
+                for (int64_t j = 0; j < Hs; j++) dhb[j] += dr[j];
+            else if (mb)
+                for (int64_t j = 0; j < Hs; j++) dhb[j] = mb[j] * dr[j];
+            else
+                memcpy(dhb, dr, (size_t)Hs * sizeof(REAL));
+        }
+    }
+    SFX(add_into)(dh0, dh, B * Hs);
+    SFX(add_into)(dc0, dc, B * H);
+    if ((st = GEMM(1, 0, G, I, R, 1, c.dXg, G, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, G, Hs, R, 1, dHh, G, hp, Hs, 1, g->w_hh, Hs, gemm_ws))) return st;
+    if (L.proj && (st = GEMM(1, 0, P, H, R, 1, c.dHt, P, U, H, 1, g->w_hr, H, gemm_ws)))
+        return st;
+    if (L.ln) {
+        SFX(lx_rows_add)(g->b_ih, c.accb, B, G);
+        SFX(lx_rows_add)(g->b_hh, c.accb, B, G);
+        SFX(lx_rows_add)(g->ln_ih, c.accli, B, G);
+        SFX(lx_rows_add)(g->ln_hh, c.acclh, B, G);
+        SFX(lx_rows_add)(g->ln_c, c.acclc, B, 2 * H);
+    } else {
+        SFX(colsum_add)(g->b_ih, c.dXg, R, G, G);
+        SFX(colsum_add)(g->b_hh, c.dXg, R, G, G);
+    }
+    if (L.peep) SFX(lx_rows_add)(g->w_peep, c.accp, B, 3 * H);
+    if ((st = GEMM(0, 0, R, I, G, 1, c.dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    return RNN_OK;
+}
+
+#endif

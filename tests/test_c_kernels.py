@@ -25,6 +25,7 @@ PROGRAMS = {
     "test_gemm": ["gemm.c"],
     "test_cells": KERNELS,
     "test_ext_gru_rnn": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
+    "test_ext_lstm": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
 }
 
 
