@@ -62,8 +62,12 @@ typedef struct {
 /* Hs: units of the recurrent state h (the projection size, else H). */
 static int64_t state_size(const CellObject *self) { return self->cfg.P > 0 ? self->cfg.P : self->H; }
 
-/* Whether the cell's options need the extended kernels whatever the masks. */
-static int needs_ext(const CellObject *self) { return self->cfg.P > 0 || self->cfg.layer_norm; }
+/* Whether the cell's options need the extended kernels whatever the masks.
+ * Peepholes go there too: its peephole loop is vectorised per instruction
+ * set and split over threads, lstm.c's is not (about twice as fast). */
+static int needs_ext(const CellObject *self) {
+    return self->cfg.P > 0 || self->cfg.layer_norm || self->cfg.peephole;
+}
 
 /* Offsets of the named parameters inside the flat vector, in elements. */
 typedef struct {

@@ -59,6 +59,14 @@
  *   zc    (LSTM) zoneout of c, likewise with zc_ld and H values
  * The layer's output at a step is h_t after zoneout. Steps past a
  * sequence's length leave its state unchanged whatever the masks say.
+ * m itself may be NULL (no masks). zh_ld and zc_ld must be 0 or at least
+ * the row width (Hs, H); anything else is RNN_ERR_LD. They are read only
+ * when their mask is given.
+ *
+ * Pointers: forward needs w_ih, w_hh, b_ih, b_hh and every array its
+ * config turns on; backward does not read b_ih, b_hh. h0, c0, dout, dhT
+ * and dcT may be NULL (zeros), as in cells.h. The cache layouts are
+ * documented at the top of each kernel file.
  */
 #ifndef RNNPY_CELLS_EXT_H
 #define RNNPY_CELLS_EXT_H

@@ -28,6 +28,12 @@ layer (B x H times H x G*H, the weight stored as PyTorch stores it, so the
 product is h @ W^T). It runs in a child process because NumPy's BLAS reads its
 thread count from the environment when it loads.
 
+Options (skip with ``--no-options``): the cost of each option beyond PyTorch's
+against the plain cell of the same size, both rnnpy, timed in alternation:
+layer_norm, zoneout, recurrent_dropout (training mode, masks drawn every
+call, as in training), peepholes and proj_size (H/2) for the LSTM; the
+projected LSTM is also timed against torch.nn.LSTM(proj_size=H/2).
+
 Peak memory (``--memory``): each measurement runs in a fresh Python process,
 which builds the layer and its data, reads ``ru_maxrss`` (the resident-set
 high-water mark), runs two training steps and reads it again; the difference
@@ -64,6 +70,18 @@ STEP_GEMM = [(16, 32, 128), (32, 128, 512), (64, 64, 256), (64, 128, 512), (64, 
 DEFAULT_PEAK = 132.0  # GFLOP/s FP32 per core, FMA, measured on the reference machine
 
 
+# the options beyond PyTorch's, per cell, as layer keyword arguments ({H} = hidden size)
+OPTIONS: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {
+    "lstm": [("layer_norm", {"layer_norm": True}), ("zoneout 0.1", {"zoneout": 0.1}),
+             ("rec.dropout 0.25", {"recurrent_dropout": 0.25}), ("peephole", {"peephole": True}),
+             ("proj_size H/2", {"proj_size": "H/2"})],
+    "gru": [("layer_norm", {"layer_norm": True}), ("zoneout 0.1", {"zoneout": 0.1}),
+            ("rec.dropout 0.25", {"recurrent_dropout": 0.25})],
+    "rnn": [("zoneout 0.1", {"zoneout": 0.1}), ("rec.dropout 0.25", {"recurrent_dropout": 0.25})],
+}
+OPTION_SHAPES: List[Tuple[int, int, int, int]] = [(100, 64, 128, 128), (50, 64, 256, 256)]
+
+
 def flops(cell: str, T: int, B: int, I: int, H: int, mode: str) -> float:
     """Floating-point operations of one layer: train 6*G*T*B*H*(I+H), forward a third."""
     train = 6.0 * GATES[cell] * T * B * H * (I + H)
@@ -95,18 +113,18 @@ def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
 
 
 # ---------------------------------------------------------------- the layers
-def _rnnpy_layer(cell: str, I: int, H: int, threads: int):
+def _rnnpy_layer(cell: str, I: int, H: int, threads: int, **options: Any):
     import rnnpy
 
     cls = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell]
-    return cls(I, H, dtype="float32", seed=0, time_major=True, threads=threads)
+    return cls(I, H, dtype="float32", seed=0, time_major=True, threads=threads, **options)
 
 
-def _torch_layer(cell: str, I: int, H: int, layer):
+def _torch_layer(cell: str, I: int, H: int, layer, **options: Any):
     import torch
 
     cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-    m = cls(I, H, batch_first=False)
+    m = cls(I, H, batch_first=False, **options)
     with torch.no_grad():  # the same weights, so both compute the same thing
         for name, p in m.named_parameters():
             p.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[name])))
@@ -120,11 +138,12 @@ def _data(T: int, B: int, I: int, H: int) -> Tuple[np.ndarray, np.ndarray]:
     return x, dout
 
 
-def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch: bool):
+def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch: bool,
+           **options: Any):
     """The four callables: rnnpy forward/train and, when asked, torch's."""
     T, B, I, H = shape
-    x, dout = _data(T, B, I, H)
-    layer = _rnnpy_layer(cell, I, H, threads)
+    layer = _rnnpy_layer(cell, I, H, threads, **options)
+    x, dout = _data(T, B, I, layer.state_size)
 
     def r_fwd():
         layer.forward(x)
@@ -138,7 +157,7 @@ def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch:
     if use_torch:
         import torch
 
-        m = _torch_layer(cell, I, H, layer)
+        m = _torch_layer(cell, I, H, layer, **options)
         tx = torch.from_numpy(x)
         txg = tx.clone().requires_grad_(True)
         tdout = torch.from_numpy(dout)
@@ -195,6 +214,40 @@ def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]
                         row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
                     rows.append(row)
                     log(_format_cell_row(row))
+    return rows
+
+
+def bench_options(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+                  threads: Sequence[int], modes: Sequence[str], use_torch: bool, repeat: int,
+                  warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
+    """Each option against the plain cell (both rnnpy, alternated); the
+    projected LSTM also against torch's."""
+    rows = []
+    for n in threads:
+        if use_torch:
+            _set_torch_threads(n)
+        for cell in cells:
+            for shape in shapes:
+                T, B, I, H = shape
+                plain = _steps(cell, shape, n, False)["rnnpy"]
+                for label, opts in OPTIONS[cell]:
+                    opts = {k: (H // 2 if v == "H/2" else v) for k, v in opts.items()}
+                    if opts.get("proj_size", 1) < 1:
+                        continue
+                    with_torch = use_torch and "proj_size" in opts
+                    steps = _steps(cell, shape, n, with_torch, **opts)
+                    for mode in modes:
+                        fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
+                        if with_torch:
+                            fns["torch"] = steps["torch"][mode]
+                        timed = time_paired(fns, repeat, warmup, min_time)
+                        row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
+                                               "I": I, "H": H, "threads": n, "mode": mode, **timed,
+                                               "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}
+                        if with_torch:
+                            row["ratio"] = timed["torch"]["median"] / timed["rnnpy"]["median"]
+                        rows.append(row)
+                        log(_format_option_row(row))
     return rows
 
 
@@ -312,6 +365,20 @@ def _format_cell_row(r: dict) -> str:
     return s
 
 
+OPTION_HEADER = (f"{'cell':5} {'option':16} {'mode':7} {'T':>4} {'B':>4} {'I':>5} {'H':>5} "
+                 f"{'thr':>3} | {'plain ms':>9} {'option ms':>9} {'cost':>6} | {'torch ms':>9} "
+                 f"{'torch/rnnpy':>11}")
+
+
+def _format_option_row(r: dict) -> str:
+    s = (f"{r['cell']:5} {r['option']:16} {r['mode']:7} {r['T']:4d} {r['B']:4d} {r['I']:5d} "
+         f"{r['H']:5d} {r['threads']:3d} | {_ms(r['plain'])} {_ms(r['rnnpy'])} "
+         f"{r['cost']:5.2f}x | ")
+    if "torch" in r:
+        return s + f"{_ms(r['torch'])} {r['ratio']:10.2f}x"
+    return s + f"{'-':>9} {'-':>11}"
+
+
 GEMM_HEADER = (f"{'kind':6} {'M':>5} {'N':>5} {'K':>5} {'thr':>3} | {'rnnpy us':>10} {'GF/s':>6} | "
                f"{'numpy us':>10} {'GF/s':>6} | {'numpy/rnnpy':>11}")
 
@@ -373,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FP32 peak GFLOP/s of one core (default %(default)s, this machine's)")
     p.add_argument("--no-torch", action="store_true", help="time rnnpy alone")
     p.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
+    p.add_argument("--no-options", action="store_true",
+                   help="skip the cost of the options beyond PyTorch's (layer norm, zoneout, ...)")
     p.add_argument("--memory", action="store_true",
                    help="also measure peak memory of a training step (fresh process each)")
     p.add_argument("--json", action="store_true", help="print one line of JSON with every result")
@@ -409,6 +478,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     result: Dict[str, Any] = {"info": info}
     result["cells"] = bench_cells(args.cells, shapes, args.threads, args.modes, use_torch, args.peak,
                                   args.repeat, args.warmup, args.min_time, log)
+    if not args.no_options:
+        log("")
+        log("options against the plain cell (cost = option time / plain time; training mode)")
+        log(OPTION_HEADER)
+        result["options"] = bench_options(args.cells, args.shapes or OPTION_SHAPES, args.threads,
+                                          args.modes, use_torch, args.repeat, args.warmup,
+                                          args.min_time, log)
     if not args.no_gemm:
         log("")
         log(GEMM_HEADER)

@@ -299,6 +299,7 @@ class _RNNBase(Module):
         fresh random masks in training (the previous call's when gradcheck holds
         masks fixed), the zoneout expectation in evaluation."""
         zh, zc = self._zoneout
+        zc = zc if self._has_cell_state else 0.0
         rd = self.recurrent_dropout
         if not (zh or zc or rd):
             return {}

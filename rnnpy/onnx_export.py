@@ -36,7 +36,9 @@ Not exported (TypeError or ValueError naming the module): modules other than
 the ones above, subclasses of them (they may compute something else), options
 this exporter does not know unless they are off, an Embedding anywhere but
 first (ONNX Gather needs integer ids), and a model of Dropout alone (no rank
-to give its input). float64 models export as valid ONNX in double, but
+to give its input). Of the options beyond PyTorch's, recurrent_dropout
+exports (it does nothing in evaluation); proj_size, layer_norm and zoneout
+have no standard ONNX node and are refused. float64 models export as valid ONNX in double, but
 onnxruntime's CPU RNN/LSTM/GRU kernels run float32 only.
 
 onnx is imported only when export_onnx runs, so rnnpy does not need it.
@@ -65,11 +67,11 @@ _PEEP_ROWS = (0, 2, 1)      # i, f, o -> i, o, f
 # (False, None or 0), or the module does something this exporter cannot express
 _KNOWN_CONFIG = {
     "RNN": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-            "seed", "time_major", "nonlinearity", "threads", "merge_mode"},
+            "seed", "time_major", "nonlinearity", "threads", "merge_mode", "recurrent_dropout"},
     "LSTM": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-             "seed", "time_major", "peephole", "threads", "merge_mode"},
+             "seed", "time_major", "peephole", "threads", "merge_mode", "recurrent_dropout"},
     "GRU": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "dtype",
-            "seed", "time_major", "threads", "merge_mode"},
+            "seed", "time_major", "threads", "merge_mode", "recurrent_dropout"},
     "Dense": {"in_features", "out_features", "bias", "dtype", "seed"},
     "Embedding": {"num_embeddings", "embedding_dim", "dtype", "seed"},
     "LastStep": {"time_major", "dtype"},

@@ -34,7 +34,8 @@ def test_flops_formula():
 
 
 def test_bench_prints_table(capsys):
-    rc = cli_main(["bench", "--cells", "lstm", "--threads", "1", "--no-gemm", *TINY])
+    rc = cli_main(["bench", "--cells", "lstm", "--threads", "1", "--no-gemm", "--no-options",
+                   *TINY])
     assert rc == 0
     out = capsys.readouterr().out
     assert "torch/rnnpy" in out and "GF/s" in out
@@ -42,7 +43,7 @@ def test_bench_prints_table(capsys):
 
 
 def test_bench_json_all_cells(capsys):
-    rc = bench.main(["--json", "--threads", "1,2", "--no-gemm", *TINY])
+    rc = bench.main(["--json", "--threads", "1,2", "--no-gemm", "--no-options", *TINY])
     assert rc == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = result["cells"]
@@ -55,6 +56,20 @@ def test_bench_json_all_cells(capsys):
             assert r["ratio"] > 0 and r["torch"]["median"] > 0
         else:
             assert "ratio" not in r
+
+
+def test_bench_options(capsys):
+    """Every option of every cell is timed against the plain cell; the
+    projected LSTM also against torch's."""
+    rc = bench.main(["--json", "--threads", "1", "--no-gemm", *TINY])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["options"]
+    want = {(c, label) for c, opts in bench.OPTIONS.items() for label, _ in opts}
+    assert {(r["cell"], r["option"]) for r in rows} == want
+    assert len(rows) == len(want) * 2 * 2   # shapes x modes
+    for r in rows:
+        assert r["cost"] > 0 and r["plain"]["median"] > 0 and r["rnnpy"]["median"] > 0
+        assert ("ratio" in r) == (_has_torch() and r["option"].startswith("proj"))
 
 
 def test_bench_no_torch(capsys):

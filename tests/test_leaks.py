@@ -194,6 +194,43 @@ def test_cell_error_paths(kind):
     assert cell.has_cache and cell.backward(np.ones_like(out))[0].shape == x.shape
 
 
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_extended_cell_forward_backward(kind):
+    """The extended kernels: layer norm (and the LSTM projection), per-step
+    zoneout masks and a recurrent-dropout mask, whose copies the cell keeps."""
+    rng = np.random.default_rng(5)
+    lstm = kind == "lstm"
+    if lstm:
+        cell = _core.LSTMCell(I, H, proj_size=H - 2, layer_norm=True, dtype="float64")
+    elif kind == "gru":
+        cell = _core.GRUCell(I, H, layer_norm=True, dtype="float64")
+    else:
+        cell = CELLS[kind](I, H, dtype="float64")
+    Hs = H - 2 if lstm else H
+    x = rng.standard_normal((B, T, I))
+    masks = {"rec_mask": rng.uniform(0, 2, (B, Hs)),
+             "zoneout_h": (rng.random((B, T, Hs)) < 0.3).astype(float)}
+    if lstm:
+        masks["zoneout_c"] = np.full(H, 0.4)
+    dout = rng.standard_normal((B, T, Hs))
+    lengths = np.array([6, 0, 3, 5])
+
+    def step():
+        cell.forward(x, lengths=lengths, batch_first=True, **masks)
+        cell.backward(dout)
+        cell.zero_grad()
+
+    assert_flat(f"{kind} extended forward/backward", step, 2000,
+                watch=[x, dout, lengths, cell.params, *masks.values()])
+    bad = [lambda: cell.forward(x, batch_first=True, rec_mask=np.ones((B, Hs + 1))),
+           lambda: cell.forward(x, batch_first=True, zoneout_h=np.full(Hs, 1.5)),
+           lambda: cell.forward(x, batch_first=True, zoneout_h=np.ones((B, T + 1, Hs)))]
+    fns = [_raises(f, ValueError) for f in bad]
+    assert_flat(f"{kind} extended error paths x{len(fns)}", lambda: [f() for f in fns], 2000,
+                watch=[x, cell.params])
+    TOTAL_ITERATIONS[-1] = (TOTAL_ITERATIONS[-1][0], 2000 * len(fns))
+
+
 def test_gemm():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((7, 9)), rng.standard_normal((5, 9))

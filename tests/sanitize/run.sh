@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds rnnpy._core with AddressSanitizer and UndefinedBehaviorSanitizer into
 # a scratch copy of the package and runs the tests that drive the C types
-# (bad input, fuzzing, threads, the core types) over it.
+# (bad input, fuzzing, threads, the core types, the extended cells) over it.
 #
 # ASan comes in through LD_PRELOAD because the interpreter itself is not
 # instrumented; detect_leaks=0 because CPython keeps memory alive at exit on
@@ -34,6 +34,7 @@ export PYTHONMALLOC=malloc
 export PYTHONPATH="$WORK/lib"
 export RNNPY_FUZZ_SCALE=${RNNPY_FUZZ_SCALE:-0.3}
 unset RNNPY_REQUIRE_TORCH RNNPY_FORBID_SKIPS
+export RNNPY_SANITIZED=1   # tests that compare against torch skip: torch is not loaded under ASan
 
 # run from the scratch folder so that the checkout's own rnnpy is not on the path
 cd "$WORK"
@@ -46,7 +47,7 @@ nm -D "$core" | grep -q __asan_ || { echo "sanitize: $core is not instrumented" 
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir="$ROOT" \
     "$ROOT/tests/test_core_types.py" "$ROOT/tests/test_bad_input.py" \
-    "$ROOT/tests/test_fuzz.py" "$ROOT/tests/test_threads.py" "$@" 2>&1 | tee "$WORK/pytest.log"
+    "$ROOT/tests/test_fuzz.py" "$ROOT/tests/test_threads.py" "$ROOT/tests/test_ext_cells.py" "$@" 2>&1 | tee "$WORK/pytest.log"
 status=${PIPESTATUS[0]}
 if grep -E -q "ERROR: AddressSanitizer|runtime error:" "$WORK/pytest.log"; then
     echo "sanitize: a sanitizer reported an error (see above)" >&2
