@@ -18,10 +18,10 @@
  * The cache does not depend on the masks: backward forms m_b*h_{t-1} itself.
  *
  * Forward scratch: pre (B, 3H) recurrent product | hm (B, H) m_b*h_{t-1} |
- *   W_hh^T packed (B > 1)
+ *   W_hh^T packed
  * Backward scratch: dU (R, 3H) dL/du | dV (R, 3H) dL/dv | dh (B, H) carried
  *   dL/dh | dhr (B, H) the step's product (before it, zoneout's scratch) |
- *   dGs (B, 3H) this step's dL/d(W_hh hm) | W_hh packed (B > 1).
+ *   dGs (B, 3H) this step's dL/d(W_hh hm) | W_hh packed.
  *   After the time loop dU becomes dL/d(W_ih x) and dV dL/d(W_hh hm)
  *   in place (the layer-norm backward), and dU's storage, once dW_ih and dx
  *   are done, holds m_b*h_{t-1} (R, H) for dW_hh when there is a rec mask.
@@ -70,14 +70,14 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
     int64_t BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_mul(BH, 4);
-    return gx_add(n, d->B > 1 ? rnn_gemm_packed_len(rnn_mul(3, d->H), d->H) : 0);
+    return gx_add(n, rnn_gemm_packed_len(rnn_mul(3, d->H), d->H));
 }
 
 int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
     int64_t R = rnn_mul(d->T, d->B), BH = rnn_mul(d->B, d->H);
     int64_t n = gx_add(rnn_mul(rnn_mul(R, d->H), 6), rnn_mul(BH, 5));
-    return gx_add(n, d->B > 1 ? rnn_gemm_packed_len(d->H, rnn_mul(3, d->H)) : 0);
+    return gx_add(n, rnn_gemm_packed_len(d->H, rnn_mul(3, d->H)));
 }
 
 #else /* template body, instantiated once per dtype */

@@ -28,15 +28,15 @@
  * Forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
  *   hm (B, Hs) m_b*h_{t-1} | zero (H) | y (B, H) ln_c[0]*LN(c~) + ln_c[1]
  *   (layer_norm) | ub (B, H), hpr (B, P) (projection) |
- *   W_hh^T packed (B > 1) | W_hr^T packed (projection, B > 1)
+ *   W_hh^T packed | W_hr^T packed (projection)
  * Backward scratch: dXg (R, 4H) dL/d(W_ih x_t) (also dL/da without layer
  *   norm) | dHh (R, 4H) dL/d(W_hh hm) (layer_norm) | dHt (R, P) dL/dh~
  *   (projection) | dh (B, Hs) | dc (B, H) | dhr (B, Hs) | dGs (B, 4H) this
  *   step's dHh rows | du (B, H) dL/du | dt (B, P) dL/dh~ (projection) |
  *   da (B, 4H) (layer_norm) | dy (B, H) | zero (H) | per-sequence sums of
  *   the small gradients: peep (B, 3H), and with layer_norm bias (B, 4H),
- *   ln_ih (B, 4H), ln_hh (B, 4H), ln_c (B, 2H) | W_hh packed (B > 1) |
- *   W_hr packed (projection, B > 1)
+ *   ln_ih (B, 4H), ln_hh (B, 4H), ln_c (B, 2H) | W_hh packed |
+ *   W_hr packed (projection)
  * The small gradients are summed per sequence and then over sequences in a
  * fixed order, so that the rows of a step may run on any number of threads
  * and give the same bits.
@@ -114,8 +114,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->f_y = lx_take(&f, ln ? rnn_mul(B, H) : 0);
     L->f_ub = lx_take(&f, proj ? rnn_mul(B, H) : 0);
     L->f_hpr = lx_take(&f, proj ? rnn_mul(B, P) : 0);
-    L->f_wpk = lx_take(&f, B > 1 ? rnn_gemm_packed_len(G, Hs) : 0);
-    L->f_wrpk = lx_take(&f, proj && B > 1 ? rnn_gemm_packed_len(P, H) : 0);
+    L->f_wpk = lx_take(&f, rnn_gemm_packed_len(G, Hs));
+    L->f_wrpk = lx_take(&f, proj ? rnn_gemm_packed_len(P, H) : 0);
     L->fwork_len = f.off;
 
     lx_alloc w = {0, 0};
@@ -136,8 +136,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->b_accli = lx_take(&w, ln ? rnn_mul(B, G) : 0);
     L->b_acclh = lx_take(&w, ln ? rnn_mul(B, G) : 0);
     L->b_acclc = lx_take(&w, ln ? rnn_mul(B, 2 * H) : 0);
-    L->b_wpk = lx_take(&w, B > 1 ? rnn_gemm_packed_len(Hs, G) : 0);
-    L->b_wrpk = lx_take(&w, proj && B > 1 ? rnn_gemm_packed_len(H, P) : 0);
+    L->b_wpk = lx_take(&w, rnn_gemm_packed_len(Hs, G));
+    L->b_wrpk = lx_take(&w, proj ? rnn_gemm_packed_len(H, P) : 0);
     L->bwork_len = w.off;
     return c.bad || f.bad || w.bad ? RNN_ERR_SIZE : RNN_OK;
 }
@@ -600,15 +600,17 @@ LX_ROW_VARIANTS(lx_bwd_row, (const SFX(lx_bctx) *c, int64_t b, int64_t r), (c, b
 
 static int SFX(lx_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *w,
                         int64_t ldw, void *packed) {
-    return d->B > 1 ? SFX(rnn_gemm_pack_b)(trans_b, N, K, w, ldw, packed) : RNN_OK;
+    (void)d;
+    return SFX(rnn_gemm_pack_b)(trans_b, N, K, w, ldw, packed);
 }
 
 /* C (B, N) = A (B, K) op(w), op(w) K x N */
 static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *A,
                         const REAL *w, int64_t ldw, const void *packed, REAL *C, void *gemm_ws) {
-    if (d->B > 1)
-        return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
-    return GEMM(0, trans_b, d->B, N, K, 1, A, K, w, ldw, 0, C, N, gemm_ws);
+    (void)trans_b;
+    (void)w;
+    (void)ldw;
+    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
 }
 
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0

@@ -14,9 +14,9 @@
  * zoneout path to h_{t-1} does not read the state.
  *
  * Forward scratch: pre (B, H) recurrent product | hm (B, H) m_b*h_{t-1} |
- *   W_hh^T packed (B > 1)
+ *   W_hh^T packed
  * Backward scratch: dA (R, H) pre-activation grads | dh (B, H) carried dL/dh |
- *   dhr (B, H) | dAs (B, H) this step's dA, zero for ended rows | W_hh packed (B > 1)
+ *   dhr (B, H) | dAs (B, H) this step's dA, zero for ended rows | W_hh packed
  *
  * Interpretations of the contract:
  *   - the kind is RNN_CELL_RELU when cfg->relu, else RNN_CELL_TANH, so the
@@ -60,13 +60,13 @@ int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     return rx_add(rnn_mul(rnn_mul(d->B, d->H), 2),
-                  d->B > 1 ? rnn_gemm_packed_len(d->H, d->H) : 0);
+                  rnn_gemm_packed_len(d->H, d->H));
 }
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     int64_t n = rx_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
-    return rx_add(n, d->B > 1 ? rnn_gemm_packed_len(d->H, d->H) : 0);
+    return rx_add(n, rnn_gemm_packed_len(d->H, d->H));
 }
 
 #else /* template body, instantiated once per dtype */
