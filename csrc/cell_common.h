@@ -42,6 +42,14 @@ static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
     return d->threads < d->B ? d->threads : (int)d->B;
 }
 
+/* Whether the rows that run at step s all read and write the same time t,
+ * so that a step's rows are one strided block of a sequence array: always
+ * without lengths, and with lengths when running forward (the rows of ended
+ * sequences at t = s are padding, which the kernels zero at the end). */
+static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
+    return !lengths || !d->reverse;
+}
+
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
  * PARAMS is the parenthesised parameter list, ARGS the argument list. */
@@ -82,6 +90,24 @@ static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int6
         return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
     return SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, 0, trans_b, d->B, N, K, 1, A, K, w,
                             d->H, 0, C, N, gemm_ws);
+}
+
+/* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
+ * (ldc apart), with the same sums as step_gemm followed by an add: each
+ * element is C + (the product), rounded once, as before. */
+static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
+                                     const REAL *A, const REAL *w, const void *packed, REAL *C,
+                                     int64_t ldc, void *gemm_ws) {
+    if (d->B > 1)
+        return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc,
+                                       gemm_ws);
+    return SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, 0, trans_b, d->B, N, K, 1, A, K, w,
+                            d->H, 1, C, ldc, gemm_ws);
+}
+
+/* dst[j] += src[j], j < n (no aliasing, so it vectorises). */
+static inline void SFX(add_row)(REAL *restrict dst, const REAL *restrict src, int64_t n) {
+    for (int64_t j = 0; j < n; j++) dst[j] += src[j];
 }
 
 /* dst[j] += sum over the R rows of src[r*ld + j], j < n. */

@@ -760,9 +760,17 @@ TARGET_AVX512 static void SFX(packa512)(int trans_a, const REAL *A, int64_t lda,
     if (trans_a) {
         /* Row k of A feeds every strip: walk A once, row by row, since rows
          * a power-of-two apart would otherwise thrash one L1 set per strip. */
+        /* The rows are far apart (A is often a big array straight from
+         * memory), which the hardware prefetcher follows poorly: fetch the
+         * row PFD ahead meanwhile. */
+        enum { PFD = 8 };
+        const int64_t row_bytes = mc * (int64_t)sizeof(REAL);
         for (int64_t k = 0; k < kc; k++) {
             const REAL *src = A + (k0 + k) * lda + m0;
             REAL *d = dst + k * MR;
+            if (k + PFD < kc)
+                for (int64_t b = 0; b < row_bytes; b += 64)
+                    _mm_prefetch((const char *)(src + PFD * lda) + b, _MM_HINT_T0);
             for (int64_t i0 = 0; i0 < mc; i0 += MR, d += MR * kc) {
                 int mr = (int)min64(MR, mc - i0);
                 for (int ib = 0; ib < MR; ib += VL512)
