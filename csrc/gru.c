@@ -31,9 +31,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed (B > 1) */
+/* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed */
 /* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) |
- *   W_hh packed (B > 1) */
+ *   W_hh packed */
 
 /* One row of a forward step: gr (3H) holds x W_ih^T and becomes r, z, n;
  * pr is h W_hh^T; the state hb advances in place; saves W_hn h + b_hn and

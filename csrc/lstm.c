@@ -30,9 +30,9 @@
 #include "cell_common.h"
 
 /* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
- *   W_hh^T packed (B > 1) */
+ *   W_hh^T packed */
 /* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) |
- *   dbs (4H) | W_hh packed (B > 1) */
+ *   dbs (4H) | W_hh packed */
 
 /* One row of a forward step without peepholes: gates from the input part
  * gr (4H, overwritten with the activated gates), the recurrent part pr and
@@ -288,11 +288,22 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     }
     SFX(add_into)(dh0, dh, B * H);
     SFX(add_into)(dc0, dc, B * H);
-    if ((st = GEMM(1, 0, G, I, R, 1, dG, G, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, G, H, R, 1, dG, G, hp, H, 1, dw_hh, H, gemm_ws))) return st;
     SFX(add_row)(db_ih, dbs, G);
     SFX(add_row)(db_hh, dbs, G);
-    if ((st = GEMM(0, 0, R, I, G, 1, dG, G, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    /* dW_ih += dG^T x, dW_hh += dG^T h_{t-1}, dx += dG W_ih, a block of rows
+     * at a time, so that each block of dG comes from memory once and its
+     * other two products find it in cache */
+    for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
+        const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
+        const REAL *dGc = dG + r0 * G;
+        if ((st = GEMM(1, 0, G, I, rc, 1, dGc, G, x + r0 * d->ldx, d->ldx, 1, dw_ih, I, gemm_ws)))
+            return st;
+        if ((st = GEMM(1, 0, G, H, rc, 1, dGc, G, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
+            return st;
+        if ((st = GEMM(0, 0, rc, I, G, 1, dGc, G, w_ih, I, 1, dx + r0 * d->ldx, d->ldx,
+                       gemm_ws)))
+            return st;
+    }
     return RNN_OK;
 }
 

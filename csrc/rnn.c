@@ -28,9 +28,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, H) recurrent product | W_hh^T packed (B > 1) */
+/* forward scratch: pre (B, H) recurrent product | W_hh^T packed */
 /* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) |
- *   W_hh packed (B > 1) */
+ *   W_hh packed */
 
 /* One row of a forward step: hr (H) holds x W_ih^T and becomes h_t; the
  * state hb advances in place; saves h_{t-1} and writes the output. */

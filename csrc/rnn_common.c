@@ -73,9 +73,8 @@ int64_t rnn_forward_work_len(int kind, const rnn_dims *d) {
     if (G == 0) return -1;
     int64_t GH = rnn_mul(G, d->H);
     /* pre (B, GH), the LSTM's summed bias (GH), and W_hh^T packed for the
-     * step products (B > 1; B == 1 takes the unpacked row-vector path) */
-    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0,
-                d->B > 1 ? rnn_gemm_packed_len(GH, d->H) : 0);
+     * step products */
+    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0, rnn_gemm_packed_len(GH, d->H));
 }
 
 int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
@@ -84,9 +83,9 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
     int64_t GH = rnn_mul(G, d->H), BH = rnn_mul(d->B, d->H);
     /* dG (R, GH) | GRU: dHN (R, H) | dh, dhr (and LSTM dc) (B, H) | dGs (B, GH) */
     int64_t big = add3(rnn_mul(R, GH), kind == RNN_CELL_GRU ? rnn_mul(R, d->H) : 0, 0);
-    /* ... | W_hh packed for the step products (B > 1) */
+    /* ... | W_hh packed for the step products */
     /* ... | LSTM: dbs (GH) */
     int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2), add3(rnn_mul(d->B, GH), G == 4 ? GH : 0, 0),
-                         d->B > 1 ? rnn_gemm_packed_len(d->H, GH) : 0);
+                         rnn_gemm_packed_len(d->H, GH));
     return add3(big, small, 0);
 }
