@@ -84,8 +84,9 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
     /* dG (R, GH) | GRU: dHN (R, H) | dh, dhr (and LSTM dc) (B, H) | dGs (B, GH) */
     int64_t big = add3(rnn_mul(R, GH), kind == RNN_CELL_GRU ? rnn_mul(R, d->H) : 0, 0);
     /* ... | W_hh packed for the step products */
-    /* ... | LSTM: dbs (GH) */
-    int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2), add3(rnn_mul(d->B, GH), G == 4 ? GH : 0, 0),
+    /* ... | the per-step bias sums: LSTM, RNN dbs (GH), GRU dbx, dbs (GH each) */
+    int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2),
+                         add3(rnn_mul(d->B, GH), kind == RNN_CELL_GRU ? rnn_mul(2, GH) : GH, 0),
                          rnn_gemm_packed_len(d->H, GH));
     return add3(big, small, 0);
 }
