@@ -33,7 +33,7 @@
 
 /* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed */
 /* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) |
- *   dbx, dbs (3H each) | W_hh packed */
+ *   dbx, dbs (3H each) | W_hh packed | W_ih packed */
 
 /* One row of a forward step: gr (3H) holds x W_ih^T and becomes r, z, n;
  * pr is h W_hh^T; the state hb advances in place; saves W_hn h + b_hn and
@@ -165,6 +165,7 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     REAL *dbx = dGs + B * G;    /* (3H) sum of dGx over the rows, for b_ih */
     REAL *dbs = dbx + G;        /* (3H) sum of dGs over the rows, for b_hh */
     REAL *wpk = dbs + G;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, G); /* W_ih packed, for dx */
 
     /* without lengths the step loop writes every row of dGx and dHN */
     if (lengths) memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
@@ -202,6 +203,8 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     SFX(add_row)(db_hh, dbs, G);
     /* the weight and input gradients a block of rows at a time (see
      * lstm_backward); W_hr, W_hz rows from dGx, W_hn rows from dHN */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, G, w_ih, I, wipk))) return st;
     for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
         const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
         const REAL *dGc = dGx + r0 * G, *hpc = hp + r0 * H;
@@ -211,8 +214,8 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
         if ((st = GEMM(1, 0, H, H, rc, 1, dHN + r0 * H, H, hpc, H, 1, dw_hh + 2 * H * H, H,
                        gemm_ws)))
             return st;
-        if ((st = GEMM(0, 0, rc, I, G, 1, dGc, G, w_ih, I, 1, dx + r0 * d->ldx, d->ldx,
-                       gemm_ws)))
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }
     return RNN_OK;

@@ -32,7 +32,7 @@
 /* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
  *   W_hh^T packed */
 /* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) |
- *   dbs (4H) | W_hh packed */
+ *   dbs (4H) | W_hh packed | W_ih packed */
 
 /* One row of a forward step without peepholes: gates from the input part
  * gr (4H, overwritten with the activated gates), the recurrent part pr and
@@ -227,6 +227,7 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     REAL *dGs = dhr + B * H;    /* (B, 4H) this step's dG, zero for ended rows */
     REAL *dbs = dGs + B * G;    /* (4H) sum of dG over the rows, for the biases */
     REAL *wpk = dbs + G;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, G); /* W_ih packed, for dx */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
     REAL *dpi = dw_peep, *dpf = dw_peep ? dw_peep + H : NULL, *dpo = dw_peep ? dw_peep + 2 * H : NULL;
 
@@ -293,6 +294,8 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     /* dW_ih += dG^T x, dW_hh += dG^T h_{t-1}, dx += dG W_ih, a block of rows
      * at a time, so that each block of dG comes from memory once and its
      * other two products find it in cache */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, G, w_ih, I, wipk))) return st;
     for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
         const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
         const REAL *dGc = dG + r0 * G;
@@ -300,8 +303,8 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
             return st;
         if ((st = GEMM(1, 0, G, H, rc, 1, dGc, G, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
             return st;
-        if ((st = GEMM(0, 0, rc, I, G, 1, dGc, G, w_ih, I, 1, dx + r0 * d->ldx, d->ldx,
-                       gemm_ws)))
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }
     return RNN_OK;

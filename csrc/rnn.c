@@ -30,7 +30,7 @@
 
 /* forward scratch: pre (B, H) recurrent product | W_hh^T packed */
 /* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) |
- *   dbs (H) | W_hh packed */
+ *   dbs (H) | W_hh packed | W_ih packed */
 
 /* One row of a forward step: hr (H) holds x W_ih^T and becomes h_t; the
  * state hb advances in place; saves h_{t-1} and writes the output. */
@@ -140,6 +140,7 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
     REAL *dbs = dAs + B * H;    /* (H) sum of dA over the rows, for the biases */
     REAL *wpk = dbs + H;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, H); /* W_ih packed, for dx */
 
     /* without lengths the step loop writes every row of dA */
     if (lengths) memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
@@ -171,6 +172,8 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     SFX(add_row)(db_hh, dbs, H);
     /* the weight and input gradients a block of rows of dA at a time (see
      * lstm_backward) */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, H, w_ih, I, wipk))) return st;
     for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
         const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
         const REAL *dAc = dA + r0 * H;
@@ -178,8 +181,8 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
             return st;
         if ((st = GEMM(1, 0, H, H, rc, 1, dAc, H, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
             return st;
-        if ((st = GEMM(0, 0, rc, I, H, 1, dAc, H, w_ih, I, 1, dx + r0 * d->ldx, d->ldx,
-                       gemm_ws)))
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, H, 1, dAc, H, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }
     return RNN_OK;

@@ -83,10 +83,10 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
     int64_t GH = rnn_mul(G, d->H), BH = rnn_mul(d->B, d->H);
     /* dG (R, GH) | GRU: dHN (R, H) | dh, dhr (and LSTM dc) (B, H) | dGs (B, GH) */
     int64_t big = add3(rnn_mul(R, GH), kind == RNN_CELL_GRU ? rnn_mul(R, d->H) : 0, 0);
-    /* ... | W_hh packed for the step products */
-    /* ... | the per-step bias sums: LSTM, RNN dbs (GH), GRU dbx, dbs (GH each) */
+    /* ... | the per-step bias sums: LSTM, RNN dbs (GH), GRU dbx, dbs (GH each) |
+     * W_hh packed for the step products | W_ih packed for dx */
     int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2),
                          add3(rnn_mul(d->B, GH), kind == RNN_CELL_GRU ? rnn_mul(2, GH) : GH, 0),
-                         rnn_gemm_packed_len(d->H, GH));
+                         add3(rnn_gemm_packed_len(d->H, GH), rnn_gemm_packed_len(d->I, GH), 0));
     return add3(big, small, 0);
 }
