@@ -57,6 +57,12 @@ static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
 #define RNN_GRAD_ROWS 256
 #endif
 
+/* Elements of gates per block of steps whose input projection the LSTM
+ * forward pass computes just ahead of those steps. */
+#ifndef RNN_PROJ_ELEMS
+#define RNN_PROJ_ELEMS 65536
+#endif
+
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
  * PARAMS is the parenthesised parameter list, ARGS the argument list. */

@@ -30,7 +30,7 @@
 #include "cell_common.h"
 
 /* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
- *   W_hh^T packed */
+ *   W_hh^T packed | W_ih^T packed */
 /* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) |
  *   dbs (4H) | W_hh packed | W_ih packed */
 
@@ -139,10 +139,28 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     REAL *bias = work;          /* (4H) */
     REAL *pre = bias + G;       /* (B, 4H) */
     REAL *wpk = pre + B * G;    /* W_hh^T packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(G, H); /* W_ih^T packed */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
 
     for (int64_t j = 0; j < G; j++) bias[j] = b_ih[j] + b_hh[j];
-    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    /* When a step's rows are one block of `gates`, the recurrent product
+     * adds itself into them (the same rounding as adding `pre`), which saves
+     * writing and reading `pre`; and the input projection runs a block of
+     * steps ahead of the loop rather than all at once, so that the loop
+     * finds those gates in cache rather than in memory. */
+    const int fused = !w_peep && rnn_step_uniform(d, lengths);
+    /* Not at B == 1, where blocks of a few rows would stream W_ih once per
+     * block. Steps per block: one when a step's rows are strided
+     * (batch-first). */
+    const int blocked = fused && B > 1;
+    const int contig = d->bs == 1;
+    int64_t nsteps = contig ? RNN_PROJ_ELEMS / (B * G) : 1;
+    nsteps = nsteps < 1 ? 1 : nsteps > T ? T : nsteps;
+    if (blocked) {
+        if ((st = SFX(rnn_gemm_pack_b)(1, G, I, w_ih, I, wipk))) return st;
+    } else if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) {
+        return st;
+    }
     if ((st = SFX(step_pack)(d, 1, G, H, w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     SFX(copy_or_zero)(cT, c0, B * H);
@@ -150,11 +168,18 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
     (void)ne; /* unused without OpenMP */
 
-    /* When a step's rows are one block of `gates`, the recurrent product
-     * adds itself into them (the same rounding as adding `pre`), which saves
-     * writing and reading `pre`. */
-    const int fused = !w_peep && rnn_step_uniform(d, lengths);
     for (int64_t s = 0; s < T; s++) {
+        if (blocked && s % nsteps == 0) {
+            const int64_t n = T - s < nsteps ? T - s : nsteps;
+            const int64_t t0 = d->reverse ? T - s - n : s; /* earliest time of the block */
+            const REAL *xb = x + t0 * d->ts * d->ldx;
+            REAL *gb = gates + t0 * d->ts * G;
+            st = contig ? SFX(rnn_gemm_packed_mt)(d->threads, n * B, G, I, 1, xb, d->ldx, wipk, 0,
+                                                  gb, G, gemm_ws)
+                        : SFX(rnn_gemm_packed_mt)(d->threads, B, G, I, 1, xb, d->bs * d->ldx,
+                                                  wipk, 0, gb, d->bs * G, gemm_ws);
+            if (st) return st;
+        }
         if (fused) {
             int64_t t = d->reverse ? T - 1 - s : s;
             st = SFX(step_gemm_acc)(d, 1, G, H, hT, w_hh, wpk, gates + t * d->ts * G, d->bs * G,

@@ -74,7 +74,9 @@ int64_t rnn_forward_work_len(int kind, const rnn_dims *d) {
     int64_t GH = rnn_mul(G, d->H);
     /* pre (B, GH), the LSTM's summed bias (GH), and W_hh^T packed for the
      * step products */
-    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0, rnn_gemm_packed_len(GH, d->H));
+    /* ... and, for the LSTM, W_ih^T packed for its blocks of steps */
+    return add3(rnn_mul(d->B, GH), G == 4 ? add3(GH, rnn_gemm_packed_len(GH, d->I), 0) : 0,
+                rnn_gemm_packed_len(GH, d->H));
 }
 
 int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
