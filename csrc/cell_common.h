@@ -42,6 +42,27 @@ static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
     return d->threads < d->B ? d->threads : (int)d->B;
 }
 
+/* Whether the rows that run at step s all read and write the same time t,
+ * so that a step's rows are one strided block of a sequence array: always
+ * without lengths, and with lengths when running forward (the rows of ended
+ * sequences at t = s are padding, which the kernels zero at the end). */
+static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
+    return !lengths || !d->reverse;
+}
+
+/* Rows of the gate gradients per block of the backward pass's final
+ * products (a multiple of the GEMM's KC, so the weight-gradient sums are
+ * split where the blocked product splits them anyway). */
+#ifndef RNN_GRAD_ROWS
+#define RNN_GRAD_ROWS 256
+#endif
+
+/* Elements of gates per block of steps whose input projection the LSTM
+ * forward pass computes just ahead of those steps. */
+#ifndef RNN_PROJ_ELEMS
+#define RNN_PROJ_ELEMS 65536
+#endif
+
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
  * PARAMS is the parenthesised parameter list, ARGS the argument list. */
@@ -68,20 +89,35 @@ static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
 #define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, __VA_ARGS__)
 
 /* The step products h_{t-1} W_hh^T (forward) and dG_t W_hh (backward), with
- * op(W_hh) packed once per call into `packed` when B > 1; B == 1 keeps the
- * unpacked path, whose row-vector product needs no packing. The sums are
- * the same either way for B > 1 (see rnn_gemm_packed_mt). */
+ * op(W_hh) packed once per call into `packed`: at B > 1 it spares packing
+ * the weights every step, and at B == 1 (inference) the packed row-vector
+ * product runs eight accumulator chains over contiguous strips. */
 static inline int SFX(step_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
                                  const REAL *w, void *packed) {
-    return d->B > 1 ? SFX(rnn_gemm_pack_b)(trans_b, N, K, w, d->H, packed) : RNN_OK;
+    return SFX(rnn_gemm_pack_b)(trans_b, N, K, w, d->H, packed);
 }
 static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
                                  const REAL *A, const REAL *w, const void *packed, REAL *C,
                                  void *gemm_ws) {
-    if (d->B > 1)
-        return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
-    return SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, 0, trans_b, d->B, N, K, 1, A, K, w,
-                            d->H, 0, C, N, gemm_ws);
+    (void)trans_b;
+    (void)w;
+    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+}
+
+/* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
+ * (ldc apart), with the same sums as step_gemm followed by an add: each
+ * element is C + (the product), rounded once, as before. */
+static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
+                                     const REAL *A, const REAL *w, const void *packed, REAL *C,
+                                     int64_t ldc, void *gemm_ws) {
+    (void)trans_b;
+    (void)w;
+    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc, gemm_ws);
+}
+
+/* dst[j] += src[j], j < n (no aliasing, so it vectorises). */
+static inline void SFX(add_row)(REAL *restrict dst, const REAL *restrict src, int64_t n) {
+    for (int64_t j = 0; j < n; j++) dst[j] += src[j];
 }
 
 /* dst[j] += sum over the R rows of src[r*ld + j], j < n. */

@@ -396,6 +396,14 @@ typedef void (*SFX(packa_fn))(int trans_a, const REAL *A, int64_t lda, int64_t m
 typedef void (*SFX(gemv_fn))(int trans_b, int64_t N, int64_t K, REAL alpha, const REAL *x,
                              const REAL *B, int64_t ldb, REAL beta, REAL *y);
 
+/* Row-vector product against a packed op(B) (rnn_gemm_pack_b): y[0:N] =
+ * alpha * x[0:K] * (columns [n0, n0 + N) of the packed matrix) + beta * y,
+ * summed exactly as the micro-kernel sums a one-row tile (k in order within
+ * each KC slice, the slices added into y in order), so that M == 1 gives
+ * the bits of the blocked path. kcb is the packing's KC, npad its width. */
+typedef void (*SFX(pgemv_fn))(int64_t n0, int64_t N, int64_t K, int64_t kcb, int64_t npad,
+                              REAL alpha, const REAL *x, const REAL *pk, REAL beta, REAL *y);
+
 typedef struct {
     int mr, nr;           /* register tile */
     int64_t kc, mc, nc;   /* cache blocks */
@@ -403,6 +411,7 @@ typedef struct {
     SFX(packa_fn) packa;
     SFX(packb_fn) packb;
     SFX(gemv_fn) gemv;
+    SFX(pgemv_fn) pgemv;  /* NULL: M == 1 takes the blocked path */
 } SFX(gemm_isa);
 
 /* Stores an MR x NR tile computed in a local buffer (ldt = NR) into the
@@ -752,6 +761,55 @@ TARGET_AVX512 static void SFX(gemv512)(int trans_b, int64_t N, int64_t K, REAL a
     }
 }
 
+/* Packed row-vector product (see pgemv_fn): four strips of columns at a
+ * time, so that eight independent accumulator chains hide the FMA latency
+ * that a one-row micro-kernel tile (two chains) waits on. */
+TARGET_AVX512 static void SFX(pgemv512)(int64_t n0, int64_t N, int64_t K, int64_t kcb,
+                                        int64_t npad, REAL alpha, const REAL *x,
+                                        const REAL *pk, REAL beta, REAL *y) {
+    enum { NS = 4 };
+    const V512 va = SET512(alpha);
+    for (int64_t j0 = 0; j0 < N; j0 += NS * NR512) {
+        const int ns = (int)min64(NS, (N - j0 + NR512 - 1) / NR512);
+        for (int64_t pc = 0; pc < K; pc += kcb) {
+            const int64_t kc = min64(kcb, K - pc);
+            const REAL *sl = pk + pc * npad + (n0 + j0) * kc;
+            const REAL *xk = x + pc;
+            V512 acc[NS][NV512];
+            for (int q = 0; q < NS; q++)
+                for (int v = 0; v < NV512; v++) acc[q][v] = ZERO512();
+            if (ns == NS) {
+                for (int64_t k = 0; k < kc; k++) {
+                    V512 xv = SET512(xk[k]);
+                    for (int q = 0; q < NS; q++)
+                        for (int v = 0; v < NV512; v++)
+                            acc[q][v] = FMA512(xv, LD512(sl + (q * kc + k) * NR512 + v * VL512),
+                                               acc[q][v]);
+                }
+            } else {
+                for (int64_t k = 0; k < kc; k++) {
+                    V512 xv = SET512(xk[k]);
+                    for (int q = 0; q < ns; q++)
+                        for (int v = 0; v < NV512; v++)
+                            acc[q][v] = FMA512(xv, LD512(sl + (q * kc + k) * NR512 + v * VL512),
+                                               acc[q][v]);
+                }
+            }
+            const REAL beta_p = pc == 0 ? beta : (REAL)1;
+            const V512 vb = SET512(beta_p);
+            for (int q = 0; q < ns; q++)
+                for (int v = 0; v < NV512; v++) {
+                    int64_t c = j0 + q * NR512 + v * VL512;
+                    M512 mk = SFX(mask512)((int)min64(VL512, N - c));
+                    if (!mk) continue;
+                    V512 r = MUL512(acc[q][v], va);
+                    if (beta_p != 0) r = FMA512(vb, MLD512(mk, y + c), r);
+                    MST512(y + c, mk, r);
+                }
+        }
+    }
+}
+
 /* Strip packer of op(A): (trans_a) MR contiguous values per k copied with
  * masked loads, or VL x VL blocks of A transposed in registers. */
 TARGET_AVX512 static void SFX(packa512)(int trans_a, const REAL *A, int64_t lda, int64_t m0,
@@ -760,9 +818,17 @@ TARGET_AVX512 static void SFX(packa512)(int trans_a, const REAL *A, int64_t lda,
     if (trans_a) {
         /* Row k of A feeds every strip: walk A once, row by row, since rows
          * a power-of-two apart would otherwise thrash one L1 set per strip. */
+        /* The rows are far apart (A is often a big array straight from
+         * memory), which the hardware prefetcher follows poorly: fetch the
+         * row PFD ahead meanwhile. */
+        enum { PFD = 8 };
+        const int64_t row_bytes = mc * (int64_t)sizeof(REAL);
         for (int64_t k = 0; k < kc; k++) {
             const REAL *src = A + (k0 + k) * lda + m0;
             REAL *d = dst + k * MR;
+            if (k + PFD < kc)
+                for (int64_t b = 0; b < row_bytes; b += 64)
+                    _mm_prefetch((const char *)(src + PFD * lda) + b, _MM_HINT_T0);
             for (int64_t i0 = 0; i0 < mc; i0 += MR, d += MR * kc) {
                 int mr = (int)min64(MR, mc - i0);
                 for (int ib = 0; ib < MR; ib += VL512)
@@ -793,14 +859,14 @@ TARGET_AVX512 static void SFX(packa512)(int trans_a, const REAL *A, int64_t lda,
 
 static const SFX(gemm_isa) SFX(isa_generic) = {MRG, NRG, KC_T, MC_T, NC_T,
                                                 SFX(kern_gen), SFX(pack_a), SFX(packb_gen_nrg),
-                                                SFX(gemv_gen)};
+                                                SFX(gemv_gen), NULL};
 #if GEMM_X86
 static const SFX(gemm_isa) SFX(isa_avx2) = {MR256, NR256, KC_T, MC_T, NC_T,
                                              SFX(kern256), SFX(pack_a), SFX(packb256),
-                                             SFX(gemv256)};
+                                             SFX(gemv256), NULL};
 static const SFX(gemm_isa) SFX(isa_avx512) = {MR512, NR512, KC_T, MC_T, NC_T,
                                                SFX(kern512), SFX(packa512), SFX(packb512),
-                                               SFX(gemv512)};
+                                               SFX(gemv512), SFX(pgemv512)};
 #endif
 
 /* The blocked product (arguments already checked, M, N, K > 0). */
@@ -870,6 +936,10 @@ static void SFX(gemm_packed_blocked)(const SFX(gemm_isa) *d, int64_t M, int64_t 
     const int MR = d->mr, NR = d->nr;
     REAL *pa = (REAL *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
 
+    if (M == 1 && d->pgemv) {
+        d->pgemv(n0, N, K, d->kc, npad, alpha, A, pk, beta, C);
+        return;
+    }
     for (int64_t jc = 0; jc < N; jc += d->nc) {
         int64_t nc = min64(d->nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += d->kc) {

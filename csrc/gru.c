@@ -31,9 +31,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed (B > 1) */
+/* forward scratch: pre (B, 3H) recurrent product h W_hh^T | W_hh^T packed */
 /* backward scratch: dGx (R, 3H) | dHN (R, H) | dh (B, H) | dhr (B, H) | dGs (B, 3H) |
- *   W_hh packed (B > 1) */
+ *   dbx, dbs (3H each) | W_hh packed | W_ih packed */
 
 /* One row of a forward step: gr (3H) holds x W_ih^T and becomes r, z, n;
  * pr is h W_hh^T; the state hb advances in place; saves W_hn h + b_hn and
@@ -162,9 +162,14 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     REAL *dh = dHN + R * H;     /* (B, H) carried dL/dh */
     REAL *dhr = dh + B * H;     /* (B, H) */
     REAL *dGs = dhr + B * H;    /* (B, 3H) this step's recurrent-side gradients */
-    REAL *wpk = dGs + B * G;    /* W_hh packed */
+    REAL *dbx = dGs + B * G;    /* (3H) sum of dGx over the rows, for b_ih */
+    REAL *dbs = dbx + G;        /* (3H) sum of dGs over the rows, for b_hh */
+    REAL *wpk = dbs + G;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, G); /* W_ih packed, for dx */
 
-    memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
+    /* without lengths the step loop writes every row of dGx and dHN */
+    if (lengths) memset(dGx, 0, (size_t)(R * (G + H)) * sizeof(REAL));
+    memset(dbx, 0, (size_t)(2 * G) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
     if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(gru_bwd_row_fn) row = SFX(gru_bwd_row_pick)(rnn_gemm_best_isa());
@@ -180,6 +185,13 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
             row(H, gates + r * G, hn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
                 dh + b * H, dGx + r * G, dHN + r * H, dgs);
         }
+        /* the bias gradients, summed per step while the rows are in cache */
+        for (int64_t b = 0; b < B; b++) {
+            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            SFX(add_row)(dbx, dGx + (t * d->ts + b * d->bs) * G, G);
+            SFX(add_row)(dbs, dGs + b * G, G);
+        }
         /* dh_{t-1} = z*dh + dGh_t W_hh for running rows; ended rows pass through */
         if ((st = SFX(step_gemm)(d, 0, H, G, dGs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
@@ -187,14 +199,25 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
                 SFX(add_into)(dh + b * H, dhr + b * H, H);
     }
     SFX(add_into)(dh0, dh, B * H);
-    if ((st = GEMM(1, 0, G, I, R, 1, dGx, G, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
-    /* W_hr, W_hz rows from dGx; W_hn rows from dHN */
-    if ((st = GEMM(1, 0, 2 * H, H, R, 1, dGx, G, hp, H, 1, dw_hh, H, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, H, H, R, 1, dHN, H, hp, H, 1, dw_hh + 2 * H * H, H, gemm_ws))) return st;
-    SFX(colsum_add)(db_ih, dGx, R, G, G);
-    SFX(colsum_add)(db_hh, dGx, R, 2 * H, G);
-    SFX(colsum_add)(db_hh + 2 * H, dHN, R, H, H);
-    if ((st = GEMM(0, 0, R, I, G, 1, dGx, G, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    SFX(add_row)(db_ih, dbx, G);
+    SFX(add_row)(db_hh, dbs, G);
+    /* the weight and input gradients a block of rows at a time (see
+     * lstm_backward); W_hr, W_hz rows from dGx, W_hn rows from dHN */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, G, w_ih, I, wipk))) return st;
+    for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
+        const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
+        const REAL *dGc = dGx + r0 * G, *hpc = hp + r0 * H;
+        if ((st = GEMM(1, 0, G, I, rc, 1, dGc, G, x + r0 * d->ldx, d->ldx, 1, dw_ih, I, gemm_ws)))
+            return st;
+        if ((st = GEMM(1, 0, 2 * H, H, rc, 1, dGc, G, hpc, H, 1, dw_hh, H, gemm_ws))) return st;
+        if ((st = GEMM(1, 0, H, H, rc, 1, dHN + r0 * H, H, hpc, H, 1, dw_hh + 2 * H * H, H,
+                       gemm_ws)))
+            return st;
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
+            return st;
+    }
     return RNN_OK;
 }
 

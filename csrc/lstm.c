@@ -30,27 +30,28 @@
 #include "cell_common.h"
 
 /* forward scratch: bias (4H) b_ih + b_hh | pre (B, 4H) recurrent product |
- *   W_hh^T packed (B > 1) */
+ *   W_hh^T packed | W_ih^T packed */
 /* backward scratch: dG (R, 4H) | dh (B, H) | dc (B, H) | dhr (B, H) | dGs (B, 4H) |
- *   W_hh packed (B > 1) */
+ *   dbs (4H) | W_hh packed | W_ih packed */
 
 /* One row of a forward step without peepholes: gates from the input part
  * gr (4H, overwritten with the activated gates), the recurrent part pr and
  * the summed bias; the state cb, hb (H) advances in place; saves h_{t-1},
  * c_{t-1}, c_t and writes the output. */
-static CELL_INLINE void SFX(lstm_fwd_row)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
-                                          const REAL *restrict bias, REAL *restrict cb,
-                                          REAL *restrict hb, REAL *restrict o,
-                                          REAL *restrict csr, REAL *restrict hpr,
-                                          REAL *restrict cpr) {
+static CELL_INLINE void SFX(lstm_fwd_row_loop)(int64_t H, REAL *restrict gr,
+                                               const REAL *restrict pr,
+                                               const REAL *restrict bias, REAL *restrict cb,
+                                               REAL *restrict hb, REAL *restrict o,
+                                               REAL *restrict csr, REAL *restrict hpr,
+                                               REAL *restrict cpr, const int use_pr) {
     for (int64_t j = 0; j < H; j++) {
         REAL c_prev = cb[j];
         hpr[j] = hb[j];
         cpr[j] = c_prev;
-        REAL ai = gr[j] + pr[j] + bias[j];
-        REAL af = gr[H + j] + pr[H + j] + bias[H + j];
-        REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
-        REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
+        REAL ai = (use_pr ? gr[j] + pr[j] : gr[j]) + bias[j];
+        REAL af = (use_pr ? gr[H + j] + pr[H + j] : gr[H + j]) + bias[H + j];
+        REAL ag = (use_pr ? gr[2 * H + j] + pr[2 * H + j] : gr[2 * H + j]) + bias[2 * H + j];
+        REAL ao = (use_pr ? gr[3 * H + j] + pr[3 * H + j] : gr[3 * H + j]) + bias[3 * H + j];
         REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
         REAL c = fg * c_prev + ig * gg;
         REAL og = SFX(rnn_sigmoid)(ao);
@@ -61,6 +62,15 @@ static CELL_INLINE void SFX(lstm_fwd_row)(int64_t H, REAL *restrict gr, const RE
         hb[j] = h;
         o[j] = h;
     }
+}
+/* pr == NULL: gr already holds the recurrent part too (see lstm_forward). */
+static CELL_INLINE void SFX(lstm_fwd_row)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
+                                          const REAL *restrict bias, REAL *restrict cb,
+                                          REAL *restrict hb, REAL *restrict o,
+                                          REAL *restrict csr, REAL *restrict hpr,
+                                          REAL *restrict cpr) {
+    if (pr) SFX(lstm_fwd_row_loop)(H, gr, pr, bias, cb, hb, o, csr, hpr, cpr, 1);
+    else SFX(lstm_fwd_row_loop)(H, gr, pr, bias, cb, hb, o, csr, hpr, cpr, 0);
 }
 CELL_ROW_VARIANTS(lstm_fwd_row,
                   (int64_t H, REAL *restrict gr, const REAL *restrict pr, const REAL *restrict bias,
@@ -129,10 +139,28 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     REAL *bias = work;          /* (4H) */
     REAL *pre = bias + G;       /* (B, 4H) */
     REAL *wpk = pre + B * G;    /* W_hh^T packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(G, H); /* W_ih^T packed */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
 
     for (int64_t j = 0; j < G; j++) bias[j] = b_ih[j] + b_hh[j];
-    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) return st;
+    /* When a step's rows are one block of `gates`, the recurrent product
+     * adds itself into them (the same rounding as adding `pre`), which saves
+     * writing and reading `pre`; and the input projection runs a block of
+     * steps ahead of the loop rather than all at once, so that the loop
+     * finds those gates in cache rather than in memory. */
+    const int fused = !w_peep && rnn_step_uniform(d, lengths);
+    /* Not at B == 1, where blocks of a few rows would stream W_ih once per
+     * block. Steps per block: one when a step's rows are strided
+     * (batch-first). */
+    const int blocked = fused && B > 1;
+    const int contig = d->bs == 1;
+    int64_t nsteps = contig ? RNN_PROJ_ELEMS / (B * G) : 1;
+    nsteps = nsteps < 1 ? 1 : nsteps > T ? T : nsteps;
+    if (blocked) {
+        if ((st = SFX(rnn_gemm_pack_b)(1, G, I, w_ih, I, wipk))) return st;
+    } else if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, gates, G, gemm_ws))) {
+        return st;
+    }
     if ((st = SFX(step_pack)(d, 1, G, H, w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     SFX(copy_or_zero)(cT, c0, B * H);
@@ -141,7 +169,25 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
-        if ((st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
+        if (blocked && s % nsteps == 0) {
+            const int64_t n = T - s < nsteps ? T - s : nsteps;
+            const int64_t t0 = d->reverse ? T - s - n : s; /* earliest time of the block */
+            const REAL *xb = x + t0 * d->ts * d->ldx;
+            REAL *gb = gates + t0 * d->ts * G;
+            st = contig ? SFX(rnn_gemm_packed_mt)(d->threads, n * B, G, I, 1, xb, d->ldx, wipk, 0,
+                                                  gb, G, gemm_ws)
+                        : SFX(rnn_gemm_packed_mt)(d->threads, B, G, I, 1, xb, d->bs * d->ldx,
+                                                  wipk, 0, gb, d->bs * G, gemm_ws);
+            if (st) return st;
+        }
+        if (fused) {
+            int64_t t = d->reverse ? T - 1 - s : s;
+            st = SFX(step_gemm_acc)(d, 1, G, H, hT, w_hh, wpk, gates + t * d->ts * G, d->bs * G,
+                                    gemm_ws);
+        } else {
+            st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws);
+        }
+        if (st) return st;
         RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
@@ -151,7 +197,7 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             REAL *csr = cs + r * H;
             const REAL *pr = pre + b * G;
             if (!w_peep) {
-                row(H, gr, pr, bias, cb, hb, o, csr, hp + r * H, cp + r * H);
+                row(H, gr, fused ? NULL : pr, bias, cb, hb, o, csr, hp + r * H, cp + r * H);
                 continue;
             }
             memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
@@ -204,13 +250,17 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     REAL *dc = dh + B * H;      /* (B, H) carried dL/dc */
     REAL *dhr = dc + B * H;     /* (B, H) */
     REAL *dGs = dhr + B * H;    /* (B, 4H) this step's dG, zero for ended rows */
-    REAL *wpk = dGs + B * G;    /* W_hh packed */
+    REAL *dbs = dGs + B * G;    /* (4H) sum of dG over the rows, for the biases */
+    REAL *wpk = dbs + G;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, G); /* W_ih packed, for dx */
     const REAL *pi = w_peep, *pf = w_peep ? w_peep + H : NULL, *po = w_peep ? w_peep + 2 * H : NULL;
     REAL *dpi = dw_peep, *dpf = dw_peep ? dw_peep + H : NULL, *dpo = dw_peep ? dw_peep + 2 * H : NULL;
 
-    memset(dG, 0, (size_t)(R * G) * sizeof(REAL));
+    /* without lengths the step loop writes every row of dG */
+    if (lengths) memset(dG, 0, (size_t)(R * G) * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(copy_or_zero)(dc, dcT, B * H);
+    memset(dbs, 0, (size_t)G * sizeof(REAL));
     if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(lstm_bwd_row_fn) row = SFX(lstm_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
@@ -253,6 +303,9 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
                 dcb[j] = dc_prev;
             }
         }
+        /* the bias gradients, summed per step while dGs is in cache (its
+         * rows of ended sequences are zero) */
+        for (int64_t b = 0; b < B; b++) SFX(add_row)(dbs, dGs + b * G, G);
         /* dh_{t-1} = dG_t W_hh for running rows; ended rows pass dh through */
         if ((st = SFX(step_gemm)(d, 0, H, G, dGs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
@@ -261,11 +314,24 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     }
     SFX(add_into)(dh0, dh, B * H);
     SFX(add_into)(dc0, dc, B * H);
-    if ((st = GEMM(1, 0, G, I, R, 1, dG, G, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, G, H, R, 1, dG, G, hp, H, 1, dw_hh, H, gemm_ws))) return st;
-    SFX(colsum_add)(db_ih, dG, R, G, G);
-    SFX(colsum_add)(db_hh, dG, R, G, G);
-    if ((st = GEMM(0, 0, R, I, G, 1, dG, G, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    SFX(add_row)(db_ih, dbs, G);
+    SFX(add_row)(db_hh, dbs, G);
+    /* dW_ih += dG^T x, dW_hh += dG^T h_{t-1}, dx += dG W_ih, a block of rows
+     * at a time, so that each block of dG comes from memory once and its
+     * other two products find it in cache */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, G, w_ih, I, wipk))) return st;
+    for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
+        const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
+        const REAL *dGc = dG + r0 * G;
+        if ((st = GEMM(1, 0, G, I, rc, 1, dGc, G, x + r0 * d->ldx, d->ldx, 1, dw_ih, I, gemm_ws)))
+            return st;
+        if ((st = GEMM(1, 0, G, H, rc, 1, dGc, G, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
+            return st;
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
+            return st;
+    }
     return RNN_OK;
 }
 

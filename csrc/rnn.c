@@ -28,9 +28,9 @@
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* forward scratch: pre (B, H) recurrent product | W_hh^T packed (B > 1) */
+/* forward scratch: pre (B, H) recurrent product | W_hh^T packed */
 /* backward scratch: dA (R, H) pre-activation grads | dh (B, H) | dhr (B, H) | dAs (B, H) |
- *   W_hh packed (B > 1) */
+ *   dbs (H) | W_hh packed | W_ih packed */
 
 /* One row of a forward step: hr (H) holds x W_ih^T and becomes h_t; the
  * state hb advances in place; saves h_{t-1} and writes the output. */
@@ -138,9 +138,13 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     REAL *dh = dA + R * H;      /* (B, H) carried dL/dh */
     REAL *dhr = dh + B * H;     /* (B, H) */
     REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
-    REAL *wpk = dAs + B * H;    /* W_hh packed */
+    REAL *dbs = dAs + B * H;    /* (H) sum of dA over the rows, for the biases */
+    REAL *wpk = dbs + H;        /* W_hh packed */
+    REAL *wipk = wpk + rnn_gemm_packed_len(H, H); /* W_ih packed, for dx */
 
-    memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
+    /* without lengths the step loop writes every row of dA */
+    if (lengths) memset(dA, 0, (size_t)(R * H) * sizeof(REAL));
+    memset(dbs, 0, (size_t)H * sizeof(REAL));
     SFX(copy_or_zero)(dh, dhT, B * H);
     if ((st = SFX(step_pack)(d, 0, H, H, w_hh, wpk))) return st;
     const SFX(rnn_bwd_row_fn) row = SFX(rnn_bwd_row_pick)(rnn_gemm_best_isa());
@@ -155,6 +159,8 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
             int64_t r = t * d->ts + b * d->bs;
             row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, dh + b * H, dA + r * H, das, relu);
         }
+        /* the bias gradients, summed per step while dAs is in cache */
+        for (int64_t b = 0; b < B; b++) SFX(add_row)(dbs, dAs + b * H, H);
         /* dh_{t-1} = dA_t W_hh for running rows; ended rows pass dh through */
         if ((st = SFX(step_gemm)(d, 0, H, H, dAs, w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++)
@@ -162,11 +168,23 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
                 memcpy(dh + b * H, dhr + b * H, (size_t)H * sizeof(REAL));
     }
     SFX(add_into)(dh0, dh, B * H);
-    if ((st = GEMM(1, 0, H, I, R, 1, dA, H, x, d->ldx, 1, dw_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, H, H, R, 1, dA, H, hp, H, 1, dw_hh, H, gemm_ws))) return st;
-    SFX(colsum_add)(db_ih, dA, R, H, H);
-    SFX(colsum_add)(db_hh, dA, R, H, H);
-    if ((st = GEMM(0, 0, R, I, H, 1, dA, H, w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
+    SFX(add_row)(db_ih, dbs, H);
+    SFX(add_row)(db_hh, dbs, H);
+    /* the weight and input gradients a block of rows of dA at a time (see
+     * lstm_backward) */
+    /* W_ih packed once for the blocks' dx products (the same sums as GEMM) */
+    if ((st = SFX(rnn_gemm_pack_b)(0, I, H, w_ih, I, wipk))) return st;
+    for (int64_t r0 = 0; r0 < R; r0 += RNN_GRAD_ROWS) {
+        const int64_t rc = R - r0 < RNN_GRAD_ROWS ? R - r0 : RNN_GRAD_ROWS;
+        const REAL *dAc = dA + r0 * H;
+        if ((st = GEMM(1, 0, H, I, rc, 1, dAc, H, x + r0 * d->ldx, d->ldx, 1, dw_ih, I, gemm_ws)))
+            return st;
+        if ((st = GEMM(1, 0, H, H, rc, 1, dAc, H, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
+            return st;
+        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, H, 1, dAc, H, wipk, 1,
+                                          dx + r0 * d->ldx, d->ldx, gemm_ws)))
+            return st;
+    }
     return RNN_OK;
 }
 

@@ -73,9 +73,10 @@ int64_t rnn_forward_work_len(int kind, const rnn_dims *d) {
     if (G == 0) return -1;
     int64_t GH = rnn_mul(G, d->H);
     /* pre (B, GH), the LSTM's summed bias (GH), and W_hh^T packed for the
-     * step products (B > 1; B == 1 takes the unpacked row-vector path) */
-    return add3(rnn_mul(d->B, GH), G == 4 ? GH : 0,
-                d->B > 1 ? rnn_gemm_packed_len(GH, d->H) : 0);
+     * step products */
+    /* ... and, for the LSTM, W_ih^T packed for its blocks of steps */
+    return add3(rnn_mul(d->B, GH), G == 4 ? add3(GH, rnn_gemm_packed_len(GH, d->I), 0) : 0,
+                rnn_gemm_packed_len(GH, d->H));
 }
 
 int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
@@ -84,8 +85,10 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d) {
     int64_t GH = rnn_mul(G, d->H), BH = rnn_mul(d->B, d->H);
     /* dG (R, GH) | GRU: dHN (R, H) | dh, dhr (and LSTM dc) (B, H) | dGs (B, GH) */
     int64_t big = add3(rnn_mul(R, GH), kind == RNN_CELL_GRU ? rnn_mul(R, d->H) : 0, 0);
-    /* ... | W_hh packed for the step products (B > 1) */
-    int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2), rnn_mul(d->B, GH),
-                         d->B > 1 ? rnn_gemm_packed_len(d->H, GH) : 0);
+    /* ... | the per-step bias sums: LSTM, RNN dbs (GH), GRU dbx, dbs (GH each) |
+     * W_hh packed for the step products | W_ih packed for dx */
+    int64_t small = add3(rnn_mul(BH, G == 4 ? 3 : 2),
+                         add3(rnn_mul(d->B, GH), kind == RNN_CELL_GRU ? rnn_mul(2, GH) : GH, 0),
+                         add3(rnn_gemm_packed_len(d->H, GH), rnn_gemm_packed_len(d->I, GH), 0));
     return add3(big, small, 0);
 }
