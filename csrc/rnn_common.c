@@ -54,10 +54,7 @@ int rnn_lengths_check(const rnn_dims *d, const int64_t *lengths) {
 #include "cells.h"
 #include "gemm.h"
 
-static int64_t add3(int64_t a, int64_t b, int64_t c) {
-    if (a < 0 || b < 0 || c < 0 || a > INT64_MAX - b || a + b > INT64_MAX - c) return -1;
-    return a + b + c;
-}
+static int64_t add3(int64_t a, int64_t b, int64_t c) { return rnn_add(rnn_add(a, b), c); }
 
 int64_t rnn_cache_len(int kind, const rnn_dims *d) {
     int64_t R = rnn_mul(d->T, d->B), G = rnn_cell_gates(kind);

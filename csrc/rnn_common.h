@@ -87,6 +87,12 @@ static inline int64_t rnn_seq_len(const rnn_dims *d, const int64_t *lengths, int
 /* Checks that every lengths[b] lies in [0, T]. */
 int rnn_lengths_check(const rnn_dims *d, const int64_t *lengths);
 
+/* a+b, or -1 if either is negative (an earlier overflow) or the sum overflows. */
+static inline int64_t rnn_add(int64_t a, int64_t b) {
+    if (a < 0 || b < 0 || a > INT64_MAX - b) return -1;
+    return a + b;
+}
+
 /* a*b, or -1 if the product of two non-negative sizes overflows int64. */
 static inline int64_t rnn_mul(int64_t a, int64_t b) {
     if (a < 0 || b < 0) return -1;

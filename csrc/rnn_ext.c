@@ -43,11 +43,6 @@
 #undef SFX
 #undef GEMM
 
-static int64_t rx_add(int64_t a, int64_t b) {
-    if (a < 0 || b < 0 || a > INT64_MAX - b) return -1;
-    return a + b;
-}
-
 static int rx_kind(const rnn_ext_config *cfg) {
     return cfg && cfg->relu ? RNN_CELL_RELU : RNN_CELL_TANH;
 }
@@ -59,14 +54,14 @@ int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
 
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
-    return rx_add(rnn_mul(rnn_mul(d->B, d->H), 2),
+    return rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2),
                   rnn_gemm_packed_len(d->H, d->H));
 }
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
-    int64_t n = rx_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
-    return rx_add(n, rnn_gemm_packed_len(d->H, d->H));
+    int64_t n = rnn_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
+    return rnn_add(n, rnn_gemm_packed_len(d->H, d->H));
 }
 
 #else /* template body, instantiated once per dtype */
