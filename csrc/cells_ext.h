@@ -88,6 +88,11 @@ typedef struct {
  * layer_norm not on an RNN, peephole only on an LSTM). */
 int rnn_ext_dims_check(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 
+/* A zoneout mask's stride: RNN_OK when mask is NULL or ld is 0 or at least
+ * the row width n; RNN_ERR_LD for any other ld, RNN_ERR_SIZE when T*B*ld
+ * overflows. */
+int rnn_ext_mask_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d);
+
 /* Hs: cfg->P when it is positive (LSTM), else d->H. */
 static inline int64_t rnn_ext_state_size(const rnn_dims *d, const rnn_ext_config *cfg) {
     return cfg->P > 0 ? cfg->P : d->H;

@@ -78,17 +78,6 @@ int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *c
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-#ifndef RNNPY_GX_ONCE
-#define RNNPY_GX_ONCE
-/* RNN_ERR_LD for a zoneout stride that is neither 0 nor a whole row. */
-static int gx_mask_ld_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d) {
-    if (!mask) return RNN_OK;
-    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
-    if (rnn_mul(rnn_mul(d->T, d->B), ld) < 0) return RNN_ERR_SIZE;
-    return RNN_OK;
-}
-#endif
-
 /* The sum of v[0..n) over eight partial sums in a fixed order. */
 static CELL_INLINE REAL SFX(gx_sum)(int64_t n, const REAL *restrict v) {
     REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -340,7 +329,7 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     if ((st = rnn_lengths_check(d, lengths))) return st;
     const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
     const int64_t zld = m ? m->zh_ld : 0;
-    if ((st = gx_mask_ld_check(zh, zld, d->H, d))) return st;
+    if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
     REAL *gates = cache;        /* (R, 3H) */
@@ -405,7 +394,7 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     if ((st = rnn_lengths_check(d, lengths))) return st;
     const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
     const int64_t zld = m ? m->zh_ld : 0;
-    if ((st = gx_mask_ld_check(zh, zld, d->H, d))) return st;
+    if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
     const REAL *gates = cache, *vn = gates + R * G, *hp = vn + R * H;

@@ -157,14 +157,6 @@ int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *
     return lx_layout_make(d, cfg, &L) ? -1 : L.bwork_len;
 }
 
-/* A zoneout mask with leading dimension ld over R rows of n values. */
-static int lx_mask_check(const void *mask, int64_t ld, int64_t n, int64_t R) {
-    if (!mask) return RNN_OK;
-    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
-    if (rnn_mul(R, ld) < 0) return RNN_ERR_SIZE;
-    return RNN_OK;
-}
-
 /* float32 rows are compiled per instruction set (cell_common.h); float64
  * rows call libm's exp and tanh, which no width vectorises, so one copy. */
 #define LX_VARIANTS 1
@@ -546,13 +538,13 @@ typedef struct {
     int zo;
 } SFX(lx_masks);
 
-static int SFX(lx_masks_get)(const SFX(rnn_ext_masks) *m, const lx_layout *L, const REAL *zero,
-                             SFX(lx_masks) *k) {
+static int SFX(lx_masks_get)(const SFX(rnn_ext_masks) *m, const lx_layout *L, const rnn_dims *d,
+                             const REAL *zero, SFX(lx_masks) *k) {
     *k = (SFX(lx_masks)){NULL, zero, zero, 0, 0, 0};
     if (!m) return RNN_OK;
     int st;
-    if ((st = lx_mask_check(m->zh, m->zh_ld, L->Hs, L->R))) return st;
-    if ((st = lx_mask_check(m->zc, m->zc_ld, L->H, L->R))) return st;
+    if ((st = rnn_ext_mask_check(m->zh, m->zh_ld, L->Hs, d))) return st;
+    if ((st = rnn_ext_mask_check(m->zc, m->zc_ld, L->H, d))) return st;
     k->rec = m->rec;
     k->zo = m->zh || m->zc;
     if (m->zh) {
@@ -581,7 +573,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     if ((st = rnn_lengths_check(d, lengths))) return st;
     REAL *zero = work + L.f_zero;
     SFX(lx_masks) k;
-    if ((st = SFX(lx_masks_get)(m, &L, zero, &k))) return st;
+    if ((st = SFX(lx_masks_get)(m, &L, d, zero, &k))) return st;
     const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
     REAL *bias = work + L.f_bias, *pre = work + L.f_pre, *hm = work + L.f_hm;
     REAL *ub = L.proj ? work + L.f_ub : NULL, *hpr = L.proj ? work + L.f_hpr : NULL;
@@ -669,7 +661,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     if ((st = rnn_lengths_check(d, lengths))) return st;
     REAL *zero = work + L.b_zero;
     SFX(lx_masks) k;
-    if ((st = SFX(lx_masks_get)(m, &L, zero, &k))) return st;
+    if ((st = SFX(lx_masks_get)(m, &L, d, zero, &k))) return st;
     const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
     REAL *dh = work + L.b_dh, *dc = work + L.b_dc, *dhr = work + L.b_dhr;
     void *wpk = work + L.b_wpk, *wrpk = work + L.b_wrpk;

@@ -67,17 +67,6 @@ int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *c
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-#ifndef RNNPY_RX_ONCE
-#define RNNPY_RX_ONCE
-/* RNN_ERR_LD for a zoneout stride that is neither 0 nor a whole row. */
-static int rx_mask_ld_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d) {
-    if (!mask) return RNN_OK;
-    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
-    if (rnn_mul(rnn_mul(d->T, d->B), ld) < 0) return RNN_ERR_SIZE;
-    return RNN_OK;
-}
-#endif
-
 /* One row of a forward step: hr (H) holds x W_ih^T and becomes h~; pb is
  * hm W_hh^T; the state hb advances in place (zoneout by zr when use_z) and
  * the output is written. */
@@ -164,7 +153,7 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     if ((st = rnn_lengths_check(d, lengths))) return st;
     const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
     const int64_t zld = m ? m->zh_ld : 0;
-    if ((st = rx_mask_ld_check(zh, zld, d->H, d))) return st;
+    if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
     REAL *hs = cache;          /* (R, H) h~ */
@@ -217,7 +206,7 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     if ((st = rnn_lengths_check(d, lengths))) return st;
     const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
     const int64_t zld = m ? m->zh_ld : 0;
-    if ((st = rx_mask_ld_check(zh, zld, d->H, d))) return st;
+    if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
     const REAL *hs = cache, *hmc = cache + R * H;

@@ -19,6 +19,13 @@ int rnn_ext_dims_check(int kind, const rnn_dims *d, const rnn_ext_config *cfg) {
     return rnn_dims_check(&c);
 }
 
+int rnn_ext_mask_check(const void *mask, int64_t ld, int64_t n, const rnn_dims *d) {
+    if (!mask) return RNN_OK;
+    if (ld < 0 || (ld > 0 && ld < n)) return RNN_ERR_LD;
+    if (rnn_mul(rnn_mul(d->T, d->B), ld) < 0) return RNN_ERR_SIZE;
+    return RNN_OK;
+}
+
 int64_t rnn_ext_cache_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(kind, d, cfg)) return -1;
     if (is_lstm_kind(kind)) return rnn_ext_cache_len_lstm(d, cfg);
