@@ -78,39 +78,12 @@ int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *c
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* The sum of v[0..n) over eight partial sums in a fixed order. */
-static CELL_INLINE REAL SFX(gx_sum)(int64_t n, const REAL *restrict v) {
-    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) a[k] += v[j + k];
-    REAL s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for (; j < n; j++) s += v[j];
-    return s;
-}
-
-/* The sum of (v - mu)^2 likewise. */
-static CELL_INLINE REAL SFX(gx_sumsq)(int64_t n, const REAL *restrict v, REAL mu) {
-    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) {
-            REAL e = v[j + k] - mu;
-            a[k] += e * e;
-        }
-    REAL s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for (; j < n; j++) {
-        REAL e = v[j] - mu;
-        s += e * e;
-    }
-    return s;
-}
+#include "layer_norm.h"
 
 /* dst = LN(src) over n values (dst may be src); returns 1/sqrt(var + eps). */
 static CELL_INLINE REAL SFX(gx_ln_fwd)(int64_t n, const REAL *src, REAL *dst) {
-    REAL mu = SFX(gx_sum)(n, src) / (REAL)n;
-    REAL var = SFX(gx_sumsq)(n, src, mu) / (REAL)n;
-    REAL rs = (REAL)(1.0 / sqrt((double)var + RNN_LN_EPS));
+    REAL mu, rs;
+    SFX(ln_stats)(src, n, &mu, &rs);
     for (int64_t j = 0; j < n; j++) dst[j] = (src[j] - mu) * rs;
     return rs;
 }
@@ -129,8 +102,7 @@ static CELL_INLINE void SFX(gx_ln_bwd_means)(int64_t n, const REAL *restrict dy,
             a[k] += e;
             c[k] += e * xhat[j + k];
         }
-    REAL sa = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    REAL sc = ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]));
+    REAL sa = RNN_LN_LANES(a), sc = RNN_LN_LANES(c);
     for (; j < n; j++) {
         REAL e = gain[j] * dy[j];
         sa += e;

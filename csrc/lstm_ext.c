@@ -190,50 +190,7 @@ int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *
     static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }
 #endif
 
-/* ---- row reductions: eight explicit lanes, so the sum is the same bits
- * whether the compiler vectorises the loop or not, at any width ---- */
-
-static CELL_INLINE REAL SFX(lx_sum)(const REAL *restrict v, int64_t n) {
-    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) a[k] += v[j + k];
-    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-    for (; j < n; j++) s += v[j];
-    return s;
-}
-
-static CELL_INLINE REAL SFX(lx_dot)(const REAL *restrict v, const REAL *restrict w, int64_t n) {
-    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) a[k] += v[j + k] * w[j + k];
-    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-    for (; j < n; j++) s += v[j] * w[j];
-    return s;
-}
-
-/* sum of (v - mu)^2 */
-static CELL_INLINE REAL SFX(lx_sqdev)(const REAL *restrict v, REAL mu, int64_t n) {
-    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) {
-            REAL e = v[j + k] - mu;
-            a[k] += e * e;
-        }
-    REAL s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-    for (; j < n; j++) s += (v[j] - mu) * (v[j] - mu);
-    return s;
-}
-
-/* mean and 1/sqrt(biased variance + eps) of a row, two passes */
-static CELL_INLINE void SFX(lx_stats)(const REAL *restrict v, int64_t n, REAL *mu, REAL *rs) {
-    REAL m = SFX(lx_sum)(v, n) / (REAL)n;
-    REAL var = SFX(lx_sqdev)(v, m, n) / (REAL)n;
-    *mu = m;
-    *rs = (REAL)(1.0 / sqrt((double)var + RNN_LN_EPS));
-}
+#include "layer_norm.h"
 
 /* ---- forward pieces ---- */
 
@@ -251,8 +208,8 @@ static CELL_INLINE void SFX(lx_fwd_ln_in)(int64_t G, REAL *restrict gr, const RE
                                           REAL *restrict xn, REAL *restrict hn,
                                           REAL *restrict rs) {
     REAL mx, rx, mh, rh;
-    SFX(lx_stats)(gr, G, &mx, &rx);
-    SFX(lx_stats)(pr, G, &mh, &rh);
+    SFX(ln_stats)(gr, G, &mx, &rx);
+    SFX(ln_stats)(pr, G, &mh, &rh);
     for (int64_t j = 0; j < G; j++) {
         REAL a = (gr[j] - mx) * rx, b = (pr[j] - mh) * rh;
         xn[j] = a;
@@ -293,7 +250,7 @@ static CELL_INLINE void SFX(lx_fwd_ln_c)(int64_t H, const REAL *restrict csr,
                                          const REAL *restrict g0, const REAL *restrict g1,
                                          REAL *restrict cnr, REAL *restrict yr, REAL *restrict rs) {
     REAL m, r;
-    SFX(lx_stats)(csr, H, &m, &r);
+    SFX(ln_stats)(csr, H, &m, &r);
     for (int64_t j = 0; j < H; j++) {
         REAL cn = (csr[j] - m) * r;
         cnr[j] = cn;
@@ -406,7 +363,7 @@ static CELL_INLINE void SFX(lx_bwd_out)(int64_t H, const REAL *restrict du,
 /* The layer norm's backward in place: dv = rs (dv - mean(dv) - vn mean(dv vn)) */
 static CELL_INLINE void SFX(lx_bwd_ln)(int64_t n, REAL *restrict dv, const REAL *restrict vn,
                                        REAL rs) {
-    REAL m1 = SFX(lx_sum)(dv, n) / (REAL)n, m2 = SFX(lx_dot)(dv, vn, n) / (REAL)n;
+    REAL m1 = SFX(ln_sum)(dv, n) / (REAL)n, m2 = SFX(ln_dot)(dv, vn, n) / (REAL)n;
     for (int64_t j = 0; j < n; j++) dv[j] = rs * (dv[j] - m1 - vn[j] * m2);
 }
 
