@@ -112,30 +112,9 @@ static CELL_INLINE void SFX(gx_ln_bwd_means)(int64_t n, const REAL *restrict dy,
     *mc = sc / (REAL)n;
 }
 
-/* One row of a forward step without layer norm: gr (3H) holds x W_ih^T and
- * becomes r, z, n; pr is hm W_hh^T; the state hb advances in place to h~;
- * saves v_n and h_{t-1}, and writes the output. The arithmetic is the plain
- * GRU's, so a zero config gives its bits. */
-static CELL_INLINE void SFX(gx_fwd_loop)(int64_t H, REAL *restrict gr, const REAL *restrict pr,
-                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
-                                         REAL *restrict hb, REAL *restrict o, REAL *restrict hnr,
-                                         REAL *restrict hpr) {
-    for (int64_t j = 0; j < H; j++) {
-        REAL h_prev = hb[j];
-        hpr[j] = h_prev;
-        REAL rg = SFX(rnn_sigmoid)(gr[j] + b_ih[j] + pr[j] + b_hh[j]);
-        REAL zg = SFX(rnn_sigmoid)(gr[H + j] + b_ih[H + j] + pr[H + j] + b_hh[H + j]);
-        REAL hnj = pr[2 * H + j] + b_hh[2 * H + j];
-        REAL ng = SFX(rnn_tanhv)(gr[2 * H + j] + b_ih[2 * H + j] + rg * hnj);
-        REAL h = ((REAL)1 - zg) * ng + zg * h_prev;
-        gr[j] = rg; gr[H + j] = zg; gr[2 * H + j] = ng;
-        hnr[j] = hnj;
-        hb[j] = h;
-        o[j] = h;
-    }
-}
+#include "gru_row.h"
 
-/* The same with layer norm: xr (3H) holds x W_ih^T and becomes its norm;
+/* A forward row with layer norm: xr (3H) holds x W_ih^T and becomes its norm;
  * the norm of pr goes to xh; rs gets the two 1/sqrt(var + eps); the gates
  * go to gr. */
 static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
@@ -177,7 +156,7 @@ static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL
                                         REAL *restrict hnr, REAL *restrict hpr,
                                         const REAL *restrict zr) {
     if (ln_ih) SFX(gx_fwd_ln_loop)(H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr);
-    else SFX(gx_fwd_loop)(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
+    else SFX(gru_fwd_row)(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
     if (zr) /* zoneout, a pass of its own so the gate loops exist once */
         for (int64_t j = 0; j < H; j++) {
             REAL h = zr[j] * hpr[j] + ((REAL)1 - zr[j]) * hb[j];
