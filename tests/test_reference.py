@@ -25,7 +25,7 @@ except ImportError:  # the compiled package is not built: load the file alone
     _spec.loader.exec_module(ref)
 
 torch = pytest.importorskip("torch")
-from torch_peephole import torch_peephole_dir  # noqa: E402
+from torch_ext import torch_ext_stack  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 torch.set_num_threads(1)
@@ -95,22 +95,9 @@ def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
         inp = xt.transpose(0, 1) if batch_first else xt
         lens = np.full(B, T) if lengths is None else np.asarray(lengths)
         mask = torch.tensor(np.arange(T)[:, None, None] < lens[None, :, None])
-        hn, cn = [], []
-        for layer in range(L):
-            outs = []
-            for d in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                k = layer * D + d
-                o, h, c = torch_peephole_dir(
-                    torch, inp, h0t[k], c0t[k], pt["weight_ih" + sfx], pt["weight_hh" + sfx],
-                    pt["bias_ih" + sfx], pt["bias_hh" + sfx], pt["weight_peep" + sfx],
-                    mask, bool(d))
-                outs.append(o)
-                hn.append(h)
-                cn.append(c)
-            inp = torch.cat(outs, dim=2)
-        out = inp.transpose(0, 1) if batch_first else inp
-        hn, cn = torch.stack(hn), torch.stack(cn)
+        out, hn, cn = torch_ext_stack(torch, "lstm", pt, inp, h0t, c0t, mask, L, D,
+                                      [{}] * (L * D))
+        out = out.transpose(0, 1) if batch_first else out
         named = pt
     else:
         cls = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
