@@ -19,23 +19,8 @@
 #include "cells.h"
 #include "gemm.h"
 
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) n_pass++;
-    else {
-        n_fail++;
-        if (n_fail <= 30) printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static double uniform(void) { /* xorshift64*, in [-1, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+#define HARNESS_SEED 0x9E3779B97F4A7C15ULL
+#include "harness.h"
 
 /* One problem: sizes, layout, and every array in float64 (and a float32 copy). */
 typedef struct {
@@ -47,17 +32,6 @@ typedef struct {
     double *w, *x, *h0, *c0;     /* inputs */
     double *R, *S, *U;           /* loss weights for out, hT, cT */
 } problem;
-
-static void *xmalloc(size_t n) {
-    void *p = calloc(1, n ? n : 1);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
-
-static void *aligned64(size_t n, void **raw) {
-    *raw = xmalloc(n + 64);
-    return (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
-}
 
 static int64_t gates_of(int kind) { return rnn_cell_gates(kind); }
 

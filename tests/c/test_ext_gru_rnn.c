@@ -34,35 +34,10 @@
 #include "cells_ext.h"
 #include "gemm.h"
 
-static int n_pass, n_fail;
+#define HARNESS_SEED 0x2545F4914F6CDD1DULL
+#include "harness.h"
 
-static void check(int ok, const char *what) {
-    if (ok) n_pass++;
-    else {
-        n_fail++;
-        if (n_fail <= 40) printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
-static double uniform(void) { /* xorshift64*, in [-1, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-static void *xmalloc(size_t n) {
-    void *p = calloc(1, n ? n : 1);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
 #define NEW(T, n) ((T *)xmalloc((size_t)(n) * sizeof(T)))
-
-static void *aligned64(size_t n, void **raw) {
-    *raw = xmalloc(n + 64);
-    return (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
-}
 
 enum { OPT_LN = 1, OPT_ZH = 2, OPT_ZH0 = 4, OPT_REC = 8 };
 #define PAD_VALUE 1e3 /* in the columns past I of x and past H of dout: never read */

@@ -26,30 +26,10 @@
 #include "cells_ext.h"
 #include "gemm.h"
 
-static int n_pass, n_fail;
+#define HARNESS_SEED 0x9E3779B97F4A7C15ULL
+#include "harness.h"
+
 static double worst_fd; /* the largest finite-difference error seen */
-
-static void check(int ok, const char *what) {
-    if (ok) n_pass++;
-    else {
-        n_fail++;
-        if (n_fail <= 30) printf("FAIL: %s\n", what);
-    }
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static double uniform(void) { /* xorshift64*, in [-1, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-static void *xmalloc(size_t n) {
-    void *p = calloc(1, n ? n : 1);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
 #define DALLOC(n) ((double *)xmalloc((size_t)(n) * sizeof(double)))
 #define FALLOC(n) ((float *)xmalloc((size_t)(n) * sizeof(float)))
 

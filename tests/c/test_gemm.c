@@ -17,26 +17,8 @@
 #include "gemm.h"
 #include "rnn_common.h"
 
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        if (n_fail <= 20) printf("FAIL: %s\n", what);
-    }
-}
-
-/* Deterministic uniform values in [-1, 1) (xorshift64*). */
-static uint64_t rng_state = 88172645463325252ull;
-static double urand(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 2685821657736338717ull;
-    return (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+#define HARNESS_SEED 88172645463325252ull
+#include "harness.h"
 
 static void *workspace;
 
@@ -54,9 +36,9 @@ static void *workspace;
         size_t nc = (size_t)(M * ldc) + 1;                                                    \
         REAL *A = malloc(na * sizeof(REAL)), *B = malloc(nb * sizeof(REAL));                  \
         REAL *C = malloc(nc * sizeof(REAL)), *R = malloc(nc * sizeof(REAL));                  \
-        for (size_t i = 0; i < na; i++) A[i] = (REAL)urand();                                 \
-        for (size_t i = 0; i < nb; i++) B[i] = (REAL)urand();                                 \
-        for (size_t i = 0; i < nc; i++) C[i] = nan_c ? (REAL)NAN : (REAL)urand();             \
+        for (size_t i = 0; i < na; i++) A[i] = (REAL)uniform();                               \
+        for (size_t i = 0; i < nb; i++) B[i] = (REAL)uniform();                               \
+        for (size_t i = 0; i < nc; i++) C[i] = nan_c ? (REAL)NAN : (REAL)uniform();           \
         memcpy(R, C, nc * sizeof(REAL));                                                      \
         int st = rnn_gemm_isa_##SFX(isa, ta, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,        \
                                     (REAL)beta, C, ldc, workspace);                           \
@@ -224,9 +206,9 @@ static void test_isa(void) {
         size_t psz = rnn_gemm_packed_size_##SFX(tb, N, K);                                    \
         int ok = psz > 0 && psz <= (size_t)rnn_gemm_packed_len(N, K) * sizeof(REAL);          \
         char *praw = malloc(psz + 8), *pk = praw + 8;                                         \
-        for (size_t i = 0; i < na; i++) A[i] = (REAL)urand();                                 \
-        for (size_t i = 0; i < nb; i++) B[i] = (REAL)urand();                                 \
-        for (size_t i = 0; i < nc; i++) C[i] = (REAL)urand();                                 \
+        for (size_t i = 0; i < na; i++) A[i] = (REAL)uniform();                               \
+        for (size_t i = 0; i < nb; i++) B[i] = (REAL)uniform();                               \
+        for (size_t i = 0; i < nc; i++) C[i] = (REAL)uniform();                               \
         memcpy(U, C, nc * sizeof(REAL));                                                      \
         memcpy(R, C, nc * sizeof(REAL));                                                      \
         ok = ok && rnn_gemm_pack_b_isa_##SFX(isa, tb, N, K, B, ldb, pk) == RNN_OK;            \

@@ -1,0 +1,50 @@
+/*
+ * harness.h: what the C test programs share: the pass/fail tally, a
+ * deterministic uniform generator and checked allocation. Each program
+ * defines HARNESS_SEED before including it to choose its own data.
+ */
+#ifndef RNNPY_TEST_HARNESS_H
+#define RNNPY_TEST_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int n_pass, n_fail;
+
+/* Counts a check; prints the first failures. */
+static inline void check(int ok, const char *what) {
+    if (ok) n_pass++;
+    else {
+        n_fail++;
+        if (n_fail <= 40) printf("FAIL: %s\n", what);
+    }
+}
+
+#ifndef HARNESS_SEED
+#define HARNESS_SEED 0x9E3779B97F4A7C15ULL
+#endif
+static uint64_t rng_state = HARNESS_SEED;
+
+/* xorshift64*, uniform in [-1, 1) */
+static inline double uniform(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+/* zeroed memory, or exit(2) */
+static inline void *xmalloc(size_t n) {
+    void *p = calloc(1, n ? n : 1);
+    if (!p) { printf("out of memory\n"); exit(2); }
+    return p;
+}
+
+/* n bytes 64-byte aligned; *raw is what to free */
+static inline void *aligned64(size_t n, void **raw) {
+    *raw = xmalloc(n + 64);
+    return (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+}
+
+#endif /* RNNPY_TEST_HARNESS_H */
