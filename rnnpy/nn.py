@@ -71,7 +71,8 @@ class Dense(Module):
             raise ValueError(f"x: expected shape (..., in_features) = (..., {self.in_features}), "
                              f"got {tuple(x.shape)}")
         check_finite(x, "x")
-        self._x = x
+        # a copy: backward must use what forward saw, even if the caller edits x
+        self._x = x.copy()
         y = x @ self.params["weight"].T
         if self.use_bias:
             y += self.params["bias"]
@@ -231,6 +232,36 @@ class Dropout(Module):
         return dy * self._mask
 
 
+def _check_used_once(modules: Sequence[Module]) -> None:
+    """Refuses a module that appears twice in the tree (tied weights) or that
+    already belongs to another model. A module keeps one forward's cache, so a
+    second use would overwrite what the first use's backward needs, and its
+    parameters can live in one buffer only."""
+    seen: Dict[int, str] = {}
+
+    def walk(ms: Sequence[Module], prefix: str) -> None:
+        for i, m in enumerate(ms):
+            where = f"{prefix}[{i}]"
+            if id(m) in seen:
+                raise ValueError(
+                    f"{where} ({type(m).__name__}): the same module is already at "
+                    f"{seen[id(m)]}; a module can be used once in a model (its forward "
+                    "cache and its parameters have one place each). For tied weights, "
+                    "use two modules and keep their weights equal yourself")
+            seen[id(m)] = where
+            if isinstance(m, Sequential):
+                walk(m.modules, f"{where}.modules")
+
+    walk(modules, "modules")
+    for i, m in enumerate(modules):
+        owner = m._container()
+        if owner is not None:
+            raise ValueError(f"modules[{i}] ({type(m).__name__}): already belongs to another "
+                             f"{type(owner).__name__}, whose buffer holds its parameters; a "
+                             "module can be part of one model (build a second module and copy "
+                             "the weights: new.load_state_dict(old.state_dict()))")
+
+
 class Sequential(Module):
     """A chain of modules run in order, sharing one flat parameter buffer.
 
@@ -262,10 +293,22 @@ class Sequential(Module):
         if len(dtypes) != 1:
             raise TypeError(f"modules: expected one dtype for every module, got "
                             f"{sorted(d.name for d in dtypes)}")
-        self.modules: List[Module] = list(modules)
+        _check_used_once(modules)
+        # fixed at construction: the buffer below is laid out for exactly these modules
+        self._modules: Tuple[Module, ...] = tuple(modules)
         self.dtype = modules[0].dtype
         n = self.num_params
-        self.bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=False)
+        self._bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=True)
+
+    @property
+    def modules(self) -> Tuple[Module, ...]:
+        """The chain, fixed at construction (a tuple)."""
+        return self._modules
+
+    @modules.setter
+    def modules(self, value: Any) -> None:
+        raise AttributeError("modules: fixed at construction, since the model's parameter "
+                             "buffer is laid out for them; build a new Sequential")
 
     @property
     def recurrent_layers(self) -> List[Module]:
@@ -275,20 +318,26 @@ class Sequential(Module):
         return [(f"{i}.{name}", shape) for i, m in enumerate(self.modules)
                 for name, shape in m.param_spec()]
 
-    def bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool = True) -> None:
+    def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
         # children move into slices of the new buffer, keeping their values
+        n = self.num_params
+        for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
+            if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
+                raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
+                                 f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
         offset = 0
-        for m in self.modules:
+        for i, m in enumerate(self.modules):
             n = m.num_params
-            m.bind(flat_params[offset:offset + n], flat_grads[offset:offset + n], copy=True)
+            m._adopt(self, f"modules[{i}]", flat_params[offset:offset + n],
+                     flat_grads[offset:offset + n])
             offset += n
-        self.flat_params, self.flat_grads = flat_params, flat_grads
-        self.params, self.grads = LiveArrays(), LiveArrays()
+        self._flat_params, self._flat_grads = flat_params, flat_grads
+        self._params, self._grads = LiveArrays(), LiveArrays()
         for i, m in enumerate(self.modules):
             for k, v in m.params.items():
-                self.params._set_view(f"{i}.{k}", v)
+                self._params._set_view(f"{i}.{k}", v)
             for k, v in m.grads.items():
-                self.grads._set_view(f"{i}.{k}", v)
+                self._grads._set_view(f"{i}.{k}", v)
 
     def train(self, mode: bool = True) -> "Sequential":
         self.training = bool(mode)
