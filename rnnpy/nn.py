@@ -143,6 +143,12 @@ class LastStep(Module):
     """Takes one step of a sequence: the last one, or under ``lengths`` each
     sequence's last valid step (zeros for a sequence of length 0).
 
+    After a bidirectional layer (merge_mode "concat", ``directions=2``; a
+    Sequential passes it) the features are [forward | reverse] halves, and each
+    half is taken at its own final step: the forward half at the last valid
+    step, the reverse half at t = 0, where the reverse direction has seen the
+    whole sequence (as PyTorch's h_n and Keras's Bidirectional give).
+
     x: (B, T, F), or (T, B, F) with time_major=True -> (B, F).
     """
 
@@ -158,11 +164,21 @@ class LastStep(Module):
     def get_config(self) -> Dict[str, Any]:
         return {"time_major": self.time_major, "dtype": self.dtype.name}
 
-    def forward(self, x: Any, lengths: Optional[Sequence[int]] = None) -> np.ndarray:
+    def forward(self, x: Any, lengths: Optional[Sequence[int]] = None,
+                directions: int = 1) -> np.ndarray:
+        """x: (B, T, F) (or (T, B, F)); lengths: optional (B,) ints in [0, T];
+        directions: 1, or 2 when x is a bidirectional layer's concatenated output
+        (F = 2*H: forward half at the last valid step, reverse half at t = 0).
+        Returns (B, F)."""
+        if directions not in (1, 2) or isinstance(directions, bool):
+            raise ValueError(f"directions: expected 1 or 2, got {directions!r}")
         x = as_float_array(x, "x", self.dtype)
         check_shape(x, "x", (None, None, None), "(T, B, F)" if self.time_major else "(B, T, F)")
         xb = x.transpose(1, 0, 2) if self.time_major else x
-        B, T, _ = xb.shape
+        B, T, F = xb.shape
+        if directions == 2 and F % 2:
+            raise ValueError(f"x: expected an even number of features (two directions' halves) "
+                             f"with directions=2, got {F}")
         if lengths is None:
             idx = np.full(B, T - 1)
         else:
@@ -175,23 +191,28 @@ class LastStep(Module):
                                  f"{idx[(idx < 0) | (idx > T)][0]}")
             idx = idx.astype(np.intp) - 1
         valid = idx >= 0
-        rows = np.arange(B)
-        y = np.zeros((B, xb.shape[2]), dtype=self.dtype)
-        y[valid] = xb[rows[valid], idx[valid]]
-        self._cache = (x.shape, idx, valid)
+        rows = np.arange(B)[valid]
+        # (step per sequence, feature slice) of each half
+        parts = [(idx[valid], slice(0, F))] if directions == 1 else \
+            [(idx[valid], slice(0, F // 2)), (np.zeros(rows.size, np.intp), slice(F // 2, F))]
+        y = np.zeros((B, F), dtype=self.dtype)
+        for steps, cols in parts:
+            y[valid, cols] = xb[rows, steps, cols]
+        self._cache = (x.shape, valid, parts)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
         _need_forward(self, self._cache)
-        shape, idx, valid = self._cache
+        shape, valid, parts = self._cache
         dy = as_float_array(dy, "dy", self.dtype)
         B = shape[1] if self.time_major else shape[0]
         check_shape(dy, "dy", (B, shape[2]), "(B, F)")
         check_finite(dy, "dy")
         dx = np.zeros(shape, dtype=self.dtype)
         dxb = dx.transpose(1, 0, 2) if self.time_major else dx
-        rows = np.arange(B)
-        dxb[rows[valid], idx[valid]] = dy[valid]
+        rows = np.nonzero(valid)[0]
+        for steps, cols in parts:
+            dxb[rows, steps, cols] = dy[valid, cols]
         return dx
 
 
@@ -230,6 +251,37 @@ class Dropout(Module):
         check_shape(dy, "dy", self._shape, "x's shape")
         check_finite(dy, "dy")
         return dy * self._mask
+
+
+def _layout_after(m: Module, layout: Optional[Tuple[Any, str]],
+                  where: str) -> Optional[Tuple[Any, str]]:
+    """The directions layout of m's output given its input's: (merge_mode,
+    "where (Class)") after a bidirectional recurrent layer, None when the
+    features are one direction's (or mixed by a Dense)."""
+    if isinstance(m, Dropout):       # elementwise: keeps the layout
+        return layout
+    if isinstance(m, Sequential):
+        for i, child in enumerate(m.modules):
+            layout = _layout_after(child, layout, f"{where}.modules[{i}]")
+        return layout
+    if m.is_recurrent and getattr(m, "num_directions", 1) == 2:
+        return (getattr(m, "merge_mode", "concat"), f"{where} ({type(m).__name__})")
+    return None
+
+
+def _pool_directions(layout: Optional[Tuple[Any, str]], i: int, m: Module) -> int:
+    """LastStep's ``directions`` for an input of this layout; refuses merged halves."""
+    if layout is None:
+        return 1
+    mode, source = layout
+    if mode == "concat":
+        return 2
+    raise ValueError(
+        f"modules[{i}] (LastStep): its input comes from {source}, bidirectional with "
+        f"merge_mode={mode!r}, which combines the two directions at every step, so the "
+        "reverse direction's final output (at t = 0) cannot be taken apart from the forward "
+        "direction's last step; use merge_mode='concat' (LastStep then takes each "
+        "direction's final output) and combine after it")
 
 
 def _check_used_once(modules: Sequence[Module]) -> None:
@@ -364,8 +416,14 @@ class Sequential(Module):
         """Runs every module in order; returns (y, [final state of each recurrent layer])."""
         states = self._states(state, "state")
         out_states, k = [], 0
-        for m in self.modules:
-            if m.is_recurrent:
+        # the directions layout of x, for LastStep (None: one direction, or mixed)
+        layout = self.__dict__.get("_input_layout")
+        for i, m in enumerate(self.modules):
+            if isinstance(m, LastStep):
+                x = m.forward(x, lengths, directions=_pool_directions(layout, i, m))
+            elif m.is_recurrent:
+                if isinstance(m, Sequential):
+                    m._input_layout = layout
                 x, st = m.forward(x, states[k], lengths)
                 out_states.append(st)
                 k += 1
@@ -373,6 +431,7 @@ class Sequential(Module):
                 x = m.forward(x, lengths)
             else:
                 x = m.forward(x)
+            layout = _layout_after(m, layout, f"modules[{i}]")
         return x, out_states
 
     def backward(self, dy: Any, dstate: Optional[List[Any]] = None) -> Tuple[Optional[np.ndarray], List[Any]]:
