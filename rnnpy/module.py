@@ -5,7 +5,9 @@ the most recent forward and ADDS parameter gradients into ``grads``), and its
 parameters live in one flat vector: ``params`` and ``grads`` map names to views
 of ``flat_params`` and ``flat_grads``. A container (``Sequential``) re-binds its
 children to views of one buffer for the whole model, so optimizers, clipping and
-gradient checks walk one array.
+gradient checks walk one array. That buffer is the only truth: a module belongs
+to at most one live container, assigning to ``params``/``grads``/``flat_params``/
+``flat_grads`` copies into it, and a module's parameter names cannot be removed.
 
 Recurrent modules return ``(out, state)`` from forward and ``(dx, dstate)`` from
 backward; the others return one array. ``get_config`` gives the constructor
@@ -164,7 +166,7 @@ class Module:
 
     @flat_params.setter
     def flat_params(self, value: Any) -> None:
-        self._copy_flat(self._flat_params, value, "flat_params")
+        self._copy_flat(self.__dict__.get("_flat_params"), value, "flat_params")
 
     @property
     def flat_grads(self) -> np.ndarray:
@@ -173,7 +175,7 @@ class Module:
 
     @flat_grads.setter
     def flat_grads(self, value: Any) -> None:
-        self._copy_flat(self._flat_grads, value, "flat_grads")
+        self._copy_flat(self.__dict__.get("_flat_grads"), value, "flat_grads")
 
     @property
     def params(self) -> Dict[str, np.ndarray]:
@@ -182,7 +184,7 @@ class Module:
 
     @params.setter
     def params(self, value: Any) -> None:
-        self._copy_named(self._params, value, "params")
+        self._copy_named(self.__dict__.get("_params"), value, "params")
 
     @property
     def grads(self) -> Dict[str, np.ndarray]:
@@ -191,14 +193,20 @@ class Module:
 
     @grads.setter
     def grads(self, value: Any) -> None:
-        self._copy_named(self._grads, value, "grads")
+        self._copy_named(self.__dict__.get("_grads"), value, "grads")
 
-    def _copy_flat(self, dst: np.ndarray, value: Any, name: str) -> None:
+    def _copy_flat(self, dst: Optional[np.ndarray], value: Any, name: str) -> None:
+        if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
+            self.__dict__["_" + name] = value
+            return
         src = as_float_array(value, name, dst.dtype)
         check_shape(src, name, dst.shape, "(num_params,)")
         dst[...] = src
 
-    def _copy_named(self, dst: LiveArrays, value: Any, name: str) -> None:
+    def _copy_named(self, dst: Optional[LiveArrays], value: Any, name: str) -> None:
+        if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
+            self.__dict__["_" + name] = value
+            return
         if value is dst:   # e.g. after `module.params |= {...}`
             return
         if not hasattr(value, "items"):

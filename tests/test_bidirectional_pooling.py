@@ -81,6 +81,9 @@ def test_predict_and_evaluate_use_each_directions_final_output():
     want, _, _ = _torch_pooled("lstm", model, x, LENGTHS)
     got = rnnpy.predict(model, x, lengths=LENGTHS)
     np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-13)
+    y = np.zeros((4, 2))
+    res = rnnpy.evaluate(model, (x, y, LENGTHS), loss="mse", metrics=())
+    np.testing.assert_allclose(res["loss"], np.mean(want.detach().numpy() ** 2), rtol=1e-12)
 
 
 def test_nested_sequential_passes_the_layout_on():
