@@ -423,8 +423,14 @@ class Sequential(Module):
                 x = m.forward(x, lengths, directions=_pool_directions(layout, i, m))
             elif m.is_recurrent:
                 if isinstance(m, Sequential):
+                    # told for this call only: called on its own, its input is its own
                     m._input_layout = layout
-                x, st = m.forward(x, states[k], lengths)
+                    try:
+                        x, st = m.forward(x, states[k], lengths)
+                    finally:
+                        m._input_layout = None
+                else:
+                    x, st = m.forward(x, states[k], lengths)
                 out_states.append(st)
                 k += 1
             elif m.accepts_lengths:

@@ -99,6 +99,12 @@ def test_nested_sequential_passes_the_layout_on():
         rnnpy.LastStep(dtype=F64), d2))
     got, _ = nested.forward(x, lengths=LENGTHS)
     np.testing.assert_array_equal(got, want)
+    # called on its own afterwards, the inner model is not told of the outer layer
+    seq = np.random.default_rng(5).standard_normal((4, 5, 8))
+    alone, _ = nested.modules[1].forward(seq, lengths=LENGTHS)
+    d2_in = seq[np.arange(4), np.maximum(LENGTHS - 1, 0)] * (LENGTHS > 0)[:, None]
+    np.testing.assert_allclose(alone, d2_in @ d2.params["weight"].T + d2.params["bias"],
+                               rtol=1e-13)
 
 
 def test_laststep_directions_argument_direct_use():
