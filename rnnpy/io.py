@@ -579,7 +579,7 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
         try:
             if not hasattr(archive, "files") or HEADER not in archive.files:
                 raise ModelFileError(f"path: {path!r} has no rnnpy header; not an rnnpy model file")
-            if _member(archive, HEADER, path, "the header").file_size > MAX_HEADER_BYTES + 4096:
+            if _member(archive, HEADER, path, "the header").file_size > MAX_HEADER_BYTES + 256:
                 raise ModelFileError(f"path: {path!r} has a header over {MAX_HEADER_BYTES} bytes; "
                                      "refused")
             raw = _read(archive, HEADER, path, None, np.dtype(np.uint8))
