@@ -108,9 +108,9 @@ def planned_params(spec: Any, where: str = "model", depth: int = 0,
         count = [0]
     count[0] += 1
     if count[0] > MAX_MODULES:
-        raise ModelFileError(f"{where}: more than {MAX_MODULES} modules in one model")
+        raise ModelFileError(f"{where.split('.')[0]}: more than {MAX_MODULES} modules in one model")
     if depth > MAX_DEPTH:
-        raise ModelFileError(f"{where}: modules nested deeper than {MAX_DEPTH} levels")
+        raise ModelFileError(f"{where.split('.')[0]}: modules nested deeper than {MAX_DEPTH} levels")
     cls, config = _checked_spec(spec, where)
     name = cls.__name__
     if cls is Sequential:
@@ -153,7 +153,7 @@ def planned_params(spec: Any, where: str = "model", depth: int = 0,
 def build_module(spec: Any, where: str = "config", depth: int = 0) -> Module:
     """The module a module_config() describes (with fresh parameters)."""
     if depth > MAX_DEPTH:
-        raise ModelFileError(f"{where}: modules nested deeper than {MAX_DEPTH} levels")
+        raise ModelFileError(f"{where.split('.')[0]}: modules nested deeper than {MAX_DEPTH} levels")
     cls, config = _checked_spec(spec, where)
     config = dict(config)
     try:
