@@ -462,6 +462,9 @@ class Trainer:
             raise ValueError(f"{where} holds no training state (written by save(), not by "
                              "ModelCheckpoint); load the model with rnnpy.load instead")
         try:
+            if self.seed is not None and self.seed != state["seed"]:
+                raise ValueError(f"seed: the checkpoint's run shuffled with seed "
+                                 f"{state['seed']!r}; pass that seed or None, got {self.seed!r}")
             if state["optimizer"] != type(self.optimizer).__name__:
                 raise ValueError(f"optimizer: the checkpoint was written with "
                                  f"{state['optimizer']}, got {type(self.optimizer).__name__}")
@@ -551,19 +554,20 @@ def fit(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or seed < 0):
         raise ValueError(f"seed: expected None or a non-negative integer, got {seed!r}")
+    if resume is not None and initial_epoch:
+        raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
+                         f"got initial_epoch={initial_epoch!r} too")
+    _batches(train, batch_size, shuffle and not stateful, seed, "train")   # checks the data first
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
+    for cb in callbacks:
+        cb.on_train_begin(trainer)
+    # restored after on_train_begin, so that a callback resetting itself there
+    # still continues from the checkpoint's state
     last = initial_epoch + epochs
     if resume is not None:
-        if initial_epoch:
-            raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
-                             f"got initial_epoch={initial_epoch!r} too")
         state = trainer.resume(resume)
-        saved_seed = state.get("seed")
-        if seed is not None and seed != saved_seed:
-            raise ValueError(f"seed: the checkpoint's run shuffled with seed {saved_seed!r}; "
-                             f"pass that seed or None, got {seed!r}")
-        seed = trainer.seed = saved_seed
+        seed = trainer.seed = state.get("seed")
         initial_epoch, last = int(state["epoch"]), epochs
     elif seed is None:
         # drawn once, kept in checkpoints, so that a resumed run shuffles the same way
@@ -571,8 +575,6 @@ def fit(
     else:
         seed = int(seed)
     epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train")
-    for cb in callbacks:
-        cb.on_train_begin(trainer)
     for epoch in range(initial_epoch, last):
         if trainer.stop:
             break
