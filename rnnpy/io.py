@@ -341,6 +341,13 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
     allocated before that; the zip member's CRC is checked on the way."""
     what = repr(name if name is not None else key)
     stored = _member(archive, key, path, what).file_size
+    budget = getattr(archive, "_rnnpy_budget", None)
+    if budget is not None:   # members read in all: never more than the file holds
+        budget[0] -= stored
+        if budget[0] < 0:
+            raise ModelFileError(f"path: {path!r}: reading {what} would take more bytes than the "
+                                 "file holds (a member read twice, or overlapping members); "
+                                 "corrupted or hostile")
     with archive.zip.open(key + ".npy") as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -579,6 +586,7 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
         try:
             if not hasattr(archive, "files") or HEADER not in archive.files:
                 raise ModelFileError(f"path: {path!r} has no rnnpy header; not an rnnpy model file")
+            archive._rnnpy_budget = [os.path.getsize(path)]
             if _member(archive, HEADER, path, "the header").file_size > MAX_HEADER_BYTES + 256:
                 raise ModelFileError(f"path: {path!r} has a header over {MAX_HEADER_BYTES} bytes; "
                                      "refused")

@@ -162,3 +162,20 @@ def test_save_refuses_models_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="nested deeper than 64 levels"):
         io.save(deep, str(tmp_path / "m.npz"))
     assert os.listdir(tmp_path) == []
+
+
+def test_an_array_referenced_many_times_is_refused(tmp_path):
+    """The header may name one stored array many times: reading it each time
+    would take many times the file's size."""
+    p = tmp_path / "m.npz"
+    rnnpy.Dense(2, 2, seed=0).save(p, extra={"a": np.zeros(1 << 17)})   # 1 MiB
+    with zipfile.ZipFile(p) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    header = json.loads(np.load(_stdio.BytesIO(members[io.HEADER + ".npy"])).tobytes())
+    header["extra"] = {"a": [{"__array__": "extra/0"}] * 100}
+    members[io.HEADER + ".npy"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
+    with zipfile.ZipFile(p, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(io.ModelFileError, match="would take more bytes than the file holds"):
+        rnnpy.load_with_extra(p)
