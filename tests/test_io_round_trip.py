@@ -206,3 +206,13 @@ def test_checkpoint_of_a_diverged_epoch_keeps_the_previous_file(tmp_path, where,
     opt = optim.Adam(model)
     opt.load_state_dict(extra["optimizer"])
     assert os.listdir(tmp_path) == ["ck.npz"]
+
+
+def test_the_exactness_check_tells_apart_what_json_would_merge():
+    """The comparison that save's verification and these tests use is strict."""
+    pairs = [((1, 2), [1, 2]), (np.float32(1.5), 1.5), (-0.0, 0.0), (True, 1), (np.bool_(True), True),
+             ({"a": 1, "b": 2}, {"b": 2, "a": 1}), (np.zeros(2, np.float32), np.zeros(2)),
+             (np.zeros((2, 1)), np.zeros(2)), (b"x", "x"), (np.array([1.0]), np.array([1.0 + 1e-16 * 3]))]
+    for a, b in pairs:
+        assert not same(a, b), (a, b)
+    assert same(math.nan, math.nan) and same(np.array([np.nan]), np.array([np.nan]))
