@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from .module import holds_model_lock
+
 
 @dataclass
 class GradcheckResult:
@@ -71,6 +73,7 @@ def _run(module: Any, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any
     return module.forward(x), None
 
 
+@holds_model_lock
 def gradcheck(
     layer: Any,
     x: Any,

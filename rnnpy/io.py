@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from .layers import GRU, LSTM, RNN
-from .module import Module
+from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 
 FORMAT = "rnnpy-model"
@@ -147,6 +147,7 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
 
 
 # -- save and load ---------------------------------------------------------------
+@holds_model_lock
 def save(model: Module, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
     """Writes model (and optional extra data) to path atomically.
 

@@ -53,7 +53,7 @@ import numpy as np
 from .io import atomic_write
 
 from .layers import GRU, LSTM, RNN
-from .module import Module
+from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 
 MIN_OPSET = 13  # Squeeze/Unsqueeze take axes as an input from opset 13 on
@@ -418,6 +418,7 @@ def _emit_last_step(ctx: _Context, where: str, m: LastStep, x: _Value) -> _Value
 
 
 # -- the model --------------------------------------------------------------------
+@holds_model_lock
 def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = None,
                seq_len: Optional[int] = None, with_lengths: bool = False,
                with_state: bool = False) -> Any:
