@@ -179,11 +179,13 @@ def _check_entries(name: str, arr: np.ndarray, analytic: np.ndarray, loss: Calla
     worst_abs, worst_rel = 0.0, 0.0
     for j in idx:
         old = flat[j]
-        flat[j] = old + eps
-        lp = loss()
-        flat[j] = old - eps
-        lm = loss()
-        flat[j] = old
+        try:
+            flat[j] = old + eps
+            lp = loss()
+            flat[j] = old - eps
+            lm = loss()
+        finally:   # an interrupted check leaves the entry as it was
+            flat[j] = old
         num = (lp - lm) / (2 * eps)
         ana = float(analytic.reshape(-1)[j])
         err = abs(ana - num)
