@@ -99,9 +99,9 @@ def _exclusive(method: Callable, name: str) -> Callable:
     """Wraps forward/backward (see ModelLock): refused while another thread is
     inside a forward or backward of the model, waits for any other call.
     The owning thread may re-enter (a container calling its children, a
-    subclass calling super().forward). A forward that fails leaves nothing for
-    backward to differentiate; a backward that fails leaves the gradients as
-    they were."""
+    subclass calling super().forward). A forward interrupted or failing other
+    than on a bad argument leaves nothing for backward to differentiate; a
+    backward that fails leaves the gradients as they were."""
 
     @functools.wraps(method)
     def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
@@ -129,12 +129,14 @@ def _exclusive(method: Callable, name: str) -> Callable:
             if outer and name == "backward":
                 saved = self.flat_grads.copy()
             return method(self, *args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             if lock.computing == me and outer:
-                if name == "forward":
-                    self._forget_forward()
-                elif saved is not None:
+                if saved is not None:
                     self.flat_grads[...] = saved
+                elif name == "forward" and not isinstance(exc, (TypeError, ValueError)):
+                    # interrupted or failed inside: some caches may be this call's
+                    # (a bad argument is refused before anything changes)
+                    self._forget_forward()
             raise
         finally:
             if outer and lock.computing == me:
