@@ -170,7 +170,7 @@ def _serialized(method: Callable) -> Callable:
 # methods run under the model's lock, wherever a subclass defines them
 _EXCLUSIVE = ("forward", "backward")
 _SERIALIZED = ("zero_grad", "state_dict", "load_state_dict", "rng_state", "set_rng_state",
-               "train", "bind")
+               "train", "bind", "reset_parameters")
 
 
 class LiveArrays(dict):
@@ -400,5 +400,6 @@ class Module:
 
 
 for _name in _SERIALIZED:
-    setattr(Module, _name, _serialized(getattr(Module, _name)))
+    if _name in Module.__dict__:
+        setattr(Module, _name, _serialized(Module.__dict__[_name]))
 del _name

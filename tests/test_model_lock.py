@@ -153,7 +153,7 @@ def test_save_racing_optimizer_steps_writes_a_state_between_two_steps(tmp_path):
     assert states.get(_digest(model.flat_params)) == steps
 
 
-@pytest.mark.parametrize("reader", ["state_dict", "flat_copy_via_optimizer"])
+@pytest.mark.parametrize("reader", ["state_dict", "optimizer_state_dict"])
 def test_state_reads_racing_optimizer_steps_see_one_step(reader):
     steps = 80
     rng = np.random.default_rng(3)
@@ -378,3 +378,69 @@ def test_forward_in_two_threads_is_still_refused_while_one_runs():
         t.join()
     assert not errors
     model.forward(x)   # usable afterwards
+
+
+def test_reads_during_gradcheck_never_see_a_perturbed_parameter():
+    model = rnnpy.Sequential(rnnpy.GRU(3, 8, num_layers=2, dtype="float64", seed=14),
+                             rnnpy.LastStep(dtype="float64"), rnnpy.Dense(8, 2, dtype="float64"))
+    x = np.random.default_rng(15).standard_normal((4, 20, 3))
+    want = model.state_dict()
+    done = threading.Event()
+
+    def check():
+        try:
+            rnnpy.gradcheck(model, x, max_checks=15)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=check)
+    t.start()
+    reads = 0
+    try:
+        while not done.is_set():
+            for name, value in model.state_dict().items():
+                assert np.array_equal(value, want[name]), f"{name} read while gradcheck perturbed it"
+            reads += 1
+    finally:
+        done.set()
+        t.join()
+    assert reads > 0
+
+
+def test_rng_state_read_during_forward_is_one_between_two_forwards():
+    """Dropout draws several masks per forward; rng_state() from another
+    thread gives the generators' state between two forwards, never midway."""
+    def model():
+        return rnnpy.Sequential(rnnpy.LSTM(8, 64, num_layers=3, dropout=0.3, dtype="float64",
+                                           seed=16),
+                                rnnpy.Dropout(0.2, dtype="float64", seed=17),
+                                rnnpy.LastStep(dtype="float64"))
+
+    x = np.random.default_rng(18).standard_normal((16, 40, 8))
+    steps = 40
+    ref = model()
+    between = [repr(ref.rng_state())]
+    for _ in range(steps):
+        ref.forward(x)
+        between.append(repr(ref.rng_state()))
+    allowed = set(between)
+
+    m = model()
+    done = threading.Event()
+
+    def run():
+        try:
+            for _ in range(steps):
+                m.forward(x)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        while not done.is_set():
+            assert repr(m.rng_state()) in allowed, "rng_state() read in the middle of a forward"
+    finally:
+        done.set()
+        t.join()
+    assert repr(m.rng_state()) == between[-1]
