@@ -239,6 +239,8 @@ def alarm():
     """setitimer(delay) raises KeyboardInterrupt in the main thread after delay s."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread only")
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no setitimer on this platform")
 
     def handler(signum, frame):
         raise KeyboardInterrupt
