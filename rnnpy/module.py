@@ -306,8 +306,13 @@ class Module:
             check_shape(src, f"state[{name!r}]", dst.shape, "the parameter's shape")
             check_finite(src, f"state[{name!r}]")
             checked[name] = src
-        for name, dst in self.params.items():
-            dst[...] = checked[name]
+        before = self.flat_params.copy()
+        try:
+            for name, dst in self.params.items():
+                dst[...] = checked[name]
+        except BaseException:   # interrupted between two names: all or nothing
+            self.flat_params[...] = before
+            raise
 
     # -- random state (dropout masks) -------------------------------------------
     def rng_state(self) -> Dict[str, Any]:

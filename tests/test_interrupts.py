@@ -11,6 +11,7 @@ at every point a Ctrl-C could land. Real signals (setitimer) and
 _thread.interrupt_main() are swept too.
 """
 import _thread
+import inspect
 import os
 import signal
 import sys
@@ -302,3 +303,38 @@ def test_interrupt_main_during_cell_calls_leaves_the_cell_free():
             timer.cancel()
             timer.join()
         _in_other_thread(lambda: cell.backward(np.ones_like(cell.forward(x)[0])))
+
+
+
+def test_interrupted_load_state_dict_loads_all_or_nothing():
+    """An interrupt at each pass of the copy loop (a loop's back-edge is where
+    CPython delivers signals) leaves the old parameters or all the new ones."""
+    m = _model()
+    new = {k: v + 1.0 for k, v in P0.items()}
+    fn = inspect.unwrap(type(m).load_state_dict)
+    code = fn.__code__
+    lines, start = inspect.getsourcelines(fn)
+    copy_line = next(start + i for i, text in enumerate(lines) if "dst[...] = checked" in text)
+    interrupted = 0
+    for k in range(1, len(P0) + 2):
+        m.load_state_dict(P0)
+        count = [0]
+
+        def local(frame, event, arg):
+            if event == "line" and frame.f_lineno == copy_line:
+                count[0] += 1
+                if count[0] == k:
+                    raise KeyboardInterrupt
+            return local
+
+        sys.settrace(lambda frame, event, arg: local if frame.f_code is code else None)
+        try:
+            m.load_state_dict(new)
+        except KeyboardInterrupt:
+            interrupted += 1
+        finally:
+            sys.settrace(None)
+        got = m.state_dict()
+        assert all(np.array_equal(got[n], P0[n]) for n in got) or \
+            all(np.array_equal(got[n], new[n]) for n in got), f"pass {k}: a partial load"
+    assert interrupted == len(P0)
