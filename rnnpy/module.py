@@ -14,6 +14,7 @@ arguments, which is how models are saved without pickle.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -82,15 +83,17 @@ def run_locked(obj: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 
 def holds_model_lock(fn: Callable) -> Callable:
-    """Decorates fn(model, ...) to run holding model's lock (see ModelLock)."""
+    """Decorates fn(model, ...) to run holding model's lock (see ModelLock);
+    the model is fn's first argument, given by position or by name."""
+    first = next(iter(inspect.signature(fn).parameters))
 
     @functools.wraps(fn)
-    def locked(model: Any, *args: Any, **kwargs: Any) -> Any:
-        lock = model_lock(model)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        lock = model_lock(args[0] if args else kwargs.get(first))
         if lock is None:
-            return fn(model, *args, **kwargs)
+            return fn(*args, **kwargs)
         with lock.mutex:
-            return fn(model, *args, **kwargs)
+            return fn(*args, **kwargs)
 
     return locked
 

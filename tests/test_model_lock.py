@@ -444,3 +444,17 @@ def test_rng_state_read_during_forward_is_one_between_two_forwards():
         done.set()
         t.join()
     assert repr(m.rng_state()) == between[-1]
+
+
+def test_locked_functions_take_the_model_by_name(tmp_path):
+    model = _big_model(seed=19)
+    x = np.random.default_rng(20).standard_normal((2, 5, 16))
+    out = rnnpy.predict(model=model, x=x)
+    assert out.shape == (2, 4)
+    rnnpy.save(model=model, path=os.fspath(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(rnnpy.load(tmp_path / "m.npz").flat_params, model.flat_params)
+    model.forward(x)
+    model.backward(np.ones((2, 4)))
+    assert optim.clip_grad_norm(module=model, max_norm=1e-3) > 1e-3
+    optim.clip_grad_value(module=model, clip_value=1e-4)
+    assert np.abs(model.flat_grads).max() <= 1e-4
