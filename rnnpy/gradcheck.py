@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from .module import holds_model_lock
+
 
 @dataclass
 class GradcheckResult:
@@ -71,6 +73,7 @@ def _run(module: Any, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any
     return module.forward(x), None
 
 
+@holds_model_lock
 def gradcheck(
     layer: Any,
     x: Any,
@@ -176,11 +179,13 @@ def _check_entries(name: str, arr: np.ndarray, analytic: np.ndarray, loss: Calla
     worst_abs, worst_rel = 0.0, 0.0
     for j in idx:
         old = flat[j]
-        flat[j] = old + eps
-        lp = loss()
-        flat[j] = old - eps
-        lm = loss()
-        flat[j] = old
+        try:
+            flat[j] = old + eps
+            lp = loss()
+            flat[j] = old - eps
+            lm = loss()
+        finally:   # an interrupted check leaves the entry as it was
+            flat[j] = old
         num = (lp - lm) / (2 * eps)
         ana = float(analytic.reshape(-1)[j])
         err = abs(ana - num)

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .layers import GRU, LSTM, RNN
-from .module import Module
+from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 
 try:  # POSIX: temporaries are locked while written, so dead writers' files can be told apart
@@ -377,6 +377,7 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
 
 
 # -- save and load ---------------------------------------------------------------
+@holds_model_lock
 def save(model: Module, path: str, extra: Optional[Dict[str, Any]] = None, *,
          verify: bool = True) -> None:
     """Writes model (and optional extra data) to path atomically.

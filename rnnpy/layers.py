@@ -98,6 +98,7 @@ class _RNNBase(Module):
     is_recurrent = True
     accepts_lengths = True
     _has_cell_state = False  # LSTM: the state is (h, c)
+    _forward_cache = ("_last",)
 
     def __init__(
         self,

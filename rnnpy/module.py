@@ -16,6 +16,7 @@ arguments, which is how models are saved without pickle.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -39,28 +40,143 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+class ModelLock:
+    """The lock of one model tree (a module and every module inside it: a
+    container shares its lock with its children, whose parameters are views of
+    its buffer).
+
+    The rule: forward and backward run one at a time; a thread calling them
+    while another thread is inside a forward or backward of the same model
+    gets a RuntimeError ("... in use by another thread ..."). Every other call
+    that reads or writes parameters, gradients, random state or an optimizer's
+    state (zero_grad, state_dict, load_state_dict, save, optimizer steps,
+    clipping, gradcheck, a fit step from forward to optimizer step, predict,
+    evaluate) holds the lock for its whole duration and waits for the call in
+    progress, so it sees and leaves a state that exists between two calls.
+
+    Whatever exception ends a call (a KeyboardInterrupt included) releases the
+    lock: it is taken only where CPython cannot deliver an asynchronous
+    exception between taking it and the try that releases it.
+    """
+
+    __slots__ = ("mutex", "computing")
+
+    def __init__(self) -> None:
+        self.mutex = threading.RLock()
+        self.computing = 0   # ident of the thread inside forward/backward, 0 if none
+
+
+def model_lock(obj: Any) -> Optional[ModelLock]:
+    """The ModelLock of an rnnpy module (of its whole model tree), else None."""
+    d = getattr(obj, "__dict__", None)
+    lock = d.get("_call_lock") if isinstance(d, dict) else None
+    return lock if isinstance(lock, ModelLock) else None
+
+
+def run_locked(obj: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) holding obj's model lock (waiting for the call in
+    progress in another thread); fn alone when obj has no lock."""
+    lock = model_lock(obj)
+    if lock is None:
+        return fn(*args, **kwargs)
+    # RLock.__enter__/__exit__ are C: nothing can be raised between the acquire
+    # and the with-block that releases it
+    with lock.mutex:
+        return fn(*args, **kwargs)
+
+
+def holds_model_lock(fn: Callable) -> Callable:
+    """Decorates fn(model, ...) to run holding model's lock (see ModelLock);
+    the model is fn's first argument, given by position or by name."""
+    first = next(iter(inspect.signature(fn).parameters))
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        lock = model_lock(args[0] if args else kwargs.get(first))
+        if lock is None:
+            return fn(*args, **kwargs)
+        with lock.mutex:
+            return fn(*args, **kwargs)
+
+    return locked
+
+
 def _exclusive(method: Callable, name: str) -> Callable:
-    """Wraps forward/backward so one module runs one call at a time: a call
-    that arrives while another thread is inside the module (its kernels
-    release the GIL) gets a RuntimeError instead of mixing two calls' caches.
-    The owning thread may re-enter (a subclass calling super().forward)."""
+    """Wraps forward/backward (see ModelLock): refused while another thread is
+    inside a forward or backward of the model, waits for any other call.
+    The owning thread may re-enter (a container calling its children, a
+    subclass calling super().forward). A forward interrupted or failing other
+    than on a bad argument leaves nothing for backward to differentiate; a
+    backward that fails leaves the gradients as they were."""
 
     @functools.wraps(method)
     def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
         lock = self.__dict__.get("_call_lock")
-        if lock is None:   # a subclass that skipped Module.__init__
+        if not isinstance(lock, ModelLock):   # a subclass that skipped Module.__init__
             return method(self, *args, **kwargs)
-        if not lock.acquire(blocking=False):
-            raise RuntimeError(f"{type(self).__name__}.{name}: the module is in use by another "
-                               "thread; a module runs one call at a time (use one model per "
-                               "thread)")
+        me = threading.get_ident()
+        mutex = lock.mutex
+        held = mutex._is_owned()        # this thread is already inside a call of the model
+        outer = lock.computing != me    # the outermost forward/backward of this thread
+        saved = None
+        # From here to the finally, an asynchronous exception (KeyboardInterrupt)
+        # can only come out of a call; every acquire is inside the try, and the
+        # finally releases only what this thread holds (release() of a lock
+        # this thread does not hold raises RuntimeError, which is swallowed).
         try:
+            if not held and not mutex.acquire(blocking=False):
+                if lock.computing:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.{name}: the module is in use by another thread; "
+                        "a model runs one forward or backward at a time (use one model per "
+                        "thread)")
+                mutex.acquire()          # a short read or write of another thread: wait
+            lock.computing = me
+            if outer and name == "backward":
+                saved = self.flat_grads.copy()
             return method(self, *args, **kwargs)
+        except BaseException as exc:
+            if lock.computing == me and outer:
+                if saved is not None:
+                    self.flat_grads[...] = saved
+                elif name == "forward" and not isinstance(exc, (TypeError, ValueError)):
+                    # interrupted or failed inside: some caches may be this call's
+                    # (a bad argument is refused before anything changes)
+                    self._forget_forward()
+            raise
         finally:
-            lock.release()
+            if outer and lock.computing == me:
+                lock.computing = 0
+            if not held:
+                try:
+                    mutex.release()
+                except RuntimeError:     # never acquired: refused, or interrupted while waiting
+                    pass
 
     guarded._exclusive = True  # type: ignore[attr-defined]
     return guarded
+
+
+def _serialized(method: Callable) -> Callable:
+    """Wraps a method that reads or writes parameters, gradients or random
+    state: it runs holding the model's lock, after the call in progress."""
+
+    @functools.wraps(method)
+    def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
+        lock = self.__dict__.get("_call_lock")
+        if not isinstance(lock, ModelLock):
+            return method(self, *args, **kwargs)
+        with lock.mutex:
+            return method(self, *args, **kwargs)
+
+    guarded._exclusive = True  # type: ignore[attr-defined]
+    return guarded
+
+
+# methods run under the model's lock, wherever a subclass defines them
+_EXCLUSIVE = ("forward", "backward")
+_SERIALIZED = ("zero_grad", "state_dict", "load_state_dict", "rng_state", "set_rng_state",
+               "train", "bind", "reset_parameters")
 
 
 class LiveArrays(dict):
@@ -129,25 +245,26 @@ class LiveArrays(dict):
 class Module:
     """Base class: flat parameter storage, modes, gradients and state dicts.
 
-    Threads: different modules may run in different threads at once (the C
-    kernels release the GIL); one module is used by one thread at a time, and a
-    second thread calling forward or backward on a busy module gets a
-    RuntimeError.
+    Threads: different models may run in different threads at once (the C
+    kernels release the GIL); within one model tree the rule of ModelLock
+    applies: a second thread's forward or backward is refused while one runs,
+    and every other call that touches parameters, gradients or random state
+    waits for the call in progress.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in ("forward", "backward"):
+        for name in _EXCLUSIVE + _SERIALIZED:
             fn = cls.__dict__.get(name)
             if fn is not None and not getattr(fn, "_exclusive", False):
-                setattr(cls, name, _exclusive(fn, name))
+                setattr(cls, name, _exclusive(fn, name) if name in _EXCLUSIVE else _serialized(fn))
 
     is_recurrent = False     # forward returns (out, state); backward takes dstate
     accepts_lengths = False  # forward takes lengths=
     dtype: np.dtype
 
     def __init__(self) -> None:
-        self._call_lock = threading.RLock()   # re-entrant: a subclass may call super().forward
+        self._call_lock = ModelLock()   # shared with a container that takes this module in
         self.training = True
         self._params: LiveArrays = LiveArrays()
         self._grads: LiveArrays = LiveArrays()
@@ -284,6 +401,22 @@ class Module:
     def _on_bind(self) -> None:
         """Hook for modules whose kernels hold pointers into the buffers."""
 
+    _forward_cache: Tuple[str, ...] = ()   # attributes forward keeps for backward
+
+    def _forget_forward(self) -> None:
+        """Drops what the latest forward kept, in this module and every module
+        inside it (after a failed forward: backward then refuses to run)."""
+        for attr in self._forward_cache:
+            setattr(self, attr, None)
+        for child in getattr(self, "modules", ()):
+            child._forget_forward()
+
+    def _share_lock(self, lock: ModelLock) -> None:
+        """Makes this module and every module inside it use lock."""
+        self._call_lock = lock
+        for child in getattr(self, "modules", ()):
+            child._share_lock(lock)
+
     # -- modes and gradients --------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Training mode (dropout active); returns self."""
@@ -316,8 +449,13 @@ class Module:
             check_shape(src, f"state[{name!r}]", dst.shape, "the parameter's shape")
             check_finite(src, f"state[{name!r}]")
             checked[name] = src
-        for name, dst in self.params.items():
-            dst[...] = checked[name]
+        before = self.flat_params.copy()
+        try:
+            for name, dst in self.params.items():
+                dst[...] = checked[name]
+        except BaseException:   # interrupted between two names: all or nothing
+            self.flat_params[...] = before
+            raise
 
     # -- random state (dropout masks) -------------------------------------------
     def rng_state(self) -> Dict[str, Any]:
@@ -407,3 +545,9 @@ class Module:
 
     def backward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+for _name in _SERIALIZED:
+    if _name in Module.__dict__:
+        setattr(Module, _name, _serialized(Module.__dict__[_name]))
+del _name

@@ -43,6 +43,8 @@ class Dense(Module):
     x: (..., in_features) -> y: (..., out_features).
     """
 
+    _forward_cache = ("_x",)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__()
@@ -100,6 +102,8 @@ class Embedding(Module):
     backward returns None (tokens have no gradient).
     """
 
+    _forward_cache = ("_ids",)
+
     def __init__(self, num_embeddings: int, embedding_dim: int, dtype: Any = "float32",
                  seed: Optional[int] = None) -> None:
         super().__init__()
@@ -153,6 +157,7 @@ class LastStep(Module):
     """
 
     accepts_lengths = True
+    _forward_cache = ("_cache",)
 
     def __init__(self, time_major: bool = False, dtype: Any = "float32") -> None:
         super().__init__()
@@ -219,6 +224,8 @@ class LastStep(Module):
 class Dropout(Module):
     """Inverted dropout: in training mode each entry is zeroed with probability
     p and the rest scaled by 1/(1-p); the identity in evaluation mode."""
+
+    _forward_cache = ("_mask",)
 
     def __init__(self, p: float = 0.5, dtype: Any = "float32", seed: Optional[int] = None) -> None:
         super().__init__()
@@ -351,6 +358,8 @@ class Sequential(Module):
         self.dtype = modules[0].dtype
         n = self.num_params
         self._bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=True)
+        for m in self._modules:   # one buffer, one lock: a child's call locks the whole model
+            m._share_lock(self._call_lock)
 
     @property
     def modules(self) -> Tuple[Module, ...]:

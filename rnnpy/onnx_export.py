@@ -55,7 +55,7 @@ import numpy as np
 from .io import atomic_write
 
 from .layers import GRU, LSTM, RNN
-from .module import Module
+from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 
 MIN_OPSET = 13  # Squeeze/Unsqueeze take axes as an input from opset 13 on
@@ -452,6 +452,7 @@ def _check_pool_layout(where: str, m: LastStep, layout: Optional[Tuple[Any, str]
 
 
 # -- the model --------------------------------------------------------------------
+@holds_model_lock
 def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = None,
                seq_len: Optional[int] = None, with_lengths: Optional[bool] = None,
                with_state: bool = False) -> Any:

@@ -24,13 +24,15 @@ and plain numbers (savable with ``np.savez`` and loadable without pickle);
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
 from ._validate import FLOAT_DTYPES
+from .module import holds_model_lock, run_locked
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value",
@@ -127,6 +129,17 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> None:
         np.subtract(end, diff, out=start)
 
 
+def _on_module(method: Callable) -> Callable:
+    """Runs an optimizer method holding its module's model lock, so that a step
+    and a read of the state from another thread never interleave."""
+
+    @functools.wraps(method)
+    def locked(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
+        return run_locked(self.module, method, self, *args, **kwargs)
+
+    return locked
+
+
 # -- optimizers ------------------------------------------------------------------
 
 class Optimizer:
@@ -185,6 +198,7 @@ class Optimizer:
             yield p, g, views
             offset += n
 
+    @_on_module
     def step(self) -> None:
         """Updates every parameter in place from its gradient."""
         self.steps += 1
@@ -192,6 +206,7 @@ class Optimizer:
             for p, g, views in self._chunks():
                 self._update(p, g, views)
 
+    @_on_module
     def zero_grad(self) -> None:
         """Sets the module's gradients to zero."""
         if hasattr(self.module, "zero_grad"):
@@ -200,6 +215,7 @@ class Optimizer:
             for _, g in _buffers(self.module):
                 g[...] = 0
 
+    @_on_module
     def state_dict(self) -> Dict[str, Any]:
         """Hyperparameters (numbers), "step" (int) and copies of the state vectors
         (each of shape (num_params,))."""
@@ -239,6 +255,7 @@ class Optimizer:
             arrays[k] = a.astype(self.dtype, copy=True)
         return hyper, steps, arrays
 
+    @_on_module
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restores a state_dict of the same optimizer class on a module of the
         same size. Nothing changes unless all of it is valid (check_state_dict)."""
@@ -443,6 +460,7 @@ class AdamW(Adam):
 
 # -- gradient clipping -------------------------------------------------------------
 
+@holds_model_lock
 def clip_grad_norm(module: Any, max_norm: float) -> float:
     """Scales all gradients in place so that their global L2 norm is at most
     max_norm; returns the norm before clipping.
@@ -464,6 +482,7 @@ def clip_grad_norm(module: Any, max_norm: float) -> float:
     return total
 
 
+@holds_model_lock
 def clip_grad_value(module: Any, clip_value: float) -> None:
     """Clamps every gradient entry in place to [-clip_value, clip_value]
     (NaN stays NaN), as torch.nn.utils.clip_grad_value_."""

@@ -23,6 +23,7 @@ as if it had not stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -32,7 +33,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from . import losses as _losses
-from .module import Module
+from .module import Module, holds_model_lock, model_lock, run_locked
 
 Batch = Tuple[Any, ...]
 LossFn = Callable[..., Tuple[float, np.ndarray]]
@@ -153,7 +154,7 @@ class EarlyStopping(Callback):
         if _improved(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
-                self._best_params = trainer.model.flat_params.copy()
+                self._best_params = run_locked(trainer.model, trainer.model.flat_params.copy)
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -161,7 +162,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, trainer: "Trainer") -> None:
         if self.restore_best and self._best_params is not None:
-            trainer.model.flat_params[...] = self._best_params
+            run_locked(trainer.model, np.copyto, trainer.model.flat_params, self._best_params)
 
     def state_dict(self) -> Dict[str, Any]:
         """best, best_epoch, wait and the best epoch's parameters (or None)."""
@@ -560,6 +561,8 @@ def fit(
     _batches(train, batch_size, shuffle and not stateful, seed, "train")   # checks the data first
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
+    found = model_lock(model)
+    lock = found.mutex if found is not None else contextlib.nullcontext()
     for cb in callbacks:
         cb.on_train_begin(trainer)
     # restored after on_train_begin, so that a callback resetting itself there
@@ -581,20 +584,28 @@ def fit(
         model.train()
         meter = _Meter(metrics)
         bar = _progress(n_batches, f"epoch {epoch + 1}/{last}", progress)
+        batches = _run_batches(model, epoch_batches(epoch), loss_fn, stateful, "train")
         try:
-            for i, n, out, y, value, grad, mask in _run_batches(model, epoch_batches(epoch), loss_fn,
-                                                                stateful, "train"):
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"loss is {value} at epoch {epoch + 1}, batch {i + 1}: training stopped "
-                        "(lower the learning rate, clip gradients, or check the data of that batch)")
-                model.zero_grad()
-                model.backward(grad)  # no dstate: no gradient crosses into earlier batches
-                if clip_norm is not None:
-                    _optim.clip_grad_norm(model, clip_norm)
-                if clip_value is not None:
-                    _optim.clip_grad_value(model, clip_value)
-                optimizer.step()
+            while True:
+                # one step, from forward to optimizer step, holds the model's lock:
+                # another thread's call runs before or after it, never inside
+                with lock:
+                    item = next(batches, None)
+                    if item is None:
+                        break
+                    i, n, out, y, value, grad, mask = item
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"loss is {value} at epoch {epoch + 1}, batch {i + 1}: training "
+                            "stopped (lower the learning rate, clip gradients, or check the "
+                            "data of that batch)")
+                    model.zero_grad()
+                    model.backward(grad)  # no dstate: no gradient crosses into earlier batches
+                    if clip_norm is not None:
+                        _optim.clip_grad_norm(model, clip_norm)
+                    if clip_value is not None:
+                        _optim.clip_grad_value(model, clip_value)
+                    optimizer.step()
                 meter.add(n, value, out, y, mask)
                 bar.update(1)
                 bar.set_postfix(loss=f"{meter.sums['loss'] / meter.count:.4f}")
@@ -631,6 +642,7 @@ def _state_batch(state: Any) -> int:
     return -1 if state is None else int(np.shape(state)[1])
 
 
+@holds_model_lock
 def evaluate(
     model: Module,
     data: Any,
@@ -656,6 +668,7 @@ def evaluate(
         model.train(was_training)
 
 
+@holds_model_lock
 def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None) -> np.ndarray:
     """Outputs of model on x in evaluation mode, in batches of batch_size rows
     (all at once by default)."""
