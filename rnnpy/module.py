@@ -196,9 +196,18 @@ class LiveArrays(dict):
         check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
         return dst, src
 
+    def __init__(self, owner: Optional["Module"] = None) -> None:
+        super().__init__()
+        # the module whose model lock a write takes (weak: the module holds this dict)
+        self._owner_ref = weakref.ref(owner) if owner is not None else None
+
+    def _locked(self, fn: Callable, *args: Any) -> Any:
+        owner = self._owner_ref() if self._owner_ref is not None else None
+        return run_locked(owner, fn, *args)
+
     def __setitem__(self, name: str, value: Any) -> None:
         dst, src = self._checked(name, value)
-        dst[...] = src
+        self._locked(np.copyto, dst, src)
 
     def _assign(self, values: Any, exact: bool) -> None:
         """Copies a mapping (or (name, value) pairs) into the views; every name
@@ -212,8 +221,12 @@ class LiveArrays(dict):
                 raise KeyError(f"expected exactly the parameter names {sorted(self)}: "
                                f"missing {missing}, unexpected {extra}")
         pairs = [self._checked(k, v) for k, v in items]
-        for dst, src in pairs:
-            dst[...] = src
+
+        def copy_all() -> None:
+            for dst, src in pairs:
+                dst[...] = src
+
+        self._locked(copy_all)
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if len(args) > 1:
@@ -266,8 +279,8 @@ class Module:
     def __init__(self) -> None:
         self._call_lock = ModelLock()   # shared with a container that takes this module in
         self.training = True
-        self._params: LiveArrays = LiveArrays()
-        self._grads: LiveArrays = LiveArrays()
+        self._params: LiveArrays = LiveArrays(self)
+        self._grads: LiveArrays = LiveArrays(self)
         self._flat_params = np.zeros(0)
         self._flat_grads = np.zeros(0)
         self._owner: Optional[Callable[[], Optional["Module"]]] = None  # weakref to the container
@@ -318,7 +331,7 @@ class Module:
             return
         src = as_float_array(value, name, dst.dtype)
         check_shape(src, name, dst.shape, "(num_params,)")
-        dst[...] = src
+        run_locked(self, np.copyto, dst, src)
 
     def _copy_named(self, dst: Optional[LiveArrays], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
@@ -389,7 +402,7 @@ class Module:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads
         self._flat_params, self._flat_grads = flat_params, flat_grads
-        self._params, self._grads = LiveArrays(), LiveArrays()
+        self._params, self._grads = LiveArrays(self), LiveArrays(self)
         offset = 0
         for name, shape in self.param_spec():
             size = int(np.prod(shape))

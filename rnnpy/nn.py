@@ -393,7 +393,7 @@ class Sequential(Module):
                      flat_grads[offset:offset + n])
             offset += n
         self._flat_params, self._flat_grads = flat_params, flat_grads
-        self._params, self._grads = LiveArrays(), LiveArrays()
+        self._params, self._grads = LiveArrays(self), LiveArrays(self)
         for i, m in enumerate(self.modules):
             for k, v in m.params.items():
                 self._params._set_view(f"{i}.{k}", v)

@@ -458,3 +458,51 @@ def test_locked_functions_take_the_model_by_name(tmp_path):
     assert optim.clip_grad_norm(module=model, max_norm=1e-3) > 1e-3
     optim.clip_grad_value(module=model, clip_value=1e-4)
     assert np.abs(model.flat_grads).max() <= 1e-4
+
+
+@pytest.mark.parametrize("how", ["flat_params", "params_update", "params_item"])
+def test_assignments_racing_forward_give_one_state_or_the_other(how):
+    """Assigning to flat_params, params (update) or params[name] copies into
+    the buffer under the model's lock: a forward in another thread runs on the
+    parameters before or after the copy, never on half of them."""
+    model = _big_model(seed=8)
+    x = np.random.default_rng(9).standard_normal((16, 80, 16))
+    fa = model.flat_params.copy()
+    fb = fa + 0.05
+    name = "0.weight_hh_l1"      # one large parameter for the per-name form
+    states = []
+    want = []
+    for flat in (fa, fb):
+        model.flat_params = flat
+        states.append((flat.copy(), {k: v.copy() for k, v in model.params.items()}))
+        want.append(model.forward(x)[0])
+    if how == "params_item":     # only one name changes: the two states differ in it alone
+        model.flat_params = fa
+        wa = model.forward(x)[0]
+        model.params[name] = states[1][1][name]
+        want = [wa, model.forward(x)[0]]
+    stop = threading.Event()
+
+    def writer():
+        k = 0
+        while not stop.is_set():
+            flat, named = states[k % 2]
+            if how == "flat_params":
+                model.flat_params = flat
+            elif how == "params_update":
+                model.params.update(named)
+            else:
+                model.params[name] = named[name]
+            k += 1
+
+    model.flat_params = fa
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for run in range(RUNS):
+            out = model.forward(x)[0]
+            assert any(np.array_equal(out, w) for w in want), \
+                f"run {run}: forward ran on parameters being assigned ({how})"
+    finally:
+        stop.set()
+        t.join()
