@@ -1,7 +1,8 @@
 """The rnnpy command line: ``python -m rnnpy <command> [options]``.
 
 Commands:
-    seq-classification  the temporal-order task (RNN vs LSTM), course setup
+    seq-classification  the temporal-order task at a difficulty level, trained until solved
+                        with the level's preset (easy: the course's setup)
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
     bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
@@ -102,15 +103,17 @@ def _progress(args: argparse.Namespace) -> Optional[bool]:
 def cmd_seq_classification(args: argparse.Namespace) -> int:
     from .demos import seq_classification
 
-    r = seq_classification.run(cell=args.cell, hidden=args.hidden, layers=args.layers,
-                               difficulty=args.difficulty, epochs=args.epochs,
-                               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               nonlinearity=args.nonlinearity, padding=args.padding,
-                               progress=_progress(args))
+    r = seq_classification.solve(args.difficulty, cell=args.cell, hidden=args.hidden,
+                                 lr=args.lr, batch_size=args.batch_size, init=args.init,
+                                 epochs=args.epochs, layers=args.layers, seed=args.seed,
+                                 nonlinearity=args.nonlinearity, padding=args.padding,
+                                 threads=args.threads, progress=_progress(args))
+    status = (f"solved after {r['sequences_seen']} sequences" if r["solved"]
+              else f"not solved after {r['sequences_seen']} sequences")
     return _report(args, r, [
-        f"seq-classification ({args.difficulty}, {args.cell}, hidden {args.hidden}): "
-        f"test accuracy {r['test_accuracy']:.3f}, test loss {r['test_loss']:.4f} "
-        f"after {args.epochs} epochs ({r['sequences_seen']} sequences)"])
+        f"seq-classification ({args.difficulty}, {r['cell']}, hidden {r['hidden']}, "
+        f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch_size']}, init {r['init']}): "
+        f"{status}, test accuracy {r['test_accuracy']:.3f} on fresh sequences"])
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
@@ -161,8 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("seq-classification", help="the temporal-order task (Hochreiter & "
                        "Schmidhuber 1997, 6a)")
     _common(p, "lstm", 4, 1, 10, 32, 1e-3, seed=3)
+    # cell, width, learning rate, batch size, initialisation and the epoch cap come
+    # from the level's preset (seq_classification.PRESETS) unless given
+    p.set_defaults(cell=None, hidden=None, epochs=None, batch_size=None, lr=None)
+    helps = {"cell": "cell", "hidden": "hidden units", "lr": "learning rate",
+             "batch_size": "sequences per batch",
+             "epochs": "stop unsolved after this many epochs of ~1000 sequences"}
+    for action in p._actions:
+        if action.dest in helps:
+            action.help = helps[action.dest] + " (default: the level's preset)"
     p.add_argument("--difficulty", default="easy",
-                   choices=["easy", "normal", "moderate", "hard", "nightmare"])
+                   choices=["easy", "normal", "moderate", "hard", "nightmare"],
+                   help="level; its preset gives every setting not given (default %(default)s)")
+    p.add_argument("--init", default=None, choices=["uniform", "chrono", "forget-bias",
+                                                    "orthogonal", "chrono-orthogonal"],
+                   help="initialisation of the recurrent layer (default: the level's preset)")
+    p.add_argument("--threads", type=int, default=1, help="threads of the recurrent layer "
+                   "(default %(default)s)")
     p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
                    help="for --cell rnn (default %(default)s, as in the course)")
     p.add_argument("--padding", choices=["pre", "post"], default="pre",

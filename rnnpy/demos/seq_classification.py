@@ -137,9 +137,13 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     ``sequences_seen`` (training sequences until solved or stopped),
     ``test_accuracy`` (of the last check), ``checks`` and the model.
     threads: of the recurrent layer (1 leaves the other core to other work).
+    A plain RNN (cell="rnn") at a level whose preset is chrono gets the
+    orthogonal initialisation instead, unless init is given.
     """
     s = preset(difficulty, cell=cell, hidden=hidden, lr=lr, batch_size=batch_size, init=init,
                epochs=epochs, optimizer=optimizer, clip=clip)
+    if s["cell"] == "rnn" and init is None and s["init"] in ("chrono", "forget-bias"):
+        s["init"] = "orthogonal"   # the gate-bias inits need gates; a plain RNN gets this
     if s["optimizer"] not in ("adam", "rmsprop"):
         raise ValueError(f"optimizer: expected 'adam' or 'rmsprop', got {s['optimizer']!r}")
     if not 0 < target <= 1:
