@@ -135,7 +135,9 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     sequences). Training stops then, or after ``epochs`` epochs of
     1000 // batch_size batches. Returns the settings, ``solved``,
     ``sequences_seen`` (training sequences until solved or stopped),
-    ``test_accuracy`` (of the last check), ``checks`` and the model.
+    ``test_accuracy`` (of the last check), ``checks``, the ``history`` of
+    training loss and accuracy per epoch (the last one partial when solved
+    mid-epoch) and the model.
     threads: of the recurrent layer (1 leaves the other core to other work).
     A plain RNN (cell="rnn") at a level whose preset is chrono gets the
     orthogonal initialisation instead, unless init is given.
@@ -159,6 +161,14 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     total = s["epochs"] * len(gen)
     recent: deque = deque(maxlen=window)
     seen, checks, test_acc, solved = 0, [], float("nan"), False
+    history: Dict[str, list] = {"loss": [], "accuracy": []}
+    sums = [0.0, 0.0, 0]   # this epoch's loss and right answers (summed), sequences
+
+    def close_epoch() -> None:
+        if sums[2]:
+            history["loss"].append(sums[0] / sums[2])
+            history["accuracy"].append(sums[1] / sums[2])
+        sums[:] = [0.0, 0.0, 0]
     from ..training import _progress  # the loop's progress bar
 
     def check() -> float:
@@ -173,7 +183,9 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     bar = _progress(total, f"seq-classification {difficulty}", progress)
     model.train()
     try:
-        for _ in range(total):
+        for step in range(total):
+            if step and step % len(gen) == 0:
+                close_epoch()
             x, y, lengths = gen.batch()
             out, _ = model.forward(x, None, lengths if use_lengths else None)
             loss, grad = softmax_cross_entropy(out, y)
@@ -183,7 +195,11 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
                 clip_grad_norm(model, s["clip"])
             opt.step()
             seen += len(y)
-            recent.extend((out.argmax(axis=-1) == y).tolist())
+            right = (out.argmax(axis=-1) == y).tolist()
+            recent.extend(right)
+            sums[0] += loss * len(y)
+            sums[1] += sum(right)
+            sums[2] += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", acc=f"{np.mean(recent):.3f}")
             if not math.isfinite(loss):
@@ -199,9 +215,11 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
                 recent.clear()   # gather a new window before checking again
     finally:
         bar.close()
+    close_epoch()   # the last, possibly partial, epoch
     if not solved:
         test_acc = check()
         checks.append({"sequences_seen": seen, "test_accuracy": test_acc})
     return {"demo": "seq-classification", "difficulty": difficulty, **s, "layers": layers,
             "seed": seed, "padding": padding, "layer_options": layer_kw, "solved": solved,
-            "sequences_seen": seen, "test_accuracy": test_acc, "checks": checks, "model": model}
+            "sequences_seen": seen, "test_accuracy": test_acc, "checks": checks,
+            "history": history, "model": model}
