@@ -137,10 +137,13 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
                      lr=args.lr, clip=args.clip, sample_length=args.sample,
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
-                     progress=_progress(args))
+                     progress=_progress(args), minutes=args.minutes,
+                     checkpoint=args.checkpoint, resume=args.resume)
+    budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
+               f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
         f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
-        f"nats/char (unigram entropy {r['unigram_entropy']:.4f})",
+        f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
 
 
@@ -199,8 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
     p.add_argument("--text", default=None, help="a UTF-8 text file (default: a sample shipped "
                    "with rnnpy, the opening of Anna Karenina)")
-    p.add_argument("--max-chars", type=int, default=60_000, help="use at most this many "
-                   "characters of the text (default %(default)s; 0 = all)")
+    p.add_argument("--max-chars", type=int, default=None, help="use at most this many "
+                   "characters of the text (default: all of a --text, 60,000 of the shipped "
+                   "sample; 0 = all)")
+    p.add_argument("--minutes", type=float, default=None, help="train for this many minutes "
+                   "of wall-clock time instead of --epochs, keeping a checkpoint")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file of a --minutes run "
+                   "(default char-rnn.rnnpy in the current directory)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint for "
+                   "another --minutes (the model's size comes from the checkpoint)")
     p.add_argument("--embedding", type=int, default=32)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seq-len", type=int, default=64)
