@@ -88,6 +88,8 @@ def test_seq_classification(kernel_dirs):
     assert lstm >= 0.95 and rnn <= 0.75 and lstm > rnn
     assert number(text, "RNN test accuracy (easy, 30 epochs)") >= 0.9
     assert number(text, "LSTM test accuracy (moderate)") >= 0.8
+    hard = re.search(r"hard: solved after (\d+) sequences, test accuracy ([0-9.]+)", text)
+    assert hard and int(hard.group(1)) <= 31_390 and float(hard.group(2)) >= 0.99
     unit = re.search(r"unit (\d+), X first", text)
     assert unit and 0 <= int(unit.group(1)) < 10
     assert images == 5      # curves x3, the twin heat maps, h_t

@@ -76,7 +76,7 @@ def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = 
 # epochs caps the training at epochs * ~1000 sequences (an epoch is 1000 // batch_size batches).
 PRESETS: Dict[str, Dict[str, Any]] = {
     "easy": dict(cell="lstm", hidden=4, optimizer="rmsprop", lr=1e-3, batch_size=32,
-                 init="uniform", clip=None, epochs=30),
+                 init="uniform", clip=None, epochs=100),
     "normal": dict(cell="lstm", hidden=16, optimizer="adam", lr=1e-2, batch_size=8,
                    init="chrono", clip=1.0, epochs=20),
     "moderate": dict(cell="lstm", hidden=16, optimizer="adam", lr=1e-2, batch_size=8,
