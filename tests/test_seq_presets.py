@@ -74,6 +74,14 @@ def test_bad_settings_are_named():
         sc.solve("hard", init="glorot", progress=False)
     with pytest.raises(ValueError, match="^optimizer"):
         sc.solve("hard", optimizer="sgd", progress=False)
+    with pytest.raises(ValueError, match="^epochs"):
+        sc.solve("hard", epochs=-1, progress=False)
+    with pytest.raises(ValueError, match="^window"):
+        sc.solve("hard", window=0, progress=False)
+    with pytest.raises(ValueError, match="^batch_size"):
+        sc.solve("hard", batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="^hidden_size"):
+        sc.solve("hard", hidden=0, progress=False)
 
 
 # The 1997 LSTM needed 31,390 training sequences on this level; the preset

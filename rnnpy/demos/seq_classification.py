@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .._validate import positive_int
 from ..losses import softmax_cross_entropy
 from ..nn import Dense, LastStep, Sequential
 from ..optim import Adam, RMSprop, clip_grad_norm
@@ -150,6 +151,10 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
         raise ValueError(f"optimizer: expected 'adam' or 'rmsprop', got {s['optimizer']!r}")
     if not 0 < target <= 1:
         raise ValueError(f"target: expected an accuracy in (0, 1], got {target!r}")
+    e = s["epochs"]
+    if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0:
+        raise ValueError(f"epochs: expected a non-negative int, got {e!r}")
+    window, test_size = positive_int(window, "window"), positive_int(test_size, "test_size")
     layer_kw = init_options(s["init"], difficulty)
     gen = TemporalOrder(difficulty, s["batch_size"], seed=seed, padding=padding)
     test_gen = TemporalOrder(difficulty, 250, seed=seed + 10_000, padding=padding)
