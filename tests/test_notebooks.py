@@ -32,8 +32,12 @@ def kernel_dirs(tmp_path_factory):
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "rnnpy tests",
         "language": "python",
+        # the kernel starts in notebooks/: without the checkout on its path it would
+        # import whichever rnnpy is installed, not the one under test
         "env": {"RNNPY_NOTEBOOK_FAST": "1",
-                "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+                "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(NOTEBOOKS.parent), os.environ.get("PYTHONPATH")) if p)},
     }))
     return [str(root)]
 
