@@ -228,3 +228,16 @@ def test_chrono_keeps_a_memory_that_uniform_loses():
         return np.max(np.abs(c_end[0, 0] - c_end[0, 1]) / np.abs(c_one[0, 0] - c_one[0, 1]))
     assert decay(init="chrono", t_max=200) > 0.05
     assert decay() < 1e-6
+
+
+@pytest.mark.parametrize("cls", [rnnpy.LSTM, rnnpy.GRU])
+def test_onnx_export_accepts_the_init_options(tmp_path, cls):
+    ort = pytest.importorskip("onnxruntime")
+    layer = cls(3, 4, init="chrono", t_max=30, recurrent_init="orthogonal", seed=0)
+    path = str(tmp_path / "m.onnx")
+    rnnpy.export_onnx(layer, path)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    want, _ = layer.forward(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
