@@ -99,3 +99,33 @@ def test_a_prime_outside_the_vocabulary_is_refused_before_training(text, tmp_pat
     assert not os.path.exists(ck)   # refused before any work was done
     with pytest.raises(ValueError, match="^prime: characters 'QX'"):
         char_rnn.run(text, epochs=50, **dict(SMALL, prime="QX"))
+
+
+def test_interrupt_keeps_the_work_and_a_blow_up_keeps_the_last_good_checkpoint(text, tmp_path,
+                                                                               monkeypatch):
+    ck = str(tmp_path / "ck.rnnpy")
+    good = char_rnn.run(text, minutes=0.005, checkpoint=ck, **SMALL)
+    calls = {"n": 0}
+    real = char_rnn.clip_grad_norm
+
+    def interrupt_on_5th(model, max_norm):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(model, max_norm)
+
+    monkeypatch.setattr(char_rnn, "clip_grad_norm", interrupt_on_5th)
+    with pytest.raises(KeyboardInterrupt):
+        char_rnn.run(text, minutes=1, checkpoint=ck, resume=True, **SMALL)
+    _, extra = rnnpy.io.load_with_extra(ck)
+    assert extra["chars_trained"] == good["chars_trained"] + 4 * 8 * 32   # 4 steps were taken
+    before = rnnpy.io.load_with_extra(ck)[0].flat_params.copy()
+
+    def blow_up(model, max_norm):
+        model.flat_params[...] = np.nan
+        return 0.0
+
+    monkeypatch.setattr(char_rnn, "clip_grad_norm", blow_up)
+    with pytest.raises(FloatingPointError, match="not finite"):
+        char_rnn.run(text, minutes=1, checkpoint=ck, resume=True, checkpoint_every=1e-9, **SMALL)
+    np.testing.assert_array_equal(rnnpy.io.load_with_extra(ck)[0].flat_params, before)

@@ -14,7 +14,8 @@ Without a text, the demo trains on the opening chapters of Anna Karenina
 With ``minutes`` the training runs for that much wall-clock time instead of a
 number of epochs, saving a checkpoint (model, optimizer state, vocabulary and
 the position in the text) at every epoch's end, every checkpoint_every seconds,
-at the end and on an interrupt; ``resume=True`` continues from it.
+at the end and on an interrupt (not after a non-finite loss, which would spoil
+it); ``resume=True`` continues from it.
 """
 from __future__ import annotations
 
@@ -203,6 +204,11 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     fingerprint = _fingerprint(train_ids)
 
     def write_checkpoint() -> None:
+        if not np.isfinite(model.flat_params).all():
+            raise FloatingPointError(
+                f"the parameters are not finite at epoch {position['epoch'] + 1}, batch "
+                f"{position['batch']}: training stopped and {checkpoint!r} left as it was "
+                "(lower lr or clip)")
         save(model, checkpoint, extra={
             "kind": "char-rnn", "vocab": vocab.to_config(), "optimizer": opt.state_dict(),
             "batch_size": batch_size, "seq_len": seq_len, "cell": cell,
@@ -252,12 +258,16 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                 position["seconds"] += now - last_save
                 last_save = now
                 write_checkpoint()
-    finally:
-        # whatever stopped the loop (the budget, an interrupt, an error), the
-        # work so far is kept
-        bar.close()
+    except KeyboardInterrupt:
+        # an interrupted run keeps its work; a failed one (a non-finite loss)
+        # leaves the last good checkpoint alone
         position["seconds"] += time.monotonic() - last_save
         write_checkpoint()
+        raise
+    finally:
+        bar.close()
+    position["seconds"] += time.monotonic() - last_save
+    write_checkpoint()
     if epoch_chars:
         history["loss"].append(epoch_loss / epoch_chars)
     val_loss = evaluate(model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(),
