@@ -25,7 +25,7 @@ Options beyond PyTorch's, all computed in the C kernels (rnnpy/_core):
 
 Initialisations for long time lags (see ``_RNNBase.reset_parameters``):
     init="chrono", t_max  LSTM, GRU: gate biases that spread the units' memory over
-                        1..t_max steps (Tallec & Ollivier 2018)
+                        2..t_max steps (Tallec & Ollivier 2018)
     forget_bias         LSTM, GRU: a constant bias on the gate that keeps the old
                         state (Keras's unit_forget_bias; Jozefowicz et al. 2015)
     recurrent_init="orthogonal"  each gate's block of W_hh orthogonal (Saxe et al. 2014)
