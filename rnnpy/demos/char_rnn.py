@@ -38,6 +38,7 @@ from .text import char_batches, load_text
 
 DEFAULT_TEXT = os.path.join(os.path.dirname(__file__), "data", "anna_karenina_part1.txt")
 SAMPLE_MAX_CHARS = 60_000   # the shipped sample's cut; a given text is used whole
+VAL_ROWS = 128              # rows of the validation pass of a time-budgeted run
 
 
 def unigram_entropy(ids: np.ndarray, size: int) -> float:
@@ -104,7 +105,8 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
     max_chars: use the first max_chars characters; None means the whole file
         for a given text and 60,000 for the shipped sample.
     minutes: train for this much wall-clock time (epochs is then ignored) and
-        keep a checkpoint at ``checkpoint`` (see the module docstring).
+        keep a checkpoint at ``checkpoint`` (see the module docstring); the
+        validation pass over the tail (``val_seconds``) and the sample follow it.
     resume: continue from ``checkpoint``: its model (the width options here
         are ignored), optimizer state, vocabulary and position in the text,
         for another ``minutes``.
@@ -198,7 +200,10 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         opt = Adam(model, lr=lr)
     _check_prime(vocab, prime)
     train = char_batches(train_ids, batch_size, seq_len)
-    val_rows = max(1, min(batch_size, len(val_ids) // (seq_len + 1)))
+    # the tail is read as up to VAL_ROWS parallel rows, each carrying its state over
+    # thousands of characters on a large text: seconds, where batch_size rows of
+    # a 200,000-character tail took longer than a minute of training
+    val_rows = max(1, min(VAL_ROWS, len(val_ids) // (seq_len + 1)))
     val = char_batches(val_ids, val_rows, seq_len)
     n_batches = len(train)
     fingerprint = _fingerprint(train_ids)
@@ -270,10 +275,12 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     write_checkpoint()
     if epoch_chars:
         history["loss"].append(epoch_loss / epoch_chars)
+    t_val = time.monotonic()
     val_loss = evaluate(model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(),
-                        stateful=True)["loss"]
+                        batch_size=val_rows, stateful=True)["loss"]
+    val_seconds = time.monotonic() - t_val
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
-    return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss,
+    return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss, "val_seconds": val_seconds,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
             "history": history, "model": model, "vocab": vocab, "text": text_name,
             "chars": len(corpus), "val_chars": int(len(val_ids)), "minutes": minutes,
