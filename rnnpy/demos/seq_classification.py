@@ -12,6 +12,15 @@ after 10 epochs (the default seed 3 gives 1.00) and the relu RNN 0.19-0.63.
 Sequences are padded in front (the course's way), so the last step is every
 sequence's end; with padding="post" the padding comes last and the model reads
 ``lengths`` instead, so padding cannot leak into the state.
+
+``run`` trains the course's way for a fixed number of epochs. ``solve`` trains
+with a level's preset (PRESETS) until the level is solved, accuracy >= 0.99 on
+fresh sequences, and reports the training sequences it took: easy keeps the
+course's settings; from normal to nightmare an LSTM of 16 units with the chrono
+initialisation (t_max = the level's longest sequence), Adam 1e-2, batches of 8
+and gradient-norm clipping at 1 solves every level in about 1,500-3,500
+sequences (README), where the 1997 LSTM needed 31,390 on hard and the course's
+settings stay at chance there.
 """
 from __future__ import annotations
 
