@@ -1,7 +1,8 @@
 """The rnnpy command line: ``python -m rnnpy <command> [options]``.
 
 Commands:
-    seq-classification  the temporal-order task (RNN vs LSTM), course setup
+    seq-classification  the temporal-order task at a difficulty level, trained until solved
+                        with the level's preset (easy: the course's setup)
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
     bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
@@ -102,15 +103,17 @@ def _progress(args: argparse.Namespace) -> Optional[bool]:
 def cmd_seq_classification(args: argparse.Namespace) -> int:
     from .demos import seq_classification
 
-    r = seq_classification.run(cell=args.cell, hidden=args.hidden, layers=args.layers,
-                               difficulty=args.difficulty, epochs=args.epochs,
-                               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               nonlinearity=args.nonlinearity, padding=args.padding,
-                               progress=_progress(args))
+    r = seq_classification.solve(args.difficulty, cell=args.cell, hidden=args.hidden,
+                                 lr=args.lr, batch_size=args.batch_size, init=args.init,
+                                 epochs=args.epochs, layers=args.layers, seed=args.seed,
+                                 nonlinearity=args.nonlinearity, padding=args.padding,
+                                 threads=args.threads, progress=_progress(args))
+    status = (f"solved after {r['sequences_seen']} sequences" if r["solved"]
+              else f"not solved after {r['sequences_seen']} sequences")
     return _report(args, r, [
-        f"seq-classification ({args.difficulty}, {args.cell}, hidden {args.hidden}): "
-        f"test accuracy {r['test_accuracy']:.3f}, test loss {r['test_loss']:.4f} "
-        f"after {args.epochs} epochs ({r['sequences_seen']} sequences)"])
+        f"seq-classification ({args.difficulty}, {r['cell']}, hidden {r['hidden']}, "
+        f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch_size']}, init {r['init']}): "
+        f"{status}, test accuracy {r['test_accuracy']:.3f} on fresh sequences"])
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
@@ -134,10 +137,13 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
                      lr=args.lr, clip=args.clip, sample_length=args.sample,
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
-                     progress=_progress(args))
+                     progress=_progress(args), minutes=args.minutes,
+                     checkpoint=args.checkpoint, resume=args.resume)
+    budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
+               f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
         f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
-        f"nats/char (unigram entropy {r['unigram_entropy']:.4f})",
+        f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
 
 
@@ -161,8 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("seq-classification", help="the temporal-order task (Hochreiter & "
                        "Schmidhuber 1997, 6a)")
     _common(p, "lstm", 4, 1, 10, 32, 1e-3, seed=3)
+    # cell, width, learning rate, batch size, initialisation and the epoch cap come
+    # from the level's preset (seq_classification.PRESETS) unless given
+    p.set_defaults(cell=None, hidden=None, epochs=None, batch_size=None, lr=None)
+    helps = {"cell": "cell", "hidden": "hidden units", "lr": "learning rate",
+             "batch_size": "sequences per batch",
+             "epochs": "stop unsolved after this many epochs of ~1000 sequences"}
+    for action in p._actions:
+        if action.dest in helps:
+            action.help = helps[action.dest] + " (default: the level's preset)"
     p.add_argument("--difficulty", default="easy",
-                   choices=["easy", "normal", "moderate", "hard", "nightmare"])
+                   choices=["easy", "normal", "moderate", "hard", "nightmare"],
+                   help="level; its preset gives every setting not given (default %(default)s)")
+    p.add_argument("--init", default=None, choices=["uniform", "chrono", "forget-bias",
+                                                    "orthogonal", "chrono-orthogonal"],
+                   help="initialisation of the recurrent layer (default: the level's preset)")
+    p.add_argument("--threads", type=int, default=1, help="threads of the recurrent layer "
+                   "(default %(default)s)")
     p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
                    help="for --cell rnn (default %(default)s, as in the course)")
     p.add_argument("--padding", choices=["pre", "post"], default="pre",
@@ -181,8 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
     p.add_argument("--text", default=None, help="a UTF-8 text file (default: a sample shipped "
                    "with rnnpy, the opening of Anna Karenina)")
-    p.add_argument("--max-chars", type=int, default=60_000, help="use at most this many "
-                   "characters of the text (default %(default)s; 0 = all)")
+    p.add_argument("--max-chars", type=int, default=None, help="use at most this many "
+                   "characters of the text (default: all of a --text, 60,000 of the shipped "
+                   "sample; 0 = all)")
+    p.add_argument("--minutes", type=float, default=None, help="train for this many minutes "
+                   "of wall-clock time instead of --epochs, keeping a checkpoint")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file of a --minutes run "
+                   "(default char-rnn.rnnpy in the current directory)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint for "
+                   "another --minutes (the model's size comes from the checkpoint)")
     p.add_argument("--embedding", type=int, default=32)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seq-len", type=int, default=64)

@@ -22,10 +22,18 @@ Options beyond PyTorch's, all computed in the C kernels (rnnpy/_core):
     recurrent_dropout   in training one dropout mask per sequence on h_{t-1} where it
                         enters W_hh (Gal & Ghahramani); nothing in evaluation
     proj_size           LSTM: h = W_hr (o * tanh(c)), as PyTorch's nn.LSTM
+
+Initialisations for long time lags (see ``_RNNBase.reset_parameters``):
+    init="chrono", t_max  LSTM, GRU: gate biases that spread the units' memory over
+                        2..t_max steps (Tallec & Ollivier 2018)
+    forget_bias         LSTM, GRU: a constant bias on the gate that keeps the old
+                        state (Keras's unit_forget_bias; Jozefowicz et al. 2015)
+    recurrent_init="orthogonal"  each gate's block of W_hh orthogonal (Saxe et al. 2014)
 """
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -91,6 +99,53 @@ def _zoneout_rates(value: Any, cell_state: bool) -> Tuple[float, float]:
     return rate, rate
 
 
+INITS = ("uniform", "chrono")
+RECURRENT_INITS = ("uniform", "orthogonal")
+
+
+def _init_options(cls: str, keep_gate: Optional[int], init: Any, t_max: Any, forget_bias: Any,
+                  recurrent_init: Any) -> Tuple[str, Optional[float], Optional[float], str]:
+    """Checks the initialisation options; returns (init, t_max, forget_bias, recurrent_init)."""
+    if init not in INITS:
+        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+    if recurrent_init not in RECURRENT_INITS:
+        raise ValueError(f"recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+    gated = keep_gate is not None
+    if init == "chrono":
+        if not gated:
+            raise ValueError(f"init: 'chrono' sets gate biases; {cls} has no gates "
+                             "(use an LSTM or a GRU)")
+        if t_max is None:
+            raise ValueError("t_max: init='chrono' needs t_max, the longest time lag in steps "
+                             "(e.g. the sequence length), a number > 2")
+        if isinstance(t_max, (bool, np.bool_)) or not isinstance(t_max, numbers.Real):
+            raise TypeError(f"t_max: expected a number > 2, got {t_max!r}")
+        if not (math.isfinite(float(t_max)) and float(t_max) > 2):
+            raise ValueError(f"t_max: expected a finite number > 2 (chrono draws biases from "
+                             f"log U(1, t_max - 1)), got {t_max!r}")
+        t_max = float(t_max)
+    elif t_max is not None:
+        raise ValueError(f"t_max: only used with init='chrono', got t_max={t_max!r} with init={init!r}")
+    if forget_bias is not None:
+        if not gated:
+            raise ValueError(f"forget_bias: {cls} has no forget gate (use an LSTM or a GRU)")
+        if init == "chrono":
+            raise ValueError("forget_bias: init='chrono' already sets the forget-gate bias; "
+                             "give one of the two")
+        if isinstance(forget_bias, (bool, np.bool_)) or not isinstance(forget_bias, numbers.Real) \
+                or not math.isfinite(float(forget_bias)):
+            raise TypeError(f"forget_bias: expected a finite number or None, got {forget_bias!r}")
+        forget_bias = float(forget_bias)
+    return init, t_max, forget_bias, recurrent_init
+
+
+def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols), rows >= cols, with orthonormal columns (Q^T Q = I_cols): Q of
+    the QR decomposition of a standard normal matrix, column signs fixed by diag(R)."""
+    q, r = np.linalg.qr(rng.standard_normal((rows, cols)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
 class _RNNBase(Module):
     """What RNN, LSTM and GRU share: the cell stack, the flat parameters,
     input checks, forward and backward through layers and directions."""
@@ -99,6 +154,10 @@ class _RNNBase(Module):
     accepts_lengths = True
     _has_cell_state = False  # LSTM: the state is (h, c)
     _forward_cache = ("_last",)
+    # gate blocks (in PyTorch's order) that keep the old state and that let the new
+    # input in: LSTM f and i; GRU z (its 1-z is the input gate); None for the RNN
+    _keep_gate: Optional[int] = None
+    _input_gate: Optional[int] = None
 
     def __init__(
         self,
@@ -114,8 +173,14 @@ class _RNNBase(Module):
         merge_mode: Optional[str] = "concat",
         zoneout: Any = 0.0,
         recurrent_dropout: float = 0.0,
+        init: str = "uniform",
+        t_max: Optional[float] = None,
+        forget_bias: Optional[float] = None,
+        recurrent_init: str = "uniform",
     ) -> None:
         super().__init__()
+        self.init, self.t_max, self.forget_bias, self.recurrent_init = _init_options(
+            type(self).__name__, self._keep_gate, init, t_max, forget_bias, recurrent_init)
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}")
         self.merge_mode = merge_mode
@@ -191,12 +256,51 @@ class _RNNBase(Module):
 
     def reset_parameters(self) -> None:
         """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does;
-        layer-norm gains start at 1 and the cell-state norm's bias at 0."""
+        layer-norm gains start at 1 and the cell-state norm's bias at 0.
+
+        Then, cell by cell in storage order (layer 0, its reverse direction,
+        layer 1, ...), from the same seeded stream:
+
+        recurrent_init="orthogonal": each gate's (H, Hs) block of weight_hh is
+            replaced by Q of the QR decomposition of a standard normal matrix,
+            signs fixed by diag(R) (as torch.nn.init.orthogonal_), so Q^T Q = I.
+        init="chrono": u ~ U(1, t_max - 1) per unit (one draw of H numbers);
+            the keep gate's bias is log(u) (LSTM: f; GRU: z) and the LSTM's input
+            gate bias -log(u).
+        forget_bias=b: the keep gate's bias is b (no draw).
+
+        PyTorch has two bias vectors; the model only sees their sum. The set
+        value goes into bias_ih and the same block of bias_hh is zeroed, so the
+        sum is exactly the chrono (or forget-bias) value and a framework with a
+        single bias (Keras, ONNX after merging) reads it unchanged. Both vectors
+        receive the same gradient, so the split does not change training.
+        """
         k = 1.0 / math.sqrt(self.hidden_size)
         self.flat_params[...] = self._rng.uniform(-k, k, self.flat_params.size)
         for name, view in self.params.items():
             if name.startswith(("ln_weight_", "ln_bias_")):
                 view[...] = 1.0 if name.startswith("ln_weight_") else 0.0
+        H = self.hidden_size
+        for ci in range(len(self._cell_specs)):
+            layer, d = divmod(ci, self.num_directions)
+            suffix = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            if self.recurrent_init == "orthogonal":
+                w = self.params["weight_hh" + suffix]
+                for g in range(w.shape[0] // H):
+                    w[g * H:(g + 1) * H] = _orthogonal(self._rng, H, w.shape[1])
+            keep = None
+            if self.init == "chrono":
+                keep = np.log(self._rng.uniform(1.0, self.t_max - 1.0, H))
+            elif self.forget_bias is not None:
+                keep = np.full(H, self.forget_bias)
+            if keep is not None:
+                b_ih, b_hh = self.params["bias_ih" + suffix], self.params["bias_hh" + suffix]
+                gates = [(self._keep_gate, keep)]
+                if self.init == "chrono" and self._input_gate is not None:
+                    gates.append((self._input_gate, -keep))
+                for g, value in gates:
+                    b_ih[g * H:(g + 1) * H] = value
+                    b_hh[g * H:(g + 1) * H] = 0.0
 
     def get_config(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
@@ -204,7 +308,9 @@ class _RNNBase(Module):
                 "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed,
                 "time_major": self.time_major, "merge_mode": self.merge_mode,
                 "zoneout": list(self.zoneout) if isinstance(self.zoneout, tuple) else self.zoneout,
-                "recurrent_dropout": self.recurrent_dropout, **self._extra_config()}
+                "recurrent_dropout": self.recurrent_dropout, "init": self.init,
+                "t_max": self.t_max, "forget_bias": self.forget_bias,
+                "recurrent_init": self.recurrent_init, **self._extra_config()}
 
     def _extra_config(self) -> dict:
         return {}
@@ -449,18 +555,24 @@ class RNN(_RNNBase):
     Parameters per layer k (and ``_reverse`` when bidirectional), as PyTorch's
     nn.RNN: weight_ih_l{k} (H, I or D*H), weight_hh_l{k} (H, H),
     bias_ih_l{k} (H,), bias_hh_l{k} (H,).
+
+    ``recurrent_init="orthogonal"`` draws weight_hh orthogonal (see LSTM); the
+    gate-bias options (init="chrono", forget_bias) need gates and are refused here.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bidirectional: bool = False, dropout: float = 0.0,
                  dtype: Any = "float32", seed: Optional[int] = None, time_major: bool = False,
                  threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
-                 zoneout: float = 0.0, recurrent_dropout: float = 0.0) -> None:
+                 zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                 init: str = "uniform", t_max: Optional[float] = None,
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
+                         forget_bias=forget_bias, recurrent_init=recurrent_init)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
@@ -499,9 +611,25 @@ class LSTM(_RNNBase):
 
     Parameters per layer: weight_ih_l{k} (4H, I or D*Hs), weight_hh_l{k} (4H, Hs),
     bias_ih_l{k} (4H,), bias_hh_l{k} (4H,). The state is a tuple (h, c).
+
+    Initialisations (all seeded, all directions and layers; details in
+    reset_parameters), for tasks whose answer depends on inputs far back:
+
+    - ``init="chrono", t_max=T`` (Tallec & Ollivier 2018): b_f = log(U(1, T - 1)),
+      b_i = -b_f per unit, so the units' memory time constants spread over 2..T
+      steps. Use it when the lags are long and roughly known (T = the longest lag or
+      the sequence length): it makes the temporal-order task's hard and nightmare
+      levels learnable in a few thousand sequences.
+    - ``forget_bias=1.0`` (Keras's unit_forget_bias; Jozefowicz et al. 2015): the
+      forget gate starts mostly open. A safe default when lags are unknown or short.
+    - ``recurrent_init="orthogonal"`` (Saxe et al. 2014): each gate's block of
+      weight_hh orthogonal, so the recurrent map neither shrinks nor grows a
+      state at the start. Combines with either of the above; it matters most for
+      the plain RNN, whose only memory is W_hh.
     """
 
     _has_cell_state = True
+    _keep_gate, _input_gate = 1, 0   # f, i
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
@@ -509,7 +637,9 @@ class LSTM(_RNNBase):
                  threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
                  proj_size: int = 0, layer_norm: bool = False,
                  zoneout: Union[float, Tuple[float, float]] = 0.0,
-                 recurrent_dropout: float = 0.0) -> None:
+                 recurrent_dropout: float = 0.0,
+                 init: str = "uniform", t_max: Optional[float] = None,
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole: expected a bool, got {peephole!r}")
         if not isinstance(layer_norm, (bool, np.bool_)):
@@ -524,7 +654,8 @@ class LSTM(_RNNBase):
         self.layer_norm = bool(layer_norm)
         self.proj_size = int(proj_size)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
+                         forget_bias=forget_bias, recurrent_init=recurrent_init)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,
@@ -555,19 +686,34 @@ class GRU(_RNNBase):
 
     Parameters per layer: weight_ih_l{k} (3H, I or D*H), weight_hh_l{k} (3H, H),
     bias_ih_l{k} (3H,), bias_hh_l{k} (3H,).
+
+    Initialisation for long time lags: ``init="chrono", t_max=T`` draws the update
+    gate's bias b_z = log(u), u ~ U(1, T - 1), per unit. Derivation (Tallec &
+    Ollivier 2018, who start from the same leaky unit): when z barely depends on
+    the input, z ~ sig(b_z) is constant and h_t = (1-z) n_t + z h_{t-1} is an
+    exponential average that forgets with time constant tau = 1/(1-z): z plays the
+    LSTM's forget gate and 1-z = sig(-b_z) its input gate, already tied as chrono
+    ties b_i = -b_f. Asking tau ~ U(2, T) gives sig(b_z) = 1 - 1/tau, that is
+    b_z = log(tau - 1) = log(U(1, T - 1)). No other bias changes. ``forget_bias=b``
+    sets b_z = b (the GRU analogue of Keras's unit_forget_bias).
     """
+
+    _keep_gate = 1   # z (1-z lets n in: no separate input-gate bias)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, dtype: Any = "float32",
                  seed: Optional[int] = None, time_major: bool = False,
                  threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
                  layer_norm: bool = False, zoneout: float = 0.0,
-                 recurrent_dropout: float = 0.0) -> None:
+                 recurrent_dropout: float = 0.0,
+                 init: str = "uniform", t_max: Optional[float] = None,
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
         if not isinstance(layer_norm, (bool, np.bool_)):
             raise TypeError(f"layer_norm: expected a bool, got {layer_norm!r}")
         self.layer_norm = bool(layer_norm)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
-                         time_major, threads, merge_mode, zoneout, recurrent_dropout)
+                         time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
+                         forget_bias=forget_bias, recurrent_init=recurrent_init)
 
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         return _core.GRUCell(input_size, self.hidden_size, layer_norm=self.layer_norm,

@@ -80,6 +80,9 @@ _KNOWN_CONFIG = {
     "Dropout": {"p", "dtype", "seed"},
     "Sequential": {"modules"},
 }
+# how the weights started (chrono, forget bias, orthogonal) changes nothing at inference
+for _name in ("RNN", "LSTM", "GRU"):
+    _KNOWN_CONFIG[_name] |= {"init", "t_max", "forget_bias", "recurrent_init"}
 
 Dim = Union[int, str]
 

@@ -8,23 +8,37 @@ LSTM (layers, dropout between them) -> Dense to the vocabulary at every step,
 trained with softmax cross-entropy and Adam, gradients clipped to norm 5.
 
 Without a text, the demo trains on the opening chapters of Anna Karenina
-(Constance Garnett's translation, public domain) shipped with rnnpy.
+(Constance Garnett's translation, public domain) shipped with rnnpy, cut at
+60,000 characters; a given text is used whole unless max_chars says otherwise.
+
+With ``minutes`` the training runs for that much wall-clock time instead of a
+number of epochs, saving a checkpoint (model, optimizer state, vocabulary and
+the position in the text) at every epoch's end, every checkpoint_every seconds,
+at the end and on an interrupt (not after a non-finite loss, which would spoil
+it); ``resume=True`` continues from it.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import time
 from typing import Any, Dict, Optional
 
 import numpy as np
 
 from ..data import CharVocab, split_sequence
+from ..io import load_with_extra, save
+from ..losses import softmax_cross_entropy
 from ..nn import Dense, Embedding, Sequential
-from ..optim import Adam
-from ..training import evaluate, fit
+from ..optim import Adam, clip_grad_norm
+from ..training import _progress, evaluate, fit
 from .common import make_recurrent
 from .text import char_batches, load_text
 
 DEFAULT_TEXT = os.path.join(os.path.dirname(__file__), "data", "anna_karenina_part1.txt")
+SAMPLE_MAX_CHARS = 60_000   # the shipped sample's cut; a given text is used whole
+VAL_ROWS = 128              # rows of the validation pass of a time-budgeted run
 
 
 def unigram_entropy(ids: np.ndarray, size: int) -> float:
@@ -76,17 +90,41 @@ def sample(model: Sequential, vocab: CharVocab, length: int = 200, prime: str = 
         model.train(was_training)
 
 
-def run(text: Optional[str] = None, max_chars: Optional[int] = 60_000, cell: str = "lstm",
+def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str = "lstm",
         hidden: int = 128, layers: int = 2, embedding: int = 32, dropout: float = 0.0,
         epochs: int = 3, batch_size: int = 16, seq_len: int = 64, lr: float = 3e-3,
         clip: float = 5.0, val_fraction: float = 0.1, sample_length: int = 200,
         temperature: float = 0.8, prime: str = "The ", seed: int = 0,
-        progress: Optional[bool] = None) -> Dict[str, Any]:
+        progress: Optional[bool] = None, minutes: Optional[float] = None,
+        checkpoint: Optional[str] = None, resume: bool = False,
+        checkpoint_every: float = 60.0) -> Dict[str, Any]:
     """Trains on text (a path; the shipped sample by default) and samples from
-    the model; returns val_loss, the unigram entropy it must beat, a sample,
-    the history and the model."""
+    the model; returns val_loss (nats/char on the held-out tail of the text),
+    the unigram entropy it must beat, a sample, the history and the model.
+
+    max_chars: use the first max_chars characters; None means the whole file
+        for a given text and 60,000 for the shipped sample.
+    minutes: train for this much wall-clock time (epochs is then ignored) and
+        keep a checkpoint at ``checkpoint`` (see the module docstring); the
+        validation pass over the tail (``val_seconds``) and the sample follow it.
+    resume: continue from ``checkpoint``: its model (the width options here
+        are ignored), optimizer state, vocabulary and position in the text,
+        for another ``minutes``.
+    """
+    if max_chars is None and not text:
+        max_chars = SAMPLE_MAX_CHARS
     corpus = load_text(text or DEFAULT_TEXT, max_chars=max_chars or None)
+    if minutes is None and (resume or checkpoint):
+        raise ValueError("minutes: checkpoint and resume go with a time budget; give minutes")
+    if minutes is not None:
+        return _run_for(corpus, text or DEFAULT_TEXT, minutes=minutes, checkpoint=checkpoint,
+                        resume=resume, checkpoint_every=checkpoint_every, cell=cell, hidden=hidden,
+                        layers=layers, embedding=embedding, dropout=dropout, batch_size=batch_size,
+                        seq_len=seq_len, lr=lr, clip=clip, val_fraction=val_fraction,
+                        sample_length=sample_length, temperature=temperature, prime=prime,
+                        seed=seed, progress=progress)
     vocab = CharVocab(corpus)
+    _check_prime(vocab, prime)
     ids = vocab.encode(corpus)
     train_ids, val_ids = split_sequence(ids, val_fraction)
     train = char_batches(train_ids, batch_size, seq_len)
@@ -103,3 +141,149 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = 60_000, cell: str
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
             "history": history.history, "model": model, "vocab": vocab,
             "text": text or DEFAULT_TEXT, "chars": len(corpus)}
+
+
+def _check_prime(vocab: CharVocab, prime: str) -> None:
+    """Refuses, before any training, a priming string the model could not read."""
+    if not isinstance(prime, str) or not prime:
+        raise ValueError("prime: expected at least one character")
+    missing = sorted(set(prime) - set(vocab.chars))
+    if missing:
+        raise ValueError(f"prime: characters {''.join(missing)!r} of {prime!r} are not in the "
+                         "text's vocabulary; choose a prime made of the text's characters")
+
+
+def _fingerprint(ids: np.ndarray) -> str:
+    """Identifies the training ids, so a resumed run knows whether its saved
+    position in the text still means anything."""
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:32]
+
+
+def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optional[str],
+             resume: bool, checkpoint_every: float, cell: str, hidden: int, layers: int,
+             embedding: int, dropout: float, batch_size: int, seq_len: int, lr: float,
+             clip: float, val_fraction: float, sample_length: int, temperature: float,
+             prime: str, seed: int, progress: Optional[bool]) -> Dict[str, Any]:
+    """run() on a wall-clock budget, with a checkpoint to resume from."""
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) \
+            or not math.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"minutes: expected a positive number of minutes, got {minutes!r}")
+    if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every > 0:
+        raise ValueError(f"checkpoint_every: expected a positive number of seconds, "
+                         f"got {checkpoint_every!r}")
+    checkpoint = checkpoint or "char-rnn.rnnpy"
+    position = {"epoch": 0, "batch": 0, "chars_trained": 0, "seconds": 0.0}
+    if resume:
+        model, extra = load_with_extra(checkpoint)
+        if not isinstance(extra, dict) or extra.get("kind") != "char-rnn":
+            raise ValueError(f"checkpoint: {checkpoint!r} is not a char-rnn checkpoint")
+        vocab = CharVocab.from_config(extra["vocab"])
+        try:
+            ids = vocab.encode(corpus)
+        except ValueError as exc:
+            raise ValueError(f"text: {text_name!r} has characters the checkpoint's vocabulary "
+                             f"lacks ({exc})") from None
+        opt = Adam(model, lr=lr)
+        opt.load_state_dict(extra["optimizer"])
+        batch_size, seq_len = int(extra["batch_size"]), int(extra["seq_len"])
+        train_ids, val_ids = split_sequence(ids, val_fraction)
+        if extra.get("train_fingerprint") == _fingerprint(train_ids):
+            position.update({k: extra[k] for k in position})
+        else:   # another text: keep the model, start at its beginning
+            position.update(chars_trained=extra["chars_trained"], seconds=extra["seconds"])
+        cell = str(extra.get("cell", cell))
+    else:
+        vocab = CharVocab(corpus)
+        ids = vocab.encode(corpus)
+        train_ids, val_ids = split_sequence(ids, val_fraction)
+        model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
+        opt = Adam(model, lr=lr)
+    _check_prime(vocab, prime)
+    train = char_batches(train_ids, batch_size, seq_len)
+    # the tail is read as up to VAL_ROWS parallel rows, each carrying its state over
+    # thousands of characters on a large text: seconds, where batch_size rows of
+    # a 200,000-character tail took longer than a minute of training
+    val_rows = max(1, min(VAL_ROWS, len(val_ids) // (seq_len + 1)))
+    val = char_batches(val_ids, val_rows, seq_len)
+    n_batches = len(train)
+    fingerprint = _fingerprint(train_ids)
+
+    def write_checkpoint() -> None:
+        if not np.isfinite(model.flat_params).all():
+            raise FloatingPointError(
+                f"the parameters are not finite at epoch {position['epoch'] + 1}, batch "
+                f"{position['batch']}: training stopped and {checkpoint!r} left as it was "
+                "(lower lr or clip)")
+        save(model, checkpoint, extra={
+            "kind": "char-rnn", "vocab": vocab.to_config(), "optimizer": opt.state_dict(),
+            "batch_size": batch_size, "seq_len": seq_len, "cell": cell,
+            "train_fingerprint": fingerprint, **position})
+
+    history: Dict[str, list] = {"loss": []}
+    start = time.monotonic()
+    deadline = start + 60.0 * minutes
+    last_save = start
+    epoch_loss, epoch_chars = 0.0, 0
+    state = None     # carried from window to window; starts at zero each epoch and on resume
+    bar = _progress(None, "char-rnn", progress)
+    model.train()
+    try:
+        while time.monotonic() < deadline:
+            for i, (x, y) in enumerate(train):
+                if i < position["batch"]:
+                    continue
+                out, state = model.forward(x, state)
+                loss, grad = softmax_cross_entropy(out, y)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss} at epoch {position['epoch'] + 1}, "
+                                             f"batch {i + 1}: training stopped (lower lr)")
+                model.zero_grad()
+                model.backward(grad)
+                clip_grad_norm(model, clip)
+                opt.step()
+                position["batch"] = i + 1
+                position["chars_trained"] += int(np.size(y))
+                epoch_loss += loss * np.size(y)
+                epoch_chars += int(np.size(y))
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if now - last_save >= checkpoint_every:
+                    position["seconds"] += now - last_save
+                    last_save = now
+                    write_checkpoint()
+            if position["batch"] >= n_batches:   # a whole epoch done
+                position.update(epoch=position["epoch"] + 1, batch=0)
+                state = None
+                history["loss"].append(epoch_loss / max(epoch_chars, 1))
+                epoch_loss, epoch_chars = 0.0, 0
+                now = time.monotonic()
+                position["seconds"] += now - last_save
+                last_save = now
+                write_checkpoint()
+    except KeyboardInterrupt:
+        # an interrupted run keeps its work; a failed one (a non-finite loss)
+        # leaves the last good checkpoint alone
+        position["seconds"] += time.monotonic() - last_save
+        write_checkpoint()
+        raise
+    finally:
+        bar.close()
+    position["seconds"] += time.monotonic() - last_save
+    write_checkpoint()
+    if epoch_chars:
+        history["loss"].append(epoch_loss / epoch_chars)
+    t_val = time.monotonic()
+    val_loss = evaluate(model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(),
+                        batch_size=val_rows, stateful=True)["loss"]
+    val_seconds = time.monotonic() - t_val
+    text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
+    return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss, "val_seconds": val_seconds,
+            "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
+            "history": history, "model": model, "vocab": vocab, "text": text_name,
+            "chars": len(corpus), "val_chars": int(len(val_ids)), "minutes": minutes,
+            "checkpoint": os.path.abspath(checkpoint), "resumed": bool(resume),
+            "epochs_done": position["epoch"] + position["batch"] / max(n_batches, 1),
+            "chars_trained": position["chars_trained"], "train_seconds": position["seconds"]}

@@ -11,9 +11,10 @@ CELLS = ("rnn", "lstm", "gru", "peephole")
 
 def make_recurrent(cell: str, input_size: int, hidden: int, layers: int = 1, *,
                    nonlinearity: str = "tanh", dropout: float = 0.0, dtype: Any = "float32",
-                   seed: Optional[int] = None) -> Module:
-    """rnnpy.RNN / LSTM / GRU (or a peephole LSTM) from a cell name."""
-    kw = dict(num_layers=layers, dropout=dropout, dtype=dtype, seed=seed)
+                   seed: Optional[int] = None, **layer_kw: Any) -> Module:
+    """rnnpy.RNN / LSTM / GRU (or a peephole LSTM) from a cell name; layer_kw
+    (threads, init, t_max, forget_bias, recurrent_init, ...) go to the layer."""
+    kw = dict(num_layers=layers, dropout=dropout, dtype=dtype, seed=seed, **layer_kw)
     if cell == "rnn":
         return RNN(input_size, hidden, nonlinearity=nonlinearity, **kw)
     if cell in ("lstm", "peephole"):
