@@ -238,6 +238,7 @@ def test_onnx_export_accepts_the_init_options(tmp_path, cls):
     rnnpy.export_onnx(layer, path)
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    want, _ = layer.forward(x)
+    lengths = np.array([5, 3], dtype=np.int64)
+    got = sess.run(None, {"x": x, "lengths": lengths})[0]
+    want, _ = layer.forward(x, lengths=lengths)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
