@@ -28,6 +28,7 @@
 #include "cells.h"
 #include "cells_ext.h"
 #include "gemm.h"
+#include "pool.h"
 
 /* ---------------------------------------------------------------- state */
 
@@ -35,7 +36,51 @@ typedef struct {
     PyTypeObject *rnn_type;
     PyTypeObject *lstm_type;
     PyTypeObject *gru_type;
+    rnn_pool *pool;         /* the kernels' threads, made on first need (see pool_of) */
 } module_state;
+
+static struct PyModuleDef core_module;
+
+/* The module state of the module that defined tp (or a base of tp), or NULL. */
+static module_state *state_of_type(PyTypeObject *tp) {
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *m = PyType_GetModuleByDef(tp, &core_module);
+    if (!m) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return PyModule_GetState(m);
+#else
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE)) continue;
+        PyObject *m = PyType_GetModule(base);
+        if (!m) {
+            PyErr_Clear();
+            continue;
+        }
+        if (PyModule_GetDef(m) == &core_module) return PyModule_GetState(m);
+    }
+    return NULL;
+#endif
+}
+
+/* The pool a kernel call on `threads` threads runs on, or NULL (the calling
+ * thread alone, with the same results: at threads <= 1, or when memory for
+ * a pool is short). Called with the GIL held, which serialises making it.
+ * In a child made by fork the parent's pool has no threads (and a lock
+ * that a parent thread may have held at the fork): it is dropped unused
+ * and a new one made, so the child's calls run on threads of their own. */
+static rnn_pool *pool_of(module_state *st, int threads) {
+    if (!st || threads <= 1) return NULL;
+    if (st->pool && rnn_pool_stale(st->pool)) {
+        rnn_pool_abandon(st->pool);
+        st->pool = NULL;
+    }
+    if (!st->pool) st->pool = rnn_pool_new();
+    return st->pool;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -757,7 +802,8 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
 
     rnn_dims d = {.T = T, .B = B, .I = self->I, .H = H,
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
-                  .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads};
+                  .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads,
+                  .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads)};
     int64_t cache_len = ext ? rnn_ext_cache_len(self->kind, &d, &self->cfg)
                             : rnn_cache_len(self->kind, &d);
     int64_t work_len = ext ? rnn_ext_forward_work_len(self->kind, &d, &self->cfg)
@@ -918,6 +964,7 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
     }
     rnn_dims d = self->dims;
     d.threads = self->threads; /* the count set now, not at forward */
+    d.pool = pool_of(state_of_type(Py_TYPE(self)), d.threads);
     const int typenum = self->typenum;
     const size_t es = elsize_of(typenum);
     const int64_t Hs = state_size(self);
@@ -1311,7 +1358,7 @@ static int parse_isa(PyObject *obj) {
     return -1;
 }
 
-static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
+static PyObject *core_gemm(PyObject *m, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"a", "b", "trans_a", "trans_b", "alpha", "beta", "c", "isa", "threads",
                              NULL};
     PyObject *a_obj, *b_obj, *c_obj = Py_None, *isa_obj = Py_None, *thr_obj = NULL;
@@ -1324,6 +1371,7 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
         return NULL;
     int threads = parse_threads(thr_obj);
     if (threads < 0) return NULL;
+    rnn_pool *pool = pool_of(PyModule_GetState(m), threads);
     int isa = parse_isa(isa_obj);
     if (isa == -1) return NULL;
     int typenum = NPY_FLOAT;
@@ -1367,11 +1415,11 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT)
         st = isa == -2 ? rnn_gemm_ref_f32(ta, tb, M, N, K, (float)alpha, ap, lda, bp, ldb, (float)beta, cp, N)
-                       : rnn_gemm_mt_f32(isa, threads, ta, tb, M, N, K, (float)alpha, ap, lda, bp,
+                       : rnn_gemm_mt_f32(isa, pool, threads, ta, tb, M, N, K, (float)alpha, ap, lda, bp,
                                          ldb, (float)beta, cp, N, ws);
     else
         st = isa == -2 ? rnn_gemm_ref_f64(ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N)
-                       : rnn_gemm_mt_f64(isa, threads, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta,
+                       : rnn_gemm_mt_f64(isa, pool, threads, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta,
                                          cp, N, ws);
     Py_END_ALLOW_THREADS
     if (st) { raise_status("gemm", st); goto error; }
@@ -1481,7 +1529,14 @@ static int core_clear(PyObject *m) {
     return 0;
 }
 
-static void core_free(void *m) { core_clear((PyObject *)m); }
+static void core_free(void *m) {
+    core_clear((PyObject *)m);
+    module_state *st = PyModule_GetState((PyObject *)m);
+    if (st) {
+        rnn_pool_free(st->pool); /* stops and joins its threads (a stale one: dropped) */
+        st->pool = NULL;
+    }
+}
 
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, (void *)core_exec},
