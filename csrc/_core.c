@@ -24,6 +24,12 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _WIN32
+#include <process.h>
+#define getpid _getpid
+#else
+#include <unistd.h>
+#endif
 
 #include "cells.h"
 #include "cells_ext.h"
@@ -90,7 +96,9 @@ typedef struct {
     rnn_ext_config cfg;     /* projection, layer norm (peephole and relu mirror kind) */
     PyArrayObject *params;  /* (P,) flat parameters, views are the named weights */
     PyArrayObject *grads;   /* (P,) flat gradients, same layout */
-    int busy;               /* a call is inside a kernel (checked with the GIL held) */
+    long busy;              /* pid of the process whose call is inside, or 0 (checked
+                             * with the GIL held; a copy made by fork mid-call is free
+                             * in the child, where the calling thread does not exist) */
     int threads;            /* threads a kernel call may use (>= 1) */
     /* what forward keeps for backward */
     int have_cache;
@@ -138,6 +146,9 @@ static cell_layout layout_of(int kind, int64_t I, int64_t H, const rnn_ext_confi
     L.total = L.ln_c + (cfg->layer_norm && lstm ? 2 * H : 0);
     return L;
 }
+
+/* Whether a call of this process is inside the cell. */
+static int cell_busy(const CellObject *self) { return self->busy && self->busy == (long)getpid(); }
 
 static size_t elsize_of(int typenum) { return typenum == NPY_FLOAT ? sizeof(float) : sizeof(double); }
 
@@ -547,7 +558,7 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
         PyErr_SetString(PyExc_ValueError, "grads: must not share memory with params");
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         Py_DECREF(p); Py_DECREF(g);
         PyErr_SetString(PyExc_RuntimeError, "__init__: the cell is in use by another thread");
         return -1;
@@ -611,7 +622,7 @@ static int cell_ready(CellObject *self, const char *where) {
         PyErr_Format(PyExc_RuntimeError, "%s: the cell was not initialised", where);
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         PyErr_Format(PyExc_RuntimeError,
                      "%s: the cell is in use by another thread; one cell runs one call at a time",
                      where);
@@ -636,7 +647,7 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
 
 static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
     if (cell_ready(self, "forward")) return NULL;
-    self->busy = 1;
+    self->busy = (long)getpid();
     PyObject *result = cell_forward_impl(self, args, kw);
     self->busy = 0;
     return result;
@@ -644,7 +655,7 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
 
 static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
     if (cell_ready(self, "backward")) return NULL;
-    self->busy = 1;
+    self->busy = (long)getpid();
     PyObject *result = cell_backward_impl(self, args, kw);
     self->busy = 0;
     return result;
@@ -1224,7 +1235,7 @@ static int cell_set_threads(CellObject *self, PyObject *value, void *Py_UNUSED(c
         PyErr_SetString(PyExc_AttributeError, "threads: cannot be deleted");
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         PyErr_SetString(PyExc_RuntimeError, "threads: the cell is in use by another thread");
         return -1;
     }

@@ -14,6 +14,7 @@ arguments, which is how models are saved without pickle.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -47,6 +48,11 @@ def _exclusive(method: Callable, name: str) -> Callable:
         lock = self.__dict__.get("_call_lock")
         if lock is None:   # a subclass that skipped Module.__init__
             return method(self, *args, **kwargs)
+        if self.__dict__.get("_call_lock_pid", os.getpid()) != os.getpid():
+            # a child made by fork while a thread of the parent was inside: that
+            # thread does not exist here, so its hold on the lock is void
+            lock = self.__dict__["_call_lock"] = threading.RLock()
+            self.__dict__["_call_lock_pid"] = os.getpid()
         if not lock.acquire(blocking=False):
             raise RuntimeError(f"{type(self).__name__}.{name}: the module is in use by another "
                                "thread; a module runs one call at a time (use one model per "
@@ -100,6 +106,7 @@ class Module:
 
     def __init__(self) -> None:
         self._call_lock = threading.RLock()   # re-entrant: a subclass may call super().forward
+        self._call_lock_pid = os.getpid()     # a forked child starts with a fresh lock
         self.training = True
         self.params: Dict[str, np.ndarray] = LiveArrays()
         self.grads: Dict[str, np.ndarray] = LiveArrays()

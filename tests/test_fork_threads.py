@@ -89,7 +89,8 @@ def test_pool_after_threaded_call_in_parent():
 
 def test_fork_while_another_thread_is_inside_a_kernel():
     """A child forked while another parent thread runs threaded kernels (and the
-    forking thread had run them before) runs its own threaded kernels."""
+    forking thread had run them before) runs its own threaded kernels, also on
+    the layer that the other thread was inside."""
     _ok(_run("""
         import threading, time
         ref = step(make(1))
@@ -113,6 +114,8 @@ def test_fork_while_another_thread_is_inside_a_kernel():
             pid = os.fork()
             if pid == 0:
                 ok = np.array_equal(step(make(2)), ref)
+                # the layer the other thread was inside is free in the child
+                ok = ok and np.array_equal(busy.forward(X)[0], make(1, seed=5).forward(X)[0])
                 ok = ok and np.array_equal(_core.gemm(A, A, threads=2), _core.gemm(A, A, threads=1))
                 os._exit(0 if ok else 3)
             codes.append(os.waitpid(pid, 0)[1])
