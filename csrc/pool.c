@@ -88,6 +88,8 @@ struct rnn_pool {
     atomic_int stop;
     int nworkers;                /* threads[0..nworkers) exist (written by the busy holder) */
     int64_t jobs, retry_at;      /* jobs run; the first job that may create threads again */
+    int64_t solo_until;          /* jobs before this one run on the caller alone */
+    int64_t backoff;             /* jobs to run alone after the next lost job */
     pthread_t threads[POOL_MAX_WORKERS];
 #if !defined(__linux__)
     pthread_mutex_t mu;          /* the futex's stand-in: sleep and wake under mu */
@@ -131,21 +133,23 @@ static int64_t now_us(void) {
 
 /* Claims and runs tasks of the job whose ticket was read as t until none
  * is left or a newer job replaced it. */
-static void claim_tasks(rnn_pool *p, uint64_t t) {
+static int claim_tasks(rnn_pool *p, uint64_t t) {
     const uint64_t gen = GEN_OF(t);
     const int n = NTASKS_OF(t);
+    int ran = 0;
     for (;;) {
         rnn_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
         void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
         int i = NEXT_OF(t);
-        if (i >= n) return;
+        if (i >= n) return ran;
         if (atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) {
             fn(ctx, i);
+            ran++;
             unsigned d = atomic_fetch_add(&p->done, 1) + 1;
             if ((int)d == n && atomic_load(&p->caller_sleeps)) word_wake(p, &p->done, 1);
             t = atomic_load(&p->ticket);
         }
-        if (GEN_OF(t) != gen) return;
+        if (GEN_OF(t) != gen) return ran;
     }
 }
 
@@ -208,11 +212,12 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     }
     p->jobs++;
     grow(p, ntasks - 1);
-    if (p->nworkers == 0) {
+    if (p->nworkers == 0 || p->jobs < p->solo_until) {
         run_serial(ntasks, fn, ctx);
         atomic_store(&p->busy, 0);
         return;
     }
+    int64_t t0 = now_us();
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store(&p->done, 0);
@@ -221,9 +226,9 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_store(&p->ticket, t);
     atomic_fetch_add(&p->wake_seq, 1);
     if (atomic_load(&p->sleepers) > 0) word_wake(p, &p->wake_seq, ntasks - 1);
-    claim_tasks(p, t);
+    int mine = claim_tasks(p, t);
     /* the tasks workers claimed: spin a little, then sleep */
-    int64_t until = now_us() + RNN_POOL_SPIN_US;
+    int64_t t1 = now_us(), until = t1 + RNN_POOL_SPIN_US;
     int k = 0;
     while ((int)atomic_load(&p->done) < ntasks) {
         POOL_PAUSE();
@@ -233,6 +238,20 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             while ((int)(d = atomic_load(&p->done)) < ntasks) word_wait(p, &p->done, d);
             atomic_store(&p->caller_sleeps, 0);
             break;
+        }
+    }
+    /* Lost: the job took longer than the caller alone would have (its own
+     * tasks' time per task, times all tasks) because a worker that claimed a
+     * task ran late (descheduled: the cores are busy with other work). Then
+     * the next jobs run on the caller alone, twice as many each time it
+     * happens again, so that threads never cost more than they bring. */
+    if (mine > 0) {
+        int64_t t2 = now_us(), own = t1 - t0;
+        if ((t2 - t0) * mine > own * ntasks + 20 * mine) {
+            p->backoff = p->backoff ? (p->backoff < 4096 ? 2 * p->backoff : 4096) : 8;
+            p->solo_until = p->jobs + 1 + p->backoff;
+        } else {
+            p->backoff = 0;
         }
     }
     atomic_store(&p->busy, 0);
