@@ -244,14 +244,15 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * tasks' time per task, times all tasks) because a worker that claimed a
      * task ran late (descheduled: the cores are busy with other work). Then
      * the next jobs run on the caller alone, twice as many each time it
-     * happens again, so that threads never cost more than they bring. */
+     * happens again (and fewer again only after many jobs that gained), so
+     * that threads do not cost more than they bring. */
     if (mine > 0) {
         int64_t t2 = now_us(), own = t1 - t0;
         if ((t2 - t0) * mine > own * ntasks + 20 * mine) {
-            p->backoff = p->backoff ? (p->backoff < 4096 ? 2 * p->backoff : 4096) : 8;
+            p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
             p->solo_until = p->jobs + 1 + p->backoff;
         } else {
-            p->backoff = 0;
+            p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
         }
     }
     atomic_store(&p->busy, 0);
