@@ -122,7 +122,8 @@ static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int6
                                  void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
+                                   gemm_ws);
 }
 
 /* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
@@ -133,7 +134,8 @@ static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, 
                                      int64_t ldc, void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc,
+                                   gemm_ws);
 }
 
 /* dst[j] += src[j], j < n (no aliasing, so it vectorises). */

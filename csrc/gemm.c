@@ -1058,7 +1058,8 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
 int SFX(rnn_gemm_packed)(int64_t M, int64_t N, int64_t K, REAL alpha, const REAL *A,
                          int64_t lda, const void *packed, REAL beta, REAL *C, int64_t ldc,
                          void *workspace) {
-    return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, alpha, A, lda, packed, beta, C, ldc, workspace);
+    return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, alpha, A, lda, packed, beta, C, ldc,
+                                   workspace);
 }
 
 /* Argument checks shared by every entry point. Returns RNN_OK to proceed,

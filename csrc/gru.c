@@ -147,7 +147,9 @@ int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
-        SFX(gru_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G, .H = H, .gates = gates, .pre = pre, .b_ih = b_ih, .b_hh = b_hh, .hT = hT, .out = out, .hn = hn, .hp = hp};
+        SFX(gru_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                          .H = H, .gates = gates, .pre = pre, .b_ih = b_ih,
+                                          .b_hh = b_hh, .hT = hT, .out = out, .hn = hn, .hp = hp};
         rnn_par_rows(d, ne, B, SFX(gru_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -233,7 +235,9 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     const SFX(gru_bwd_row_fn) row = SFX(gru_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(gru_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G, .H = H, .gates = gates, .hn = hn, .hp = hp, .dout = dout, .dh = dh, .dGx = dGx, .dHN = dHN, .dGs = dGs};
+        SFX(gru_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                          .H = H, .gates = gates, .hn = hn, .hp = hp, .dout = dout,
+                                          .dh = dh, .dGx = dGx, .dHN = dHN, .dGs = dGs};
         rnn_par_rows(d, ne, B, SFX(gru_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while the rows are in cache */
         for (int64_t b = 0; b < B; b++) {

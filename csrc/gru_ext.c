@@ -365,7 +365,11 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             a = hm;
         }
         if ((st = SFX(step_gemm)(d, 1, G, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
-        SFX(gx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh, .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p, .gates = gates, .hT = hT, .out = out, .vn = vn, .hp = hp, .zh = zh, .zld = zld};
+        SFX(gx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh,
+                                         .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p,
+                                         .gates = gates, .hT = hT, .out = out, .vn = vn, .hp = hp,
+                                         .zh = zh, .zld = zld};
         rnn_par_rows(d, ne, B, SFX(gx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -488,7 +492,11 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     const SFX(gx_bwd_row_fn) row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(gx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp, .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dhr = dhr, .dU = dU, .dV = dV, .dGs = dGs, .xh = xh, .rs = rs, .ln_hh = ln_hh};
+        SFX(gx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp,
+                                         .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dhr = dhr,
+                                         .dU = dU, .dV = dV, .dGs = dGs, .xh = xh, .rs = rs,
+                                         .ln_hh = ln_hh};
         rnn_par_rows(d, ne, B, SFX(gx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
         if ((st = SFX(step_gemm)(d, 0, H, G, dGs, p->w_hh, wpk, dhr, gemm_ws))) return st;

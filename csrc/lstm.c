@@ -252,10 +252,10 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             const int64_t t0 = d->reverse ? T - s - n : s; /* earliest time of the block */
             const REAL *xb = x + t0 * d->ts * d->ldx;
             REAL *gb = gates + t0 * d->ts * G;
-            st = contig ? SFX(rnn_gemm_packed_mt)(d->pool, d->threads, n * B, G, I, 1, xb, d->ldx, wipk, 0,
-                                                  gb, G, gemm_ws)
-                        : SFX(rnn_gemm_packed_mt)(d->pool, d->threads, B, G, I, 1, xb, d->bs * d->ldx,
-                                                  wipk, 0, gb, d->bs * G, gemm_ws);
+            st = contig ? SFX(rnn_gemm_packed_mt)(d->pool, d->threads, n * B, G, I, 1, xb, d->ldx,
+                                                  wipk, 0, gb, G, gemm_ws)
+                        : SFX(rnn_gemm_packed_mt)(d->pool, d->threads, B, G, I, 1, xb,
+                                                  d->bs * d->ldx, wipk, 0, gb, d->bs * G, gemm_ws);
             if (st) return st;
         }
         if (fused) {
@@ -266,7 +266,11 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws);
         }
         if (st) return st;
-        SFX(lstm_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .fused = fused, .G = G, .H = H, .gates = gates, .hT = hT, .cT = cT, .out = out, .cs = cs, .pre = pre, .w_peep = w_peep, .bias = bias, .hp = hp, .cp = cp, .pi = pi, .pf = pf, .po = po};
+        SFX(lstm_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row,
+                                           .fused = fused, .G = G, .H = H, .gates = gates, .hT = hT,
+                                           .cT = cT, .out = out, .cs = cs, .pre = pre,
+                                           .w_peep = w_peep, .bias = bias, .hp = hp, .cp = cp,
+                                           .pi = pi, .pf = pf, .po = po};
         rnn_par_rows(d, ne, B, SFX(lstm_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -397,7 +401,11 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     const SFX(lstm_bwd_row_fn) row = SFX(lstm_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(lstm_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G, .H = H, .gates = gates, .cs = cs, .cp = cp, .dout = dout, .dG = dG, .dh = dh, .dc = dc, .dGs = dGs, .w_peep = w_peep, .pi = pi, .pf = pf, .po = po, .dpi = dpi, .dpf = dpf, .dpo = dpo};
+        SFX(lstm_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                           .H = H, .gates = gates, .cs = cs, .cp = cp, .dout = dout,
+                                           .dG = dG, .dh = dh, .dc = dc, .dGs = dGs,
+                                           .w_peep = w_peep, .pi = pi, .pf = pf, .po = po,
+                                           .dpi = dpi, .dpf = dpf, .dpo = dpo};
         rnn_par_rows(d, ne, B, SFX(lstm_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while dGs is in cache (its
          * rows of ended sequences are zero) */

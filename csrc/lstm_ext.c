@@ -482,7 +482,8 @@ static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, co
     (void)trans_b;
     (void)w;
     (void)ldw;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
+                                   gemm_ws);
 }
 
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0

@@ -143,7 +143,9 @@ int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = SFX(step_gemm)(d, 1, H, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
-        SFX(rnn_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .hs = hs, .pre = pre, .b_ih = b_ih, .b_hh = b_hh, .hT = hT, .out = out, .hp = hp, .relu = relu};
+        SFX(rnn_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                          .hs = hs, .pre = pre, .b_ih = b_ih, .b_hh = b_hh,
+                                          .hT = hT, .out = out, .hp = hp, .relu = relu};
         rnn_par_rows(d, ne, B, SFX(rnn_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -219,7 +221,9 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     const SFX(rnn_bwd_row_fn) row = SFX(rnn_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(rnn_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .hs = hs, .dout = dout, .dh = dh, .dA = dA, .dAs = dAs, .relu = relu};
+        SFX(rnn_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                          .hs = hs, .dout = dout, .dh = dh, .dA = dA, .dAs = dAs,
+                                          .relu = relu};
         rnn_par_rows(d, ne, B, SFX(rnn_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while dAs is in cache */
         for (int64_t b = 0; b < B; b++) SFX(add_row)(dbs, dAs + b * H, H);

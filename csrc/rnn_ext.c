@@ -220,7 +220,10 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             a = hm;
         }
         if ((st = SFX(step_gemm)(d, 1, H, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
-        SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc, .rec = rec, .zh = zh, .zld = zld, .relu = relu};
+        SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out,
+                                         .hmc = hmc, .rec = rec, .zh = zh, .zld = zld,
+                                         .relu = relu};
         rnn_par_rows(d, ne, B, SFX(rx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
@@ -299,7 +302,9 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     const SFX(rx_bwd_row_fn) row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(rx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H, .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dA = dA, .dAs = dAs, .relu = relu};
+        SFX(rx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh,
+                                         .dA = dA, .dAs = dAs, .relu = relu};
         rnn_par_rows(d, ne, B, SFX(rx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
         if ((st = SFX(step_gemm)(d, 0, H, H, dAs, p->w_hh, wpk, dhr, gemm_ws))) return st;
