@@ -1,9 +1,9 @@
 """Builds rnnpy._core, the C kernels, against NumPy's C API.
 
 One portable build: the GEMM picks its AVX-512, AVX2 or plain-C micro-kernel
-at run time, so no -march flag is needed. Threads come from OpenMP when the
-compiler has it (RNNPY_OPENMP=0 builds without; the kernels then run on one
-thread, with the same results). RNNPY_WERROR=1 turns warnings into
+at run time, so no -march flag is needed. Threads come from the core's own
+pool (csrc/pool.c) over POSIX threads; where there are none, the kernels run
+on one thread, with the same results. RNNPY_WERROR=1 turns warnings into
 errors (CI sets it); RNNPY_SANITIZE=1 builds with AddressSanitizer and UBSan.
 """
 import glob
@@ -15,30 +15,9 @@ from setuptools import Extension, setup
 sources = sorted(glob.glob("csrc/*.c"))
 compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-fvisibility=hidden"]
 link_args = []
-
-
-def _has_openmp() -> bool:
-    """Whether the C compiler builds and links a trivial OpenMP program."""
-    import subprocess
-    import sysconfig
-    import tempfile
-
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "omp.c")
-        with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
-        try:
-            res = subprocess.run([*cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")],
-                                 capture_output=True)
-        except OSError:
-            return False
-        return res.returncode == 0
-
-
-if os.environ.get("RNNPY_OPENMP", "1") != "0" and _has_openmp():
-    compile_args.append("-fopenmp")
-    link_args.append("-fopenmp")
+if os.name == "posix":
+    compile_args.append("-pthread")
+    link_args.append("-pthread")
 if os.environ.get("RNNPY_WERROR") == "1":
     compile_args.append("-Werror")
 if os.environ.get("RNNPY_SANITIZE") == "1":

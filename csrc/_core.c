@@ -24,10 +24,17 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _WIN32
+#include <process.h>
+#define getpid _getpid
+#else
+#include <unistd.h>
+#endif
 
 #include "cells.h"
 #include "cells_ext.h"
 #include "gemm.h"
+#include "pool.h"
 
 /* ---------------------------------------------------------------- state */
 
@@ -35,7 +42,51 @@ typedef struct {
     PyTypeObject *rnn_type;
     PyTypeObject *lstm_type;
     PyTypeObject *gru_type;
+    rnn_pool *pool;         /* the kernels' threads, made on first need (see pool_of) */
 } module_state;
+
+static struct PyModuleDef core_module;
+
+/* The module state of the module that defined tp (or a base of tp), or NULL. */
+static module_state *state_of_type(PyTypeObject *tp) {
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *m = PyType_GetModuleByDef(tp, &core_module);
+    if (!m) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return PyModule_GetState(m);
+#else
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE)) continue;
+        PyObject *m = PyType_GetModule(base);
+        if (!m) {
+            PyErr_Clear();
+            continue;
+        }
+        if (PyModule_GetDef(m) == &core_module) return PyModule_GetState(m);
+    }
+    return NULL;
+#endif
+}
+
+/* The pool a kernel call on `threads` threads runs on, or NULL (the calling
+ * thread alone, with the same results: at threads <= 1, or when memory for
+ * a pool is short). Called with the GIL held, which serialises making it.
+ * In a child made by fork the parent's pool has no threads (and a lock
+ * that a parent thread may have held at the fork): it is dropped unused
+ * and a new one made, so the child's calls run on threads of their own. */
+static rnn_pool *pool_of(module_state *st, int threads) {
+    if (!st || threads <= 1) return NULL;
+    if (st->pool && rnn_pool_stale(st->pool)) {
+        rnn_pool_abandon(st->pool);
+        st->pool = NULL;
+    }
+    if (!st->pool) st->pool = rnn_pool_new();
+    return st->pool;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -45,7 +96,9 @@ typedef struct {
     rnn_ext_config cfg;     /* projection, layer norm (peephole and relu mirror kind) */
     PyArrayObject *params;  /* (P,) flat parameters, views are the named weights */
     PyArrayObject *grads;   /* (P,) flat gradients, same layout */
-    int busy;               /* a call is inside a kernel (checked with the GIL held) */
+    long busy;              /* pid of the process whose call is inside, or 0 (checked
+                             * with the GIL held; a copy made by fork mid-call is free
+                             * in the child, where the calling thread does not exist) */
     int threads;            /* threads a kernel call may use (>= 1) */
     /* what forward keeps for backward */
     int have_cache;
@@ -93,6 +146,9 @@ static cell_layout layout_of(int kind, int64_t I, int64_t H, const rnn_ext_confi
     L.total = L.ln_c + (cfg->layer_norm && lstm ? 2 * H : 0);
     return L;
 }
+
+/* Whether a call of this process is inside the cell. */
+static int cell_busy(const CellObject *self) { return self->busy && self->busy == (long)getpid(); }
 
 static size_t elsize_of(int typenum) { return typenum == NPY_FLOAT ? sizeof(float) : sizeof(double); }
 
@@ -502,7 +558,7 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
         PyErr_SetString(PyExc_ValueError, "grads: must not share memory with params");
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         Py_DECREF(p); Py_DECREF(g);
         PyErr_SetString(PyExc_RuntimeError, "__init__: the cell is in use by another thread");
         return -1;
@@ -566,7 +622,7 @@ static int cell_ready(CellObject *self, const char *where) {
         PyErr_Format(PyExc_RuntimeError, "%s: the cell was not initialised", where);
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         PyErr_Format(PyExc_RuntimeError,
                      "%s: the cell is in use by another thread; one cell runs one call at a time",
                      where);
@@ -591,7 +647,7 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
 
 static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
     if (cell_ready(self, "forward")) return NULL;
-    self->busy = 1;
+    self->busy = (long)getpid();
     PyObject *result = cell_forward_impl(self, args, kw);
     self->busy = 0;
     return result;
@@ -599,7 +655,7 @@ static PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
 
 static PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
     if (cell_ready(self, "backward")) return NULL;
-    self->busy = 1;
+    self->busy = (long)getpid();
     PyObject *result = cell_backward_impl(self, args, kw);
     self->busy = 0;
     return result;
@@ -757,7 +813,8 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
 
     rnn_dims d = {.T = T, .B = B, .I = self->I, .H = H,
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
-                  .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads};
+                  .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads,
+                  .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads)};
     int64_t cache_len = ext ? rnn_ext_cache_len(self->kind, &d, &self->cfg)
                             : rnn_cache_len(self->kind, &d);
     int64_t work_len = ext ? rnn_ext_forward_work_len(self->kind, &d, &self->cfg)
@@ -918,6 +975,7 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
     }
     rnn_dims d = self->dims;
     d.threads = self->threads; /* the count set now, not at forward */
+    d.pool = pool_of(state_of_type(Py_TYPE(self)), d.threads);
     const int typenum = self->typenum;
     const size_t es = elsize_of(typenum);
     const int64_t Hs = state_size(self);
@@ -1177,7 +1235,7 @@ static int cell_set_threads(CellObject *self, PyObject *value, void *Py_UNUSED(c
         PyErr_SetString(PyExc_AttributeError, "threads: cannot be deleted");
         return -1;
     }
-    if (self->busy) {
+    if (cell_busy(self)) {
         PyErr_SetString(PyExc_RuntimeError, "threads: the cell is in use by another thread");
         return -1;
     }
@@ -1311,7 +1369,7 @@ static int parse_isa(PyObject *obj) {
     return -1;
 }
 
-static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
+static PyObject *core_gemm(PyObject *m, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"a", "b", "trans_a", "trans_b", "alpha", "beta", "c", "isa", "threads",
                              NULL};
     PyObject *a_obj, *b_obj, *c_obj = Py_None, *isa_obj = Py_None, *thr_obj = NULL;
@@ -1324,6 +1382,7 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
         return NULL;
     int threads = parse_threads(thr_obj);
     if (threads < 0) return NULL;
+    rnn_pool *pool = pool_of(PyModule_GetState(m), threads);
     int isa = parse_isa(isa_obj);
     if (isa == -1) return NULL;
     int typenum = NPY_FLOAT;
@@ -1367,11 +1426,11 @@ static PyObject *core_gemm(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT)
         st = isa == -2 ? rnn_gemm_ref_f32(ta, tb, M, N, K, (float)alpha, ap, lda, bp, ldb, (float)beta, cp, N)
-                       : rnn_gemm_mt_f32(isa, threads, ta, tb, M, N, K, (float)alpha, ap, lda, bp,
+                       : rnn_gemm_mt_f32(isa, pool, threads, ta, tb, M, N, K, (float)alpha, ap, lda, bp,
                                          ldb, (float)beta, cp, N, ws);
     else
         st = isa == -2 ? rnn_gemm_ref_f64(ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N)
-                       : rnn_gemm_mt_f64(isa, threads, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta,
+                       : rnn_gemm_mt_f64(isa, pool, threads, ta, tb, M, N, K, alpha, ap, lda, bp, ldb, beta,
                                          cp, N, ws);
     Py_END_ALLOW_THREADS
     if (st) { raise_status("gemm", st); goto error; }
@@ -1481,7 +1540,14 @@ static int core_clear(PyObject *m) {
     return 0;
 }
 
-static void core_free(void *m) { core_clear((PyObject *)m); }
+static void core_free(void *m) {
+    core_clear((PyObject *)m);
+    module_state *st = PyModule_GetState((PyObject *)m);
+    if (st) {
+        rnn_pool_free(st->pool); /* stops and joins its threads (a stale one: dropped) */
+        st->pool = NULL;
+    }
+}
 
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, (void *)core_exec},

@@ -27,19 +27,40 @@
 #define CELL_INLINE inline
 #endif
 
-/* OpenMP when built with it (see gemm.c for why); otherwise one thread. */
-#ifdef _OPENMP
-#define RNN_OMP(x) _Pragma(x)
-#else
-#define RNN_OMP(x)
-#endif
-
 /* Threads for one step's elementwise pass over B rows of n values each:
  * below about 32k values the fork costs more than the pass. Rows are
  * independent, so the result does not depend on the count. */
 static inline int rnn_elem_threads(const rnn_dims *d, int64_t n) {
     if (d->threads <= 1 || d->B < 2 || d->B * n < 32768) return 1;
-    return d->threads < d->B ? d->threads : (int)d->B;
+    int k = d->threads < RNN_MAX_THREADS ? d->threads : RNN_MAX_THREADS;
+    return k < d->B ? k : (int)d->B;
+}
+
+/* A step's elementwise pass over rows [b0, b1) of the batch; ctx holds what
+ * the kernel's loop body reads. */
+typedef void (*rnn_rows_fn)(void *ctx, int64_t b0, int64_t b1);
+typedef struct {
+    rnn_rows_fn fn;
+    void *ctx;
+    int64_t rows;
+    int n;
+} rnn_rows_job;
+static inline void rnn_rows_task(void *job, int i) {
+    const rnn_rows_job *j = job;
+    int64_t b0, b1;
+    rnn_pool_part(j->rows, j->n, i, &b0, &b1);
+    j->fn(j->ctx, b0, b1);
+}
+/* Runs fn over `rows` rows in ne contiguous parts on d's pool (the rows are
+ * independent, so which thread runs a part does not change the result). */
+static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_rows_fn fn,
+                                void *ctx) {
+    if (ne <= 1) {
+        fn(ctx, 0, rows);
+        return;
+    }
+    rnn_rows_job j = {fn, ctx, rows, ne};
+    rnn_pool_run(d->pool, ne, rnn_rows_task, &j);
 }
 
 /* Whether the rows that run at step s all read and write the same time t,
@@ -86,7 +107,7 @@ static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
 
 /* Every product of a kernel: the best micro-kernel of this CPU, on up to
  * d->threads threads (the kernel's rnn_dims must be in scope as d). */
-#define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->threads, __VA_ARGS__)
+#define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->pool, d->threads, __VA_ARGS__)
 
 /* The step products h_{t-1} W_hh^T (forward) and dG_t W_hh (backward), with
  * op(W_hh) packed once per call into `packed`: at B > 1 it spares packing
@@ -101,7 +122,8 @@ static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int6
                                  void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
+                                   gemm_ws);
 }
 
 /* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
@@ -112,7 +134,8 @@ static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, 
                                      int64_t ldc, void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc,
+                                   gemm_ws);
 }
 
 /* dst[j] += src[j], j < n (no aliasing, so it vectorises). */

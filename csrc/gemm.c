@@ -23,6 +23,7 @@
 
 #include "gemm.h"
 #include "rnn_common.h"
+#include "pool.h"
 
 /* RNN_GEMM_PORTABLE builds only the portable kernel (to test it as non-x86
  * targets compile it). */
@@ -132,15 +133,9 @@ int64_t rnn_gemm_packed_len(int64_t N, int64_t K) {
     return npad * K + 128 / (int64_t)sizeof(float);
 }
 
-/* Threads: OpenMP, because a parallel-for over a handful of blocks is all the
- * products need and libgomp keeps its team alive between calls (a fork costs
- * about a microsecond, against tens for creating pthreads each call). Without
- * -fopenmp the pragmas vanish and the same blocks run in turn. */
-#ifdef _OPENMP
-#define RNN_OMP(x) _Pragma(x)
-#else
-#define RNN_OMP(x)
-#endif
+/* Threads: the core's pool (pool.h). A product is split into a few column
+ * (or row) blocks, one task each; the tasks write disjoint blocks of C and
+ * each uses the workspace of its own index, whichever thread runs it. */
 
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #ifndef RNN_MT_MIN_MADDS
@@ -149,6 +144,7 @@ int64_t rnn_gemm_packed_len(int64_t N, int64_t K) {
 
 int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K) {
     if (threads <= 1 || M <= 0 || N <= 0 || K <= 0) return 1;
+    if (threads > RNN_MAX_THREADS) threads = RNN_MAX_THREADS;
     double madds = (double)M * (double)N * (double)K;
     int64_t n = (int64_t)(madds / RNN_MT_MIN_MADDS);
     if (n < 2) return 1;
@@ -996,9 +992,34 @@ int SFX(rnn_gemm_pack_b)(int trans_b, int64_t N, int64_t K, const REAL *B, int64
     return SFX(rnn_gemm_pack_b_isa)(rnn_gemm_best_isa(), trans_b, N, K, B, ldb, packed);
 }
 
-int SFX(rnn_gemm_packed_mt)(int threads, int64_t M, int64_t N, int64_t K, REAL alpha,
-                            const REAL *A, int64_t lda, const void *packed, REAL beta, REAL *C,
-                            int64_t ldc, void *workspace) {
+/* One block of a threaded product: the arguments every task shares. */
+typedef struct {
+    const SFX(gemm_isa) *d;
+    int isa, trans_a, trans_b, by_cols;
+    int64_t M, N, K, npad, lda, ldb, ldc, len, chunk;
+    REAL alpha, beta;
+    const REAL *A, *B, *pk;
+    REAL *C;
+    void *workspace;
+    size_t ws_step;
+    int status[RNN_MAX_THREADS];
+} SFX(gemm_job);
+
+static void SFX(gemm_packed_task)(void *ctx, int i) {
+    const SFX(gemm_job) *j = ctx;
+    int64_t s0 = i * j->chunk, n = min64(j->chunk, j->len - s0);
+    void *ws = (char *)j->workspace + (size_t)i * j->ws_step;
+    if (j->by_cols)
+        SFX(gemm_packed_blocked)(j->d, j->M, s0, n, j->K, j->npad, j->alpha, j->A, j->lda, j->pk,
+                                 j->beta, j->C + s0, j->ldc, ws);
+    else
+        SFX(gemm_packed_blocked)(j->d, n, 0, j->N, j->K, j->npad, j->alpha, j->A + s0 * j->lda,
+                                 j->lda, j->pk, j->beta, j->C + s0 * j->ldc, j->ldc, ws);
+}
+
+int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, int64_t K,
+                            REAL alpha, const REAL *A, int64_t lda, const void *packed, REAL beta,
+                            REAL *C, int64_t ldc, void *workspace) {
     if (M < 0 || N < 0 || K < 0) return RNN_ERR_SIZE;
     if (M == 0 || N == 0) return RNN_OK;
     if (!C || (K > 0 && (!A || !packed))) return RNN_ERR_NULL;
@@ -1022,30 +1043,23 @@ int SFX(rnn_gemm_packed_mt)(int threads, int64_t M, int64_t N, int64_t K, REAL a
     }
     /* The blocks of rnn_gemm_mt: NR_MAX columns (a multiple of every NR)
      * or 16 rows at a time, each computed as the one-thread product does. */
-    const int by_cols = N >= M;
-    const int64_t len = by_cols ? N : M, quantum = by_cols ? NR_MAX : 16;
-    int64_t chunk = (len + nt - 1) / nt;
-    chunk = (chunk + quantum - 1) / quantum * quantum;
-    nt = (int)((len + chunk - 1) / chunk);
-    const size_t ws_step = rnn_gemm_workspace_size();
-    RNN_OMP("omp parallel for num_threads(nt) schedule(static, 1)")
-    for (int i = 0; i < nt; i++) {
-        int64_t s0 = i * chunk, n = min64(chunk, len - s0);
-        void *ws = (char *)workspace + (size_t)i * ws_step;
-        if (by_cols)
-            SFX(gemm_packed_blocked)(d, M, s0, n, K, npad, alpha, A, lda, pk, beta, C + s0, ldc,
-                                     ws);
-        else
-            SFX(gemm_packed_blocked)(d, n, 0, N, K, npad, alpha, A + s0 * lda, lda, pk, beta,
-                                     C + s0 * ldc, ldc, ws);
-    }
+    SFX(gemm_job) j = {.d = d, .by_cols = N >= M, .M = M, .N = N, .K = K, .npad = npad,
+                       .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .pk = pk,
+                       .C = C, .workspace = workspace, .ws_step = rnn_gemm_workspace_size()};
+    const int64_t quantum = j.by_cols ? NR_MAX : 16;
+    j.len = j.by_cols ? N : M;
+    j.chunk = (j.len + nt - 1) / nt;
+    j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
+    nt = (int)((j.len + j.chunk - 1) / j.chunk);
+    rnn_pool_run(pool, nt, SFX(gemm_packed_task), &j);
     return RNN_OK;
 }
 
 int SFX(rnn_gemm_packed)(int64_t M, int64_t N, int64_t K, REAL alpha, const REAL *A,
                          int64_t lda, const void *packed, REAL beta, REAL *C, int64_t ldc,
                          void *workspace) {
-    return SFX(rnn_gemm_packed_mt)(1, M, N, K, alpha, A, lda, packed, beta, C, ldc, workspace);
+    return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, alpha, A, lda, packed, beta, C, ldc,
+                                   workspace);
 }
 
 /* Argument checks shared by every entry point. Returns RNN_OK to proceed,
@@ -1085,9 +1099,23 @@ int SFX(rnn_gemm_isa)(int isa, int trans_a, int trans_b, int64_t M, int64_t N, i
     return RNN_OK;
 }
 
-int SFX(rnn_gemm_mt)(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N,
-                     int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                     REAL beta, REAL *C, int64_t ldc, void *workspace) {
+static void SFX(gemm_task)(void *ctx, int i) {
+    SFX(gemm_job) *j = ctx;
+    int64_t s0 = i * j->chunk, n = min64(j->chunk, j->len - s0);
+    void *ws = (char *)j->workspace + (size_t)i * j->ws_step;
+    if (j->by_cols)
+        j->status[i] = SFX(rnn_gemm_isa)(j->isa, j->trans_a, j->trans_b, j->M, n, j->K, j->alpha,
+                                         j->A, j->lda, j->trans_b ? j->B + s0 * j->ldb : j->B + s0,
+                                         j->ldb, j->beta, j->C + s0, j->ldc, ws);
+    else
+        j->status[i] = SFX(rnn_gemm_isa)(j->isa, j->trans_a, j->trans_b, n, j->N, j->K, j->alpha,
+                                         j->trans_a ? j->A + s0 : j->A + s0 * j->lda, j->lda, j->B,
+                                         j->ldb, j->beta, j->C + s0 * j->ldc, j->ldc, ws);
+}
+
+int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int trans_b, int64_t M,
+                     int64_t N, int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B,
+                     int64_t ldb, REAL beta, REAL *C, int64_t ldc, void *workspace) {
     int nt = rnn_gemm_threads_for(threads, M, N, K);
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
@@ -1098,27 +1126,19 @@ int SFX(rnn_gemm_mt)(int isa, int threads, int trans_a, int trans_b, int64_t M, 
     if (!workspace) return RNN_ERR_NULL;
     /* Split the wider side of C into nt blocks, a multiple of NR_MAX columns
      * (or 16 rows) each, so every block keeps whole micro-kernel tiles. */
-    const int by_cols = N >= M;
-    const int64_t len = by_cols ? N : M, quantum = by_cols ? NR_MAX : 16;
-    int64_t chunk = (len + nt - 1) / nt;
-    chunk = (chunk + quantum - 1) / quantum * quantum;
-    nt = (int)((len + chunk - 1) / chunk);
-    const size_t ws_step = rnn_gemm_workspace_size();
+    SFX(gemm_job) j = {.isa = isa, .trans_a = trans_a, .trans_b = trans_b, .by_cols = N >= M,
+                       .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                       .beta = beta, .A = A, .B = B, .C = C, .workspace = workspace,
+                       .ws_step = rnn_gemm_workspace_size()};
+    const int64_t quantum = j.by_cols ? NR_MAX : 16;
+    j.len = j.by_cols ? N : M;
+    j.chunk = (j.len + nt - 1) / nt;
+    j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
+    nt = (int)((j.len + j.chunk - 1) / j.chunk);
+    rnn_pool_run(pool, nt, SFX(gemm_task), &j);
     int status = RNN_OK;
-    RNN_OMP("omp parallel for num_threads(nt) schedule(static, 1) reduction(max:status)")
-    for (int i = 0; i < nt; i++) {
-        int64_t s0 = i * chunk, n = min64(chunk, len - s0);
-        void *ws = (char *)workspace + (size_t)i * ws_step;
-        int r;
-        if (by_cols)
-            r = SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, n, K, alpha, A, lda,
-                                  trans_b ? B + s0 * ldb : B + s0, ldb, beta, C + s0, ldc, ws);
-        else
-            r = SFX(rnn_gemm_isa)(isa, trans_a, trans_b, n, N, K, alpha,
-                                  trans_a ? A + s0 : A + s0 * lda, lda, B, ldb, beta,
-                                  C + s0 * ldc, ldc, ws);
-        if (r > status) status = r;
-    }
+    for (int i = 0; i < nt; i++)
+        if (j.status[i] > status) status = j.status[i];
     return status;
 }
 

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool.h"
+
 /* Bytes of workspace rnn_gemm_f32/f64 need (the same for any shape). */
 size_t rnn_gemm_workspace_size(void);
 
@@ -68,17 +70,17 @@ int rnn_gemm_isa_f64(int isa, int trans_a, int trans_b, int64_t M, int64_t N, in
                      const double *B, int64_t ldb,
                      double beta, double *C, int64_t ldc, void *workspace);
 
-/* The same product on up to `threads` threads (OpenMP when the library is
- * built with it, otherwise one thread), with `workspace` holding `threads`
+/* The same product on up to `threads` threads of `pool` (pool.h; NULL: the
+ * calling thread only, with the same results), with `workspace` holding `threads`
  * workspaces of rnn_gemm_workspace_size() bytes back to back. The work is
  * split into column (or row) blocks of C, each computed exactly as the
  * one-thread product computes it, so C is bit-identical for every thread
  * count; products too small to gain from a second thread run on one. */
-int rnn_gemm_mt_f32(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+int rnn_gemm_mt_f32(int isa, rnn_pool *pool, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     float alpha, const float *A, int64_t lda,
                     const float *B, int64_t ldb,
                     float beta, float *C, int64_t ldc, void *workspace);
-int rnn_gemm_mt_f64(int isa, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+int rnn_gemm_mt_f64(int isa, rnn_pool *pool, int threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     double alpha, const double *A, int64_t lda,
                     const double *B, int64_t ldb,
                     double beta, double *C, int64_t ldc, void *workspace);
@@ -95,7 +97,7 @@ int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
  * rnn_gemm_packed_size_*(trans_b, N, K) bytes (any alignment; 0 means the
  * size overflows), for the given (or best) instruction set.
  * rnn_gemm_packed_* then computes C = alpha * A * op(B) + beta * C with A
- * stored M x K (lda >= K), on up to `threads` threads with `workspace` as
+ * stored M x K (lda >= K), on up to `threads` threads of `pool` with `workspace` as
  * for rnn_gemm_mt_*. Every element of C is summed in the same order as
  * rnn_gemm_mt_* sums it for M > 1 (M == 1 there takes a row-vector path),
  * so results match it bit for bit and for every thread count. The packed
@@ -121,10 +123,10 @@ int rnn_gemm_packed_f32(int64_t M, int64_t N, int64_t K, float alpha, const floa
 int rnn_gemm_packed_f64(int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                         int64_t lda, const void *packed, double beta, double *C, int64_t ldc,
                         void *workspace);
-int rnn_gemm_packed_mt_f32(int threads, int64_t M, int64_t N, int64_t K, float alpha,
+int rnn_gemm_packed_mt_f32(rnn_pool *pool, int threads, int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const void *packed, float beta, float *C,
                            int64_t ldc, void *workspace);
-int rnn_gemm_packed_mt_f64(int threads, int64_t M, int64_t N, int64_t K, double alpha,
+int rnn_gemm_packed_mt_f64(rnn_pool *pool, int threads, int64_t M, int64_t N, int64_t K, double alpha,
                            const double *A, int64_t lda, const void *packed, double beta,
                            double *C, int64_t ldc, void *workspace);
 

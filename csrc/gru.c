@@ -79,6 +79,48 @@ CELL_ROW_VARIANTS(gru_bwd_row,
                    REAL *restrict dgr, REAL *restrict dhn, REAL *restrict dgs),
                   (H, gr, hnr, hpr, go, dhb, dgr, dhn, dgs))
 
+/* The rows [b0, b1) of gru_forward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(gru_fwd_row_fn) row;
+    int64_t G;
+    int64_t H;
+    REAL *gates;
+    REAL *pre;
+    const REAL *b_ih;
+    const REAL *b_hh;
+    REAL *hT;
+    REAL *out;
+    REAL *hn;
+    REAL *hp;
+} SFX(gru_fwd_rows_ctx);
+static void SFX(gru_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(gru_fwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(gru_fwd_row_fn) row = c_->row;
+    int64_t G = c_->G;
+    int64_t H = c_->H;
+    REAL *gates = c_->gates;
+    REAL *pre = c_->pre;
+    const REAL *b_ih = c_->b_ih;
+    const REAL *b_hh = c_->b_hh;
+    REAL *hT = c_->hT;
+    REAL *out = c_->out;
+    REAL *hn = c_->hn;
+    REAL *hp = c_->hp;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, gates + r * G, pre + b * G, b_ih, b_hh, hT + b * H, out + r * d->ldo,
+            hn + r * H, hp + r * H);
+    }
+}
+
 int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
                      const REAL *x, const REAL *h0,
                      const REAL *w_ih, const REAL *w_hh,
@@ -102,24 +144,62 @@ int SFX(gru_forward)(REAL *out, REAL *hT, REAL *cache,
     SFX(copy_or_zero)(hT, h0, B * H);
     const SFX(gru_fwd_row_fn) row = SFX(gru_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, gates + r * G, pre + b * G, b_ih, b_hh, hT + b * H, out + r * d->ldo,
-                hn + r * H, hp + r * H);
-        }
+        SFX(gru_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                          .H = H, .gates = gates, .pre = pre, .b_ih = b_ih,
+                                          .b_hh = b_hh, .hT = hT, .out = out, .hn = hn, .hp = hp};
+        rnn_par_rows(d, ne, B, SFX(gru_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     SFX(zero_padded_rows)(gates, G, G, lengths, d);
     SFX(zero_padded_rows)(hn, H, H, lengths, d);
     SFX(zero_padded_rows)(hp, H, H, lengths, d);
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of gru_backward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(gru_bwd_row_fn) row;
+    int64_t G;
+    int64_t H;
+    const REAL *gates;
+    const REAL *hn;
+    const REAL *hp;
+    const REAL *dout;
+    REAL *dh;
+    REAL *dGx;
+    REAL *dHN;
+    REAL *dGs;
+} SFX(gru_bwd_rows_ctx);
+static void SFX(gru_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(gru_bwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(gru_bwd_row_fn) row = c_->row;
+    int64_t G = c_->G;
+    int64_t H = c_->H;
+    const REAL *gates = c_->gates;
+    const REAL *hn = c_->hn;
+    const REAL *hp = c_->hp;
+    const REAL *dout = c_->dout;
+    REAL *dh = c_->dh;
+    REAL *dGx = c_->dGx;
+    REAL *dHN = c_->dHN;
+    REAL *dGs = c_->dGs;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        REAL *dgs = dGs + b * G;
+        if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, gates + r * G, hn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
+            dh + b * H, dGx + r * G, dHN + r * H, dgs);
+    }
 }
 
 int SFX(gru_backward)(REAL *dx, REAL *dh0,
@@ -154,17 +234,11 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
     if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(gru_bwd_row_fn) row = SFX(gru_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            REAL *dgs = dGs + b * G;
-            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, gates + r * G, hn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
-                dh + b * H, dGx + r * G, dHN + r * H, dgs);
-        }
+        SFX(gru_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                          .H = H, .gates = gates, .hn = hn, .hp = hp, .dout = dout,
+                                          .dh = dh, .dGx = dGx, .dHN = dHN, .dGs = dGs};
+        rnn_par_rows(d, ne, B, SFX(gru_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while the rows are in cache */
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
@@ -194,7 +268,7 @@ int SFX(gru_backward)(REAL *dx, REAL *dh0,
         if ((st = GEMM(1, 0, H, H, rc, 1, dHN + r0 * H, H, hpc, H, 1, dw_hh + 2 * H * H, H,
                        gemm_ws)))
             return st;
-        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+        if ((st = SFX(rnn_gemm_packed_mt)(d->pool, d->threads, rc, I, G, 1, dGc, G, wipk, 1,
                                           dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }

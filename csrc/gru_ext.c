@@ -267,6 +267,63 @@ static inline void SFX(gx_mul)(REAL *restrict dst, const REAL *restrict m, const
     for (int64_t i = 0; i < count; i++) dst[i] = m[i] * h[i];
 }
 
+/* The rows [b0, b1) of gru_ext_forward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(gx_fwd_row_fn) row;
+    int64_t H;
+    int64_t G;
+    int ln;
+    REAL *xin;
+    REAL *pre;
+    REAL *xh;
+    REAL *rs;
+    const REAL *ln_ih;
+    const REAL *ln_hh;
+    const SFX(rnn_ext_params) *p;
+    REAL *gates;
+    REAL *hT;
+    REAL *out;
+    REAL *vn;
+    REAL *hp;
+    const REAL *zh;
+    int64_t zld;
+} SFX(gx_fwd_rows_ctx);
+static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(gx_fwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(gx_fwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    int64_t G = c_->G;
+    int ln = c_->ln;
+    REAL *xin = c_->xin;
+    REAL *pre = c_->pre;
+    REAL *xh = c_->xh;
+    REAL *rs = c_->rs;
+    const REAL *ln_ih = c_->ln_ih;
+    const REAL *ln_hh = c_->ln_hh;
+    const SFX(rnn_ext_params) *p = c_->p;
+    REAL *gates = c_->gates;
+    REAL *hT = c_->hT;
+    REAL *out = c_->out;
+    REAL *vn = c_->vn;
+    REAL *hp = c_->hp;
+    const REAL *zh = c_->zh;
+    int64_t zld = c_->zld;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, xin + r * G, pre + b * G, ln ? xh + r * G : NULL, ln ? rs + 2 * r : NULL, ln_ih,
+            ln_hh, p->b_ih, p->b_hh, gates + r * G, hT + b * H, out + r * d->ldo, vn + r * H,
+            hp + r * H, zh ? zh + r * zld : NULL);
+    }
+}
+
 int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
@@ -300,7 +357,6 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     SFX(copy_or_zero)(hT, h0, B * H);
     const SFX(gx_fwd_row_fn) row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         const REAL *a = hT;
@@ -309,15 +365,12 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             a = hm;
         }
         if ((st = SFX(step_gemm)(d, 1, G, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, xin + r * G, pre + b * G, ln ? xh + r * G : NULL, ln ? rs + 2 * r : NULL, ln_ih,
-                ln_hh, p->b_ih, p->b_hh, gates + r * G, hT + b * H, out + r * d->ldo, vn + r * H,
-                hp + r * H, zh ? zh + r * zld : NULL);
-        }
+        SFX(gx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh,
+                                         .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p,
+                                         .gates = gates, .hT = hT, .out = out, .vn = vn, .hp = hp,
+                                         .zh = zh, .zld = zld};
+        rnn_par_rows(d, ne, B, SFX(gx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     SFX(zero_padded_rows)(gates, G, G, lengths, d);
@@ -329,6 +382,80 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
         SFX(zero_padded_rows)(rs, 2, 2, lengths, d);
     }
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of gru_ext_backward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(gx_bwd_row_fn) row;
+    int64_t H;
+    int64_t G;
+    int ln;
+    const REAL *gates;
+    const REAL *vn;
+    const REAL *hp;
+    const REAL *dout;
+    const REAL *zh;
+    int64_t zld;
+    REAL *dh;
+    REAL *dhr;
+    REAL *dU;
+    REAL *dV;
+    REAL *dGs;
+    const REAL *xh;
+    const REAL *rs;
+    const REAL *ln_hh;
+} SFX(gx_bwd_rows_ctx);
+static void SFX(gx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(gx_bwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(gx_bwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    int64_t G = c_->G;
+    int ln = c_->ln;
+    const REAL *gates = c_->gates;
+    const REAL *vn = c_->vn;
+    const REAL *hp = c_->hp;
+    const REAL *dout = c_->dout;
+    const REAL *zh = c_->zh;
+    int64_t zld = c_->zld;
+    REAL *dh = c_->dh;
+    REAL *dhr = c_->dhr;
+    REAL *dU = c_->dU;
+    REAL *dV = c_->dV;
+    REAL *dGs = c_->dGs;
+    const REAL *xh = c_->xh;
+    const REAL *rs = c_->rs;
+    const REAL *ln_hh = c_->ln_hh;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        REAL *dgs = dGs + b * G;
+        if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, gates + r * G, vn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
+            zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + r * G, dV + r * G, dgs,
+            ln ? xh + r * G : NULL, ln ? rs[2 * r + 1] : 0, ln_hh);
+    }
+}
+
+/* Rows [r0, r1) of the layer-norm backward over all R rows of dY (dU or
+ * dV): lnrow(G, dY + r*G, Xh + r*G, rs[2*r + which], gain). */
+typedef struct {
+    SFX(gx_ln_bwd_row_fn) lnrow;
+    int64_t G;
+    REAL *dY;
+    const REAL *Xh, *rs;
+    int which;
+    const REAL *gain;
+} SFX(gx_ln_rows_ctx);
+static void SFX(gx_ln_rows)(void *ctx, int64_t r0, int64_t r1) {
+    const SFX(gx_ln_rows_ctx) *k = ctx;
+    for (int64_t r = r0; r < r1; r++)
+        k->lnrow(k->G, k->dY + r * k->G, k->Xh + r * k->G, k->rs[2 * r + k->which], k->gain);
 }
 
 int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
@@ -364,18 +491,13 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     if ((st = SFX(step_pack)(d, 0, H, G, p->w_hh, wpk))) return st;
     const SFX(gx_bwd_row_fn) row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            REAL *dgs = dGs + b * G;
-            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, gates + r * G, vn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
-                zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + r * G, dV + r * G, dgs,
-                ln ? xh + r * G : NULL, ln ? rs[2 * r + 1] : 0, ln_hh);
-        }
+        SFX(gx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp,
+                                         .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dhr = dhr,
+                                         .dU = dU, .dV = dV, .dGs = dGs, .xh = xh, .rs = rs,
+                                         .ln_hh = ln_hh};
+        rnn_par_rows(d, ne, B, SFX(gx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
         if ((st = SFX(step_gemm)(d, 0, H, G, dGs, p->w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
@@ -396,13 +518,12 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
 
     const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());
     const int nr = rnn_elem_threads(d, G);
-    (void)nr; /* unused without OpenMP */
     /* input side: biases and gains from dL/du, then dU becomes dL/d(W_ih x) */
     SFX(colsum_add)(g->b_ih, dU, R, G, G);
     if (ln) {
         SFX(gx_colsum_prod_add)(g->ln_ih, dU, xi, R, G, G);
-        RNN_OMP("omp parallel for num_threads(nr) if(nr > 1) schedule(static)")
-        for (int64_t r = 0; r < R; r++) lnrow(G, dU + r * G, xi + r * G, rs[2 * r], p->ln_ih);
+        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dU, xi, rs, 0, p->ln_ih};
+        rnn_par_rows(d, nr, R, SFX(gx_ln_rows), &ln_ctx);
     }
     if ((st = GEMM(1, 0, G, I, R, 1, dU, G, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
     if ((st = GEMM(0, 0, R, I, G, 1, dU, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
@@ -410,8 +531,8 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     SFX(colsum_add)(g->b_hh, dV, R, G, G);
     if (ln) {
         SFX(gx_colsum_prod_add)(g->ln_hh, dV, xh, R, G, G);
-        RNN_OMP("omp parallel for num_threads(nr) if(nr > 1) schedule(static)")
-        for (int64_t r = 0; r < R; r++) lnrow(G, dV + r * G, xh + r * G, rs[2 * r + 1], p->ln_hh);
+        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dV, xh, rs, 1, p->ln_hh};
+        rnn_par_rows(d, nr, R, SFX(gx_ln_rows), &ln_ctx);
     }
     const REAL *hin = hp;
     if (rec) { /* hm = m_b * h_{t-1} in dU's storage, which is free now */

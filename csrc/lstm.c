@@ -119,6 +119,85 @@ CELL_ROW_VARIANTS(lstm_bwd_row,
                    REAL *restrict dcb, REAL *restrict dgr, REAL *restrict dgs),
                   (H, gr, csr, cpr, go, dhb, dcb, dgr, dgs))
 
+/* The rows [b0, b1) of lstm_forward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(lstm_fwd_row_fn) row;
+    int fused;
+    int64_t G;
+    int64_t H;
+    REAL *gates;
+    REAL *hT;
+    REAL *cT;
+    REAL *out;
+    REAL *cs;
+    REAL *pre;
+    const REAL *w_peep;
+    REAL *bias;
+    REAL *hp;
+    REAL *cp;
+    const REAL *pi;
+    const REAL *pf;
+    const REAL *po;
+} SFX(lstm_fwd_rows_ctx);
+static void SFX(lstm_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(lstm_fwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(lstm_fwd_row_fn) row = c_->row;
+    int fused = c_->fused;
+    int64_t G = c_->G;
+    int64_t H = c_->H;
+    REAL *gates = c_->gates;
+    REAL *hT = c_->hT;
+    REAL *cT = c_->cT;
+    REAL *out = c_->out;
+    REAL *cs = c_->cs;
+    REAL *pre = c_->pre;
+    const REAL *w_peep = c_->w_peep;
+    REAL *bias = c_->bias;
+    REAL *hp = c_->hp;
+    REAL *cp = c_->cp;
+    const REAL *pi = c_->pi;
+    const REAL *pf = c_->pf;
+    const REAL *po = c_->po;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        REAL *gr = gates + r * G, *hb = hT + b * H, *cb = cT + b * H, *o = out + r * d->ldo;
+        REAL *csr = cs + r * H;
+        const REAL *pr = pre + b * G;
+        if (!w_peep) {
+            row(H, gr, fused ? NULL : pr, bias, cb, hb, o, csr, hp + r * H, cp + r * H);
+            continue;
+        }
+        memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
+        memcpy(cp + r * H, cb, (size_t)H * sizeof(REAL));
+        for (int64_t j = 0; j < H; j++) {
+            REAL c_prev = cb[j];
+            REAL ai = gr[j] + pr[j] + bias[j];
+            REAL af = gr[H + j] + pr[H + j] + bias[H + j];
+            REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
+            REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
+            if (w_peep) { ai += pi[j] * c_prev; af += pf[j] * c_prev; }
+            REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
+            REAL c = fg * c_prev + ig * gg;
+            if (w_peep) ao += po[j] * c;
+            REAL og = SFX(rnn_sigmoid)(ao);
+            REAL h = og * SFX(rnn_tanhv)(c);
+            gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+            csr[j] = c;
+            cb[j] = c;
+            hb[j] = h;
+            o[j] = h;
+        }
+    }
+}
+
 int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
                       const REAL *x, const REAL *h0, const REAL *c0,
                       const REAL *w_ih, const REAL *w_hh,
@@ -166,7 +245,6 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     SFX(copy_or_zero)(cT, c0, B * H);
     const SFX(lstm_fwd_row_fn) row = SFX(lstm_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if (blocked && s % nsteps == 0) {
@@ -174,10 +252,10 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             const int64_t t0 = d->reverse ? T - s - n : s; /* earliest time of the block */
             const REAL *xb = x + t0 * d->ts * d->ldx;
             REAL *gb = gates + t0 * d->ts * G;
-            st = contig ? SFX(rnn_gemm_packed_mt)(d->threads, n * B, G, I, 1, xb, d->ldx, wipk, 0,
-                                                  gb, G, gemm_ws)
-                        : SFX(rnn_gemm_packed_mt)(d->threads, B, G, I, 1, xb, d->bs * d->ldx,
-                                                  wipk, 0, gb, d->bs * G, gemm_ws);
+            st = contig ? SFX(rnn_gemm_packed_mt)(d->pool, d->threads, n * B, G, I, 1, xb, d->ldx,
+                                                  wipk, 0, gb, G, gemm_ws)
+                        : SFX(rnn_gemm_packed_mt)(d->pool, d->threads, B, G, I, 1, xb,
+                                                  d->bs * d->ldx, wipk, 0, gb, d->bs * G, gemm_ws);
             if (st) return st;
         }
         if (fused) {
@@ -188,39 +266,12 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
             st = SFX(step_gemm)(d, 1, G, H, hT, w_hh, wpk, pre, gemm_ws);
         }
         if (st) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            REAL *gr = gates + r * G, *hb = hT + b * H, *cb = cT + b * H, *o = out + r * d->ldo;
-            REAL *csr = cs + r * H;
-            const REAL *pr = pre + b * G;
-            if (!w_peep) {
-                row(H, gr, fused ? NULL : pr, bias, cb, hb, o, csr, hp + r * H, cp + r * H);
-                continue;
-            }
-            memcpy(hp + r * H, hb, (size_t)H * sizeof(REAL));
-            memcpy(cp + r * H, cb, (size_t)H * sizeof(REAL));
-            for (int64_t j = 0; j < H; j++) {
-                REAL c_prev = cb[j];
-                REAL ai = gr[j] + pr[j] + bias[j];
-                REAL af = gr[H + j] + pr[H + j] + bias[H + j];
-                REAL ag = gr[2 * H + j] + pr[2 * H + j] + bias[2 * H + j];
-                REAL ao = gr[3 * H + j] + pr[3 * H + j] + bias[3 * H + j];
-                if (w_peep) { ai += pi[j] * c_prev; af += pf[j] * c_prev; }
-                REAL ig = SFX(rnn_sigmoid)(ai), fg = SFX(rnn_sigmoid)(af), gg = SFX(rnn_tanhv)(ag);
-                REAL c = fg * c_prev + ig * gg;
-                if (w_peep) ao += po[j] * c;
-                REAL og = SFX(rnn_sigmoid)(ao);
-                REAL h = og * SFX(rnn_tanhv)(c);
-                gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
-                csr[j] = c;
-                cb[j] = c;
-                hb[j] = h;
-                o[j] = h;
-            }
-        }
+        SFX(lstm_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row,
+                                           .fused = fused, .G = G, .H = H, .gates = gates, .hT = hT,
+                                           .cT = cT, .out = out, .cs = cs, .pre = pre,
+                                           .w_peep = w_peep, .bias = bias, .hp = hp, .cp = cp,
+                                           .pi = pi, .pf = pf, .po = po};
+        rnn_par_rows(d, ne, B, SFX(lstm_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     SFX(zero_padded_rows)(gates, G, G, lengths, d);
@@ -228,6 +279,91 @@ int SFX(lstm_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache,
     SFX(zero_padded_rows)(hp, H, H, lengths, d);
     SFX(zero_padded_rows)(cp, H, H, lengths, d);
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of lstm_backward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(lstm_bwd_row_fn) row;
+    int64_t G;
+    int64_t H;
+    const REAL *gates;
+    const REAL *cs;
+    const REAL *cp;
+    const REAL *dout;
+    REAL *dG;
+    REAL *dh;
+    REAL *dc;
+    REAL *dGs;
+    const REAL *w_peep;
+    const REAL *pi;
+    const REAL *pf;
+    const REAL *po;
+    REAL *dpi;
+    REAL *dpf;
+    REAL *dpo;
+} SFX(lstm_bwd_rows_ctx);
+static void SFX(lstm_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(lstm_bwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(lstm_bwd_row_fn) row = c_->row;
+    int64_t G = c_->G;
+    int64_t H = c_->H;
+    const REAL *gates = c_->gates;
+    const REAL *cs = c_->cs;
+    const REAL *cp = c_->cp;
+    const REAL *dout = c_->dout;
+    REAL *dG = c_->dG;
+    REAL *dh = c_->dh;
+    REAL *dc = c_->dc;
+    REAL *dGs = c_->dGs;
+    const REAL *w_peep = c_->w_peep;
+    const REAL *pi = c_->pi;
+    const REAL *pf = c_->pf;
+    const REAL *po = c_->po;
+    REAL *dpi = c_->dpi;
+    REAL *dpf = c_->dpf;
+    REAL *dpo = c_->dpo;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        REAL *dgs = dGs + b * G;
+        if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
+        int64_t r = t * d->ts + b * d->bs;
+        const REAL *gr = gates + r * G, *csr = cs + r * H, *cpr = cp + r * H;
+        const REAL *go = dout ? dout + r * d->ldo : NULL;
+        REAL *dgr = dG + r * G, *dhb = dh + b * H, *dcb = dc + b * H;
+        if (!w_peep) {
+            row(H, gr, csr, cpr, go, dhb, dcb, dgr, dgs);
+            continue;
+        }
+        for (int64_t j = 0; j < H; j++) {
+            REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
+            REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);
+            REAL gh = dhb[j] + (go ? go[j] : 0);
+            REAL dao = gh * tc * og * ((REAL)1 - og);
+            REAL gc = dcb[j] + gh * og * ((REAL)1 - tc * tc);
+            if (w_peep) gc += dao * po[j];
+            REAL dai = gc * gg * ig * ((REAL)1 - ig);
+            REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
+            REAL dag = gc * ig * ((REAL)1 - gg * gg);
+            REAL dc_prev = gc * fg;
+            if (w_peep) {
+                dc_prev += dai * pi[j] + daf * pf[j];
+                dpi[j] += dai * c_prev;
+                dpf[j] += daf * c_prev;
+                dpo[j] += dao * c;
+            }
+            dgr[j] = dgs[j] = dai;
+            dgr[H + j] = dgs[H + j] = daf;
+            dgr[2 * H + j] = dgs[2 * H + j] = dag;
+            dgr[3 * H + j] = dgs[3 * H + j] = dao;
+            dcb[j] = dc_prev;
+        }
+    }
 }
 
 int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
@@ -264,45 +400,13 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
     if ((st = SFX(step_pack)(d, 0, H, G, w_hh, wpk))) return st;
     const SFX(lstm_bwd_row_fn) row = SFX(lstm_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = w_peep ? 1 : rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            REAL *dgs = dGs + b * G;
-            if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
-            int64_t r = t * d->ts + b * d->bs;
-            const REAL *gr = gates + r * G, *csr = cs + r * H, *cpr = cp + r * H;
-            const REAL *go = dout ? dout + r * d->ldo : NULL;
-            REAL *dgr = dG + r * G, *dhb = dh + b * H, *dcb = dc + b * H;
-            if (!w_peep) {
-                row(H, gr, csr, cpr, go, dhb, dcb, dgr, dgs);
-                continue;
-            }
-            for (int64_t j = 0; j < H; j++) {
-                REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j], og = gr[3 * H + j];
-                REAL c = csr[j], c_prev = cpr[j], tc = SFX(rnn_tanhv)(c);
-                REAL gh = dhb[j] + (go ? go[j] : 0);
-                REAL dao = gh * tc * og * ((REAL)1 - og);
-                REAL gc = dcb[j] + gh * og * ((REAL)1 - tc * tc);
-                if (w_peep) gc += dao * po[j];
-                REAL dai = gc * gg * ig * ((REAL)1 - ig);
-                REAL daf = gc * c_prev * fg * ((REAL)1 - fg);
-                REAL dag = gc * ig * ((REAL)1 - gg * gg);
-                REAL dc_prev = gc * fg;
-                if (w_peep) {
-                    dc_prev += dai * pi[j] + daf * pf[j];
-                    dpi[j] += dai * c_prev;
-                    dpf[j] += daf * c_prev;
-                    dpo[j] += dao * c;
-                }
-                dgr[j] = dgs[j] = dai;
-                dgr[H + j] = dgs[H + j] = daf;
-                dgr[2 * H + j] = dgs[2 * H + j] = dag;
-                dgr[3 * H + j] = dgs[3 * H + j] = dao;
-                dcb[j] = dc_prev;
-            }
-        }
+        SFX(lstm_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .G = G,
+                                           .H = H, .gates = gates, .cs = cs, .cp = cp, .dout = dout,
+                                           .dG = dG, .dh = dh, .dc = dc, .dGs = dGs,
+                                           .w_peep = w_peep, .pi = pi, .pf = pf, .po = po,
+                                           .dpi = dpi, .dpf = dpf, .dpo = dpo};
+        rnn_par_rows(d, ne, B, SFX(lstm_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while dGs is in cache (its
          * rows of ended sequences are zero) */
         for (int64_t b = 0; b < B; b++) SFX(add_row)(dbs, dGs + b * G, G);
@@ -328,7 +432,7 @@ int SFX(lstm_backward)(REAL *dx, REAL *dh0, REAL *dc0,
             return st;
         if ((st = GEMM(1, 0, G, H, rc, 1, dGc, G, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
             return st;
-        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, G, 1, dGc, G, wipk, 1,
+        if ((st = SFX(rnn_gemm_packed_mt)(d->pool, d->threads, rc, I, G, 1, dGc, G, wipk, 1,
                                           dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }

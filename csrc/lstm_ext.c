@@ -482,7 +482,8 @@ static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, co
     (void)trans_b;
     (void)w;
     (void)ldw;
-    return SFX(rnn_gemm_packed_mt)(d->threads, d->B, N, K, 1, A, K, packed, 0, C, N, gemm_ws);
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
+                                   gemm_ws);
 }
 
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0
@@ -513,6 +514,23 @@ static int SFX(lx_masks_get)(const SFX(rnn_ext_masks) *m, const lx_layout *L, co
         k->zc_ld = m->zc_ld;
     }
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of lstm_ext_forward's step loop. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(lx_fwd_row_fn) row;
+    const SFX(lx_fctx) *c;
+} SFX(lx_fwd_rows_ctx);
+static void SFX(lx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(lx_fwd_rows_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+        if (t >= 0) k->row(k->c, b, t * d->ts + b * d->bs);
+    }
 }
 
 int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,
@@ -561,17 +579,13 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     SFX(copy_or_zero)(cT, c0, B * H);
     const SFX(lx_fwd_row_fn) row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if (k.rec)
             for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
         if ((st = SFX(lx_step)(d, 1, G, Hs, c.A, p->w_hh, Hs, wpk, pre, gemm_ws))) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t >= 0) row(&c, b, t * d->ts + b * d->bs);
-        }
+        SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c};
+        rnn_par_rows(d, ne, B, SFX(lx_fwd_rows), &rows_ctx);
         if (!L.proj) continue;
         if ((st = SFX(lx_step)(d, 1, P, H, ub, p->w_hr, H, wrpk, hpr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
@@ -599,6 +613,30 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
 /* dst[j] += the B rows of src (B, n), summed in row order */
 static void SFX(lx_rows_add)(REAL *dst, const REAL *src, int64_t B, int64_t n) {
     SFX(colsum_add)(dst, src, B, n, n);
+}
+
+/* The rows [b0, b1) of lstm_ext_backward's step loop. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s, G;
+    SFX(lx_bwd_row_fn) row;
+    const SFX(lx_bctx) *c;
+    int proj;
+} SFX(lx_bwd_rows_ctx);
+static void SFX(lx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(lx_bwd_rows_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+        if (t < 0) {
+            memset(k->c->dGs + b * k->G, 0, (size_t)k->G * sizeof(REAL));
+            continue;
+        }
+        int64_t r = t * d->ts + b * d->bs;
+        if (!k->proj) SFX(lx_bwd_row_h)(k->c, b, r);
+        k->row(k->c, b, r);
+    }
 }
 
 int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_grads) *g,
@@ -664,7 +702,6 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     if (L.proj && (st = SFX(lx_pack)(d, 0, H, P, p->w_hr, H, wrpk))) return st;
     const SFX(lx_bwd_row_fn) row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = T - 1; s >= 0; s--) {
         if (L.proj) {
@@ -675,17 +712,9 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
             }
             if ((st = SFX(lx_step)(d, 0, H, P, c.dt, p->w_hr, H, wrpk, c.du, gemm_ws))) return st;
         }
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) {
-                memset(c.dGs + b * G, 0, (size_t)G * sizeof(REAL));
-                continue;
-            }
-            int64_t r = t * d->ts + b * d->bs;
-            if (!L.proj) SFX(lx_bwd_row_h)(&c, b, r);
-            row(&c, b, r);
-        }
+        SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c,
+                                         .G = G, .proj = L.proj};
+        rnn_par_rows(d, ne, B, SFX(lx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
          * for running rows; ended rows pass dh through */
         if ((st = SFX(lx_step)(d, 0, Hs, G, c.dGs, p->w_hh, Hs, wpk, dhr, gemm_ws))) return st;

@@ -77,6 +77,46 @@ CELL_ROW_VARIANTS(rnn_bwd_row,
                    const REAL *restrict db, REAL *restrict da, REAL *restrict das, int relu),
                   (H, hr, go, db, da, das, relu))
 
+/* The rows [b0, b1) of rnn_forward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(rnn_fwd_row_fn) row;
+    int64_t H;
+    REAL *hs;
+    REAL *pre;
+    const REAL *b_ih;
+    const REAL *b_hh;
+    REAL *hT;
+    REAL *out;
+    REAL *hp;
+    int relu;
+} SFX(rnn_fwd_rows_ctx);
+static void SFX(rnn_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(rnn_fwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(rnn_fwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    REAL *hs = c_->hs;
+    REAL *pre = c_->pre;
+    const REAL *b_ih = c_->b_ih;
+    const REAL *b_hh = c_->b_hh;
+    REAL *hT = c_->hT;
+    REAL *out = c_->out;
+    REAL *hp = c_->hp;
+    int relu = c_->relu;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, hs + r * H, pre + b * H, b_ih, b_hh, hT + b * H, out + r * d->ldo, hp + r * H,
+            relu);
+    }
+}
+
 int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
                      const REAL *x, const REAL *h0,
                      const REAL *w_ih, const REAL *w_hh,
@@ -100,23 +140,54 @@ int SFX(rnn_forward)(REAL *out, REAL *hT, REAL *cache,
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const SFX(rnn_fwd_row_fn) row = SFX(rnn_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         if ((st = SFX(step_gemm)(d, 1, H, H, hT, w_hh, wpk, pre, gemm_ws))) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, hs + r * H, pre + b * H, b_ih, b_hh, hT + b * H, out + r * d->ldo, hp + r * H,
-                relu);
-        }
+        SFX(rnn_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                          .hs = hs, .pre = pre, .b_ih = b_ih, .b_hh = b_hh,
+                                          .hT = hT, .out = out, .hp = hp, .relu = relu};
+        rnn_par_rows(d, ne, B, SFX(rnn_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     SFX(zero_padded_rows)(hs, H, H, lengths, d);
     SFX(zero_padded_rows)(hp, H, H, lengths, d);
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of rnn_backward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(rnn_bwd_row_fn) row;
+    int64_t H;
+    const REAL *hs;
+    const REAL *dout;
+    REAL *dh;
+    REAL *dA;
+    REAL *dAs;
+    int relu;
+} SFX(rnn_bwd_rows_ctx);
+static void SFX(rnn_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(rnn_bwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(rnn_bwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    const REAL *hs = c_->hs;
+    const REAL *dout = c_->dout;
+    REAL *dh = c_->dh;
+    REAL *dA = c_->dA;
+    REAL *dAs = c_->dAs;
+    int relu = c_->relu;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        REAL *das = dAs + b * H;
+        if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, dh + b * H, dA + r * H, das, relu);
+    }
 }
 
 int SFX(rnn_backward)(REAL *dx, REAL *dh0,
@@ -149,16 +220,11 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
     if ((st = SFX(step_pack)(d, 0, H, H, w_hh, wpk))) return st;
     const SFX(rnn_bwd_row_fn) row = SFX(rnn_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
-    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            REAL *das = dAs + b * H;
-            if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, dh + b * H, dA + r * H, das, relu);
-        }
+        SFX(rnn_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                          .hs = hs, .dout = dout, .dh = dh, .dA = dA, .dAs = dAs,
+                                          .relu = relu};
+        rnn_par_rows(d, ne, B, SFX(rnn_bwd_rows), &rows_ctx);
         /* the bias gradients, summed per step while dAs is in cache */
         for (int64_t b = 0; b < B; b++) SFX(add_row)(dbs, dAs + b * H, H);
         /* dh_{t-1} = dA_t W_hh for running rows; ended rows pass dh through */
@@ -181,7 +247,7 @@ int SFX(rnn_backward)(REAL *dx, REAL *dh0,
             return st;
         if ((st = GEMM(1, 0, H, H, rc, 1, dAc, H, hp + r0 * H, H, 1, dw_hh, H, gemm_ws)))
             return st;
-        if ((st = SFX(rnn_gemm_packed_mt)(d->threads, rc, I, H, 1, dAc, H, wipk, 1,
+        if ((st = SFX(rnn_gemm_packed_mt)(d->pool, d->threads, rc, I, H, 1, dAc, H, wipk, 1,
                                           dx + r0 * d->ldx, d->ldx, gemm_ws)))
             return st;
     }

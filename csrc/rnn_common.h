@@ -51,6 +51,8 @@ typedef struct {
     int reverse;    /* 0: t runs 0..len-1; 1: t runs len-1..0 (per sequence) */
     int threads;    /* threads the kernel may use; 0 or 1 = the calling thread only.
                      * The GEMM workspace must then hold threads workspaces. */
+    struct rnn_pool *pool; /* where the other threads come from (pool.h); NULL: the
+                     * calling thread runs everything, with the same results */
 } rnn_dims;
 
 /* Most threads a kernel call uses (bounds the workspace a caller sizes). */

@@ -140,6 +140,50 @@ CELL_ROW_VARIANTS(rx_bwd_row,
                    REAL *restrict das, int relu),
                   (H, hr, go, zr, db, da, das, relu))
 
+/* The rows [b0, b1) of rnn_ext_forward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(rx_fwd_row_fn) row;
+    int64_t H;
+    REAL *hs;
+    REAL *pre;
+    const SFX(rnn_ext_params) *p;
+    REAL *hT;
+    REAL *out;
+    REAL *hmc;
+    const REAL *rec;
+    const REAL *zh;
+    int64_t zld;
+    int relu;
+} SFX(rx_fwd_rows_ctx);
+static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(rx_fwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(rx_fwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    REAL *hs = c_->hs;
+    REAL *pre = c_->pre;
+    const SFX(rnn_ext_params) *p = c_->p;
+    REAL *hT = c_->hT;
+    REAL *out = c_->out;
+    REAL *hmc = c_->hmc;
+    const REAL *rec = c_->rec;
+    const REAL *zh = c_->zh;
+    int64_t zld = c_->zld;
+    int relu = c_->relu;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, hs + r * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
+            hmc + r * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
+    }
+}
+
 int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
@@ -168,7 +212,6 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const SFX(rx_fwd_row_fn) row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
-    (void)ne; /* unused without OpenMP */
 
     for (int64_t s = 0; s < T; s++) {
         const REAL *a = hT;
@@ -177,19 +220,57 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             a = hm;
         }
         if ((st = SFX(step_gemm)(d, 1, H, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, hs + r * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
-                hmc + r * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
-        }
+        SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out,
+                                         .hmc = hmc, .rec = rec, .zh = zh, .zld = zld,
+                                         .relu = relu};
+        rnn_par_rows(d, ne, B, SFX(rx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     SFX(zero_padded_rows)(hs, H, H, lengths, d);
     SFX(zero_padded_rows)(hmc, H, H, lengths, d);
     return RNN_OK;
+}
+
+/* The rows [b0, b1) of rnn_ext_backward's step loop; the fields are that loop's locals. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    SFX(rx_bwd_row_fn) row;
+    int64_t H;
+    const REAL *hs;
+    const REAL *dout;
+    const REAL *zh;
+    int64_t zld;
+    REAL *dh;
+    REAL *dA;
+    REAL *dAs;
+    int relu;
+} SFX(rx_bwd_rows_ctx);
+static void SFX(rx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
+    const SFX(rx_bwd_rows_ctx) *c_ = ctx;
+    const rnn_dims *d = c_->d;
+    const int64_t *lengths = c_->lengths;
+    int64_t s = c_->s;
+    SFX(rx_bwd_row_fn) row = c_->row;
+    int64_t H = c_->H;
+    const REAL *hs = c_->hs;
+    const REAL *dout = c_->dout;
+    const REAL *zh = c_->zh;
+    int64_t zld = c_->zld;
+    REAL *dh = c_->dh;
+    REAL *dA = c_->dA;
+    REAL *dAs = c_->dAs;
+    int relu = c_->relu;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
+        REAL *das = dAs + b * H;
+        if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
+        int64_t r = t * d->ts + b * d->bs;
+        row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, zh ? zh + r * zld : NULL,
+            dh + b * H, dA + r * H, das, relu);
+    }
 }
 
 int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
@@ -220,17 +301,11 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     if ((st = SFX(step_pack)(d, 0, H, H, p->w_hh, wpk))) return st;
     const SFX(rx_bwd_row_fn) row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
-    (void)ne; /* unused without OpenMP */
     for (int64_t s = T - 1; s >= 0; s--) {
-        RNN_OMP("omp parallel for num_threads(ne) if(ne > 1) schedule(static)")
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            REAL *das = dAs + b * H;
-            if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
-            int64_t r = t * d->ts + b * d->bs;
-            row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, zh ? zh + r * zld : NULL,
-                dh + b * H, dA + r * H, das, relu);
-        }
+        SFX(rx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
+                                         .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh,
+                                         .dA = dA, .dAs = dAs, .relu = relu};
+        rnn_par_rows(d, ne, B, SFX(rx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
         if ((st = SFX(step_gemm)(d, 0, H, H, dAs, p->w_hh, wpk, dhr, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {

@@ -61,12 +61,10 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 def default_threads() -> int:
     """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else 1.
 
-    One thread by default because OpenMP workers busy-wait between the many
-    short parallel regions of a time loop: on a machine whose cores are also
-    busy with other work, a second thread that is descheduled makes every step
-    wait for it (measured: a char-rnn epoch took 33 s on two threads against
-    1.6 s on one while the other core was loaded). Ask for threads=2 (or set
-    RNNPY_NUM_THREADS) when the cores are yours."""
+    One thread by default because on a machine whose cores are also busy with
+    other work a second thread rarely pays (the pool then mostly runs the
+    steps on the calling thread). Ask for threads=2 (or set RNNPY_NUM_THREADS)
+    when the cores are yours."""
     env = os.environ.get("RNNPY_NUM_THREADS")
     if env:
         try:

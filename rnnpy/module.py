@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -59,11 +60,30 @@ class ModelLock:
     exception between taking it and the try that releases it.
     """
 
-    __slots__ = ("mutex", "computing")
+    __slots__ = ("mutex", "computing", "__weakref__")
 
     def __init__(self) -> None:
         self.mutex = threading.RLock()
         self.computing = 0   # ident of the thread inside forward/backward, 0 if none
+        _LOCKS.add(self)
+
+    def _after_fork(self) -> None:
+        # a thread of the parent that held the lock does not exist in the child:
+        # its hold is void, so the child starts with a free lock
+        self.mutex = threading.RLock()
+        self.computing = 0
+
+
+_LOCKS: "weakref.WeakSet[ModelLock]" = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._after_fork()
+
+
+if hasattr(os, "register_at_fork"):   # POSIX
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 def model_lock(obj: Any) -> Optional[ModelLock]:

@@ -24,6 +24,7 @@ as if it had not stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import os
@@ -31,6 +32,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import losses as _losses
 from .module import Module, holds_model_lock, model_lock, run_locked
@@ -498,7 +500,31 @@ class Trainer:
         return state
 
 
+# -- NumPy's BLAS threads ----------------------------------------------------------
+def _model_threads(model: Module) -> int:
+    """Threads the model's recurrent layers use (the most of them), else 1."""
+    layers = getattr(model, "recurrent_layers", None) or [model]
+    counts = [getattr(m, "threads", None) for m in layers]
+    return max((int(c) for c in counts
+                if isinstance(c, (int, np.integer)) and not isinstance(c, bool)), default=1)
+
+
+def _blas_pinned(fn: Callable) -> Callable:
+    """Runs fn(model, ...) with NumPy's BLAS limited to the model's thread count
+    (Dense, losses and clipping run there), restored afterwards: a threads=1
+    fit uses one core, and BLAS threads that busy-wait between calls do not
+    stall the recurrent kernels' threads."""
+
+    @functools.wraps(fn)
+    def pinned(model: Module, *args: Any, **kwargs: Any) -> Any:
+        with threadpool_limits(limits=_model_threads(model), user_api="blas"):
+            return fn(model, *args, **kwargs)
+
+    return pinned
+
+
 # -- the loop -----------------------------------------------------------------------
+@_blas_pinned
 def fit(
     model: Module,
     train: Any,
@@ -642,6 +668,7 @@ def _state_batch(state: Any) -> int:
     return -1 if state is None else int(np.shape(state)[1])
 
 
+@_blas_pinned
 @holds_model_lock
 def evaluate(
     model: Module,
@@ -668,6 +695,7 @@ def evaluate(
         model.train(was_training)
 
 
+@_blas_pinned
 @holds_model_lock
 def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None) -> np.ndarray:
     """Outputs of model on x in evaluation mode, in batches of batch_size rows

@@ -17,12 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-KERNELS = ["gemm.c", "rnn_common.c", "rnn.c", "lstm.c", "gru.c"]
+KERNELS = ["gemm.c", "pool.c", "rnn_common.c", "rnn.c", "lstm.c", "gru.c"]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
             "-fno-omit-frame-pointer"]
 
 PROGRAMS = {
-    "test_gemm": ["gemm.c"],
+    "test_gemm": ["gemm.c", "pool.c"],
+    "test_pool": ["pool.c"],
     "test_cells": KERNELS,
     "test_ext_gru_rnn": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
     "test_ext_lstm": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
@@ -44,7 +45,8 @@ def test_c_program(program, sanitize, tmp_path):
     flags = SANITIZE if sanitize else ["-O2"]
     sources = [str(CSRC / s) for s in PROGRAMS[program]] + [str(ROOT / "tests" / "c" / f"{program}.c")]
     build = subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{CSRC}", *sources, "-lm", "-o", str(exe)],
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{CSRC}", *sources, "-lm",
+         "-pthread", "-o", str(exe)],
         capture_output=True, text=True,
     )
     assert build.returncode == 0, build.stderr

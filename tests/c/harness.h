@@ -1,6 +1,6 @@
 /*
  * harness.h: what the C test programs share: the pass/fail tally, a
- * deterministic uniform generator and checked allocation. Each program
+ * deterministic uniform generator, checked allocation and a thread pool. Each program
  * defines HARNESS_SEED before including it to choose its own data.
  */
 #ifndef RNNPY_TEST_HARNESS_H
@@ -10,7 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pool.h"
+
 static int n_pass, n_fail;
+
+/* One pool for the threaded checks, made on first use, freed at exit (so
+ * that LeakSanitizer sees its threads joined and its memory returned). */
+static rnn_pool *harness_pool_ptr;
+static void harness_pool_free(void) { rnn_pool_free(harness_pool_ptr); }
+static inline rnn_pool *harness_pool(void) {
+    if (!harness_pool_ptr) {
+        harness_pool_ptr = rnn_pool_new();
+        atexit(harness_pool_free);
+    }
+    return harness_pool_ptr;
+}
 
 /* Counts a check; prints the first failures. */
 static inline void check(int ok, const char *what) {

@@ -13,7 +13,7 @@
  *   - a zero config against the plain kernels, float32 and float64;
  *   - masks that change nothing (rec = 1, zh = 0) change no bit;
  *   - float32 against float64; backward twice adds the same again;
- *   - threads = 2 against threads = 1, bit for bit (with OpenMP);
+ *   - threads = 2 against threads = 1, bit for bit (on the core's pool);
  *   - status codes and the cache / scratch sizes.
  *
  * Built and run (also under AddressSanitizer and UBSan) by tests/test_c_kernels.py:
@@ -86,6 +86,7 @@ static const int64_t *lens_of(const problem *p) { return p->use_lengths ? p->len
         masks_##SFX(p, rec, zh, &m);                                                               \
         rnn_dims d = p->d;                                                                         \
         d.threads = p->threads;                                                                    \
+        d.pool = harness_pool();                                                                   \
         if (p->kind == RNN_CELL_GRU)                                                               \
             return gru_ext_forward_##SFX(out, hT, cache, x, h0, &prm, &m, &p->cfg, lens_of(p), &d, \
                                          work, p->gws);                                            \
@@ -103,6 +104,7 @@ static const int64_t *lens_of(const problem *p) { return p->use_lengths ? p->len
         masks_##SFX(p, rec, zh, &m);                                                               \
         rnn_dims d = p->d;                                                                         \
         d.threads = p->threads;                                                                    \
+        d.pool = harness_pool();                                                                   \
         if (p->kind == RNN_CELL_GRU)                                                               \
             return gru_ext_backward_##SFX(dx, dh0, &g, dout, dhT, cache, x, &prm, &m, &p->cfg,     \
                                           lens_of(p), &d, work, p->gws);                           \

@@ -498,6 +498,7 @@ static void threads_check(options o) {
     q.Rw = gout;
     result64 a = run64(&q, 1);
     q.d.threads = 2;
+    q.d.pool = harness_pool();
     result64 b = run64(&q, 1);
     int same = a.st_f == RNN_OK && a.st_b == RNN_OK && b.st_f == RNN_OK && b.st_b == RNN_OK;
     same = same && !memcmp(a.out, b.out, (size_t)(R * d->ldo) * sizeof(double));
@@ -537,6 +538,7 @@ static void threads_check(options o) {
     for (int t = 0; t < 2; t++) {
         rnn_dims dt = *d;
         dt.threads = t + 1;
+        dt.pool = harness_pool();
         void *gws = gemm_ws();
         float *out = FALLOC(R * d->ldo), *hT = FALLOC(B * Hs), *cT = FALLOC(B * H);
         float *cache = FALLOC(rnn_ext_cache_len_lstm(&dt, &p.cfg));

@@ -212,8 +212,8 @@ static void test_isa(void) {
         memcpy(U, C, nc * sizeof(REAL));                                                      \
         memcpy(R, C, nc * sizeof(REAL));                                                      \
         ok = ok && rnn_gemm_pack_b_isa_##SFX(isa, tb, N, K, B, ldb, pk) == RNN_OK;            \
-        ok = ok && rnn_gemm_packed_mt_##SFX(threads, M, N, K, (REAL)alpha, A, lda, pk,        \
-                                            (REAL)beta, C, ldc, ws) == RNN_OK;                \
+        ok = ok && rnn_gemm_packed_mt_##SFX(harness_pool(), threads, M, N, K, (REAL)alpha, A,  \
+                                            lda, pk, (REAL)beta, C, ldc, ws) == RNN_OK;       \
         ok = ok && rnn_gemm_isa_##SFX(isa, 0, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,       \
                                       (REAL)beta, U, ldc, ws) == RNN_OK;                      \
         ok = ok && rnn_gemm_ref_##SFX(0, tb, M, N, K, (REAL)alpha, A, lda, B, ldb,            \

@@ -1,0 +1,342 @@
+/*
+ * pool.c: the thread pool of pool.h.
+ *
+ * One job at a time. The caller publishes (fn, ctx) and then a new ticket,
+ * a 64-bit word holding the job's generation, its task count and the next
+ * unclaimed task. Every thread, the caller included, claims task i by
+ * advancing the ticket from (gen, n, i) to (gen, n, i + 1) with a
+ * compare-and-swap, so a worker that lags behind can never claim a task of
+ * a newer job with an older ticket: its CAS fails on the generation, and a
+ * ticket whose tasks are all claimed claims nothing. Finished tasks count
+ * up `done`; the caller returns when it reaches n, and only then writes the
+ * next job's fields (which a successful claim therefore read intact).
+ *
+ * Waiting, both for a job (workers) and for the last task (caller), spins
+ * for at most RNN_POOL_SPIN_US and then sleeps on a futex word (wake_seq,
+ * done); the waker issues the system call only when someone sleeps. Each
+ * sleeper announces itself before checking the condition a last time and
+ * the waker changes the condition before reading the announcement, so with
+ * sequentially consistent atomics one of the two always sees the other.
+ *
+ * No global state: a pool records the process that made it, and a copy
+ * inherited through fork is recognised by that pid and never waited on.
+ */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "pool.h"
+
+#include <stdlib.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+#if defined(_POSIX_THREADS) && _POSIX_THREADS > 0 && !defined(__STDC_NO_ATOMICS__) && \
+    !defined(RNN_POOL_SERIAL)
+#define POOL_THREADS 1
+#else
+#define POOL_THREADS 0
+#endif
+
+#ifndef RNN_POOL_SPIN_US
+#define RNN_POOL_SPIN_US 100 /* spin this long before sleeping (microseconds) */
+#endif
+#define POOL_MAX_WORKERS 63  /* RNN_MAX_THREADS - 1: the caller is the 64th */
+#define POOL_RETRY_JOBS 256  /* after a failed pthread_create, jobs before trying again */
+
+#if POOL_THREADS
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define POOL_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define POOL_PAUSE() __asm__ __volatile__("yield")
+#else
+#define POOL_PAUSE() ((void)0)
+#endif
+
+/* ticket = gen << 32 | ntasks << 16 | next */
+#define GEN_OF(t) ((uint64_t)(t) >> 32)
+#define NTASKS_OF(t) ((int)(((t) >> 16) & 0xffff))
+#define NEXT_OF(t) ((int)((t) & 0xffff))
+#define POOL_MAX_TASKS 0xffff
+
+struct rnn_pool {
+    pid_t pid;                   /* the process that made the pool */
+    atomic_int busy;             /* a caller's job is running (try-lock) */
+    _Atomic(uint64_t) ticket;    /* generation, task count, next unclaimed task */
+    _Atomic(rnn_pool_fn) fn;     /* the current job */
+    _Atomic(void *) ctx;
+    atomic_uint done;            /* tasks of the current job finished (futex word) */
+    atomic_int caller_sleeps;    /* the caller sleeps on done */
+    atomic_uint wake_seq;        /* bumped for every job and at stop (futex word) */
+    atomic_int sleepers;         /* workers asleep on wake_seq */
+    atomic_int stop;
+    int nworkers;                /* threads[0..nworkers) exist (written by the busy holder) */
+    int64_t jobs, retry_at;      /* jobs run; the first job that may create threads again */
+    int64_t solo_until;          /* jobs before this one run on the caller alone */
+    int64_t backoff;             /* jobs to run alone after the next lost job */
+    pthread_t threads[POOL_MAX_WORKERS];
+#if !defined(__linux__)
+    pthread_mutex_t mu;          /* the futex's stand-in: sleep and wake under mu */
+    pthread_cond_t cv;
+#endif
+};
+
+/* ------------------------------------------------------------ sleeping */
+
+#if defined(__linux__)
+static void word_wait(rnn_pool *p, atomic_uint *w, unsigned old) {
+    (void)p;
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, old, NULL, NULL, 0);
+}
+static void word_wake(rnn_pool *p, atomic_uint *w, int n) {
+    (void)p;
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+#else
+static void word_wait(rnn_pool *p, atomic_uint *w, unsigned old) {
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load(w) == old) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+static void word_wake(rnn_pool *p, atomic_uint *w, int n) {
+    (void)w;
+    (void)n;
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+#endif
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --------------------------------------------------------------- a job */
+
+/* Claims and runs tasks of the job whose ticket was read as t until none
+ * is left or a newer job replaced it. */
+static int claim_tasks(rnn_pool *p, uint64_t t) {
+    const uint64_t gen = GEN_OF(t);
+    const int n = NTASKS_OF(t);
+    int ran = 0;
+    for (;;) {
+        rnn_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+        int i = NEXT_OF(t);
+        if (i >= n) return ran;
+        if (atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) {
+            fn(ctx, i);
+            ran++;
+            unsigned d = atomic_fetch_add(&p->done, 1) + 1;
+            if ((int)d == n && atomic_load(&p->caller_sleeps)) word_wake(p, &p->done, 1);
+            t = atomic_load(&p->ticket);
+        }
+        if (GEN_OF(t) != gen) return ran;
+    }
+}
+
+static void *worker_main(void *arg) {
+    rnn_pool *p = arg;
+    uint64_t seen = UINT64_MAX; /* a new worker looks at the current job */
+    for (;;) {
+        uint64_t t = atomic_load(&p->ticket);
+        if (atomic_load(&p->stop)) return NULL;
+        if (GEN_OF(t) != seen) {
+            seen = GEN_OF(t);
+            claim_tasks(p, t);
+            continue;
+        }
+        /* nothing new: spin a little, then sleep */
+        int64_t until = now_us() + RNN_POOL_SPIN_US;
+        int k = 0;
+        while (GEN_OF(atomic_load_explicit(&p->ticket, memory_order_relaxed)) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+            POOL_PAUSE();
+            if (++k % 64 == 0 && now_us() > until) break;
+        }
+        atomic_fetch_add(&p->sleepers, 1);
+        unsigned s = atomic_load(&p->wake_seq);
+        if (GEN_OF(atomic_load(&p->ticket)) == seen && !atomic_load(&p->stop))
+            word_wait(p, &p->wake_seq, s);
+        atomic_fetch_sub(&p->sleepers, 1);
+    }
+}
+
+/* Creates workers up to `want` (by the busy holder); stops at the first
+ * failure, leaving the job to the threads that exist. */
+static void grow(rnn_pool *p, int want) {
+    if (want > POOL_MAX_WORKERS) want = POOL_MAX_WORKERS;
+    if (p->nworkers >= want || p->jobs < p->retry_at) return;
+    /* workers take no signals: they stay with the threads that handle them */
+    sigset_t all, old;
+    sigfillset(&all);
+    int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+    while (p->nworkers < want) {
+        if (pthread_create(&p->threads[p->nworkers], NULL, worker_main, p) != 0) {
+            p->retry_at = p->jobs + POOL_RETRY_JOBS;
+            break;
+        }
+        p->nworkers++;
+    }
+    if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void run_serial(int ntasks, rnn_pool_fn fn, void *ctx) {
+    for (int i = 0; i < ntasks; i++) fn(ctx, i);
+}
+
+void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
+    int expect = 0;
+    if (!p || ntasks <= 1 || ntasks > POOL_MAX_TASKS || rnn_pool_stale(p) ||
+        !atomic_compare_exchange_strong(&p->busy, &expect, 1)) {
+        run_serial(ntasks, fn, ctx);
+        return;
+    }
+    p->jobs++;
+    grow(p, ntasks - 1);
+    if (p->nworkers == 0 || p->jobs < p->solo_until) {
+        run_serial(ntasks, fn, ctx);
+        atomic_store(&p->busy, 0);
+        return;
+    }
+    int64_t t0 = now_us();
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+    atomic_store(&p->done, 0);
+    uint64_t gen = (GEN_OF(atomic_load(&p->ticket)) + 1) & 0xffffffffu;
+    uint64_t t = gen << 32 | (uint64_t)ntasks << 16;
+    atomic_store(&p->ticket, t);
+    atomic_fetch_add(&p->wake_seq, 1);
+    if (atomic_load(&p->sleepers) > 0) word_wake(p, &p->wake_seq, ntasks - 1);
+    int mine = claim_tasks(p, t);
+    /* the tasks workers claimed: spin a little, then sleep */
+    int64_t t1 = now_us(), until = t1 + RNN_POOL_SPIN_US;
+    int k = 0;
+    while ((int)atomic_load(&p->done) < ntasks) {
+        POOL_PAUSE();
+        if (++k % 64 == 0 && now_us() > until) {
+            atomic_store(&p->caller_sleeps, 1);
+            unsigned d;
+            while ((int)(d = atomic_load(&p->done)) < ntasks) word_wait(p, &p->done, d);
+            atomic_store(&p->caller_sleeps, 0);
+            break;
+        }
+    }
+    /* Lost: the job took longer than the caller alone would have (its own
+     * tasks' time per task, times all tasks) because a worker that claimed a
+     * task ran late (descheduled: the cores are busy with other work). Then
+     * the next jobs run on the caller alone, twice as many each time it
+     * happens again (and fewer again only after many jobs that gained), so
+     * that threads do not cost more than they bring. */
+    if (mine > 0) {
+        int64_t t2 = now_us(), own = t1 - t0;
+        if ((t2 - t0) * mine > own * ntasks + 20 * mine) {
+            p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
+            p->solo_until = p->jobs + 1 + p->backoff;
+        } else {
+            p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
+        }
+    }
+    atomic_store(&p->busy, 0);
+}
+
+/* ----------------------------------------------------------- lifetime */
+
+rnn_pool *rnn_pool_new(void) {
+    rnn_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+#if !defined(__linux__)
+    if (pthread_mutex_init(&p->mu, NULL)) {
+        free(p);
+        return NULL;
+    }
+    if (pthread_cond_init(&p->cv, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
+#endif
+    p->pid = getpid();
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->ticket, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->ctx, NULL);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->caller_sleeps, 0);
+    atomic_init(&p->wake_seq, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
+    return p;
+}
+
+void rnn_pool_free(rnn_pool *p) {
+    if (!p) return;
+    if (rnn_pool_stale(p)) {
+        rnn_pool_abandon(p);
+        return;
+    }
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&p->busy, &expect, 1)) {
+        /* a job still runs (a thread left inside a kernel at interpreter
+         * exit): its caller finishes it alone; the memory stays */
+        atomic_store(&p->stop, 1);
+        return;
+    }
+    atomic_store(&p->stop, 1);
+    atomic_fetch_add(&p->wake_seq, 1);
+    word_wake(p, &p->wake_seq, POOL_MAX_WORKERS);
+    for (int i = 0; i < p->nworkers; i++) pthread_join(p->threads[i], NULL);
+#if !defined(__linux__)
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+#endif
+    free(p);
+}
+
+int rnn_pool_stale(const rnn_pool *p) { return p && p->pid != getpid(); }
+
+void rnn_pool_abandon(rnn_pool *p) { free(p); }
+
+int rnn_pool_workers(const rnn_pool *p) { return p && !rnn_pool_stale(p) ? p->nworkers : 0; }
+
+#else /* !POOL_THREADS: no workers, every job on the calling thread */
+
+struct rnn_pool {
+    int unused;
+};
+
+rnn_pool *rnn_pool_new(void) { return calloc(1, sizeof(rnn_pool)); }
+void rnn_pool_free(rnn_pool *p) { free(p); }
+int rnn_pool_stale(const rnn_pool *p) {
+    (void)p;
+    return 0;
+}
+void rnn_pool_abandon(rnn_pool *p) { free(p); }
+int rnn_pool_workers(const rnn_pool *p) {
+    (void)p;
+    return 0;
+}
+void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
+    (void)p;
+    for (int i = 0; i < ntasks; i++) fn(ctx, i);
+}
+
+#endif

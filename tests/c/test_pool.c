@@ -1,0 +1,221 @@
+/*
+ * test_pool.c: the core's thread pool (csrc/pool.h) on its own.
+ *
+ * Every task of a job runs exactly once, for many jobs in a row and for
+ * task counts above the thread count; two callers at once both finish (one
+ * of them on its own thread); a pool used before a fork is stale in the
+ * child, where a job still runs (on the calling thread) and a new pool runs
+ * jobs on threads again; the parent's pool keeps working after the fork; a
+ * job that lost time to a slow worker makes the next ones run on the caller.
+ */
+#define _GNU_SOURCE
+#define HARNESS_SEED 0x5EED0F9001ULL
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+#define MAXT 64
+
+typedef struct {
+    atomic_int runs[MAXT];
+    atomic_int total;
+} job;
+
+static void task(void *ctx, int i) {
+    job *j = ctx;
+    atomic_fetch_add(&j->runs[i], 1);
+    atomic_fetch_add(&j->total, 1);
+    /* a little work, so that workers get a chance to claim tasks */
+    volatile double s = 0;
+    for (int k = 0; k < 2000; k++) s += k * 0.5;
+}
+
+/* Two tasks that each wait (up to 10 s) for the other to start: they meet
+ * only when two threads run them at once. */
+typedef struct {
+    atomic_int started;
+    atomic_int met;
+} meet_job;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void meet_task(void *ctx, int i) {
+    (void)i;
+    meet_job *j = ctx;
+    atomic_fetch_add(&j->started, 1);
+    double until = now_s() + 10;
+    while (atomic_load(&j->started) < 2 && now_s() < until) {
+    }
+    if (atomic_load(&j->started) >= 2) atomic_fetch_add(&j->met, 1);
+}
+
+/* 1 when the first job of a new pool, two tasks, ran them on two threads at
+ * once (later jobs may run on the caller alone for a while, after jobs that
+ * lost time to a descheduled worker). */
+static int meets(void) {
+    rnn_pool *fresh = rnn_pool_new();
+    if (!fresh) return 0;
+    meet_job j;
+    atomic_init(&j.started, 0);
+    atomic_init(&j.met, 0);
+    rnn_pool_run(fresh, 2, meet_task, &j);
+    rnn_pool_free(fresh);
+    return atomic_load(&j.met) == 2;
+}
+
+/* Runs one job of n tasks; 1 when each ran once. */
+static int run_once(rnn_pool *p, int n) {
+    job j;
+    memset(&j, 0, sizeof j);
+    for (int i = 0; i < MAXT; i++) atomic_init(&j.runs[i], 0);
+    atomic_init(&j.total, 0);
+    rnn_pool_run(p, n, task, &j);
+    int ok = atomic_load(&j.total) == n;
+    for (int i = 0; i < n; i++) ok = ok && atomic_load(&j.runs[i]) == 1;
+    return ok;
+}
+
+static void many_jobs(void) {
+    rnn_pool *p = rnn_pool_new();
+    check(p != NULL, "pool made");
+    int ok = 1;
+    for (int r = 0; r < 3000 && ok; r++) ok = run_once(p, 1 + r % 9);
+    check(ok, "3000 jobs of 1..9 tasks: every task ran exactly once");
+    check(rnn_pool_workers(p) == 8, "the pool grew to 8 workers for 9 tasks");
+    check(meets(), "two tasks run on two threads at once");
+    check(run_once(NULL, 5), "a NULL pool runs the job on the caller");
+    rnn_pool_free(p);
+}
+
+typedef struct {
+    rnn_pool *p;
+    int ok;
+} caller_arg;
+
+static void *caller(void *arg) {
+    caller_arg *a = arg;
+    a->ok = 1;
+    for (int r = 0; r < 500 && a->ok; r++) a->ok = run_once(a->p, 2 + r % 3);
+    return NULL;
+}
+
+static void two_callers(void) {
+    rnn_pool *p = rnn_pool_new();
+    caller_arg a = {p, 0}, b = {p, 0};
+    pthread_t ta, tb;
+    int made = pthread_create(&ta, NULL, caller, &a) == 0;
+    made = made && pthread_create(&tb, NULL, caller, &b) == 0;
+    if (made) {
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+    }
+    check(made && a.ok && b.ok, "two callers at once: both finish, every task once");
+    rnn_pool_free(p);
+}
+
+static void after_fork(void) {
+    rnn_pool *p = rnn_pool_new();
+    int ok = run_once(p, 2);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the child: the parent's pool is stale; a job on it runs here */
+        int c = rnn_pool_stale(p) && rnn_pool_workers(p) == 0 && run_once(p, 4);
+        rnn_pool *q = rnn_pool_new();
+        for (int r = 0; r < 200 && c; r++) c = run_once(q, 3);
+        c = c && meets() && rnn_pool_workers(q) == 2;
+        rnn_pool_free(q);
+        rnn_pool_abandon(p);
+        _exit(c ? 0 : 3);
+    }
+    int status = 0;
+    check(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "fork: the child runs jobs on the stale pool and on threads of a new one");
+    check(ok && !rnn_pool_stale(p) && run_once(p, 3) && meets(),
+          "fork: the parent's pool still works");
+    rnn_pool_free(p);
+}
+
+/* A job whose worker-run task is slow (its thread descheduled, as when the
+ * other cores are busy) lost time against one thread: the next jobs run on
+ * the caller alone. */
+typedef struct {
+    atomic_int started;
+    pthread_t caller;
+    atomic_int on_caller;
+} slow_job;
+
+static void slow_task(void *ctx, int i) {
+    (void)i;
+    slow_job *j = ctx;
+    atomic_fetch_add(&j->started, 1);
+    if (pthread_equal(pthread_self(), j->caller)) {
+        atomic_fetch_add(&j->on_caller, 1);
+        double until = now_s() + 10;
+        while (atomic_load(&j->started) < 2 && now_s() < until) {
+        }
+    } else {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void where_task(void *ctx, int i) {
+    (void)i;
+    slow_job *j = ctx;
+    if (pthread_equal(pthread_self(), j->caller)) atomic_fetch_add(&j->on_caller, 1);
+}
+
+static void backoff(void) {
+    rnn_pool *p = rnn_pool_new();
+    slow_job a, b;
+    atomic_init(&a.started, 0);
+    atomic_init(&a.on_caller, 0);
+    a.caller = pthread_self();
+    rnn_pool_run(p, 2, slow_task, &a);
+    atomic_init(&b.started, 0);
+    atomic_init(&b.on_caller, 0);
+    b.caller = pthread_self();
+    rnn_pool_run(p, 2, where_task, &b);
+    check(atomic_load(&a.on_caller) == 1 && atomic_load(&b.on_caller) == 2,
+          "after a job that waited on a slow worker, the next runs on the caller alone");
+    rnn_pool_free(p);
+}
+
+static void parts(void) {
+    int ok = 1;
+    for (int64_t len = 0; len < 40; len++)
+        for (int n = 1; n <= 9; n++) {
+            int64_t prev = 0;
+            for (int i = 0; i < n; i++) {
+                int64_t lo, hi;
+                rnn_pool_part(len, n, i, &lo, &hi);
+                ok = ok && lo == prev && hi >= lo && hi - lo <= len / n + 1;
+                prev = hi;
+            }
+            ok = ok && prev == len;
+        }
+    check(ok, "rnn_pool_part covers [0, len) in contiguous parts");
+}
+
+int main(void) {
+    parts();
+    many_jobs();
+    two_callers();
+    backoff();
+    after_fork();
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
