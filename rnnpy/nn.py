@@ -12,8 +12,9 @@ backward of that forward, parameter gradients ADDED into ``grads``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -231,6 +232,19 @@ class Dropout(Module):
         return dy * self._mask
 
 
+@contextlib.contextmanager
+def _naming(index: int, module: Module) -> Iterator[None]:
+    """Prefixes a bad-input error raised inside a Sequential's child with the
+    child's position and class ("Sequential[2] Dense: x: expected ..."), keeping
+    the exception's type."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (f"Sequential[{index}] {type(module).__name__}: {exc.args[0]}",) + exc.args[1:]
+        raise
+
+
 class Sequential(Module):
     """A chain of modules run in order, sharing one flat parameter buffer.
 
@@ -315,15 +329,16 @@ class Sequential(Module):
         """Runs every module in order; returns (y, [final state of each recurrent layer])."""
         states = self._states(state, "state")
         out_states, k = [], 0
-        for m in self.modules:
-            if m.is_recurrent:
-                x, st = m.forward(x, states[k], lengths)
-                out_states.append(st)
-                k += 1
-            elif m.accepts_lengths:
-                x = m.forward(x, lengths)
-            else:
-                x = m.forward(x)
+        for i, m in enumerate(self.modules):
+            with _naming(i, m):
+                if m.is_recurrent:
+                    x, st = m.forward(x, states[k], lengths)
+                    out_states.append(st)
+                    k += 1
+                elif m.accepts_lengths:
+                    x = m.forward(x, lengths)
+                else:
+                    x = m.forward(x)
         return x, out_states
 
     def backward(self, dy: Any, dstate: Optional[List[Any]] = None) -> Tuple[Optional[np.ndarray], List[Any]]:
@@ -331,13 +346,15 @@ class Sequential(Module):
         dstates = self._states(dstate, "dstate")
         out_dstates: List[Any] = []
         k = len(dstates)
-        for m in reversed(self.modules):
-            if m.is_recurrent:
-                k -= 1
-                dy, ds = m.backward(dy, dstates[k])
-                out_dstates.append(ds)
-            else:
-                dy = m.backward(dy)
+        for i in reversed(range(len(self.modules))):
+            m = self.modules[i]
+            with _naming(i, m):
+                if m.is_recurrent:
+                    k -= 1
+                    dy, ds = m.backward(dy, dstates[k])
+                    out_dstates.append(ds)
+                else:
+                    dy = m.backward(dy)
         out_dstates.reverse()
         return dy, out_dstates
 
