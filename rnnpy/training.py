@@ -161,6 +161,42 @@ def resolve_loss(loss: Union[str, LossFn]) -> LossFn:
     raise ValueError(f"loss: expected a callable or one of {sorted(LOSSES)}, got {loss!r}")
 
 
+def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
+    """loss_fn with Keras's class_weight ({class: weight} or a (C,) sequence):
+    torch's weight= for softmax cross-entropy, per-entry weights for binary."""
+    if isinstance(class_weight, dict):
+        items = list(class_weight.items())
+    else:
+        items = list(enumerate(np.asarray(class_weight, dtype=np.float64).ravel().tolist()))
+    for k, v in items:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (
+                isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"class_weight: expected {{class index: non-negative weight}}, got {k!r}: {v!r}")
+    if loss_fn is _losses.softmax_cross_entropy:
+        def weighted(out: np.ndarray, y: Any, **kw: Any) -> Tuple[float, np.ndarray]:
+            C = out.shape[-1]
+            w = np.ones(C)
+            for k, v in items:
+                if not 0 <= k < C:
+                    raise ValueError(f"class_weight: class {k} is outside [0, {C})")
+                w[k] = v
+            return loss_fn(out, y, weight=w, **kw)
+        return weighted
+    if loss_fn is _losses.binary_cross_entropy_with_logits:
+        table = dict(items)
+        if not set(table) <= {0, 1}:
+            raise ValueError(f"class_weight: expected classes 0 and 1 for binary cross-entropy, "
+                             f"got {sorted(table)}")
+
+        def weighted_binary(out: np.ndarray, y: Any, **kw: Any) -> Tuple[float, np.ndarray]:
+            pos = np.asarray(y, dtype=np.float64) >= 0.5
+            sw = np.where(pos, table.get(1, 1.0), table.get(0, 1.0))
+            return loss_fn(out, y, sample_weight=sw, **kw)
+        return weighted_binary
+    raise TypeError("class_weight: expected a cross-entropy loss (softmax or binary); weigh "
+                    "other losses inside the loss function")
+
+
 def lengths_mask(lengths: Any, B: int, T: int) -> np.ndarray:
     """(B, T) bool mask, True where step t < lengths[b]."""
     lengths = np.asarray(lengths)
@@ -556,6 +592,7 @@ def fit(
     verbose: Any = "auto",
     initial_epoch: int = 0,
     steps_per_epoch: Optional[int] = None,
+    class_weight: Any = None,
 ) -> History:
     """Trains model; returns the History of per-epoch loss and metrics.
 
@@ -583,6 +620,7 @@ def fit(
         line per epoch, 2 one line per epoch (loss, metrics, seconds) on
         stderr; "auto" is 1 on a terminal or in a notebook, else 2.
         progress=True/False is the older spelling of 1/0.
+    class_weight: {class: weight} for the cross-entropy losses (Keras's).
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
     compiled = getattr(model, "_compiled", None) or {}
@@ -604,7 +642,9 @@ def fit(
         raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    loss_fn = resolve_loss(loss)
+    loss_fn = val_loss_fn = resolve_loss(loss)
+    if class_weight is not None:   # training only, as Keras: validation stays unweighted
+        loss_fn = _class_weighted(loss_fn, class_weight)
     _require_batch_first(model, "fit")
     epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
                                         steps_per_epoch)
@@ -640,7 +680,7 @@ def fit(
             bar.close()
         logs = meter.means("train")
         if val is not None:
-            vlogs = evaluate(model, val, loss=loss_fn, metrics=metrics, batch_size=batch_size,
+            vlogs = evaluate(model, val, loss=val_loss_fn, metrics=metrics, batch_size=batch_size,
                              stateful=stateful)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         if scheduler is not None:
