@@ -443,6 +443,10 @@ def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, statefu
         n = _batch_size_of(x)
         if stateful and state is not None and _state_batch(state) != n:
             state = None
+        if lengths is None:   # an Embedding with a padding token gives them (masks the loss too)
+            from .nn import padding_lengths
+
+            lengths = padding_lengths(model, x)
         out, new_state = _forward(model, x, state if stateful else None, lengths)
         value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
         yield i, n, out, y, value, grad, mask
