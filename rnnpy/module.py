@@ -271,6 +271,17 @@ class Module:
 
         return predict(self, x, **kwargs)
 
+    def summary(self, input_shape: Optional[Any] = None, print_fn: Any = print) -> str:
+        """Prints (with print_fn) and returns a table of the modules, their
+        output shapes (given input_shape, one example's shape without the
+        batch axis: (T, I), or (T,) for token ids) and parameter counts."""
+        from .summary import summary
+
+        text = summary(self, input_shape)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
