@@ -163,3 +163,29 @@ def test_verbose_levels(monkeypatch, verbose, bar, lines):
                and "s  loss" in ln) == lines
     with pytest.raises(ValueError, match="^verbose: expected 0, 1, 2 or 'auto'"):
         fit(model, (x, y), loss="cross_entropy", optimizer="sgd", verbose=3)
+
+
+def test_notebook_gets_a_bar_without_the_ipywidgets_warning(monkeypatch):
+    """In Jupyter stderr is no terminal, yet a bar shows (verbose 'auto' -> 1);
+    without ipywidgets the text bar is used instead of tqdm.auto's warning."""
+    import types
+    import warnings
+
+    pytest.importorskip("tqdm")
+    from rnnpy import training
+
+    class ZMQInteractiveShell:
+        pass
+
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: ZMQInteractiveShell()
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)   # not installed
+    monkeypatch.setattr(sys, "stderr", _File())
+    assert training._in_notebook() and training._verbosity("auto", None) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bar = training._progress(3, "epoch 1/1", 1)
+        bar.update(1)
+        bar.close()
+    assert type(bar).__module__.startswith("tqdm")
