@@ -257,12 +257,20 @@ class Module:
         fit((x, y[, lengths]) or batches, loss=, optimizer=, ...)."""
         from .training import fit
 
+        if "train" in kwargs:   # rnnpy's name for the data argument
+            if x is not None:
+                raise TypeError("train: given together with x (its other name); pass one")
+            x = kwargs.pop("train")
         return fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Dict[str, float]:
         """rnnpy.evaluate(self, x, y, **kwargs)."""
         from .training import evaluate
 
+        if "data" in kwargs:   # rnnpy's name for the data argument
+            if x is not None:
+                raise TypeError("data: given together with x (its other name); pass one")
+            x = kwargs.pop("data")
         return evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:

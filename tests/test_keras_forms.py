@@ -122,6 +122,17 @@ def test_sequence_batches_train_a_language_model():
     assert res["loss"] == pytest.approx(h["val_loss"][-1])
 
 
+def test_methods_keep_rnnpy_names_for_the_data():
+    x, y = toy_data(16)
+    a, b = classifier(), classifier()
+    ha = a.fit(train=(x, y), loss="cross_entropy", optimizer="sgd", epochs=1, verbose=0, seed=0)
+    hb = b.fit(x=x, y=y, loss="cross_entropy", optimizer="sgd", epochs=1, verbose=0, seed=0)
+    assert ha.history == hb.history
+    assert a.evaluate(data=(x, y), loss="cross_entropy") == a.evaluate(x, y, loss="cross_entropy")
+    with pytest.raises(TypeError, match="^train: given together with x"):
+        a.fit(x, train=(x, y), loss="cross_entropy", optimizer="sgd")
+
+
 def test_early_stopping_keras_names():
     es = EarlyStopping(monitor="val_accuracy", mode="auto", restore_best_weights=False, patience=1)
     assert es.mode == "max" and es.restore_best is False
