@@ -318,6 +318,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as exc:   # a combination of values the command refused, named in exc
         print(f"rnnpy {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # output piped into a reader that stopped (| head): no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # Python's own flush at exit would raise again
+        return 1
 
 
 if __name__ == "__main__":

@@ -70,3 +70,11 @@ def test_bench_measures_the_peak_on_this_machine(capsys):
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["info"]
     assert info["peak_source"].startswith("measured") and info["peak_gflops_per_core"] > 0.1
     assert info["peak_gflops_per_core"] != 132.0
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback():
+    import subprocess
+
+    p = subprocess.run(f"{sys.executable} -m rnnpy check | head -1", shell=True, capture_output=True,
+                       text=True, timeout=600)
+    assert p.stdout.startswith("rnnpy check:") and "Traceback" not in p.stderr, p.stderr
