@@ -307,7 +307,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["bench"]:   # the benchmark parses its own options
         from . import bench
 
-        return int(bench.main(argv[1:]))
+        try:
+            return int(bench.main(argv[1:]))
+        except BrokenPipeError:
+            return _closed_pipe()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -318,10 +321,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as exc:   # a combination of values the command refused, named in exc
         print(f"rnnpy {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:   # output piped into a reader that stopped (| head): no traceback
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())   # Python's own flush at exit would raise again
-        return 1
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """Output piped into a reader that stopped (| head): end without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())   # Python's own flush at exit would raise again
+    return 1
 
 
 if __name__ == "__main__":
