@@ -437,6 +437,16 @@ def _parse_shapes(text: str) -> List[Tuple[int, int, int, int]]:
     return shapes
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
 def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
     items = [s for s in text.replace(" ", "").split(",") if s]
     if allowed is not None:
@@ -447,21 +457,23 @@ def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import _Parser, nonnegative_int, positive_float, positive_int
+
+    p = _Parser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=["rnn", "lstm", "gru"],
                    help="comma-separated cells among rnn, lstm, gru (default all)")
     p.add_argument("--shapes", type=_parse_shapes, default=None,
                    help="'T,B,I,H;T,B,I,H;...' (default: the grid in the module docstring)")
-    p.add_argument("--threads", type=lambda s: [int(v) for v in _parse_list(s)], default=[1, 2],
+    p.add_argument("--threads", type=lambda s: [positive_int(v) for v in _parse_list(s)], default=[1, 2],
                    help="comma-separated thread counts, each run for both libraries (default 1,2)")
     p.add_argument("--modes", type=lambda s: _parse_list(s, ["forward", "train"]),
                    default=["forward", "train"], help="forward, train or both (default both)")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per measurement (at most)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    p.add_argument("--min-time", type=float, default=1.0,
+    p.add_argument("--repeat", type=positive_int, default=10, help="timed runs per measurement (at most)")
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="untimed runs first")
+    p.add_argument("--min-time", type=_nonnegative_float, default=1.0,
                    help="stop repeating after this many seconds (at least 3 runs)")
-    p.add_argument("--peak", type=float, default=None,
+    p.add_argument("--peak", type=positive_float, default=None,
                    help="FP32 peak GFLOP/s of one core (default: measured at the start, as the "
                         f"best rate of rnnpy's GEMM on a {PEAK_GEMM_N}^3 product, one thread)")
     p.add_argument("--no-torch", action="store_true", help="time rnnpy alone")

@@ -29,6 +29,16 @@ def test_bad_value_exits_2_with_one_line(capsys, argv, option):
     assert err.startswith(f"rnnpy {argv[0]}: error: argument {option}: ")
 
 
+@pytest.mark.parametrize("argv,option", [(["--repeat", "0"], "--repeat"), (["--threads", "1,0"], "--threads"),
+                                         (["--min-time", "-1"], "--min-time"), (["--peak", "0"], "--peak")])
+def test_bench_bad_value_exits_2_with_one_line(capsys, argv, option):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"python -m rnnpy bench: error: argument {option}: ")
+
+
 def test_text_that_is_not_utf8_is_named(tmp_path, capsys):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9".encode("latin-1"))
