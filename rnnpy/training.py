@@ -553,6 +553,65 @@ class Trainer:
         self.stop = False
 
 
+def _split_off(train: Any, fraction: Any, val: Any) -> Tuple[Any, Any]:
+    """(train, val) with the last ``fraction`` of the rows of array data as val."""
+    if val is not None:
+        raise TypeError("validation_split: given together with validation data; pass one")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"validation_split: expected a fraction in (0, 1), got {fraction!r}")
+    if not (isinstance(train, tuple) and len(train) in (2, 3) and not _is_batch_sequence(train)):
+        raise TypeError("validation_split: needs array data (x, y[, lengths]); with batches, "
+                        "pass validation_data")
+    arrays = [None if a is None else _as_column(a, f"train[{i}]") for i, a in enumerate(train)]
+    n = len(arrays[0])
+    cut = int(n * (1 - fraction))
+    if cut < 1 or cut >= n:
+        raise ValueError(f"validation_split: {fraction} of {n} rows leaves no training or no "
+                         "validation rows")
+    return (tuple(None if a is None else a[:cut] for a in arrays),
+            tuple(None if a is None else a[cut:] for a in arrays))
+
+
+class _KerasCallback(Callback):
+    """Runs a callback written for Keras's hooks (epoch, logs) in rnnpy's loop."""
+
+    def __init__(self, cb: Any) -> None:
+        self.cb = cb
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        if hasattr(self.cb, "on_train_begin"):
+            self.cb.on_train_begin({})
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        if hasattr(self.cb, "on_epoch_end"):
+            self.cb.on_epoch_end(epoch, dict(logs))
+        if getattr(getattr(self.cb, "model", None), "stop_training", False):
+            trainer.stop = True
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if hasattr(self.cb, "on_train_end"):
+            self.cb.on_train_end({})
+
+
+def _as_callback(cb: Any) -> Callback:
+    """An rnnpy Callback as is; an object with Keras's hooks wrapped."""
+    if isinstance(cb, Callback):
+        return cb
+    hook = getattr(cb, "on_epoch_end", None)
+    if hook is not None:
+        try:
+            params = [p for p in inspect.signature(hook).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            params = []
+        if len(params) >= 3:   # rnnpy's hooks (trainer, epoch, logs) without subclassing
+            return cb
+    if any(hasattr(cb, h) for h in ("on_epoch_end", "on_train_begin", "on_train_end")):
+        return _KerasCallback(cb)
+    raise TypeError(f"callbacks: expected rnnpy Callbacks or objects with on_epoch_end(epoch, logs), "
+                    f"got {type(cb).__name__}")
+
+
 def _data_arg(data: Any, x: Any, y: Any, lengths: Any, where: str) -> Any:
     """The data argument from fit's/evaluate's forms: data alone, or Keras's
     x and y (and lengths) as separate arguments."""
@@ -597,6 +656,7 @@ def fit(
     initial_epoch: int = 0,
     steps_per_epoch: Optional[int] = None,
     class_weight: Any = None,
+    validation_split: float = 0.0,
 ) -> History:
     """Trains model; returns the History of per-epoch loss and metrics.
 
@@ -625,6 +685,10 @@ def fit(
         stderr; "auto" is 1 on a terminal or in a notebook, else 2.
         progress=True/False is the older spelling of 1/0.
     class_weight: {class: weight} for the cross-entropy losses (Keras's).
+    validation_split: the fraction of the rows of array data (the last rows,
+        before shuffling, as Keras) held out as validation data.
+    callbacks: rnnpy Callbacks, or objects with Keras's hooks
+        (on_epoch_end(epoch, logs), on_train_begin(logs), on_train_end(logs)).
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
     compiled = getattr(model, "_compiled", None) or {}
@@ -641,6 +705,9 @@ def fit(
     if val is not None and validation_data is not None:
         raise TypeError("validation_data: given together with val (its other name); pass one")
     val = validation_data if val is None else val
+    if validation_split:
+        train, val = _split_off(train, validation_split, val)
+    callbacks = [_as_callback(cb) for cb in callbacks]
     level = _verbosity(verbose, progress)
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")

@@ -200,3 +200,27 @@ def test_notebook_gets_a_bar_without_the_ipywidgets_warning(monkeypatch):
         bar.update(1)
         bar.close()
     assert type(bar).__module__.startswith("tqdm")
+
+
+def test_validation_split_and_keras_style_callbacks():
+    x, y = toy_data(40)
+    a, b = classifier(), classifier()
+    ha = a.fit(x, y, loss="cross_entropy", optimizer="sgd", epochs=2, validation_split=0.25, verbose=0, seed=0)
+    hb = b.fit(x[:30], y[:30], loss="cross_entropy", optimizer="sgd", epochs=2,
+               validation_data=(x[30:], y[30:]), verbose=0, seed=0)
+    assert ha.history == hb.history
+
+    class Recorder:   # Keras's hooks: (epoch, logs), no trainer
+        def __init__(self):
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append((epoch, round(logs["loss"], 12)))
+
+    rec = Recorder()
+    h = classifier().fit(x, y, loss="cross_entropy", optimizer="sgd", epochs=2, verbose=0, callbacks=[rec])
+    assert rec.seen == [(0, round(h["loss"][0], 12)), (1, round(h["loss"][1], 12))]
+    with pytest.raises(TypeError, match="^callbacks: expected rnnpy Callbacks"):
+        classifier().fit(x, y, loss="cross_entropy", optimizer="sgd", callbacks=[object()], verbose=0)
+    with pytest.raises(ValueError, match="^validation_split: expected a fraction"):
+        classifier().fit(x, y, loss="cross_entropy", optimizer="sgd", validation_split=1.5, verbose=0)
