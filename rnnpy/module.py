@@ -5,7 +5,9 @@ the most recent forward and ADDS parameter gradients into ``grads``), and its
 parameters live in one flat vector: ``params`` and ``grads`` map names to views
 of ``flat_params`` and ``flat_grads``. A container (``Sequential``) re-binds its
 children to views of one buffer for the whole model, so optimizers, clipping and
-gradient checks walk one array.
+gradient checks walk one array. That buffer is the only truth: a module belongs
+to at most one live container, assigning to ``params``/``grads``/``flat_params``/
+``flat_grads`` copies into it, and a module's parameter names cannot be removed.
 
 Recurrent modules return ``(out, state)`` from forward and ``(dx, dstate)`` from
 backward; the others return one array. ``get_config`` gives the constructor
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -64,15 +67,60 @@ class LiveArrays(dict):
     """name -> array views of a module's flat buffer. Assigning to a name copies
     into the existing view (after a shape check), so ``params[name] = w`` changes
     the model as ``params[name][...] = w`` does, instead of detaching the name
-    from the buffer the kernels and optimizers use."""
+    from the buffer the kernels and optimizers use. ``update``, ``|=`` and
+    ``setdefault`` copy the same way (all values are checked before any is
+    copied); removing a name (``del``, ``pop``, ``popitem``, ``clear``) is
+    refused, since the names are the module's parameters."""
 
-    def __setitem__(self, name: str, value: Any) -> None:
+    def _checked(self, name: Any, value: Any) -> Tuple[np.ndarray, np.ndarray]:
         if name not in self:
             raise KeyError(f"{name!r}: no such parameter; names are {sorted(self)}")
         dst = dict.__getitem__(self, name)
         src = as_float_array(value, f"params[{name!r}]", dst.dtype)
         check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
+        return dst, src
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        dst, src = self._checked(name, value)
         dst[...] = src
+
+    def _assign(self, values: Any, exact: bool) -> None:
+        """Copies a mapping (or (name, value) pairs) into the views; every name
+        must exist (and with ``exact`` every name must be given). Nothing
+        changes unless all are valid."""
+        items = list(values.items() if hasattr(values, "items") else values)
+        if exact:
+            given = [k for k, _ in items]
+            missing, extra = sorted(set(self) - set(given)), sorted(set(given) - set(self))
+            if missing or extra:
+                raise KeyError(f"expected exactly the parameter names {sorted(self)}: "
+                               f"missing {missing}, unexpected {extra}")
+        pairs = [self._checked(k, v) for k, v in items]
+        for dst, src in pairs:
+            dst[...] = src
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 positional argument, got {len(args)}")
+        items = list((args[0].items() if hasattr(args[0], "items") else args[0]) if args else [])
+        self._assign(items + list(kwargs.items()), exact=False)
+
+    def __ior__(self, other: Any) -> "LiveArrays":  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def setdefault(self, name: str, default: Any = None) -> np.ndarray:  # type: ignore[override]
+        if name not in self:
+            raise KeyError(f"{name!r}: no such parameter; names are {sorted(self)} "
+                           "(a module's parameter names are fixed)")
+        return dict.__getitem__(self, name)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the parameter names of a module are fixed: its arrays are views of "
+                        "the module's one flat buffer, and removing one would detach it "
+                        "(to change values, assign: params[name] = value)")
+
+    __delitem__ = pop = popitem = clear = _refuse  # type: ignore[assignment]
 
     def _set_view(self, name: str, view: np.ndarray) -> None:
         dict.__setitem__(self, name, view)
@@ -101,10 +149,77 @@ class Module:
     def __init__(self) -> None:
         self._call_lock = threading.RLock()   # re-entrant: a subclass may call super().forward
         self.training = True
-        self.params: Dict[str, np.ndarray] = LiveArrays()
-        self.grads: Dict[str, np.ndarray] = LiveArrays()
-        self.flat_params = np.zeros(0)
-        self.flat_grads = np.zeros(0)
+        self._params: LiveArrays = LiveArrays()
+        self._grads: LiveArrays = LiveArrays()
+        self._flat_params = np.zeros(0)
+        self._flat_grads = np.zeros(0)
+        self._owner: Optional[Callable[[], Optional["Module"]]] = None  # weakref to the container
+
+    # -- the one parameter buffer -------------------------------------------------
+    # flat_params/flat_grads and params/grads are fixed by bind(): assigning to
+    # them copies values into the existing buffer (after checks), so forward,
+    # optimizers, save() and the containing model keep seeing one truth.
+    @property
+    def flat_params(self) -> np.ndarray:
+        """(num_params,) every parameter, in param_spec order; params are views of it."""
+        return self._flat_params
+
+    @flat_params.setter
+    def flat_params(self, value: Any) -> None:
+        self._copy_flat(self.__dict__.get("_flat_params"), value, "flat_params")
+
+    @property
+    def flat_grads(self) -> np.ndarray:
+        """(num_params,) every gradient, laid out as flat_params."""
+        return self._flat_grads
+
+    @flat_grads.setter
+    def flat_grads(self, value: Any) -> None:
+        self._copy_flat(self.__dict__.get("_flat_grads"), value, "flat_grads")
+
+    @property
+    def params(self) -> Dict[str, np.ndarray]:
+        """name -> view of flat_params (live: writing into it changes the model)."""
+        return self._params
+
+    @params.setter
+    def params(self, value: Any) -> None:
+        self._copy_named(self.__dict__.get("_params"), value, "params")
+
+    @property
+    def grads(self) -> Dict[str, np.ndarray]:
+        """name -> view of flat_grads."""
+        return self._grads
+
+    @grads.setter
+    def grads(self, value: Any) -> None:
+        self._copy_named(self.__dict__.get("_grads"), value, "grads")
+
+    def _copy_flat(self, dst: Optional[np.ndarray], value: Any, name: str) -> None:
+        if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
+            self.__dict__["_" + name] = value
+            return
+        src = as_float_array(value, name, dst.dtype)
+        check_shape(src, name, dst.shape, "(num_params,)")
+        dst[...] = src
+
+    def _copy_named(self, dst: Optional[LiveArrays], value: Any, name: str) -> None:
+        if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
+            self.__dict__["_" + name] = value
+            return
+        if value is dst:   # e.g. after `module.params |= {...}`
+            return
+        if not hasattr(value, "items"):
+            raise TypeError(f"{name}: expected a dict of name -> array (copied into the "
+                            f"module's buffer), got {type(value).__name__}")
+        try:
+            dst._assign(value, exact=True)
+        except KeyError as exc:
+            raise KeyError(f"{name}: {exc.args[0]}") from None
+
+    def _container(self) -> Optional["Module"]:
+        """The live container whose buffer holds this module's parameters, if any."""
+        return self._owner() if self.__dict__.get("_owner") is not None else None
 
     # -- parameters -----------------------------------------------------------
     def param_spec(self) -> List[Tuple[str, Shape]]:
@@ -118,11 +233,36 @@ class Module:
     def _allocate(self) -> None:
         """Gives the module buffers of its own (called by constructors)."""
         n = self.num_params
-        self.bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=False)
+        self._bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=False)
 
     def bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool = True) -> None:
         """Moves the parameters into the given flat vectors (views of a larger
-        buffer, typically), copying the current values when ``copy``."""
+        buffer, typically), copying the current values when ``copy``.
+
+        Refused (RuntimeError) for a module that belongs to a container: its
+        parameters live in the container's buffer, and moving them would leave
+        the container, its optimizers and save() on an orphaned copy."""
+        owner = self._container()
+        if owner is not None:
+            raise RuntimeError(f"{type(self).__name__}.bind: the module belongs to a "
+                               f"{type(owner).__name__} whose buffer holds its parameters; "
+                               "re-binding it would detach them from that model")
+        self._bind(flat_params, flat_grads, copy)
+
+    def _adopt(self, owner: "Module", where: str, flat_params: np.ndarray,
+               flat_grads: np.ndarray) -> None:
+        """Binds this module into a slice of owner's buffer, keeping its values.
+        A module belongs to at most one live container."""
+        current = self._container()
+        if current is not None and current is not owner:
+            raise ValueError(f"{where} ({type(self).__name__}): already belongs to another "
+                             f"{type(current).__name__}, whose buffer holds its parameters; a "
+                             "module can be part of one model (build a second module and copy "
+                             "the weights: new.load_state_dict(old.state_dict()))")
+        self._owner = weakref.ref(owner)
+        self._bind(flat_params, flat_grads, True)
+
+    def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
         n = self.num_params
         for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
@@ -131,13 +271,13 @@ class Module:
         if copy and self.flat_params.size == n:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads
-        self.flat_params, self.flat_grads = flat_params, flat_grads
-        self.params, self.grads = LiveArrays(), LiveArrays()
+        self._flat_params, self._flat_grads = flat_params, flat_grads
+        self._params, self._grads = LiveArrays(), LiveArrays()
         offset = 0
         for name, shape in self.param_spec():
             size = int(np.prod(shape))
-            self.params._set_view(name, flat_params[offset:offset + size].reshape(shape))
-            self.grads._set_view(name, flat_grads[offset:offset + size].reshape(shape))
+            self._params._set_view(name, flat_params[offset:offset + size].reshape(shape))
+            self._grads._set_view(name, flat_grads[offset:offset + size].reshape(shape))
             offset += size
         self._on_bind()
 

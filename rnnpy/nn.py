@@ -72,7 +72,8 @@ class Dense(Module):
             raise ValueError(f"x: expected shape (..., in_features) = (..., {self.in_features}), "
                              f"got {tuple(x.shape)}")
         check_finite(x, "x")
-        self._x = x
+        # a copy: backward must use what forward saw, even if the caller edits x
+        self._x = x.copy()
         y = x @ self.params["weight"].T
         if self.use_bias:
             y += self.params["bias"]
@@ -204,6 +205,12 @@ class LastStep(Module):
     """Takes one step of a sequence: the last one, or under ``lengths`` each
     sequence's last valid step (zeros for a sequence of length 0).
 
+    After a bidirectional layer (merge_mode "concat", ``directions=2``; a
+    Sequential passes it) the features are [forward | reverse] halves, and each
+    half is taken at its own final step: the forward half at the last valid
+    step, the reverse half at t = 0, where the reverse direction has seen the
+    whole sequence (as PyTorch's h_n and Keras's Bidirectional give).
+
     x: (B, T, F), or (T, B, F) with time_major=True -> (B, F).
     """
 
@@ -219,11 +226,21 @@ class LastStep(Module):
     def get_config(self) -> Dict[str, Any]:
         return {"time_major": self.time_major, "dtype": self.dtype.name}
 
-    def forward(self, x: Any, lengths: Optional[Sequence[int]] = None) -> np.ndarray:
+    def forward(self, x: Any, lengths: Optional[Sequence[int]] = None,
+                directions: int = 1) -> np.ndarray:
+        """x: (B, T, F) (or (T, B, F)); lengths: optional (B,) ints in [0, T];
+        directions: 1, or 2 when x is a bidirectional layer's concatenated output
+        (F = 2*H: forward half at the last valid step, reverse half at t = 0).
+        Returns (B, F)."""
+        if directions not in (1, 2) or isinstance(directions, bool):
+            raise ValueError(f"directions: expected 1 or 2, got {directions!r}")
         x = as_float_array(x, "x", self.dtype)
         check_shape(x, "x", (None, None, None), "(T, B, F)" if self.time_major else "(B, T, F)")
         xb = x.transpose(1, 0, 2) if self.time_major else x
-        B, T, _ = xb.shape
+        B, T, F = xb.shape
+        if directions == 2 and F % 2:
+            raise ValueError(f"x: expected an even number of features (two directions' halves) "
+                             f"with directions=2, got {F}")
         if lengths is None:
             idx = np.full(B, T - 1)
         else:
@@ -236,23 +253,28 @@ class LastStep(Module):
                                  f"{idx[(idx < 0) | (idx > T)][0]}")
             idx = idx.astype(np.intp) - 1
         valid = idx >= 0
-        rows = np.arange(B)
-        y = np.zeros((B, xb.shape[2]), dtype=self.dtype)
-        y[valid] = xb[rows[valid], idx[valid]]
-        self._cache = (x.shape, idx, valid)
+        rows = np.arange(B)[valid]
+        # (step per sequence, feature slice) of each half
+        parts = [(idx[valid], slice(0, F))] if directions == 1 else \
+            [(idx[valid], slice(0, F // 2)), (np.zeros(rows.size, np.intp), slice(F // 2, F))]
+        y = np.zeros((B, F), dtype=self.dtype)
+        for steps, cols in parts:
+            y[valid, cols] = xb[rows, steps, cols]
+        self._cache = (x.shape, valid, parts)
         return y
 
     def backward(self, dy: Any) -> np.ndarray:
         _need_forward(self, self._cache)
-        shape, idx, valid = self._cache
+        shape, valid, parts = self._cache
         dy = as_float_array(dy, "dy", self.dtype)
         B = shape[1] if self.time_major else shape[0]
         check_shape(dy, "dy", (B, shape[2]), "(B, F)")
         check_finite(dy, "dy")
         dx = np.zeros(shape, dtype=self.dtype)
         dxb = dx.transpose(1, 0, 2) if self.time_major else dx
-        rows = np.arange(B)
-        dxb[rows[valid], idx[valid]] = dy[valid]
+        rows = np.nonzero(valid)[0]
+        for steps, cols in parts:
+            dxb[rows, steps, cols] = dy[valid, cols]
         return dx
 
 
@@ -317,6 +339,67 @@ def _naming(index: int, module: Module) -> Iterator[None]:
         raise
 
 
+def _layout_after(m: Module, layout: Optional[Tuple[Any, str]],
+                  where: str) -> Optional[Tuple[Any, str]]:
+    """The directions layout of m's output given its input's: (merge_mode,
+    "where (Class)") after a bidirectional recurrent layer, None when the
+    features are one direction's (or mixed by a Dense)."""
+    if isinstance(m, Dropout):       # elementwise: keeps the layout
+        return layout
+    if isinstance(m, Sequential):
+        for i, child in enumerate(m.modules):
+            layout = _layout_after(child, layout, f"{where}.modules[{i}]")
+        return layout
+    if m.is_recurrent and getattr(m, "num_directions", 1) == 2:
+        return (getattr(m, "merge_mode", "concat"), f"{where} ({type(m).__name__})")
+    return None
+
+
+def _pool_directions(layout: Optional[Tuple[Any, str]], i: int, m: Module) -> int:
+    """LastStep's ``directions`` for an input of this layout; refuses merged halves."""
+    if layout is None:
+        return 1
+    mode, source = layout
+    if mode == "concat":
+        return 2
+    raise ValueError(
+        f"modules[{i}] (LastStep): its input comes from {source}, bidirectional with "
+        f"merge_mode={mode!r}, which combines the two directions at every step, so the "
+        "reverse direction's final output (at t = 0) cannot be taken apart from the forward "
+        "direction's last step; use merge_mode='concat' (LastStep then takes each "
+        "direction's final output) and combine after it")
+
+
+def _check_used_once(modules: Sequence[Module]) -> None:
+    """Refuses a module that appears twice in the tree (tied weights) or that
+    already belongs to another model. A module keeps one forward's cache, so a
+    second use would overwrite what the first use's backward needs, and its
+    parameters can live in one buffer only."""
+    seen: Dict[int, str] = {}
+
+    def walk(ms: Sequence[Module], prefix: str) -> None:
+        for i, m in enumerate(ms):
+            where = f"{prefix}[{i}]"
+            if id(m) in seen:
+                raise ValueError(
+                    f"{where} ({type(m).__name__}): the same module is already at "
+                    f"{seen[id(m)]}; a module can be used once in a model (its forward "
+                    "cache and its parameters have one place each). For tied weights, "
+                    "use two modules and keep their weights equal yourself")
+            seen[id(m)] = where
+            if isinstance(m, Sequential):
+                walk(m.modules, f"{where}.modules")
+
+    walk(modules, "modules")
+    for i, m in enumerate(modules):
+        owner = m._container()
+        if owner is not None:
+            raise ValueError(f"modules[{i}] ({type(m).__name__}): already belongs to another "
+                             f"{type(owner).__name__}, whose buffer holds its parameters; a "
+                             "module can be part of one model (build a second module and copy "
+                             "the weights: new.load_state_dict(old.state_dict()))")
+
+
 class Sequential(Module):
     """A chain of modules run in order, sharing one flat parameter buffer.
 
@@ -348,10 +431,22 @@ class Sequential(Module):
         if len(dtypes) != 1:
             raise TypeError(f"modules: expected one dtype for every module, got "
                             f"{sorted(d.name for d in dtypes)}")
-        self.modules: List[Module] = list(modules)
+        _check_used_once(modules)
+        # fixed at construction: the buffer below is laid out for exactly these modules
+        self._modules: Tuple[Module, ...] = tuple(modules)
         self.dtype = modules[0].dtype
         n = self.num_params
-        self.bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=False)
+        self._bind(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype), copy=True)
+
+    @property
+    def modules(self) -> Tuple[Module, ...]:
+        """The chain, fixed at construction (a tuple)."""
+        return self._modules
+
+    @modules.setter
+    def modules(self, value: Any) -> None:
+        raise AttributeError("modules: fixed at construction, since the model's parameter "
+                             "buffer is laid out for them; build a new Sequential")
 
     @property
     def recurrent_layers(self) -> List[Module]:
@@ -361,20 +456,26 @@ class Sequential(Module):
         return [(f"{i}.{name}", shape) for i, m in enumerate(self.modules)
                 for name, shape in m.param_spec()]
 
-    def bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool = True) -> None:
+    def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
         # children move into slices of the new buffer, keeping their values
+        n = self.num_params
+        for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
+            if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
+                raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
+                                 f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
         offset = 0
-        for m in self.modules:
+        for i, m in enumerate(self.modules):
             n = m.num_params
-            m.bind(flat_params[offset:offset + n], flat_grads[offset:offset + n], copy=True)
+            m._adopt(self, f"modules[{i}]", flat_params[offset:offset + n],
+                     flat_grads[offset:offset + n])
             offset += n
-        self.flat_params, self.flat_grads = flat_params, flat_grads
-        self.params, self.grads = LiveArrays(), LiveArrays()
+        self._flat_params, self._flat_grads = flat_params, flat_grads
+        self._params, self._grads = LiveArrays(), LiveArrays()
         for i, m in enumerate(self.modules):
             for k, v in m.params.items():
-                self.params._set_view(f"{i}.{k}", v)
+                self._params._set_view(f"{i}.{k}", v)
             for k, v in m.grads.items():
-                self.grads._set_view(f"{i}.{k}", v)
+                self._grads._set_view(f"{i}.{k}", v)
 
     def train(self, mode: bool = True) -> "Sequential":
         self.training = bool(mode)
@@ -404,16 +505,31 @@ class Sequential(Module):
             with _naming(0, self.modules[0]):
                 lengths = padding_lengths(self, x)
         out_states, k = [], 0
+        # the directions layout of x, for LastStep (None: one direction, or mixed)
+        layout = self.__dict__.get("_input_layout")
         for i, m in enumerate(self.modules):
+            # refused with its own message, which names modules[i] already
+            directions = _pool_directions(layout, i, m) if isinstance(m, LastStep) else 1
             with _naming(i, m):
-                if m.is_recurrent:
-                    x, st = m.forward(x, states[k], lengths)
+                if isinstance(m, LastStep):
+                    x = m.forward(x, lengths, directions=directions)
+                elif m.is_recurrent:
+                    if isinstance(m, Sequential):
+                        # told for this call only: called on its own, its input is its own
+                        m._input_layout = layout
+                        try:
+                            x, st = m.forward(x, states[k], lengths)
+                        finally:
+                            m._input_layout = None
+                    else:
+                        x, st = m.forward(x, states[k], lengths)
                     out_states.append(st)
                     k += 1
                 elif m.accepts_lengths:
                     x = m.forward(x, lengths)
                 else:
                     x = m.forward(x)
+            layout = _layout_after(m, layout, f"modules[{i}]")
         return x, out_states
 
     def backward(self, dy: Any, dstate: Optional[List[Any]] = None) -> Tuple[Optional[np.ndarray], List[Any]]:

@@ -1,7 +1,7 @@
 """Export rnnpy models to ONNX, for inference in onnxruntime and other runtimes.
 
-    export_onnx(model, "model.onnx")                      # x -> y
-    export_onnx(model, "model.onnx", with_lengths=True)   # x, lengths -> y
+    export_onnx(model, "model.onnx")                      # x, lengths -> y
+    export_onnx(model, "model.onnx", with_lengths=False)  # x -> y (every sequence full length)
     export_onnx(model, "model.onnx", with_state=True)     # x, h0[, c0] -> y, hT[, cT]
 
 The graph computes the model in evaluation mode (dropout is the identity).
@@ -26,7 +26,9 @@ Graph inputs and outputs (B and T are dynamic unless batch_size/seq_len fix them
              LastStep) is time-major; (B, T) int64 token ids when the model
              starts with an Embedding; (B, in_features) for a model of Dense
              layers only
-    lengths  (B,) int64, with_lengths=True
+    lengths  (B,) int64; by default whenever the model has a recurrent layer
+             or LastStep (with_lengths=False leaves it out: every sequence is
+             then taken as T steps long, as forward(x) without lengths)
     h0, c0   (num_layers*D, B, H) per recurrent layer, with_state=True; with
              several recurrent layers they are numbered h0_0, h0_1, ...
     y        the model's output
@@ -395,35 +397,67 @@ def _emit_embedding(ctx: _Context, where: str, m: Embedding, x: _Value, first: b
     return _Value(out, x.dims + [m.embedding_dim])
 
 
-def _emit_last_step(ctx: _Context, where: str, m: LastStep, x: _Value) -> _Value:
+def _emit_last_step(ctx: _Context, where: str, m: LastStep, x: _Value, directions: int) -> _Value:
+    """Each sequence's last valid step (zeros where the length is 0); after a
+    bidirectional layer (directions=2) the reverse half is taken at t = 0."""
     g = ctx.graph
     _check_rank(where, m, x, 3, "(T, B, F)" if m.time_major else "(B, T, F)")
     dims = x.dims
     B_dim, F_dim = (dims[1] if m.time_major else dims[0]), dims[2]
+    t_axis = 0 if m.time_major else 1
     if ctx.lengths is None:
         out = g.node("Gather", [x.name, g.const("last_index", np.array(-1, dtype=np.int64))],
-                     base="last_step", axis=0 if m.time_major else 1)[0]
-        return _Value(out, [B_dim, F_dim])
-    # each sequence's last valid step lengths-1; zeros where the length is 0
-    xb = g.node("Transpose", [x.name], base="last_step_btf", perm=[1, 0, 2])[0] \
-        if m.time_major else x.name
-    one = g.const("one", np.array(1, dtype=np.int64))
-    zero = g.const("zero", np.array(0, dtype=np.int64))
-    axis1 = g.ints("axis1", [1])
-    last = g.node("Sub", [ctx.lengths, one], base="last_index")[0]
-    last = g.node("Max", [last, zero], base="last_index_clipped")[0]
-    last = g.node("Unsqueeze", [last, axis1], base="last_index_b1")[0]
-    picked = g.node("GatherND", [xb, last], base="last_step_gather", batch_dims=1)[0]
-    valid = g.node("Greater", [ctx.lengths, zero], base="last_valid")[0]
-    valid = g.node("Unsqueeze", [valid, axis1], base="last_valid_b1")[0]
-    zero_f = g.const("zero_value", np.zeros((), dtype=m.dtype))
-    out = g.node("Where", [valid, picked, zero_f], base="last_step")[0]
+                     base="last_step", axis=t_axis)[0]
+    else:
+        xb = g.node("Transpose", [x.name], base="last_step_btf", perm=[1, 0, 2])[0] \
+            if m.time_major else x.name
+        one = g.const("one", np.array(1, dtype=np.int64))
+        zero = g.const("zero", np.array(0, dtype=np.int64))
+        axis1 = g.ints("axis1", [1])
+        last = g.node("Sub", [ctx.lengths, one], base="last_index")[0]
+        last = g.node("Max", [last, zero], base="last_index_clipped")[0]
+        last = g.node("Unsqueeze", [last, axis1], base="last_index_b1")[0]
+        out = g.node("GatherND", [xb, last], base="last_step_gather", batch_dims=1)[0]
+    if directions == 2:
+        # [forward half at the last step | reverse half at t = 0]
+        if not isinstance(F_dim, int) or F_dim % 2:
+            raise ValueError(f"{_label(where, m)}: cannot export: expects an even, known number "
+                             f"of features after a bidirectional layer, got {F_dim}")
+        half = F_dim // 2
+        first = g.node("Gather", [x.name, g.const("first_index", np.array(0, dtype=np.int64))],
+                       base="first_step", axis=t_axis)[0]
+        axis_f = g.ints("axis1", [1])
+        fwd = g.node("Slice", [out, g.ints("start0", [0]), g.ints(f"end{half}", [half]), axis_f],
+                     base="last_step_forward")[0]
+        bwd = g.node("Slice", [first, g.ints(f"start{half}", [half]),
+                               g.ints(f"end{F_dim}", [F_dim]), axis_f],
+                     base="first_step_reverse")[0]
+        out = g.node("Concat", [fwd, bwd], base="last_step_directions", axis=1)[0]
+    if ctx.lengths is not None:
+        zero = g.const("zero", np.array(0, dtype=np.int64))
+        axis1 = g.ints("axis1", [1])
+        valid = g.node("Greater", [ctx.lengths, zero], base="last_valid")[0]
+        valid = g.node("Unsqueeze", [valid, axis1], base="last_valid_b1")[0]
+        zero_f = g.const("zero_value", np.zeros((), dtype=m.dtype))
+        out = g.node("Where", [valid, out, zero_f], base="last_step")[0]
     return _Value(out, [B_dim, F_dim])
+
+
+def _check_pool_layout(where: str, m: LastStep, layout: Optional[Tuple[Any, str]]) -> int:
+    """LastStep's directions after the given layout (as Sequential.forward decides)."""
+    if layout is None:
+        return 1
+    mode, source = layout
+    if mode == "concat":
+        return 2
+    raise ValueError(f"{_label(where, m)}: cannot export: its input comes from {source}, "
+                     f"bidirectional with merge_mode={mode!r}, whose directions cannot be taken "
+                     "apart (use merge_mode='concat')")
 
 
 # -- the model --------------------------------------------------------------------
 def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = None,
-               seq_len: Optional[int] = None, with_lengths: bool = False,
+               seq_len: Optional[int] = None, with_lengths: Optional[bool] = None,
                with_state: bool = False) -> Any:
     """The onnx.ModelProto export_onnx writes (checked with onnx.checker)."""
     onnx = _onnx()
@@ -439,13 +473,17 @@ def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = No
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                                   or value < 1):
             raise ValueError(f"{name}: expected a positive int or None (dynamic), got {value!r}")
-    for name, value in (("with_lengths", with_lengths), ("with_state", with_state)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name}: expected a bool, got {value!r}")
+    if with_lengths is not None and not isinstance(with_lengths, (bool, np.bool_)):
+        raise TypeError(f"with_lengths: expected a bool or None (automatic), got {with_lengths!r}")
+    if not isinstance(with_state, (bool, np.bool_)):
+        raise TypeError(f"with_state: expected a bool, got {with_state!r}")
 
     flat = _flatten(model, "model")
     for where, m in flat:
         _check_supported(where, m)
+    if with_lengths is None:
+        # a padded batch needs its lengths: they are an input whenever they matter
+        with_lengths = any(_is_recurrent(m) or type(m) is LastStep for _, m in flat)
     n_rec = sum(_is_recurrent(m) for _, m in flat)
     if with_state and n_rec == 0:
         raise ValueError(f"with_state: {type(model).__name__} has no recurrent layer, "
@@ -461,6 +499,7 @@ def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = No
     if with_lengths:
         graph.add_input("lengths", np.int64, [batch])
     x = _Value("x", x_dims)
+    layout: Optional[Tuple[Any, str]] = None   # set after a bidirectional layer
     for i, (where, m) in enumerate(flat):
         if _is_recurrent(m):
             x = _emit_recurrent(ctx, where, m, x)
@@ -469,8 +508,12 @@ def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = No
         elif type(m) is Embedding:
             x = _emit_embedding(ctx, where, m, x, first=i == 0)
         elif type(m) is LastStep:
-            x = _emit_last_step(ctx, where, m, x)
-        # Dropout: the identity in evaluation mode
+            x = _emit_last_step(ctx, where, m, x, _check_pool_layout(where, m, layout))
+        # Dropout: the identity in evaluation mode, and keeps the layout
+        if _is_recurrent(m) and m.num_directions == 2:
+            layout = (getattr(m, "merge_mode", "concat"), _label(where, m))
+        elif type(m) is not Dropout:
+            layout = None
     graph.node("Identity", [x.name], ["y"], base="output")
     graph.add_output("y", dtype, x.dims)
     # state outputs were declared as they were made; y goes first
@@ -488,15 +531,18 @@ def build_onnx(model: Module, *, opset: int = 17, batch_size: Optional[int] = No
 
 def export_onnx(model: Module, path: Union[str, "os.PathLike[str]"], *, opset: int = 17,
                 batch_size: Optional[int] = None, seq_len: Optional[int] = None,
-                with_lengths: bool = False, with_state: bool = False) -> None:
+                with_lengths: Optional[bool] = None, with_state: bool = False) -> None:
     """Writes model as a standard ONNX file at path, atomically.
 
     model: an rnnpy RNN, LSTM, GRU, Dense, Embedding, LastStep, Dropout, or a
         Sequential of them; exported as it computes in evaluation mode.
     opset: the ONNX opset to target (13 or newer).
     batch_size, seq_len: fix those dims of the inputs; None keeps them dynamic.
-    with_lengths: adds the input "lengths" (B,) int64, used as every recurrent
+    with_lengths: the input "lengths" (B,) int64, used as every recurrent
         layer's sequence_lens and by LastStep, as rnnpy's forward(x, lengths=).
+        None (the default) adds it whenever the model has a recurrent layer or
+        LastStep, so that a padded batch gives what predict(x, lengths=) gives;
+        False leaves it out (every sequence is taken as T steps long).
     with_state: adds initial-state inputs h0 (and c0 for an LSTM) of shape
         (num_layers*D, B, H) and final-state outputs hT (and cT); otherwise
         the initial state is zeros, as forward(x, state=None).

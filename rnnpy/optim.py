@@ -208,9 +208,10 @@ class Optimizer:
         out.update({k: v.copy() for k, v in self.state.items()})
         return out
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restores a state_dict of the same optimizer class on a module of the
-        same size. Nothing changes unless all of it is valid."""
+    def check_state_dict(self, state: Dict[str, Any]) -> Tuple[Dict[str, Any], int, Dict[str, np.ndarray]]:
+        """The checks load_state_dict makes, without changing anything: raises
+        TypeError/KeyError/ValueError naming the entry (e.g. a moment holding
+        NaN or Inf); returns the checked (hyperparameters, step, state vectors)."""
         if not isinstance(state, dict):
             raise TypeError(f"state: expected a dict, got {type(state).__name__}")
         missing = sorted(set(self._hyper) - set(state))
@@ -233,8 +234,15 @@ class Optimizer:
                 raise ValueError(f"state[{k!r}]: expected a float vector of shape "
                                  f"(num_params,) = ({self.size},), got {a.dtype} {a.shape}")
             if not np.isfinite(a).all():
-                raise ValueError(f"state[{k!r}]: expected finite values")
+                raise ValueError(f"state[{k!r}]: expected finite values, found NaN or Inf at "
+                                 f"flat index {int(np.flatnonzero(~np.isfinite(a))[0])}")
             arrays[k] = a.astype(self.dtype, copy=True)
+        return hyper, steps, arrays
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restores a state_dict of the same optimizer class on a module of the
+        same size. Nothing changes unless all of it is valid (check_state_dict)."""
+        hyper, steps, arrays = self.check_state_dict(state)
         for k, v in hyper.items():
             setattr(self, k, v)
         self.steps = steps
@@ -503,16 +511,20 @@ class _Schedule:
         from the constructor; the optimizer's lr from the optimizer's state)."""
         return {k: getattr(self, k) for k in self._state}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restores a state_dict; nothing changes unless all of it is valid."""
+    def check_state_dict(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """The checks load_state_dict makes, without changing anything; returns
+        the checked values."""
         if not isinstance(state, dict):
             raise TypeError(f"state: expected a dict, got {type(state).__name__}")
         missing = sorted(set(self._state) - set(state))
         extra = sorted(set(state) - set(self._state))
         if missing or extra:
             raise KeyError(f"state: missing {missing}, unexpected {extra}")
-        values = {k: self._check_state(k, state[k]) for k in self._state}
-        for k, v in values.items():
+        return {k: self._check_state(k, state[k]) for k in self._state}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restores a state_dict; nothing changes unless all of it is valid."""
+        for k, v in self.check_state_dict(state).items():
             setattr(self, k, v)
 
     def _check_state(self, key: str, value: Any) -> Any:

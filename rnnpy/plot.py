@@ -211,7 +211,7 @@ def _first_recurrent(model: Any) -> Tuple[List[Any], Any]:
     if isinstance(model, _RNNBase):
         return [], model
     mods = getattr(model, "modules", None)
-    if isinstance(mods, list):
+    if isinstance(mods, (list, tuple)):
         before: List[Any] = []
         for m in mods:
             if isinstance(m, _RNNBase):

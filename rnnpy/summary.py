@@ -17,8 +17,9 @@ from .module import Module
 
 def _rows(model: Module, x: Any) -> List[Tuple[str, str, int]]:
     """(name, output shape, parameters) per module (the children of a Sequential)."""
-    children = list(getattr(model, "modules", None) or [model])
-    prefix = isinstance(getattr(model, "modules", None), list)
+    inner = getattr(model, "modules", None)
+    prefix = isinstance(inner, (list, tuple)) and len(inner) > 0   # a container
+    children = list(inner) if prefix else [model]
     rows = []
     for i, m in enumerate(children):
         shape = "?"

@@ -17,6 +17,15 @@ epoch (for streams such as consecutive text windows). Keras's form works too:
 With stateful=True the final state of each batch is the initial state of the
 next (truncated BPTT: no gradient flows across batches) and the state is reset
 at the start of every epoch and whenever the batch size changes.
+
+Resuming: ModelCheckpoint writes, with the model, everything fit needs to go
+on bit-identically: the optimizer's state, the schedule's, every callback's
+(``state_dict``/``load_state_dict``), the epoch, the shuffling seed and the
+history (the model file holds the dropout generators). ``fit(...,
+resume=path)`` restores all of it into the given model, optimizer, schedule
+and callbacks, built as for the first run, and trains up to ``epochs`` in
+total: the call that was interrupted, with resume added, finishes it exactly
+as if it had not stopped.
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import inspect
 import itertools
 import math
 import numbers
+import os
 import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -53,6 +63,23 @@ class History:
         self.history: Dict[str, List[float]] = {}
         self.epoch: List[int] = []
 
+    def state_dict(self) -> Dict[str, Any]:
+        """{"epoch": [...], "history": {name: [...]}} (copies)."""
+        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()}}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restores a state_dict (checked: lists of ints and of floats, one per epoch)."""
+        epochs = state.get("epoch") if isinstance(state, dict) else None
+        hist = state.get("history") if isinstance(state, dict) else None
+        if not isinstance(epochs, list) or not all(type(e) is int for e in epochs) \
+                or not isinstance(hist, dict) or not all(
+                    isinstance(v, list) and len(v) == len(epochs)
+                    and all(type(x) is float for x in v) for v in hist.values()):
+            raise ValueError(f"state: expected {{'epoch': [int], 'history': {{name: [float]}}}} "
+                             f"with one value per epoch, got {state!r:.200}")
+        self.epoch = list(epochs)
+        self.history = {k: list(v) for k, v in hist.items()}
+
     def append(self, epoch: int, logs: Dict[str, float]) -> None:
         self.epoch.append(epoch)
         for k, v in logs.items():
@@ -67,7 +94,14 @@ class History:
 
 
 class Callback:
-    """Hooks of the training loop; set ``trainer.stop = True`` to end training."""
+    """Hooks of the training loop; set ``trainer.stop = True`` to end training.
+
+    Each epoch ends with on_epoch_end of every callback, in order, then
+    on_epoch_complete of every callback (the epoch's state is final there:
+    the place to save it). A callback that keeps state across epochs returns
+    it from state_dict (JSON-able values and NumPy arrays) and takes it back
+    in load_state_dict, so that a resumed fit continues it exactly.
+    """
 
     def on_train_begin(self, trainer: "Trainer") -> None:
         pass
@@ -75,12 +109,31 @@ class Callback:
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
         pass
 
+    def on_epoch_complete(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        pass
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The state a resumed fit needs (none by default)."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restores what state_dict gave."""
+        if state != {}:
+            raise ValueError(f"state: {type(self).__name__} keeps no state, got {state!r:.200}")
+
     def on_train_end(self, trainer: "Trainer") -> None:
         pass
 
 
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
     return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _state_number(state: Dict[str, Any], key: str, kind: type) -> Any:
+    value = state.get(key) if isinstance(state, dict) else None
+    if type(value) is not kind:
+        raise ValueError(f"state[{key!r}]: expected a {kind.__name__}, got {value!r:.100}")
+    return value
 
 
 def _check_mode(mode: str) -> str:
@@ -125,30 +178,87 @@ class EarlyStopping(Callback):
         if self.restore_best and self._best_params is not None:
             trainer.model.flat_params[...] = self._best_params
 
+    def state_dict(self) -> Dict[str, Any]:
+        """best, best_epoch, wait and the best epoch's parameters (or None)."""
+        return {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait,
+                "best_params": None if self._best_params is None else self._best_params.copy()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        best = _state_number(state, "best", float)
+        best_epoch, wait = _state_number(state, "best_epoch", int), _state_number(state, "wait", int)
+        params = state.get("best_params")
+        if params is not None and (type(params) is not np.ndarray or params.ndim != 1
+                                   or params.dtype.kind != "f"):
+            raise ValueError(f"state['best_params']: expected None or a float vector, got {params!r:.100}")
+        if set(state) != {"best", "best_epoch", "wait", "best_params"}:
+            raise ValueError(f"state: unexpected keys {sorted(set(state))}")
+        self.best, self.best_epoch, self.wait = best, best_epoch, wait
+        self._best_params = None if params is None else params.copy()
+
 
 class ModelCheckpoint(Callback):
-    """Saves the model (with the optimizer's state and the epoch, so training
-    can resume exactly) after each epoch, or only on improvement of monitor."""
+    """Saves the model after each epoch, or only on improvement of monitor,
+    with everything fit(..., resume=path) needs to continue exactly: extra
+    holds "epoch" (epochs done), "logs", "optimizer" (its state_dict) and
+    "training" (schedule, callbacks, seed, history; see Trainer.training_state).
+
+    The file is written once every callback has seen the epoch
+    (on_epoch_complete), so their states are the epoch's final ones. When the
+    epoch left parameters or optimizer state holding NaN or Inf (training
+    diverged), nothing is written, the previous checkpoint stays as it was,
+    and FloatingPointError says so: a loadable checkpoint is never replaced by
+    one that cannot be loaded or resumed."""
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min",
                  save_best_only: bool = False) -> None:
         self.path, self.monitor, self.mode = path, monitor, _check_mode(mode)
         self.save_best_only = bool(save_best_only)
         self.best = math.inf if mode == "min" else -math.inf
+        self._due = False
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
-        from .io import save
-
+        self._due = True
         if self.save_best_only:
             if self.monitor not in logs:
                 raise KeyError(f"monitor: {self.monitor!r} is not measured; have {sorted(logs)}")
             if not _improved(logs[self.monitor], self.best, self.mode, 0.0):
+                self._due = False
                 return
             self.best = logs[self.monitor]
+
+    def on_epoch_complete(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        from .io import _param_problem, save
+
+        if not self._due:
+            return
+        self._due = False
         extra: Dict[str, Any] = {"epoch": epoch + 1, "logs": dict(logs)}
         if hasattr(trainer.optimizer, "state_dict"):
             extra["optimizer"] = trainer.optimizer.state_dict()
+        extra["training"] = trainer.training_state(epoch)
+        problem = next((f"parameter {name!r} {p}" for name, p in
+                        ((n, _param_problem(v)) for n, v in trainer.model.params.items()) if p), None)
+        if problem is None:
+            try:
+                trainer.check_restorable(extra)
+            except (TypeError, KeyError, ValueError) as exc:
+                problem = str(exc)
+        if problem:
+            raise FloatingPointError(
+                f"ModelCheckpoint: after epoch {epoch + 1} the {problem}: training diverged; "
+                f"nothing was written and the previous checkpoint at {self.path!r} (if any) was "
+                "kept (lower the learning rate or clip gradients)")
         save(trainer.model, self.path, extra=extra)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The best monitored value so far."""
+        return {"best": float(self.best)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        best = _state_number(state, "best", float)
+        if set(state) != {"best"}:
+            raise ValueError(f"state: unexpected keys {sorted(set(state))}")
+        self.best = best
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -547,10 +657,95 @@ def resolve_optimizer(model: Module, optimizer: Any) -> Any:
 class Trainer:
     """State of one fit() call, visible to callbacks."""
 
-    def __init__(self, model: Module, optimizer: Any) -> None:
+    def __init__(self, model: Module, optimizer: Any, scheduler: Any = None,
+                 callbacks: Sequence[Callback] = (), seed: Any = None,
+                 history: Optional[History] = None) -> None:
         self.model = model
         self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.callbacks = list(callbacks)
+        self.seed = seed
+        self.history = history if history is not None else History()
         self.stop = False
+
+    def training_state(self, epoch: int) -> Dict[str, Any]:
+        """What a resumed fit needs besides the model and the optimizer's state,
+        after epoch (0-based) is complete: epochs done, stop flag, shuffling
+        seed, optimizer and schedule classes, the schedule's and every
+        callback's state_dict, and the history."""
+        sched = self.scheduler
+        return {
+            "epoch": epoch + 1,
+            "stop": bool(self.stop),
+            "seed": self.seed,
+            "optimizer": type(self.optimizer).__name__,
+            "scheduler": None if sched is None else {
+                "class": type(sched).__name__,
+                "state": sched.state_dict() if hasattr(sched, "state_dict") else {}},
+            "callbacks": [{"class": type(cb).__name__,
+                           "state": cb.state_dict() if hasattr(cb, "state_dict") else {}}
+                          for cb in self.callbacks],
+            "history": self.history.state_dict(),
+        }
+
+    def check_restorable(self, extra: Dict[str, Any]) -> None:
+        """Raises (naming the entry) unless the optimizer and the schedule would
+        take back the state in extra (what ModelCheckpoint writes)."""
+        if "optimizer" in extra and hasattr(self.optimizer, "check_state_dict"):
+            self.optimizer.check_state_dict(extra["optimizer"])
+        sched = extra["training"]["scheduler"]
+        if sched is not None and hasattr(self.scheduler, "check_state_dict"):
+            self.scheduler.check_state_dict(sched["state"])
+
+    def resume(self, path: str) -> Dict[str, Any]:
+        """Restores the checkpoint at path (written by ModelCheckpoint) into the
+        model, optimizer, schedule, callbacks and history; returns its
+        training state. Everything is checked before anything changes."""
+        from .io import load_with_extra, module_config
+
+        where = f"resume: {os.fspath(path)!r}"
+        loaded, extra = load_with_extra(path)
+        if module_config(loaded) != module_config(self.model):
+            raise ValueError(f"{where} holds a model configured as {module_config(loaded)!r:.300}, "
+                             f"not as model {module_config(self.model)!r:.300}")
+        state = extra.get("training") if isinstance(extra, dict) else None
+        if not isinstance(state, dict) or "optimizer" not in extra:
+            raise ValueError(f"{where} holds no training state (written by save(), not by "
+                             "ModelCheckpoint); load the model with rnnpy.load instead")
+        try:
+            if self.seed is not None and self.seed != state["seed"]:
+                raise ValueError(f"seed: the checkpoint's run shuffled with seed "
+                                 f"{state['seed']!r}; pass that seed or None, got {self.seed!r}")
+            if state["optimizer"] != type(self.optimizer).__name__:
+                raise ValueError(f"optimizer: the checkpoint was written with "
+                                 f"{state['optimizer']}, got {type(self.optimizer).__name__}")
+            sched = state["scheduler"]
+            have = None if self.scheduler is None else type(self.scheduler).__name__
+            if (sched and sched["class"]) != have:
+                raise ValueError(f"scheduler: the checkpoint was written with "
+                                 f"{sched and sched['class']}, got {have}")
+            saved_cbs = state["callbacks"]
+            names = [type(cb).__name__ for cb in self.callbacks]
+            if [c["class"] for c in saved_cbs] != names:
+                raise ValueError(f"callbacks: the checkpoint was written with "
+                                 f"{[c['class'] for c in saved_cbs]}, got {names}")
+            self.check_restorable(extra)
+            history = History()
+            history.load_state_dict(state["history"])
+            for cb, saved in zip(self.callbacks, saved_cbs):
+                if hasattr(cb, "load_state_dict"):
+                    cb.load_state_dict(saved["state"])
+            if sched is not None and hasattr(self.scheduler, "load_state_dict"):
+                self.scheduler.load_state_dict(sched["state"])
+            if hasattr(self.optimizer, "load_state_dict"):
+                self.optimizer.load_state_dict(extra["optimizer"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{where}: malformed training state ({exc})") from None
+        self.model.load_state_dict(loaded.state_dict())
+        self.model.set_rng_state(loaded.rng_state())
+        self.history.load_state_dict(history.state_dict())
+        self.stop = bool(state.get("stop", False))
+        return state
 
 
 def _split_off(train: Any, fraction: Any, val: Any) -> Tuple[Any, Any]:
@@ -657,6 +852,7 @@ def fit(
     steps_per_epoch: Optional[int] = None,
     class_weight: Any = None,
     validation_split: float = 0.0,
+    resume: Optional[str] = None,
 ) -> History:
     """Trains model; returns the History of per-epoch loss and metrics.
 
@@ -689,6 +885,14 @@ def fit(
         before shuffling, as Keras) held out as validation data.
     callbacks: rnnpy Callbacks, or objects with Keras's hooks
         (on_epoch_end(epoch, logs), on_train_begin(logs), on_train_end(logs)).
+    seed: the shuffling order of each epoch depends only on (seed, epoch); with
+        None a seed is drawn once for the run (and kept in checkpoints).
+    resume: path of a checkpoint written by ModelCheckpoint: its parameters,
+        generator states, optimizer, schedule, callbacks' states and history
+        are restored into model, optimizer, scheduler and callbacks (built as
+        for the interrupted run, same classes in the same order), and training
+        continues from its epoch up to ``epochs`` in total; the returned
+        History holds every epoch. Bit-identical to a run that never stopped.
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
     compiled = getattr(model, "_compiled", None) or {}
@@ -717,19 +921,41 @@ def fit(
     if class_weight is not None:   # training only, as Keras: validation stays unweighted
         loss_fn = _class_weighted(loss_fn, class_weight)
     _require_batch_first(model, "fit")
-    epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
-                                        steps_per_epoch)
     from . import optim as _optim
 
-    trainer = Trainer(model, optimizer)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ValueError(f"seed: expected None or a non-negative integer, got {seed!r}")
+    if resume is not None and initial_epoch:
+        raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
+                         f"got initial_epoch={initial_epoch!r} too")
+    _batches(train, batch_size, shuffle and not stateful, seed, "train",
+             steps_per_epoch)   # checks the data first
     history = History()
+    trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
     for cb in callbacks:
         cb.on_train_begin(trainer)
-    for epoch in range(initial_epoch, initial_epoch + epochs):
+    # restored after on_train_begin, so that a callback resetting itself there
+    # still continues from the checkpoint's state
+    last = initial_epoch + epochs
+    if resume is not None:
+        state = trainer.resume(resume)
+        seed = trainer.seed = state.get("seed")
+        initial_epoch, last = int(state["epoch"]), epochs
+    elif seed is None:
+        # drawn once, kept in checkpoints, so that a resumed run shuffles the same way
+        seed = trainer.seed = int(np.random.SeedSequence().entropy) % 2 ** 63
+    else:
+        seed = int(seed)
+    epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
+                                        steps_per_epoch)
+    for epoch in range(initial_epoch, last):
+        if trainer.stop:
+            break
         model.train()
         meter = _Meter(metrics)
         started = time.perf_counter()
-        bar = _progress(n_batches, f"epoch {epoch + 1}/{initial_epoch + epochs}", level)
+        bar = _progress(n_batches, f"epoch {epoch + 1}/{last}", level)
         try:
             for i, n, out, y, value, grad, mask in _run_batches(model, epoch_batches(epoch), loss_fn,
                                                                 stateful, "train"):
@@ -762,11 +988,12 @@ def fit(
         history.append(epoch, logs)
         for cb in callbacks:
             cb.on_epoch_end(trainer, epoch, logs)
+        for cb in callbacks:
+            if hasattr(cb, "on_epoch_complete"):
+                cb.on_epoch_complete(trainer, epoch, logs)
         if level:
-            print(_epoch_line(epoch + 1, initial_epoch + epochs, time.perf_counter() - started, logs),
+            print(_epoch_line(epoch + 1, last, time.perf_counter() - started, logs),
                   file=sys.stderr, flush=True)
-        if trainer.stop:
-            break
     for cb in callbacks:
         cb.on_train_end(trainer)
     return history

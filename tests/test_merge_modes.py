@@ -90,8 +90,9 @@ def test_merged_layers_export_to_onnx(mode, tmp_path):
     x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(np.float32)
     rnnpy.export_onnx(model, str(tmp_path / "m.onnx"))
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"x": x})[0]
-    np.testing.assert_allclose(got, model.forward(x)[0], rtol=1e-5, atol=1e-6)
+    lengths = np.array([6, 3])
+    got = sess.run(None, {"x": x, "lengths": lengths})[0]
+    np.testing.assert_allclose(got, model.forward(x, lengths=lengths)[0], rtol=1e-5, atol=1e-6)
 
 
 def test_separate_directions_cannot_export(tmp_path):

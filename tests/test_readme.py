@@ -15,7 +15,7 @@ def _blocks():
 def test_readme_has_examples_of_each_topic():
     text = "\n".join(_blocks())
     for needle in ("model.compile(", "model.fit(x_train, y_train", "validation_data=", ".predict(",
-                   "rnnpy.sample(", "load_with_extra", "export_onnx(", "with_lengths=True"):
+                   "rnnpy.sample(", "resume=", "export_onnx(", "with_lengths=True"):
         assert needle in text, needle
 
 
