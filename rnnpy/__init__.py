@@ -12,6 +12,7 @@ rnnpy.fit train them; save/load keep them without pickle; ``gradcheck``
 checks any module's gradients against finite differences.
 """
 from . import _core, data, losses, optim
+from .generate import Sampler, Vocabulary, generate, sample, softmax
 from .gradcheck import GradcheckResult, gradcheck
 from .io import ModelFileError, load, load_with_extra, save
 from .layers import GRU, LSTM, RNN
@@ -27,4 +28,5 @@ __all__ = [
     "gradcheck", "GradcheckResult", "save", "load", "load_with_extra", "ModelFileError",
     "fit", "evaluate", "predict", "History", "EarlyStopping", "ModelCheckpoint",
     "export_onnx", "data", "losses", "optim", "__version__",
+    "sample", "generate", "Sampler", "Vocabulary", "softmax",
 ]

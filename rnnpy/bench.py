@@ -17,9 +17,15 @@ Work is counted as in the literature: a training step of one layer is
 6*G*T*B*H*(I+H) floating-point operations (G = 1, 4, 3 for RNN, LSTM, GRU;
 2 for a multiply-add, times 3 for forward + the two backward products), the
 forward pass a third of that. GFLOP/s divides that by the median time; the
-fraction of peak divides by the machine's FP32 peak times the thread count
-(``--peak``, GFLOP/s of one core; measured on this machine with an FMA loop,
-see README). ``torch/rnnpy`` is PyTorch's median time over rnnpy's: above 1
+fraction of peak divides by the machine's FP32 peak times the thread count.
+The peak of one core is measured at the start of each run, on the machine it
+runs on, as the best rate of rnnpy's own GEMM (one thread, float32) on a
+1024 x 1024 x 1024 product: a blocked GEMM of that size keeps the FMA units
+as busy as any code in rnnpy can, and it needs no separate kernel per
+instruction set (it uses the micro-kernel chosen at run time). It is a lower
+bound of the FMA peak (a pure FMA loop runs some 5-15% faster), so the
+fractions are of what this machine's best product reaches; ``--peak`` gives
+a number of your own instead. ``torch/rnnpy`` is PyTorch's median time over rnnpy's: above 1
 means rnnpy is faster.
 
 GEMM: rnnpy's own product (``rnnpy._core.gemm``) against ``numpy.matmul``
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -67,7 +74,25 @@ SQUARE_GEMM = [256, 512, 1024, 2048]
 # per-step products (B, H, G*H): h (B x H) times W_hh^T (H x G*H)
 STEP_GEMM = [(16, 32, 128), (32, 128, 512), (64, 64, 256), (64, 128, 512), (64, 256, 1024),
              (64, 512, 2048), (32, 512, 2048), (1, 512, 2048)]
-DEFAULT_PEAK = 132.0  # GFLOP/s FP32 per core, FMA, measured on the reference machine
+PEAK_GEMM_N = 1024   # the square product whose best rate stands for one core's peak
+
+
+def measure_peak(n: int = PEAK_GEMM_N, runs: int = 5) -> float:
+    """One core's FP32 GFLOP/s on this machine: the best of ``runs`` timings of
+    rnnpy's GEMM (one thread) on an n x n x n product, after one warm-up."""
+    from . import _core
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    w = rng.standard_normal((n, n)).astype(np.float32)
+    c = np.empty((n, n), np.float32)
+    _core.gemm(a, w, trans_b=True, c=c, threads=1)
+    best = math.inf
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _core.gemm(a, w, trans_b=True, c=c, threads=1)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n * n * n / best / 1e9
 
 
 # the options beyond PyTorch's, per cell, as layer keyword arguments ({H} = hidden size)
@@ -412,6 +437,16 @@ def _parse_shapes(text: str) -> List[Tuple[int, int, int, int]]:
     return shapes
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
 def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
     items = [s for s in text.replace(" ", "").split(",") if s]
     if allowed is not None:
@@ -422,22 +457,25 @@ def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import _Parser, nonnegative_int, positive_float, positive_int
+
+    p = _Parser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=["rnn", "lstm", "gru"],
                    help="comma-separated cells among rnn, lstm, gru (default all)")
     p.add_argument("--shapes", type=_parse_shapes, default=None,
                    help="'T,B,I,H;T,B,I,H;...' (default: the grid in the module docstring)")
-    p.add_argument("--threads", type=lambda s: [int(v) for v in _parse_list(s)], default=[1, 2],
+    p.add_argument("--threads", type=lambda s: [positive_int(v) for v in _parse_list(s)], default=[1, 2],
                    help="comma-separated thread counts, each run for both libraries (default 1,2)")
     p.add_argument("--modes", type=lambda s: _parse_list(s, ["forward", "train"]),
                    default=["forward", "train"], help="forward, train or both (default both)")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per measurement (at most)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    p.add_argument("--min-time", type=float, default=1.0,
+    p.add_argument("--repeat", type=positive_int, default=10, help="timed runs per measurement (at most)")
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="untimed runs first")
+    p.add_argument("--min-time", type=_nonnegative_float, default=1.0,
                    help="stop repeating after this many seconds (at least 3 runs)")
-    p.add_argument("--peak", type=float, default=DEFAULT_PEAK,
-                   help="FP32 peak GFLOP/s of one core (default %(default)s, this machine's)")
+    p.add_argument("--peak", type=positive_float, default=None,
+                   help="FP32 peak GFLOP/s of one core (default: measured at the start, as the "
+                        f"best rate of rnnpy's GEMM on a {PEAK_GEMM_N}^3 product, one thread)")
     p.add_argument("--no-torch", action="store_true", help="time rnnpy alone")
     p.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
     p.add_argument("--no-options", action="store_true",
@@ -464,13 +502,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not quiet:
             print(line, flush=True)
 
-    info = {"isa": _core.gemm_isa(), "peak_gflops_per_core": args.peak, "cpu_count": os.cpu_count(),
-            "torch": None}
+    peak_source = "given (--peak)"
+    if args.peak is None:
+        args.peak = measure_peak()
+        peak_source = f"measured: rnnpy GEMM {PEAK_GEMM_N}^3, one thread"
+    info = {"isa": _core.gemm_isa(), "peak_gflops_per_core": args.peak, "peak_source": peak_source,
+            "cpu_count": os.cpu_count(), "torch": None}
     if use_torch:
         import torch
 
         info["torch"] = torch.__version__
-    log(f"rnnpy bench: float32, GEMM kernel {info['isa']}, peak {args.peak:.0f} GFLOP/s per core, "
+    log(f"rnnpy bench: float32, GEMM kernel {info['isa']}, peak {args.peak:.0f} GFLOP/s per core "
+        f"({peak_source}), "
         f"PyTorch {info['torch'] or 'not installed'}")
     log("times are medians; sprd = (max-min)/median; torch/rnnpy > 1 means rnnpy is faster")
     log("")

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, NoReturn, Optional
 
 import numpy as np
 
@@ -67,8 +68,20 @@ def _torch_error(name: str, dtype: str, seed: int) -> Optional[float]:
     return max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) for a, b in pairs)
 
 
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    _apply_threads(args)
     print(f"rnnpy check: GEMM micro-kernel {_core.gemm_isa()}")
+    if not _torch_available():
+        print("PyTorch is not installed: the torch columns are skipped (n/a); "
+              "pip install torch to compare every cell with torch.nn")
     print(f"{'cell':<15}{'gradcheck rel err':>20}{'torch f64':>12}{'torch f32':>12}")
     failed = False
     for name, make in CELLS.items():
@@ -97,7 +110,68 @@ def _report(args: argparse.Namespace, result: dict, lines: List[str]) -> int:
 
 
 def _progress(args: argparse.Namespace) -> Optional[bool]:
+    _apply_threads(args)
     return False if (args.json or args.quiet) else None
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    """--threads: the thread count of every layer the command builds (through
+    RNNPY_NUM_THREADS, which the layers read when not told)."""
+    if getattr(args, "threads", None) is not None:
+        os.environ["RNNPY_NUM_THREADS"] = str(args.threads)
+
+
+# -- option types: a bad value exits 2 with one argparse line naming the option ------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+positive_int = _int_at_least(1)
+nonnegative_int = _int_at_least(0)
+
+
+def _float_in(low: float, high: float, low_open: bool, high_open: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(f"expected a number in {lo}{low:g}, {high:g}{hi}, "
+                                             f"got {text}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+positive_float = _float_in(0.0, float("inf"), True, True)
+probability = _float_in(0.0, 1.0, False, True)
+
+
+def text_file(path: str) -> str:
+    """An existing, readable UTF-8 text file."""
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no such file: {path!r}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            if not f.read(1 << 16):
+                raise argparse.ArgumentTypeError(f"{path!r} is empty")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{path!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {exc.strerror}") from None
+    return path
 
 
 def cmd_seq_classification(args: argparse.Namespace) -> int:
@@ -149,19 +223,33 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
             batch_size: int, lr: float, seed: int = 0) -> None:
-    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "peephole"], default=cell)
-    p.add_argument("--hidden", type=int, default=hidden, help="hidden units (default %(default)s)")
-    p.add_argument("--layers", type=int, default=layers, help="recurrent layers (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=epochs, help="default %(default)s")
-    p.add_argument("--batch-size", type=int, default=batch_size, help="default %(default)s")
-    p.add_argument("--lr", type=float, default=lr, help="learning rate (default %(default)s)")
-    p.add_argument("--seed", type=int, default=seed, help="default %(default)s")
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "peephole"], default=cell,
+                   help="recurrent cell (default %(default)s)")
+    p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units (default %(default)s)")
+    p.add_argument("--layers", type=positive_int, default=layers,
+                   help="recurrent layers (default %(default)s)")
+    p.add_argument("--epochs", type=nonnegative_int, default=epochs,
+                   help="passes over the training data (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help="sequences per batch (default %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate (default %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=seed,
+                   help="seed of the weights and the data (default %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, answering a bad option with one line (exit status 2)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnpy", description="Recurrent networks on NumPy, in C.")
+    parser = _Parser(prog="rnnpy", description="Recurrent networks on NumPy, in C.")
     sub = parser.add_subparsers(dest="command", metavar="command")
 
     p = sub.add_parser("seq-classification", help="the temporal-order task (Hochreiter & "
@@ -182,8 +270,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, choices=["uniform", "chrono", "forget-bias",
                                                     "orthogonal", "chrono-orthogonal"],
                    help="initialisation of the recurrent layer (default: the level's preset)")
-    p.add_argument("--threads", type=int, default=1, help="threads of the recurrent layer "
-                   "(default %(default)s)")
     p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
                    help="for --cell rnn (default %(default)s, as in the course)")
     p.add_argument("--padding", choices=["pre", "post"], default="pre",
@@ -192,38 +278,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("echo", help="repeat a random binary series echo_step steps later")
     _common(p, "rnn", 4, 1, 5, 5, 1e-3, seed=1)
-    p.add_argument("--echo-step", type=int, default=3)
-    p.add_argument("--series-length", type=int, default=20000)
-    p.add_argument("--truncated-length", type=int, default=20)
-    p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu")
+    p.add_argument("--echo-step", type=positive_int, default=3,
+                   help="steps between an input and its echo (default %(default)s)")
+    p.add_argument("--series-length", type=positive_int, default=20000,
+                   help="length of each batch row's series (default %(default)s)")
+    p.add_argument("--truncated-length", type=positive_int, default=20,
+                   help="steps per chunk of truncated BPTT (default %(default)s)")
+    p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
+                   help="for --cell rnn (default %(default)s)")
     p.set_defaults(func=cmd_echo)
 
     p = sub.add_parser("char-rnn", help="train a character-level model on a text and sample")
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
-    p.add_argument("--text", default=None, help="a UTF-8 text file (default: a sample shipped "
-                   "with rnnpy, the opening of Anna Karenina)")
-    p.add_argument("--max-chars", type=int, default=None, help="use at most this many "
+    p.add_argument("--text", type=text_file, default=None, help="a UTF-8 text file (default: a "
+                   "sample shipped with rnnpy, the opening of Anna Karenina)")
+    p.add_argument("--max-chars", type=nonnegative_int, default=None, help="use at most this many "
                    "characters of the text (default: all of a --text, 60,000 of the shipped "
                    "sample; 0 = all)")
-    p.add_argument("--minutes", type=float, default=None, help="train for this many minutes "
-                   "of wall-clock time instead of --epochs, keeping a checkpoint")
+    p.add_argument("--minutes", type=positive_float, default=None, help="train for this many "
+                   "minutes of wall-clock time instead of --epochs, keeping a checkpoint")
     p.add_argument("--checkpoint", default=None, help="checkpoint file of a --minutes run "
                    "(default char-rnn.rnnpy in the current directory)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint for "
                    "another --minutes (the model's size comes from the checkpoint)")
-    p.add_argument("--embedding", type=int, default=32)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--clip", type=float, default=5.0)
-    p.add_argument("--sample", type=int, default=200, help="characters to sample")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--prime", default="The ")
+    p.add_argument("--embedding", type=positive_int, default=32,
+                   help="size of the character embedding (default %(default)s)")
+    p.add_argument("--dropout", type=probability, default=0.0,
+                   help="dropout between recurrent layers, in [0, 1) (default %(default)s)")
+    p.add_argument("--seq-len", type=positive_int, default=64,
+                   help="steps per training window (default %(default)s)")
+    p.add_argument("--clip", type=positive_float, default=5.0,
+                   help="global gradient-norm clip (default %(default)s)")
+    p.add_argument("--sample", type=nonnegative_int, default=200,
+                   help="characters to sample after training (default %(default)s)")
+    p.add_argument("--temperature", type=positive_float, default=0.8,
+                   help="sampling temperature: lower is more conservative (default %(default)s)")
+    p.add_argument("--prime", default="The ", help="text the sample starts from (default %(default)r)")
     p.set_defaults(func=cmd_char_rnn)
 
     sub.add_parser("bench", help="time rnnpy against PyTorch on the same shapes (--help for options)")
 
     p = sub.add_parser("check", help="gradient-check every cell and compare with PyTorch")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the weights and inputs (default %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.set_defaults(func=cmd_check)
     return parser
 
@@ -233,13 +332,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["bench"]:   # the benchmark parses its own options
         from . import bench
 
-        return int(bench.main(argv[1:]))
+        try:
+            return int(bench.main(argv[1:]))
+        except BrokenPipeError:
+            return _closed_pipe()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValueError as exc:   # a combination of values the command refused, named in exc
+        print(f"rnnpy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """Output piped into a reader that stopped (| head): end without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())   # Python's own flush at exit would raise again
+    return 1
 
 
 if __name__ == "__main__":

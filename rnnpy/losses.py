@@ -132,13 +132,41 @@ def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 # -- losses --------------------------------------------------------------------
 
+def _weights(weights: Any, shape: Tuple[int, ...], name: str, leading_ok: bool) -> Optional[np.ndarray]:
+    """None, or non-negative finite float64 weights broadcastable to ``shape``."""
+    if weights is None:
+        return None
+    arr = np.asarray(weights)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real weights, got dtype {arr.dtype}")
+    ok = arr.shape == shape or (leading_ok and arr.ndim <= len(shape) and arr.shape == shape[:arr.ndim])
+    if not ok:
+        raise ValueError(f"{name}: expected shape {shape}" + (" or a leading part of it" if leading_ok else "")
+                         + f", got {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not (np.isfinite(arr).all() and (arr >= 0).all()):
+        raise ValueError(f"{name}: expected finite non-negative weights")
+    return arr.reshape(arr.shape + (1,) * (len(shape) - arr.ndim))
+
+
+def _combine(keep: Optional[np.ndarray], w: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    if w is None:
+        return keep
+    return w if keep is None else keep * w
+
+
 def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
-                          reduction: str = "mean") -> Tuple[float, np.ndarray]:
+                          reduction: str = "mean", weight: Any = None,
+                          sample_weight: Any = None) -> Tuple[float, np.ndarray]:
     """Cross-entropy of softmax(logits) against class indices.
 
     logits: (..., C) float32/float64 scores. targets: (...) integers in [0, C)
     (at masked positions any integer, e.g. -100, is accepted). mask: None or
     (...) bool or 0/1. reduction: "mean" (over unmasked positions) or "sum".
+    weight: None or (C,) class weights (torch's ``weight``); sample_weight:
+    None or non-negative weights of targets' shape or of its leading axes (B,)
+    (Keras's). Weighted, each position's loss is multiplied by its weights and
+    "mean" divides by the sum of the weights, as torch does.
     Returns (loss, dlogits) with dlogits of logits' shape and dtype.
     Matches torch.nn.functional.cross_entropy with masked positions ignored.
     """
@@ -150,11 +178,17 @@ def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
     t = _class_targets(targets, x.shape[:-1])
     keep = _mask(mask, t.shape, leading_ok=False)
     _check_range(t, keep, C)
+    cw = _weights(weight, (C,), "weight", leading_ok=False)
+    sw = _weights(sample_weight, t.shape, "sample_weight", leading_ok=True)
 
     z = x.reshape(-1, C).astype(np.float64)
     t = t.reshape(-1)
     w = np.ones(t.shape) if keep is None else keep.reshape(-1)
     t = np.where(w > 0, t, 0)
+    if cw is not None:
+        w = w * cw[t]
+    if sw is not None:
+        w = w * np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
     rows = np.arange(t.size)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -170,12 +204,15 @@ def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None,
-                                     reduction: str = "mean") -> Tuple[float, np.ndarray]:
+                                     reduction: str = "mean",
+                                     sample_weight: Any = None) -> Tuple[float, np.ndarray]:
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1].
 
     logits: (...) float32/float64. targets: (...) reals (bool, int or float)
     in [0, 1]. mask: None, or bool/0-1 of logits' shape or of its leading axes.
-    reduction: "mean" (over unmasked entries) or "sum".
+    reduction: "mean" (over unmasked entries) or "sum". sample_weight: None or
+    non-negative weights of logits' shape or of its leading axes ("mean" then
+    divides by the sum of the weights).
     Per entry: max(x, 0) - x*y + log(1 + exp(-|x|)); gradient sigmoid(x) - y.
     Returns (loss, dlogits) with dlogits of logits' shape and dtype.
     Matches torch.nn.functional.binary_cross_entropy_with_logits.
@@ -185,7 +222,8 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None
     y = _real_targets(targets, x.shape)
     if y.size and (y.min() < 0 or y.max() > 1):
         raise ValueError(f"targets: expected values in [0, 1], got {y[(y < 0) | (y > 1)].ravel()[0]}")
-    keep = _mask(mask, x.shape, leading_ok=True)
+    keep = _combine(_mask(mask, x.shape, leading_ok=True),
+                    _weights(sample_weight, x.shape, "sample_weight", leading_ok=True))
     xd = x.astype(np.float64)
     per = np.maximum(xd, 0.0) - xd * y + np.log1p(np.exp(-np.abs(xd)))
     grad = _stable_sigmoid(xd) - y
@@ -193,19 +231,22 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None
 
 
 def mse(pred: Any, targets: Any, mask: Any = None,
-        reduction: str = "mean") -> Tuple[float, np.ndarray]:
+        reduction: str = "mean", sample_weight: Any = None) -> Tuple[float, np.ndarray]:
     """Mean squared error.
 
     pred: (...) float32/float64. targets: (...) reals of pred's shape. mask:
     None, or bool/0-1 of pred's shape or of its leading axes. reduction:
-    "mean" (over unmasked entries) or "sum".
+    "mean" (over unmasked entries) or "sum". sample_weight: None or
+    non-negative weights of pred's shape or of its leading axes ("mean" then
+    divides by the sum of the weights).
     Returns (loss, dpred) with dpred of pred's shape and dtype.
     Matches torch.nn.functional.mse_loss.
     """
     reduction = _reduction(reduction)
     p = _float_input(pred, "pred")
     y = _real_targets(targets, p.shape)
-    keep = _mask(mask, p.shape, leading_ok=True)
+    keep = _combine(_mask(mask, p.shape, leading_ok=True),
+                    _weights(sample_weight, p.shape, "sample_weight", leading_ok=True))
     diff = p.astype(np.float64) - y
     return _reduce(diff * diff, 2.0 * diff, keep, reduction, p.dtype)
 
@@ -218,8 +259,8 @@ def _reduce(per: np.ndarray, grad: np.ndarray, keep: Optional[np.ndarray], reduc
     else:
         keep = np.broadcast_to(keep, per.shape)
         count = float(keep.sum())
-        per = np.where(keep > 0, per, 0.0)
-        grad = np.where(keep > 0, grad, 0.0)
+        per = np.where(keep > 0, per * keep, 0.0)
+        grad = np.where(keep > 0, grad * keep, 0.0)
     scale = _scale(reduction, count)
     return float(per.sum()) * scale, (grad * scale).astype(dtype, copy=False)
 

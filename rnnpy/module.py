@@ -548,23 +548,58 @@ class Module:
 
         save(self, path, extra)
 
-    def fit(self, train: Any, **kwargs: Any) -> Any:
-        """rnnpy.fit(self, train, **kwargs)."""
+    def compile(self, optimizer: Any = "adam", loss: Any = None,
+                metrics: Optional[Any] = None) -> "Module":
+        """Keras's form: keeps the optimizer (a name such as "adam", "sgd",
+        "rmsprop", or an rnnpy.optim optimizer), the loss and the metrics that
+        fit and evaluate use when not given theirs. Returns self."""
+        from .training import resolve_loss, resolve_optimizer
+
+        if loss is None:
+            raise TypeError("loss: expected a loss name or function")
+        resolve_loss(loss)   # refuse a bad name now, not at fit
+        self._compiled = {"optimizer": resolve_optimizer(self, optimizer), "loss": loss,
+                          "metrics": metrics}
+        return self
+
+    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+        """rnnpy.fit(self, x, y, **kwargs): fit(x, y, epochs=, batch_size=,
+        validation_data=, verbose=, callbacks=) after compile(), or
+        fit((x, y[, lengths]) or batches, loss=, optimizer=, ...)."""
         from .training import fit
 
-        return fit(self, train, **kwargs)
+        if "train" in kwargs:   # rnnpy's name for the data argument
+            if x is not None:
+                raise TypeError("train: given together with x (its other name); pass one")
+            x = kwargs.pop("train")
+        return fit(self, x, y, **kwargs)
 
-    def evaluate(self, data: Any, **kwargs: Any) -> Dict[str, float]:
-        """rnnpy.evaluate(self, data, **kwargs)."""
+    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Dict[str, float]:
+        """rnnpy.evaluate(self, x, y, **kwargs)."""
         from .training import evaluate
 
-        return evaluate(self, data, **kwargs)
+        if "data" in kwargs:   # rnnpy's name for the data argument
+            if x is not None:
+                raise TypeError("data: given together with x (its other name); pass one")
+            x = kwargs.pop("data")
+        return evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
         """rnnpy.predict(self, x, **kwargs)."""
         from .training import predict
 
         return predict(self, x, **kwargs)
+
+    def summary(self, input_shape: Optional[Any] = None, print_fn: Any = print) -> str:
+        """Prints (with print_fn) and returns a table of the modules, their
+        output shapes (given input_shape, one example's shape without the
+        batch axis: (T, I), or (T,) for token ids) and parameter counts."""
+        from .summary import summary
+
+        text = summary(self, input_shape)
+        if print_fn is not None:
+            print_fn(text)
+        return text
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

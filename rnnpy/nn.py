@@ -12,8 +12,9 @@ backward of that forward, parameter gradients ADDED into ``grads``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,27 +101,82 @@ class Embedding(Module):
     weight (num_embeddings, embedding_dim), initialised from N(0, 1).
     ids: integers in [0, num_embeddings), any shape S -> (*S, embedding_dim).
     backward returns None (tokens have no gradient).
+
+    Padding: ``padding_idx=k`` (PyTorch's) marks token k as padding: its row
+    starts at zero and gets no gradient. ``mask_zero=True`` (Keras's) is
+    padding_idx=0 without touching the row. With either, ``lengths_of(ids)``
+    gives each row's length under right padding (padding only at the end of
+    a row), and a Sequential passes those lengths to the layers after the
+    Embedding when it is called without lengths.
     """
 
     _forward_cache = ("_ids",)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, dtype: Any = "float32",
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, padding_idx: Optional[int] = None,
+                 mask_zero: bool = False) -> None:
         super().__init__()
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
         self.dtype = as_dtype(dtype)
         self.seed = seed_value(seed)
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) or \
+                    not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"padding_idx: expected None or an integer in [-{self.num_embeddings}, "
+                                 f"{self.num_embeddings}), got {padding_idx!r}")
+            padding_idx = int(padding_idx) % self.num_embeddings
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise TypeError(f"mask_zero: expected a bool, got {type(mask_zero).__name__}")
+        if mask_zero and padding_idx not in (None, 0):
+            raise ValueError(f"mask_zero: pads with token 0, but padding_idx={padding_idx} names "
+                             "another padding token; give one of them")
+        self.padding_idx = padding_idx
+        self.mask_zero = bool(mask_zero)
         self._ids: Optional[np.ndarray] = None
         self._allocate()
         self.flat_params[...] = np.random.default_rng(self.seed).standard_normal(self.num_params)
+        if padding_idx is not None:
+            self.params["weight"][padding_idx] = 0
+
+    @property
+    def pad_token(self) -> Optional[int]:
+        """The padding token (padding_idx, or 0 with mask_zero), or None."""
+        return 0 if self.mask_zero else self.padding_idx
 
     def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
         return [("weight", (self.num_embeddings, self.embedding_dim))]
 
     def get_config(self) -> Dict[str, Any]:
-        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
-                "dtype": self.dtype.name, "seed": self.seed}
+        config: Dict[str, Any] = {"num_embeddings": self.num_embeddings,
+                                  "embedding_dim": self.embedding_dim,
+                                  "dtype": self.dtype.name, "seed": self.seed}
+        if self.padding_idx is not None:
+            config["padding_idx"] = self.padding_idx
+        if self.mask_zero:
+            config["mask_zero"] = True
+        return config
+
+    def lengths_of(self, ids: Any) -> Optional[np.ndarray]:
+        """ids (B, T) -> (B,) lengths: the steps before each row's trailing
+        padding; None without a padding token. Padding before a token (left
+        padding) is refused: lengths describe right-padded rows."""
+        pad = self.pad_token
+        if pad is None:
+            return None
+        arr = np.asarray(ids)
+        if arr.ndim != 2:
+            raise ValueError(f"ids: expected (B, T) token ids to derive lengths from padding, "
+                             f"got shape {arr.shape}")
+        real = arr != pad
+        lengths = np.where(real.any(axis=1), arr.shape[1] - np.argmax(real[:, ::-1], axis=1), 0)
+        inside = (~real) & (np.arange(arr.shape[1])[None, :] < lengths[:, None])
+        if inside.any():
+            b, t = (int(v) for v in np.argwhere(inside)[0])
+            raise ValueError(f"ids: padding token {pad} at row {b}, step {t} comes before a real "
+                             "token; lengths describe right-padded rows (pad_sequences(..., "
+                             "padding='post')), or pass lengths yourself")
+        return lengths.astype(np.int64)
 
     def forward(self, ids: Any) -> np.ndarray:
         """ids: integer array of any shape S -> (*S, embedding_dim)."""
@@ -134,12 +190,18 @@ class Embedding(Module):
         return self.params["weight"][self._ids]
 
     def backward(self, dy: Any) -> None:
-        """dy: (*S, embedding_dim); adds into grads['weight']; returns None."""
+        """dy: (*S, embedding_dim); adds into grads['weight'] (not into the
+        padding_idx row); returns None."""
         _need_forward(self, self._ids)
         dy = as_float_array(dy, "dy", self.dtype)
         check_shape(dy, "dy", self._ids.shape + (self.embedding_dim,), "(*ids.shape, embedding_dim)")
         check_finite(dy, "dy")
-        np.add.at(self.grads["weight"], self._ids.ravel(), dy.reshape(-1, self.embedding_dim))
+        ids = self._ids.ravel()
+        rows = dy.reshape(-1, self.embedding_dim)
+        if self.padding_idx is not None:
+            keep = ids != self.padding_idx
+            ids, rows = ids[keep], rows[keep]
+        np.add.at(self.grads["weight"], ids, rows)
         return None
 
 
@@ -258,6 +320,30 @@ class Dropout(Module):
         check_shape(dy, "dy", self._shape, "x's shape")
         check_finite(dy, "dy")
         return dy * self._mask
+
+
+def padding_lengths(model: Module, x: Any) -> Optional[np.ndarray]:
+    """Lengths from the padding of x when model starts with an Embedding that
+    has a padding token (mask_zero or padding_idx), else None."""
+    first = model
+    while isinstance(first, Sequential) and first.modules:
+        first = first.modules[0]
+    if isinstance(first, Embedding) and first.pad_token is not None:
+        return first.lengths_of(x)
+    return None
+
+
+@contextlib.contextmanager
+def _naming(index: int, module: Module) -> Iterator[None]:
+    """Prefixes a bad-input error raised inside a Sequential's child with the
+    child's position and class ("Sequential[2] Dense: x: expected ..."), keeping
+    the exception's type."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (f"Sequential[{index}] {type(module).__name__}: {exc.args[0]}",) + exc.args[1:]
+        raise
 
 
 def _layout_after(m: Module, layout: Optional[Tuple[Any, str]],
@@ -424,28 +510,34 @@ class Sequential(Module):
                 lengths: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, List[Any]]:
         """Runs every module in order; returns (y, [final state of each recurrent layer])."""
         states = self._states(state, "state")
+        if lengths is None:
+            with _naming(0, self.modules[0]):
+                lengths = padding_lengths(self, x)
         out_states, k = [], 0
         # the directions layout of x, for LastStep (None: one direction, or mixed)
         layout = self.__dict__.get("_input_layout")
         for i, m in enumerate(self.modules):
-            if isinstance(m, LastStep):
-                x = m.forward(x, lengths, directions=_pool_directions(layout, i, m))
-            elif m.is_recurrent:
-                if isinstance(m, Sequential):
-                    # told for this call only: called on its own, its input is its own
-                    m._input_layout = layout
-                    try:
+            # refused with its own message, which names modules[i] already
+            directions = _pool_directions(layout, i, m) if isinstance(m, LastStep) else 1
+            with _naming(i, m):
+                if isinstance(m, LastStep):
+                    x = m.forward(x, lengths, directions=directions)
+                elif m.is_recurrent:
+                    if isinstance(m, Sequential):
+                        # told for this call only: called on its own, its input is its own
+                        m._input_layout = layout
+                        try:
+                            x, st = m.forward(x, states[k], lengths)
+                        finally:
+                            m._input_layout = None
+                    else:
                         x, st = m.forward(x, states[k], lengths)
-                    finally:
-                        m._input_layout = None
+                    out_states.append(st)
+                    k += 1
+                elif m.accepts_lengths:
+                    x = m.forward(x, lengths)
                 else:
-                    x, st = m.forward(x, states[k], lengths)
-                out_states.append(st)
-                k += 1
-            elif m.accepts_lengths:
-                x = m.forward(x, lengths)
-            else:
-                x = m.forward(x)
+                    x = m.forward(x)
             layout = _layout_after(m, layout, f"modules[{i}]")
         return x, out_states
 
@@ -454,13 +546,15 @@ class Sequential(Module):
         dstates = self._states(dstate, "dstate")
         out_dstates: List[Any] = []
         k = len(dstates)
-        for m in reversed(self.modules):
-            if m.is_recurrent:
-                k -= 1
-                dy, ds = m.backward(dy, dstates[k])
-                out_dstates.append(ds)
-            else:
-                dy = m.backward(dy)
+        for i in reversed(range(len(self.modules))):
+            m = self.modules[i]
+            with _naming(i, m):
+                if m.is_recurrent:
+                    k -= 1
+                    dy, ds = m.backward(dy, dstates[k])
+                    out_dstates.append(ds)
+                else:
+                    dy = m.backward(dy)
         out_dstates.reverse()
         return dy, out_dstates
 

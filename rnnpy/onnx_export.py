@@ -207,6 +207,10 @@ def _check_supported(where: str, m: Module) -> None:
         raise ValueError(f"{_label(where, m)}: cannot export to ONNX: merge_mode=None gives the "
                          "two directions as a tuple; ONNX needs one output (use concat, sum, "
                          "mul or ave)")
+    if type(m) is Embedding and m.pad_token is not None:
+        raise ValueError(f"{_label(where, m)}: cannot export to ONNX: padding_idx/mask_zero "
+                         "derive lengths from the ids, which this exporter does not express; "
+                         "export a copy without them and give the graph lengths")
     known = _KNOWN_CONFIG[type(m).__name__]
     for key, value in config.items():
         if key not in known and value not in (None, False, 0, 0.0, "", "none"):

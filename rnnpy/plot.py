@@ -36,6 +36,36 @@ def _is_axes(ax: Any) -> bool:
 
 
 # -- training curves ---------------------------------------------------------------------
+_LEGEND_SPOTS = ("upper right", "lower right", "upper left", "lower left", "center right",
+                 "center left", "upper center", "lower center")
+
+
+def _place_legend(ax: Any) -> Any:
+    """A legend that covers no data: the first corner (then edge) of the Axes
+    whose legend box no plotted line passes through, else outside, right of
+    the Axes. Lines are checked along their segments, not only at markers."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    paths = []
+    for line in ax.get_lines():
+        xy = np.column_stack(line.get_data()).astype(float)
+        if len(xy) == 0:
+            continue
+        if len(xy) > 1:   # points along each segment, so a line crossing the box counts
+            t = np.linspace(0.0, 1.0, 25)[:, None, None]
+            xy = (xy[:-1][None] * (1 - t) + xy[1:][None] * t).reshape(-1, 2)
+        paths.append(ax.transData.transform(xy))
+    pts = np.concatenate(paths) if paths else np.zeros((0, 2))
+    for loc in _LEGEND_SPOTS:
+        leg = ax.legend(loc=loc)
+        box = leg.get_window_extent(renderer).padded(6)   # marker radius and line width
+        inside = ((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1)
+                  & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1))
+        if not inside.any():
+            return leg
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def _history_dict(history: Any) -> Mapping[str, Sequence[float]]:
     h = getattr(history, "history", history)
     if not isinstance(h, Mapping):
@@ -101,18 +131,24 @@ def training_curves(history: Any, metrics: Union[str, Sequence[str]] = ("loss", 
         if m == "accuracy":
             a.set_ylim(0.0, 1.02)
         a.grid(True, alpha=0.3)
-        a.legend()
+    if ax is None:   # lay the figure out first: the legend's spot depends on the Axes' size
+        axes[0].figure.get_layout_engine().execute(axes[0].figure)
+    for a in axes:
+        _place_legend(a)
     return axes
 
 
 # -- states over a sequence --------------------------------------------------------------
 def state_heatmap(states: Any, symbols: Optional[Sequence[str]] = None, ax: Any = None,
-                  title: Optional[str] = None, unit_labels: Optional[Sequence[str]] = None) -> Any:
+                  title: Optional[str] = None, unit_labels: Optional[Sequence[str]] = None,
+                  colorbar_label: str = "value") -> Any:
     """A heat map of a recurrent state over one sequence: one row per unit, time on x.
 
     states: (T, H) values of each unit at each step (e.g. from hidden_states).
     symbols: the T input symbols (a string or a sequence), shown as x tick labels.
     unit_labels: H row labels (default 0..H-1, the units' indices).
+    colorbar_label: the label of the colour bar drawn beside a new figure
+    (laid out so that it fits inside the figure).
     The colour scale is symmetric around 0 and spans at least [-1, 1] (the range of
     h and of tanh(c)): red positive, blue negative.
     Returns the Axes.
@@ -145,7 +181,8 @@ def state_heatmap(states: Any, symbols: Optional[Sequence[str]] = None, ax: Any 
     plt = _pyplot()
     own_figure = ax is None
     if own_figure:
-        fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + 0.16 * T), 0.9 + 0.35 * H))
+        fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + 0.16 * T), 0.9 + 0.35 * H),
+                               layout="constrained")
     elif not _is_axes(ax):
         raise ValueError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
     lim = max(1.0, float(np.abs(s).max()))
@@ -163,7 +200,7 @@ def state_heatmap(states: Any, symbols: Optional[Sequence[str]] = None, ax: Any 
     if title:
         ax.set_title(title)
     if own_figure:
-        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03, label=colorbar_label)
     return ax
 
 
@@ -284,5 +321,5 @@ def accuracy_vs_echo_step(results: Mapping[str, Mapping[int, float]], ax: Any = 
     lowest = min(min(accs) for _, _, accs in curves)
     ax.set_ylim(min(0.4, lowest - 0.02), 1.02)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _place_legend(ax)
     return ax

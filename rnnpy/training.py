@@ -4,9 +4,15 @@
                         optimizer=rnnpy.optim.Adam(model, lr=1e-3), epochs=10,
                         batch_size=32, val=(x_val, y_val))
 
-Data is given as arrays (x, y) or (x, y, lengths), cut into minibatches each
-epoch; or as a list of batches; or as a function returning an iterable of
-batches for each epoch (for streams such as consecutive text windows).
+Data is given as arrays (x, y) or (x, y, lengths) (NumPy arrays or nested
+lists), cut into minibatches each epoch; or as a list of batches; or as any
+re-iterable object giving batches (``rnnpy.data.SequenceBatches``); or as a
+generator or iterator of batches (consumed by one epoch, or steps_per_epoch
+batches per epoch); or as a function returning an iterable of batches for each
+epoch (for streams such as consecutive text windows). Keras's form works too:
+
+    model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=10, batch_size=32, validation_data=(x_val, y_val), verbose=2)
 
 With stateful=True the final state of each batch is the initial state of the
 next (truncated BPTT: no gradient flows across batches) and the state is reset
@@ -25,10 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import itertools
 import math
 import numbers
 import os
 import sys
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -138,10 +147,16 @@ def _check_mode(mode: str) -> str:
 
 class EarlyStopping(Callback):
     """Stops when ``monitor`` has not improved by min_delta for ``patience``
-    epochs; with restore_best, puts back the best epoch's parameters."""
+    epochs; with restore_best (Keras: restore_best_weights), puts back the best
+    epoch's parameters. mode "auto" is "max" for accuracies, else "min"."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
-                 mode: str = "min", restore_best: bool = True) -> None:
+                 mode: str = "min", restore_best: bool = True,
+                 restore_best_weights: Optional[bool] = None) -> None:
+        if restore_best_weights is not None:
+            restore_best = restore_best_weights
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
         self.mode, self.restore_best = _check_mode(mode), bool(restore_best)
         self.best = math.inf if mode == "min" else -math.inf
@@ -259,6 +274,42 @@ def resolve_loss(loss: Union[str, LossFn]) -> LossFn:
     raise ValueError(f"loss: expected a callable or one of {sorted(LOSSES)}, got {loss!r}")
 
 
+def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
+    """loss_fn with Keras's class_weight ({class: weight} or a (C,) sequence):
+    torch's weight= for softmax cross-entropy, per-entry weights for binary."""
+    if isinstance(class_weight, dict):
+        items = list(class_weight.items())
+    else:
+        items = list(enumerate(np.asarray(class_weight, dtype=np.float64).ravel().tolist()))
+    for k, v in items:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (
+                isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"class_weight: expected {{class index: non-negative weight}}, got {k!r}: {v!r}")
+    if loss_fn is _losses.softmax_cross_entropy:
+        def weighted(out: np.ndarray, y: Any, **kw: Any) -> Tuple[float, np.ndarray]:
+            C = out.shape[-1]
+            w = np.ones(C)
+            for k, v in items:
+                if not 0 <= k < C:
+                    raise ValueError(f"class_weight: class {k} is outside [0, {C})")
+                w[k] = v
+            return loss_fn(out, y, weight=w, **kw)
+        return weighted
+    if loss_fn is _losses.binary_cross_entropy_with_logits:
+        table = dict(items)
+        if not set(table) <= {0, 1}:
+            raise ValueError(f"class_weight: expected classes 0 and 1 for binary cross-entropy, "
+                             f"got {sorted(table)}")
+
+        def weighted_binary(out: np.ndarray, y: Any, **kw: Any) -> Tuple[float, np.ndarray]:
+            pos = np.asarray(y, dtype=np.float64) >= 0.5
+            sw = np.where(pos, table.get(1, 1.0), table.get(0, 1.0))
+            return loss_fn(out, y, sample_weight=sw, **kw)
+        return weighted_binary
+    raise TypeError("class_weight: expected a cross-entropy loss (softmax or binary); weigh "
+                    "other losses inside the loss function")
+
+
 def lengths_mask(lengths: Any, B: int, T: int) -> np.ndarray:
     """(B, T) bool mask, True where step t < lengths[b]."""
     lengths = np.asarray(lengths)
@@ -293,24 +344,82 @@ def _minibatches(arrays: Sequence[Any], batch_size: int, shuffle: bool, seed: Op
         yield tuple(None if a is None else np.asarray(a)[idx] for a in arrays)
 
 
+def _as_column(a: Any, name: str) -> np.ndarray:
+    """One array of a data tuple (x, y or lengths) as an ndarray with rows."""
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except ValueError as exc:   # ragged nested lists
+            raise ValueError(f"{name}: expected an array-like of equal-length rows (pad variable-"
+                             f"length sequences with rnnpy.data.pad_sequences), got "
+                             f"{type(a).__name__} ({exc})") from None
+    if arr.ndim == 0:
+        raise ValueError(f"{name}: expected an array-like with a leading batch axis, got "
+                         f"{type(a).__name__} {a!r:.50}")
+    return arr
+
+
+def _is_batch_sequence(data: Any) -> bool:
+    """A tuple of batches ((x1, y1), (x2, y2), ...), as opposed to (x, y[, lengths])."""
+    return isinstance(data, tuple) and len(data) > 0 and all(isinstance(b, tuple) for b in data)
+
+
+class _OneShot:
+    """Batches from an iterator (a generator): steps per epoch when given, else
+    everything it yields in the first epoch; a later epoch that finds it used
+    up is an error naming the way out."""
+
+    def __init__(self, it: Any, steps: Optional[int], where: str) -> None:
+        self.it, self.steps, self.where, self.epochs = it, steps, where, 0
+
+    def __call__(self, epoch: int) -> Iterable[Batch]:
+        self.epochs += 1
+        return self._walk(self.epochs)
+
+    def _walk(self, nth: int) -> Iterable[Batch]:
+        count = 0
+        for batch in (self.it if self.steps is None else itertools.islice(self.it, self.steps)):
+            count += 1
+            yield batch
+        if count == 0 and nth > 1:
+            raise ValueError(f"{self.where}: the iterator of batches was used up before epoch "
+                             f"{nth}; pass a list, a re-iterable object or a function returning "
+                             "batches, or steps_per_epoch=")
+
+
 def _batches(data: Any, batch_size: int, shuffle: bool, seed: Optional[int],
-             where: str) -> Tuple[Callable[[int], Iterable[Batch]], Optional[int]]:
+             where: str, steps: Optional[int] = None
+             ) -> Tuple[Callable[[int], Iterable[Batch]], Optional[int]]:
     """A function giving an epoch's batches, and their number when known."""
-    if callable(data):
-        return (lambda epoch: data()), (len(data) if hasattr(data, "__len__") else None)
-    if isinstance(data, tuple) and len(data) in (2, 3) and all(
-            a is None or isinstance(a, np.ndarray) for a in data):
-        arrays = list(data)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
+                              or steps <= 0):
+        raise ValueError(f"steps_per_epoch: expected a positive integer or None, got {steps!r}")
+    if callable(data) and not hasattr(data, "__iter__"):
+        n = len(data) if hasattr(data, "__len__") else steps
+        if steps is None:
+            return (lambda epoch: data()), n
+        return (lambda epoch: itertools.islice(data(), steps)), n
+    if isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_sequence(data):
+        arrays = [None if a is None else _as_column(a, f"{where}[{i}]") for i, a in enumerate(data)]
         n = len(arrays[0])
         for i, a in enumerate(arrays[1:], 1):
             if a is not None and len(a) != n:
                 raise ValueError(f"{where}[{i}]: expected {n} rows like {where}[0], got {len(a)}")
         return ((lambda epoch: _minibatches(arrays, batch_size, shuffle, seed, epoch)),
                 math.ceil(n / batch_size))
-    if isinstance(data, list):
+    if isinstance(data, (list, tuple)):
         return (lambda epoch: iter(data)), len(data)
-    raise TypeError(f"{where}: expected arrays (x, y[, lengths]), a list of batches or a function "
-                    f"returning batches, got {type(data).__name__}")
+    if isinstance(data, (str, bytes, dict, np.ndarray)) or not hasattr(data, "__iter__"):
+        raise TypeError(f"{where}: expected arrays (x, y[, lengths]), a list or iterable of "
+                        f"batches or a function returning batches, got {type(data).__name__}")
+    if iter(data) is data:   # an iterator or generator: one pass only
+        return _OneShot(data, steps, where), steps
+    n = len(data) if hasattr(data, "__len__") else None
+    if steps is not None:
+        return (lambda epoch: itertools.islice(iter(data), steps)), steps
+    return (lambda epoch: iter(data)), n
 
 
 def _require_batch_first(model: Module, where: str) -> None:
@@ -342,22 +451,93 @@ def _loss_and_grad(loss_fn: LossFn, out: np.ndarray, y: Any, lengths: Any) -> Tu
     return float(value), grad, mask
 
 
+def _masked_pairs(out: np.ndarray, y: Any, mask: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """(y, out) at the unmasked positions, flattened over the masked axes."""
+    y = np.asarray(y)
+    if mask is None:
+        return y, out
+    keep = np.asarray(mask, dtype=bool)
+    return y[keep], out[keep]
+
+
+def _top_k_accuracy(k: int) -> Callable[..., float]:
+    def top_k(out: np.ndarray, y: Any, mask: Any = None) -> float:
+        t, o = _masked_pairs(out, y, mask)
+        if o.ndim < 1 or o.shape[-1] < 1 or t.shape != o.shape[:-1]:
+            raise ValueError(f"metrics: top-{k} accuracy needs class scores (..., C) and integer "
+                             f"targets (...), got {o.shape} and {t.shape}")
+        if t.size == 0:
+            return 0.0
+        kk = min(k, o.shape[-1])
+        best = np.argpartition(-o, kk - 1, axis=-1)[..., :kk]
+        return float((best == t[..., None].astype(np.int64)).any(axis=-1).mean())
+    return top_k
+
+
+def _mae(out: np.ndarray, y: Any, mask: Any = None) -> float:
+    t, o = _masked_pairs(out, y, mask)
+    return float(np.abs(o - t).mean()) if o.size else 0.0
+
+
+def _mse(out: np.ndarray, y: Any, mask: Any = None) -> float:
+    t, o = _masked_pairs(out, y, mask)
+    return float(np.square(o - t).mean()) if o.size else 0.0
+
+
+METRICS: Dict[str, Callable[..., float]] = {
+    "accuracy": lambda out, y, mask=None: _losses.accuracy(out, y, mask=mask),
+    "acc": lambda out, y, mask=None: _losses.accuracy(out, y, mask=mask),
+    "top_5_accuracy": _top_k_accuracy(5),
+    "mae": _mae,
+    "mse": _mse,
+}
+
+
+def _metric(m: Any) -> Tuple[str, Callable[..., float]]:
+    """(name, fn(out, y, mask)) from a metric's name or a callable.
+
+    A callable follows Keras's order, ``fn(y_true, y_pred) -> float``, and sees
+    only the unmasked positions; its name is its ``__name__``."""
+    if isinstance(m, str):
+        if m in METRICS:
+            return m, METRICS[m]
+        if m.startswith("top_") and m.endswith("_accuracy") and m[4:-9].isdigit() and int(m[4:-9]) > 0:
+            return m, _top_k_accuracy(int(m[4:-9]))
+        raise ValueError(f"metrics: unknown metric {m!r}; available: {sorted(METRICS)}, "
+                         "'top_<k>_accuracy' or a callable fn(y_true, y_pred)")
+    if callable(m):
+        def call(out: np.ndarray, y: Any, mask: Any = None) -> float:
+            t, o = _masked_pairs(out, y, mask)
+            return float(m(t, o))
+        return getattr(m, "__name__", type(m).__name__), call
+    raise TypeError(f"metrics: expected names or callables, got {type(m).__name__}")
+
+
+def _default_metrics(loss: Any) -> Tuple[str, ...]:
+    """Accuracy for classification losses, mean absolute error for MSE."""
+    name = LOSSES.get(loss) if isinstance(loss, str) else getattr(loss, "__name__", None)
+    if name == "mse":
+        return ("mae",)
+    if name in ("softmax_cross_entropy", "binary_cross_entropy_with_logits"):
+        return ("accuracy",)
+    return ()
+
+
 class _Meter:
     """Running means of the loss and the metrics, weighted by batch size."""
 
-    def __init__(self, metrics: Sequence[str]) -> None:
-        for m in metrics:
-            if m != "accuracy":
-                raise ValueError(f"metrics: unknown metric {m!r}; available: ['accuracy']")
-        self.metrics = tuple(metrics)
-        self.sums: Dict[str, float] = {"loss": 0.0, **{m: 0.0 for m in self.metrics}}
+    def __init__(self, metrics: Sequence[Any]) -> None:
+        if isinstance(metrics, str) or callable(metrics):
+            metrics = (metrics,)
+        self.metrics = [_metric(m) for m in metrics]
+        self.sums: Dict[str, float] = {"loss": 0.0, **{m: 0.0 for m, _ in self.metrics}}
         self.count = 0
 
     def add(self, n: int, value: float, out: np.ndarray, y: Any, mask: Any) -> None:
         self.count += n
         self.sums["loss"] += value * n
-        for m in self.metrics:
-            self.sums[m] += float(_losses.accuracy(out, y, mask=mask)) * n
+        for name, fn in self.metrics:
+            self.sums[name] += float(fn(out, y, mask)) * n
 
     def means(self, where: str) -> Dict[str, float]:
         if self.count == 0:
@@ -376,6 +556,10 @@ def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, statefu
         n = _batch_size_of(x)
         if stateful and state is not None and _state_batch(state) != n:
             state = None
+        if lengths is None:   # an Embedding with a padding token gives them (masks the loss too)
+            from .nn import padding_lengths
+
+            lengths = padding_lengths(model, x)
         out, new_state = _forward(model, x, state if stateful else None, lengths)
         value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
         yield i, n, out, y, value, grad, mask
@@ -396,14 +580,81 @@ class _NoBar:
         pass
 
 
-def _progress(total: Optional[int], desc: str, enabled: Optional[bool]) -> Any:
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
+def _in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (where stderr is no terminal
+    but a bar still shows)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None   # type: ignore[attr-defined]
+    except Exception:   # pragma: no cover - an IPython without a shell
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+def _verbosity(verbose: Any, progress: Optional[bool]) -> int:
+    """Keras's verbose: 0 silent, 1 a progress bar per epoch and a line at its
+    end, 2 one line per epoch. "auto"/None: 1 on a terminal or in a notebook,
+    else 2 (logs and files get a line per epoch). progress=True/False is 1/0."""
+    if verbose is None or verbose == "auto":
+        if progress is not None:
+            return 1 if progress else 0
+        return 1 if (_in_notebook() or sys.stderr.isatty()) else 2
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _progress(total: Optional[int], desc: str, verbosity: int) -> Any:
+    if verbosity != 1:
+        return _NoBar()
+    try:
+        if _in_notebook():
+            try:   # the widget bar needs ipywidgets; without it tqdm.auto warns, so use text
+                import ipywidgets  # noqa: F401
+
+                from tqdm.auto import tqdm
+            except ImportError:
+                from tqdm.std import tqdm
+        else:
+            from tqdm.std import tqdm
+    except ImportError:   # tqdm is a dependency; a broken install still gets the epoch lines
+        return _NoBar()
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def _epoch_line(epoch: int, last: int, seconds: float, logs: Dict[str, float]) -> str:
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+    return f"epoch {epoch}/{last}  {seconds:.2f}s  {shown}"
+
+
+OPTIMIZERS: Dict[str, Tuple[str, Dict[str, float]]] = {
+    "sgd": ("SGD", {"lr": 0.01}),
+    "rmsprop": ("RMSprop", {"lr": 1e-3}),
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+}
+
+
+def resolve_optimizer(model: Module, optimizer: Any) -> Any:
+    """An optimizer over model from its name ("adam", "sgd", "rmsprop",
+    "adamw", with Keras's default learning rates), an optimizer class, or
+    itself (an rnnpy.optim optimizer already built over model)."""
+    from . import optim as _optim
+
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected an optimizer or one of {sorted(OPTIMIZERS)}, "
+                             f"got {optimizer!r}")
+        cls_name, kw = OPTIMIZERS[key]
+        return getattr(_optim, cls_name)(model, **kw)
+    if inspect.isclass(optimizer) and issubclass(optimizer, _optim.Optimizer):
+        kw = {"lr": 0.01} if optimizer is _optim.SGD else {}
+        return optimizer(model, **kw)
+    if optimizer is None or not hasattr(optimizer, "step"):
+        raise TypeError(f"optimizer: expected an rnnpy.optim optimizer or one of "
+                        f"{sorted(OPTIMIZERS)}, got {type(optimizer).__name__}")
+    return optimizer
 
 
 class Trainer:
@@ -535,18 +786,98 @@ def _blas_pinned(fn: Callable) -> Callable:
     return pinned
 
 
+def _split_off(train: Any, fraction: Any, val: Any) -> Tuple[Any, Any]:
+    """(train, val) with the last ``fraction`` of the rows of array data as val."""
+    if val is not None:
+        raise TypeError("validation_split: given together with validation data; pass one")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"validation_split: expected a fraction in (0, 1), got {fraction!r}")
+    if not (isinstance(train, tuple) and len(train) in (2, 3) and not _is_batch_sequence(train)):
+        raise TypeError("validation_split: needs array data (x, y[, lengths]); with batches, "
+                        "pass validation_data")
+    arrays = [None if a is None else _as_column(a, f"train[{i}]") for i, a in enumerate(train)]
+    n = len(arrays[0])
+    cut = int(n * (1 - fraction))
+    if cut < 1 or cut >= n:
+        raise ValueError(f"validation_split: {fraction} of {n} rows leaves no training or no "
+                         "validation rows")
+    return (tuple(None if a is None else a[:cut] for a in arrays),
+            tuple(None if a is None else a[cut:] for a in arrays))
+
+
+class _KerasCallback(Callback):
+    """Runs a callback written for Keras's hooks (epoch, logs) in rnnpy's loop."""
+
+    def __init__(self, cb: Any) -> None:
+        self.cb = cb
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        if hasattr(self.cb, "on_train_begin"):
+            self.cb.on_train_begin({})
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: Dict[str, float]) -> None:
+        if hasattr(self.cb, "on_epoch_end"):
+            self.cb.on_epoch_end(epoch, dict(logs))
+        if getattr(getattr(self.cb, "model", None), "stop_training", False):
+            trainer.stop = True
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if hasattr(self.cb, "on_train_end"):
+            self.cb.on_train_end({})
+
+
+def _as_callback(cb: Any) -> Callback:
+    """An rnnpy Callback as is; an object with Keras's hooks wrapped."""
+    if isinstance(cb, Callback):
+        return cb
+    hook = getattr(cb, "on_epoch_end", None)
+    if hook is not None:
+        try:
+            params = [p for p in inspect.signature(hook).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            params = []
+        if len(params) >= 3:   # rnnpy's hooks (trainer, epoch, logs) without subclassing
+            return cb
+    if any(hasattr(cb, h) for h in ("on_epoch_end", "on_train_begin", "on_train_end")):
+        return _KerasCallback(cb)
+    raise TypeError(f"callbacks: expected rnnpy Callbacks or objects with on_epoch_end(epoch, logs), "
+                    f"got {type(cb).__name__}")
+
+
+def _data_arg(data: Any, x: Any, y: Any, lengths: Any, where: str) -> Any:
+    """The data argument from fit's/evaluate's forms: data alone, or Keras's
+    x and y (and lengths) as separate arguments."""
+    if x is not None:
+        if data is not None:
+            raise TypeError(f"x: given together with {where} (its other name); pass one")
+        data = x
+    if y is None:
+        if lengths is not None:
+            raise TypeError("lengths: expected together with y (fit(x, y, lengths=...)); with "
+                            f"{where} as batches, put lengths in each batch (x, y, lengths)")
+        if data is None:
+            raise TypeError(f"{where}: expected data: arrays (x, y[, lengths]) or batches")
+        return data
+    return (data, y) if lengths is None else (data, y, lengths)
+
+
 # -- the loop -----------------------------------------------------------------------
 @_blas_pinned
 def fit(
     model: Module,
-    train: Any,
+    train: Any = None,
+    y: Any = None,
     *,
-    loss: Union[str, LossFn],
-    optimizer: Any,
+    x: Any = None,
+    lengths: Any = None,
+    loss: Union[str, LossFn, None] = None,
+    optimizer: Any = None,
     epochs: int = 1,
     batch_size: int = 32,
     val: Any = None,
-    metrics: Sequence[str] = ("accuracy",),
+    validation_data: Any = None,
+    metrics: Optional[Sequence[Any]] = None,
     clip_norm: Optional[float] = None,
     clip_value: Optional[float] = None,
     stateful: bool = False,
@@ -555,23 +886,44 @@ def fit(
     scheduler: Any = None,
     callbacks: Sequence[Callback] = (),
     progress: Optional[bool] = None,
+    verbose: Any = "auto",
     initial_epoch: int = 0,
+    steps_per_epoch: Optional[int] = None,
+    class_weight: Any = None,
+    validation_split: float = 0.0,
     resume: Optional[str] = None,
 ) -> History:
     """Trains model; returns the History of per-epoch loss and metrics.
 
     train, val: arrays (x, y) or (x, y, lengths) (minibatched, shuffled unless
-        stateful), a list of such batches, or a function returning an iterable
-        of them for each epoch.
+        stateful), a list, tuple or re-iterable object of such batches (e.g.
+        rnnpy.data.SequenceBatches), a generator of them (steps_per_epoch
+        batches per epoch, or all of it in one epoch), or a function returning
+        an iterable of them for each epoch. Keras's form also works:
+        fit(model, x, y, lengths=...) with x (B, T, ...) and y (B, ...) as
+        arrays or lists; validation_data is val's Keras name.
     loss: a name ("softmax_cross_entropy", "binary_cross_entropy_with_logits",
         "mse") or a function (out, y[, mask=]) -> (loss, d loss/d out). With
         lengths and outputs over all steps (B, T, C), padded steps are masked.
-    optimizer: an rnnpy.optim optimizer over model.
+        Defaults to what model.compile() set.
+    optimizer: an rnnpy.optim optimizer over model, or a name ("adam", "sgd",
+        "rmsprop", "adamw"); defaults to model.compile()'s.
+    metrics: names ("accuracy", "top_<k>_accuracy", "mae", "mse") or callables
+        fn(y_true, y_pred) -> float; default accuracy for classification
+        losses, mae for mse.
     clip_norm / clip_value: global-norm or value clipping of the gradients.
     stateful: carry each batch's final state into the next (see module doc).
     scheduler: an rnnpy.optim schedule, stepped once per epoch (a plateau
         schedule gets val_loss, or loss without validation).
-    progress: show a progress bar (default: when stderr is a terminal).
+    verbose: 0 silent, 1 a progress bar (the notebook bar in Jupyter) and a
+        line per epoch, 2 one line per epoch (loss, metrics, seconds) on
+        stderr; "auto" is 1 on a terminal or in a notebook, else 2.
+        progress=True/False is the older spelling of 1/0.
+    class_weight: {class: weight} for the cross-entropy losses (Keras's).
+    validation_split: the fraction of the rows of array data (the last rows,
+        before shuffling, as Keras) held out as validation data.
+    callbacks: rnnpy Callbacks, or objects with Keras's hooks
+        (on_epoch_end(epoch, logs), on_train_begin(logs), on_train_end(logs)).
     seed: the shuffling order of each epoch depends only on (seed, epoch); with
         None a seed is drawn once for the run (and kept in checkpoints).
     resume: path of a checkpoint written by ModelCheckpoint: its parameters,
@@ -582,11 +934,31 @@ def fit(
         History holds every epoch. Bit-identical to a run that never stopped.
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
+    compiled = getattr(model, "_compiled", None) or {}
+    loss = compiled.get("loss") if loss is None else loss
+    if loss is None:
+        raise TypeError("loss: expected a loss name or function (or call model.compile first)")
+    optimizer = compiled.get("optimizer") if optimizer is None else optimizer
+    optimizer = resolve_optimizer(model, optimizer)
+    if metrics is None:
+        metrics = compiled.get("metrics")
+    if metrics is None:
+        metrics = _default_metrics(loss)
+    train = _data_arg(train, x, y, lengths, "train")
+    if val is not None and validation_data is not None:
+        raise TypeError("validation_data: given together with val (its other name); pass one")
+    val = validation_data if val is None else val
+    if validation_split:
+        train, val = _split_off(train, validation_split, val)
+    callbacks = [_as_callback(cb) for cb in callbacks]
+    level = _verbosity(verbose, progress)
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    loss_fn = resolve_loss(loss)
+    loss_fn = val_loss_fn = resolve_loss(loss)
+    if class_weight is not None:   # training only, as Keras: validation stays unweighted
+        loss_fn = _class_weighted(loss_fn, class_weight)
     _require_batch_first(model, "fit")
     from . import optim as _optim
 
@@ -596,7 +968,8 @@ def fit(
     if resume is not None and initial_epoch:
         raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
                          f"got initial_epoch={initial_epoch!r} too")
-    _batches(train, batch_size, shuffle and not stateful, seed, "train")   # checks the data first
+    _batches(train, batch_size, shuffle and not stateful, seed, "train",
+             steps_per_epoch)   # checks the data first
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
     found = model_lock(model)
@@ -615,13 +988,15 @@ def fit(
         seed = trainer.seed = int(np.random.SeedSequence().entropy) % 2 ** 63
     else:
         seed = int(seed)
-    epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train")
+    epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
+                                        steps_per_epoch)
     for epoch in range(initial_epoch, last):
         if trainer.stop:
             break
         model.train()
         meter = _Meter(metrics)
-        bar = _progress(n_batches, f"epoch {epoch + 1}/{last}", progress)
+        started = time.perf_counter()
+        bar = _progress(n_batches, f"epoch {epoch + 1}/{last}", level)
         batches = _run_batches(model, epoch_batches(epoch), loss_fn, stateful, "train")
         try:
             while True:
@@ -651,7 +1026,7 @@ def fit(
             bar.close()
         logs = meter.means("train")
         if val is not None:
-            vlogs = evaluate(model, val, loss=loss_fn, metrics=metrics, batch_size=batch_size,
+            vlogs = evaluate(model, val, loss=val_loss_fn, metrics=metrics, batch_size=batch_size,
                              stateful=stateful)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         if scheduler is not None:
@@ -665,9 +1040,9 @@ def fit(
         for cb in callbacks:
             if hasattr(cb, "on_epoch_complete"):
                 cb.on_epoch_complete(trainer, epoch, logs)
-        if progress or (progress is None and sys.stderr.isatty()):
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
-            print(f"epoch {epoch + 1}/{last}  {shown}", file=sys.stderr)
+        if level:
+            print(_epoch_line(epoch + 1, last, time.perf_counter() - started, logs),
+                  file=sys.stderr, flush=True)
     for cb in callbacks:
         cb.on_train_end(trainer)
     return history
@@ -684,17 +1059,34 @@ def _state_batch(state: Any) -> int:
 @holds_model_lock
 def evaluate(
     model: Module,
-    data: Any,
+    data: Any = None,
+    y: Any = None,
     *,
-    loss: Union[str, LossFn],
-    metrics: Sequence[str] = ("accuracy",),
+    x: Any = None,
+    lengths: Any = None,
+    loss: Union[str, LossFn, None] = None,
+    metrics: Optional[Sequence[Any]] = None,
     batch_size: int = 256,
     stateful: bool = False,
+    verbose: Any = 0,
+    steps: Optional[int] = None,
 ) -> Dict[str, float]:
-    """Mean loss and metrics over data (same forms as fit's), in evaluation mode."""
+    """Mean loss and metrics over data (same forms as fit's, including Keras's
+    evaluate(model, x, y)), in evaluation mode. loss and metrics default to
+    model.compile()'s. verbose is accepted for Keras's sake; nothing is shown."""
+    compiled = getattr(model, "_compiled", None) or {}
+    loss = compiled.get("loss") if loss is None else loss
+    if loss is None:
+        raise TypeError("loss: expected a loss name or function (or call model.compile first)")
+    if metrics is None:
+        metrics = compiled.get("metrics")
+    if metrics is None:
+        metrics = _default_metrics(loss)
+    _verbosity(verbose, None)
+    data = _data_arg(data, x, y, lengths, "data")
     loss_fn = resolve_loss(loss)
     _require_batch_first(model, "evaluate")
-    epoch_batches, _ = _batches(data, batch_size, False, None, "data")
+    epoch_batches, _ = _batches(data, batch_size, False, None, "data", steps)
     was_training = model.training
     model.eval()
     try:
@@ -709,12 +1101,17 @@ def evaluate(
 
 @_blas_pinned
 @holds_model_lock
-def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None) -> np.ndarray:
-    """Outputs of model on x in evaluation mode, in batches of batch_size rows
-    (all at once by default)."""
+def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None,
+            verbose: Any = 0) -> np.ndarray:
+    """Outputs of model on x (B, T, ...) in evaluation mode, in batches of
+    batch_size rows (all at once by default); x and lengths may be arrays or
+    lists. verbose is accepted for Keras's sake; nothing is shown."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
+    _verbosity(verbose, None)
+    if not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)):
+        x = _as_column(x, "x")
     _require_batch_first(model, "predict")
     was_training = model.training
     model.eval()
