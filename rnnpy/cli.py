@@ -10,7 +10,8 @@ Commands:
 
 Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
 prints a progress bar on a terminal, and with --json prints one final line of JSON
-with its metrics.
+with its metrics. With --distributed, under ``mpiexec -n N``, a demo trains
+data-parallel over the N ranks and only rank 0 reports.
 """
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, result: dict, lines: List[str]) -> int:
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        if not distributed.is_main():   # one report per job, from rank 0
+            return 0
+        result = {**result, "ranks": distributed.world_size()}
     if args.json:
         keep = {k: v for k, v in result.items() if k not in ("model", "vocab", "history")}
         keep["history"] = result.get("history", {})
@@ -106,7 +113,7 @@ def cmd_seq_classification(args: argparse.Namespace) -> int:
                                difficulty=args.difficulty, epochs=args.epochs,
                                batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                nonlinearity=args.nonlinearity, padding=args.padding,
-                               progress=_progress(args))
+                               progress=_progress(args), distributed=args.distributed)
     return _report(args, r, [
         f"seq-classification ({args.difficulty}, {args.cell}, hidden {args.hidden}): "
         f"test accuracy {r['test_accuracy']:.3f}, test loss {r['test_loss']:.4f} "
@@ -120,7 +127,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
                       echo_step=args.echo_step, series_length=args.series_length,
                       batch_size=args.batch_size, truncated_length=args.truncated_length,
                       epochs=args.epochs, lr=args.lr, seed=args.seed,
-                      nonlinearity=args.nonlinearity, progress=_progress(args))
+                      nonlinearity=args.nonlinearity, progress=_progress(args),
+                      distributed=args.distributed)
     return _report(args, r, [
         f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}): "
         f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"])
@@ -134,7 +142,7 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
                      lr=args.lr, clip=args.clip, sample_length=args.sample,
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
-                     progress=_progress(args))
+                     progress=_progress(args), distributed=args.distributed)
     return _report(args, r, [
         f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
         f"nats/char (unigram entropy {r['unigram_entropy']:.4f})",
@@ -152,6 +160,9 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
     p.add_argument("--seed", type=int, default=seed, help="default %(default)s")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of "
+                   "an MPI job: mpiexec -n N python -m rnnpy ... --distributed "
+                   '(needs pip install "rnnpy[mpi]"); rank 0 reports')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,10 +81,11 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = 60_000, cell: str
         epochs: int = 3, batch_size: int = 16, seq_len: int = 64, lr: float = 3e-3,
         clip: float = 5.0, val_fraction: float = 0.1, sample_length: int = 200,
         temperature: float = 0.8, prime: str = "The ", seed: int = 0,
-        progress: Optional[bool] = None) -> Dict[str, Any]:
+        progress: Optional[bool] = None, distributed: bool = False) -> Dict[str, Any]:
     """Trains on text (a path; the shipped sample by default) and samples from
     the model; returns val_loss, the unigram entropy it must beat, a sample,
-    the history and the model."""
+    the history and the model. distributed: over the ranks of an MPI job,
+    each taking its rows of every batch (see rnnpy.fit)."""
     corpus = load_text(text or DEFAULT_TEXT, max_chars=max_chars or None)
     vocab = CharVocab(corpus)
     ids = vocab.encode(corpus)
@@ -95,9 +96,10 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = 60_000, cell: str
     model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
     history = fit(model, lambda: iter(train), loss="softmax_cross_entropy",
                   optimizer=Adam(model, lr=lr), epochs=epochs, clip_norm=clip, stateful=True,
-                  val=lambda: iter(val), metrics=(), progress=progress)
+                  val=lambda: iter(val), metrics=(), progress=progress, distributed=distributed)
     val_loss = history["val_loss"][-1] if epochs else evaluate(
-        model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True)["loss"]
+        model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True,
+        distributed=distributed)["loss"]
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
     return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,

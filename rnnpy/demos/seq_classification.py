@@ -39,9 +39,12 @@ def build_model(cell: str = "lstm", hidden: int = 4, layers: int = 1, nonlineari
 def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = "easy",
         epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, seed: int = 3,
         nonlinearity: str = "relu", padding: str = "pre", test_batches: int = 10,
-        batches_per_epoch: Optional[int] = None, progress: Optional[bool] = None) -> Dict[str, Any]:
+        batches_per_epoch: Optional[int] = None, progress: Optional[bool] = None,
+        distributed: bool = False) -> Dict[str, Any]:
     """Trains on fresh batches every epoch; returns test accuracy and loss (on
-    test_batches batches drawn from another seed), the history and the model."""
+    test_batches batches drawn from another seed), the history and the model.
+    distributed: over the ranks of an MPI job, each taking its rows of every
+    batch (see rnnpy.fit)."""
     gen = TemporalOrder(difficulty, batch_size, seed=seed, padding=padding)
     x_test, y_test, len_test = TemporalOrder(difficulty, batch_size, seed=seed + 10_000,
                                              padding=padding).dataset(test_batches)
@@ -56,8 +59,9 @@ def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = 
     model = build_model(cell, hidden, layers, nonlinearity, seed)
     test = (x_test, y_test, len_test) if use_lengths else (x_test, y_test)
     history = fit(model, epoch_batches, loss="softmax_cross_entropy", optimizer=RMSprop(model, lr=lr),
-                  epochs=epochs, batch_size=batch_size, val=test, progress=progress)
-    final = evaluate(model, test, loss="softmax_cross_entropy")
+                  epochs=epochs, batch_size=batch_size, val=test, progress=progress,
+                  distributed=distributed)
+    final = evaluate(model, test, loss="softmax_cross_entropy", distributed=distributed)
     return {"demo": "seq-classification", "cell": cell, "difficulty": difficulty, "epochs": epochs,
             "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "history": history.history, "model": model,
