@@ -222,6 +222,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        try:
+            distributed.init()
+        except ImportError as exc:
+            print(f"rnnpy {args.command}: --distributed: {exc}", file=sys.stderr)
+            return 2
     return int(args.func(args))
 
 

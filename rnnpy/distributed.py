@@ -28,7 +28,10 @@ for a given number of ranks.
 Faults: inside fit, evaluate and predict with distributed=True in a job of
 more than one rank, an exception on any rank prints its traceback with the
 rank's number and aborts the whole job (MPI_Abort), so that no rank waits
-forever in a collective for one that has gone.
+forever in a collective for one that has gone; after init() in such a job,
+an uncaught exception anywhere in the script does the same. A rank killed by
+a signal ends the job through mpiexec, which names its process id; the first
+distributed call prints which rank each process id is.
 """
 from __future__ import annotations
 
@@ -78,6 +81,33 @@ def init() -> None:
         raise ImportError(f"distributed training: mpi4py found no usable MPI library ({exc}); "
                           f"{INSTALL_HINT}") from None
     _MPI, _comm = MPI, MPI.COMM_WORLD
+    if _comm.Get_size() > 1:
+        _abort_on_uncaught()
+
+
+def _abort_on_uncaught() -> None:
+    """An exception that ends the script on one rank would leave the others
+    waiting in a collective (MPI_Finalize does not end them): once it is
+    printed, abort the job, as ``python -m mpi4py`` does."""
+    previous = sys.excepthook
+
+    def hook(kind: Any, value: Any, tb: Any) -> None:
+        previous(kind, value, tb)
+        _abort(f"rank {_comm.Get_rank()} of {_comm.Get_size()} ended with an uncaught "
+               f"{kind.__name__}", "")
+
+    sys.excepthook = hook
+
+
+def _abort(what: str, detail: str) -> None:
+    """Prints what happened (naming the rank) and ends every rank of the job."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(f"rnnpy.distributed: {what}; aborting the job\n{detail}")
+        sys.stderr.flush()
+    finally:
+        _comm.Abort(1)
+        os._exit(1)   # MPI_Abort may return before mpiexec ends this process
 
 
 def _world() -> Any:
@@ -315,13 +345,7 @@ def abort_on_error(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure must end the job
-            r, p = rank(), world_size()
-            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            sys.stdout.flush()
-            sys.stderr.write(f"rnnpy.distributed: rank {r} of {p} failed in {fn.__name__}; "
-                             f"aborting the job\n{detail}")
-            sys.stderr.flush()
-            _comm.Abort(1)
-            os._exit(1)   # MPI_Abort may return before mpiexec ends this process
+            _abort(f"rank {rank()} of {world_size()} failed in {fn.__name__}",
+                   "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
     return wrapper  # type: ignore[return-value]
