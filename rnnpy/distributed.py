@@ -160,8 +160,11 @@ def broadcast_parameters(model: Any, root: int = 0) -> None:
 def _sum_in_rank_order(rows: np.ndarray, out: np.ndarray) -> None:
     """out = rows[0] + rows[1] + ... + rows[p-1], left to right: the same bits
     on every rank, whatever MPI's algorithms."""
-    out[...] = rows[0]
-    for r in range(1, rows.shape[0]):
+    if rows.shape[0] == 1:
+        out[...] = rows[0]
+        return
+    np.add(rows[0], rows[1], out=out)
+    for r in range(2, rows.shape[0]):
         out += rows[r]
 
 
@@ -187,15 +190,16 @@ def allreduce_gradients(model: Any, average: bool = True, method: Optional[str] 
         comm.Allgather(g, rows)
         _sum_in_rank_order(rows, g)
     elif method == "alltoall":
-        m = -(-g.size // p)                        # slice length; the last is padded
-        send = np.zeros((p, m), dtype=g.dtype)
-        send.reshape(-1)[:g.size] = g
-        recv = np.empty_like(send)                 # recv[r]: rank r's copy of my slice
-        comm.Alltoall(send, recv)
-        mine = np.empty(m, dtype=g.dtype)
+        # slice k of the buffer (shard_range's blocks) is summed by rank k
+        bounds = [shard_range(g.size, p, k) for k in range(p)]
+        counts = [b - a for a, b in bounds]
+        starts = [a for a, _ in bounds]
+        me = comm.Get_rank()
+        recv = np.empty((p, counts[me]), dtype=g.dtype)   # recv[r]: rank r's copy of my slice
+        comm.Alltoallv([g, (counts, starts)], [recv, ([counts[me]] * p, [counts[me] * r for r in range(p)])])
+        mine = np.empty(counts[me], dtype=g.dtype)
         _sum_in_rank_order(recv, mine)
-        comm.Allgather(mine, send)                 # send[r]: the summed slice r
-        g[...] = send.reshape(-1)[:g.size]
+        comm.Allgatherv(mine, [g, (counts, starts)])     # every summed slice, into place
     else:
         raise ValueError(f"method: expected None, 'allgather' or 'alltoall', got {method!r}")
     if average:
