@@ -100,6 +100,20 @@ def main(argv: list) -> int:
                 json.dump({"history": r["history"], "evaluate": r["evaluate"],
                            "ranks_identical": same, "ranks": dist.world_size()}, f)
         return 0
+    if mode == "generators":   # per rank, derived from (seed, epoch, rank)
+        model = build("stateful", dropout=0.3)
+        session = dist.Session()
+        session.begin_epoch(model, 5, 2)
+        first = json.dumps(model.rng_state(), sort_keys=True)
+        session.begin_epoch(model, 5, 2)
+        again = json.dumps(model.rng_state(), sort_keys=True)
+        session.begin_epoch(model, 5, 3)
+        later = json.dumps(model.rng_state(), sort_keys=True)
+        everyone = dist._world().allgather(first)
+        if dist.is_main():
+            print(json.dumps({"distinct_ranks": len(set(everyone)) == len(everyone),
+                              "repeatable": first == again, "new_each_epoch": later != first}))
+        return 0
     if mode == "allreduce":   # every method sums in rank order, on every rank alike
         dist.init()
         p, me = dist.world_size(), dist.rank()

@@ -198,6 +198,12 @@ def test_dropout_run_resumes_exactly_on_as_many_ranks(mpi, tmp_path):
     assert np.abs(whole["params"] - without["params"]).max() > 1e-6   # dropout was on
 
 
+def test_each_rank_draws_its_own_dropout_masks(mpi):
+    proc = _job(mpi, 3, [os.path.join(HERE, "mpi_worker.py"), "generators"])
+    assert json.loads(proc.stdout) == {"distinct_ranks": True, "repeatable": True,
+                                       "new_each_epoch": True}
+
+
 # -- the command line ----------------------------------------------------------------------
 DEMOS = {
     "char-rnn": ["--epochs", "1", "--max-chars", "6000", "--hidden", "16", "--layers", "1",
