@@ -185,6 +185,13 @@ def test_only_rank_0_writes_checkpoints(mpi, tmp_path):
     assert os.path.exists(base + ".0") and not os.path.exists(base + ".1")
 
 
+def test_only_rank_0_shows_progress(mpi, tmp_path):
+    out = str(tmp_path / "out.npz")
+    proc = _job(mpi, 2, [os.path.join(HERE, "mpi_worker.py"), "train", "last", "2", out,
+                         "progress=1"])
+    assert len(re.findall(r"^epoch 2/2  loss", proc.stderr, re.M)) == 1, proc.stderr
+
+
 def test_dropout_run_resumes_exactly_on_as_many_ranks(mpi, tmp_path):
     """Each rank draws its own dropout masks from (seed, epoch, rank), so a run
     resumed at an epoch on as many ranks repeats the one that went on."""
