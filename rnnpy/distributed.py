@@ -17,13 +17,13 @@ them; asking for distribution without them raises ImportError saying how to
 install them.
 
 Reproducibility: the gradient sum is not MPI's Allreduce, whose summation
-order is the implementation's choice; every element is summed in rank order
-0, 1, ..., p-1 on every rank (after an Allgather for p <= 2, after an
-Alltoall that hands each rank one slice of every rank's gradient, followed
-by an Allgather of the summed slices, for more ranks: both move the bytes of
-a ring allreduce and give bit-identical sums). So every rank applies the
-same update and the parameters never drift apart, and a run is reproducible
-for a given number of ranks.
+order is the implementation's choice; each element is summed in an order
+fixed by the number of ranks p (rank order 0, 1, ..., p-1 after an
+Allgather for p <= 2 or after an Alltoallv that hands rank k slice k of
+every gradient; a fixed pairwise tree by recursive halving for powers of
+two), by one rank, and the summed slices are shared with an Allgatherv. So
+every rank applies the same update, the parameters never drift apart, and
+a run is reproducible for a given number of ranks (see allreduce_gradients).
 
 Faults: inside fit, evaluate and predict with distributed=True in a job of
 more than one rank, an exception on any rank prints its traceback with the
@@ -170,38 +170,66 @@ def _sum_in_rank_order(rows: np.ndarray, out: np.ndarray) -> None:
 
 def allreduce_gradients(model: Any, average: bool = True, method: Optional[str] = None) -> None:
     """Replaces model.flat_grads (num_params,) by its sum over ranks (divided by
-    world_size() when average), in place, summed in rank order on every rank.
+    world_size() when average), in place, in a fixed order: every rank gets
+    the same bits, and a run on p ranks is reproducible.
 
-    One exchange per step over the one flat buffer. method: "allgather"
-    (every rank receives every gradient, (p-1) x bytes in) or "alltoall"
-    (an Alltoall of 1/p slices, a rank-order sum of its slice, an Allgather
-    of the sums: 2 (p-1)/p x bytes in, as a ring allreduce); by default the
-    first for p <= 2, the second beyond. Both give identical bits.
+    One exchange per step over the one flat buffer. method:
+      "allgather": every rank receives every gradient ((p-1) x bytes in) and
+          sums them in rank order;
+      "alltoall": an Alltoallv gives rank k slice k of every gradient, which
+          it sums in rank order, and an Allgatherv shares the summed slices
+          (2 (p-1)/p x bytes, 2 (p-1) messages: a ring allreduce's costs);
+          identical bits to "allgather";
+      "halving": for a power-of-two p, recursive halving (log2 p exchanges of
+          half, a quarter, ... of the buffer with rank r ^ 2^k, summing the
+          half kept) then the Allgatherv: the same bytes in 2 log2 p messages;
+          the sum is the fixed pairwise tree ((g0 + g_{p/2}) + ...).
+    By default "allgather" for p <= 2, "halving" for powers of two, else "alltoall".
     """
+    if method not in (None, "allgather", "alltoall", "halving"):
+        raise ValueError(f"method: expected None, 'allgather', 'alltoall' or 'halving', "
+                         f"got {method!r}")
     comm = _world()
     g = model.flat_grads
     p = comm.Get_size()
+    if method == "halving" and p & (p - 1):
+        raise ValueError(f"method: 'halving' needs a power-of-two number of ranks, got {p}")
     if p == 1:
         return
     if method is None:
-        method = "allgather" if p <= 2 else "alltoall"
+        method = "allgather" if p <= 2 else "halving" if not p & (p - 1) else "alltoall"
+    # slice k of the buffer (shard_range's blocks) is summed by rank k
+    bounds = [shard_range(g.size, p, k) for k in range(p)]
+    counts = [b - a for a, b in bounds]
+    starts = [a for a, _ in bounds]
+    me = comm.Get_rank()
     if method == "allgather":
         rows = np.empty((p, g.size), dtype=g.dtype)
         comm.Allgather(g, rows)
         _sum_in_rank_order(rows, g)
-    elif method == "alltoall":
-        # slice k of the buffer (shard_range's blocks) is summed by rank k
-        bounds = [shard_range(g.size, p, k) for k in range(p)]
-        counts = [b - a for a, b in bounds]
-        starts = [a for a, _ in bounds]
-        me = comm.Get_rank()
+        if average:
+            g /= p
+        return
+    if method == "alltoall":
         recv = np.empty((p, counts[me]), dtype=g.dtype)   # recv[r]: rank r's copy of my slice
-        comm.Alltoallv([g, (counts, starts)], [recv, ([counts[me]] * p, [counts[me] * r for r in range(p)])])
-        mine = np.empty(counts[me], dtype=g.dtype)
-        _sum_in_rank_order(recv, mine)
-        comm.Allgatherv(mine, [g, (counts, starts)])     # every summed slice, into place
+        comm.Alltoallv([g, (counts, starts)],
+                       [recv, ([counts[me]] * p, [counts[me] * r for r in range(p)])])
+        _sum_in_rank_order(recv, g[bounds[me][0]:bounds[me][1]])
     else:
-        raise ValueError(f"method: expected None, 'allgather' or 'alltoall', got {method!r}")
+        lo, hi = 0, p                                   # the slices this rank still sums
+        tmp = np.empty(max(bounds[p // 2 - 1][1], g.size - bounds[p // 2][0]), dtype=g.dtype)
+        half = p // 2
+        while half:
+            mid = (lo + hi) // 2
+            keep, give = ((mid, hi), (lo, mid)) if me & half else ((lo, mid), (mid, hi))
+            k0, k1 = bounds[keep[0]][0], bounds[keep[1] - 1][1]
+            s0, s1 = bounds[give[0]][0], bounds[give[1] - 1][1]
+            buf = tmp[:k1 - k0]
+            comm.Sendrecv(g[s0:s1], dest=me ^ half, recvbuf=buf, source=me ^ half)
+            g[k0:k1] += buf                             # a + b == b + a: the pair agrees
+            lo, hi = keep
+            half //= 2
+    comm.Allgatherv(_MPI.IN_PLACE, [g, (counts, starts)])   # every summed slice, in place
     if average:
         g /= p
 

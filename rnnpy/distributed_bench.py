@@ -5,7 +5,7 @@ gradient exchange and the training throughput of N ranks.
     mpiexec -n 2 python -m rnnpy.distributed_bench train --hidden 128 --batch-size 32
 
 collectives: per message size (float32 elements), the median time of the
-rank-order exchange (allgather and alltoall methods of allreduce_gradients)
+fixed-order exchange (each method of allreduce_gradients)
 and of MPI's own Allreduce, the slowest rank of each repetition; and the
 local part alone (copies and the rank-order sum).
 train: sequences per second of fit(distributed=True) on a char-rnn model
@@ -52,7 +52,7 @@ def collectives(sizes: List[int], repeat: int) -> List[Dict[str, Any]]:
         buf = g.flat_grads.copy()
         reps = max(5, min(repeat, int(repeat * 65536 / max(n, 1)) + 5))
         row: Dict[str, Any] = {"ranks": p, "elements": n, "bytes": 4 * n}
-        for method in ("allgather", "alltoall"):
+        for method in ("allgather", "alltoall") + (("halving",) if not p & (p - 1) else ()):
             row[method] = _timed(lambda m=method: dist.allreduce_gradients(g, False, m), reps)
         row["native"] = _timed(lambda: dist.native_allreduce(buf), reps)
         # the local work of the alltoall method alone: the rank-order sum of a 1/p slice
@@ -139,7 +139,8 @@ def main(argv: List[str]) -> int:
     if args.what == "collectives":
         rows = collectives([int(s) for s in args.sizes.split(",")], args.repeat)
         if dist.is_main():
-            fits = {m: fit_model(rows, m) for m in ("alltoall", "allgather", "native", "local")}
+            fits = {m: fit_model(rows, m) for m in rows[0] if m in (
+                "alltoall", "allgather", "halving", "native", "local")}
             print(json.dumps({"rows": rows, "fits": fits}))
     else:
         r = train(args.hidden, args.layers, args.batch_size, args.seq_len, args.steps)

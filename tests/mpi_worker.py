@@ -123,15 +123,28 @@ def main(argv: list) -> int:
         expect = grads[0].copy()
         for g in grads[1:]:
             expect += g
+        tree = list(grads)                        # recursive halving's pairwise tree
+        while len(tree) > 1:
+            h = len(tree) // 2
+            tree = [tree[r] + tree[r + h] for r in range(h)]
+        methods = ("allgather", "alltoall") + (("halving",) if not p & (p - 1) else ())
         results = {}
-        for method in ("allgather", "alltoall"):
+        for method in methods:
             model.flat_grads[...] = grads[me]
             dist.allreduce_gradients(model, average=False, method=method)
             results[method] = model.flat_grads.copy()
         model.flat_grads[...] = grads[me]
         dist.allreduce_gradients(model)
-        ok = all(np.array_equal(v, expect) for v in results.values()) \
-            and np.array_equal(model.flat_grads, expect / p)
+        default = "allgather" if p <= 2 else "halving" if not p & (p - 1) else "alltoall"
+        ok = all(np.array_equal(v, tree[0] if m == "halving" else expect)
+                 for m, v in results.items()) \
+            and np.array_equal(model.flat_grads, results[default] / p)
+        # a buffer smaller than the job: empty slices
+        tiny = type("Tiny", (), {"flat_grads": np.full(3, float(me + 1))})()
+        for method in methods:
+            tiny.flat_grads[...] = me + 1
+            dist.allreduce_gradients(tiny, average=False, method=method)
+            ok = ok and np.array_equal(tiny.flat_grads, np.full(3, p * (p + 1) / 2))
         everyone = dist._world().allgather(ok)
         if dist.is_main():
             print(json.dumps({"ok": all(everyone), "ranks": p}))

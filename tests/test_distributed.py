@@ -145,7 +145,7 @@ def test_distribution_without_mpi4py_says_how_to_install(tmp_path):
 
 
 # -- N ranks against one process ----------------------------------------------------------
-@pytest.mark.parametrize("kind,n", [("masked", 2), ("masked", 3), ("ragged", 2),
+@pytest.mark.parametrize("kind,n", [("masked", 2), ("masked", 3), ("masked", 4), ("ragged", 2),
                                     ("stateful", 2), ("last", 2)])
 def test_ranks_compute_what_one_process_computes(mpi, tmp_path, kind, n):
     """Parameters, history, evaluate and predict within 1e-9 in float64, with
@@ -157,8 +157,8 @@ def test_ranks_compute_what_one_process_computes(mpi, tmp_path, kind, n):
     _assert_same_run(single, arrays, meta)
 
 
-def test_allreduce_sums_in_rank_order_on_every_rank(mpi):
-    for n in (2, 3):
+def test_allreduce_sums_in_a_fixed_order_on_every_rank(mpi):
+    for n in (2, 3, 4):
         proc = _job(mpi, n, [os.path.join(HERE, "mpi_worker.py"), "allreduce"])
         assert json.loads(proc.stdout) == {"ok": True, "ranks": n}
 
