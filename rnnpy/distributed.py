@@ -18,10 +18,10 @@ install them.
 
 Reproducibility: the gradient sum is not MPI's Allreduce, whose summation
 order is the implementation's choice; each element is summed in an order
-fixed by the number of ranks p (rank order 0, 1, ..., p-1 after an
-Allgather for p <= 2 or after an Alltoallv that hands rank k slice k of
-every gradient; a fixed pairwise tree by recursive halving for powers of
-two), by one rank, and the summed slices are shared with an Allgatherv. So
+fixed by the number of ranks p (a fixed pairwise tree by recursive halving
+for powers of two; otherwise rank order 0, 1, ..., p-1 after an Alltoallv
+that hands rank k slice k of every gradient), by one rank, and the summed
+slices are shared with an Allgatherv. So
 every rank applies the same update, the parameters never drift apart, and
 a run is reproducible for a given number of ranks (see allreduce_gradients).
 
@@ -184,7 +184,8 @@ def allreduce_gradients(model: Any, average: bool = True, method: Optional[str] 
           half, a quarter, ... of the buffer with rank r ^ 2^k, summing the
           half kept) then the Allgatherv: the same bytes in 2 log2 p messages;
           the sum is the fixed pairwise tree ((g0 + g_{p/2}) + ...).
-    By default "allgather" for p <= 2, "halving" for powers of two, else "alltoall".
+    By default "halving" for powers of two (for p = 2 it is rank order too, and
+    the fastest form measured), else "alltoall".
     """
     if method not in (None, "allgather", "alltoall", "halving"):
         raise ValueError(f"method: expected None, 'allgather', 'alltoall' or 'halving', "
@@ -197,7 +198,7 @@ def allreduce_gradients(model: Any, average: bool = True, method: Optional[str] 
     if p == 1:
         return
     if method is None:
-        method = "allgather" if p <= 2 else "halving" if not p & (p - 1) else "alltoall"
+        method = "alltoall" if p & (p - 1) else "halving"
     # slice k of the buffer (shard_range's blocks) is summed by rank k
     bounds = [shard_range(g.size, p, k) for k in range(p)]
     counts = [b - a for a, b in bounds]

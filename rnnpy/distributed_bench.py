@@ -53,7 +53,7 @@ def collectives(sizes: List[int], repeat: int) -> List[Dict[str, Any]]:
         reps = max(5, min(repeat, int(repeat * 65536 / max(n, 1)) + 5))
         row: Dict[str, Any] = {"ranks": p, "elements": n, "bytes": 4 * n}
         for method in ("allgather", "alltoall") + (("halving",) if not p & (p - 1) else ()):
-            row[method] = _timed(lambda m=method: dist.allreduce_gradients(g, False, m), reps)
+            row[method] = _timed(lambda m=method: dist.allreduce_gradients(g, True, m), reps)
         row["native"] = _timed(lambda: dist.native_allreduce(buf), reps)
         # the local work of the alltoall method alone: the rank-order sum of a 1/p slice
         m = -(-n // p)
