@@ -17,13 +17,13 @@ them; asking for distribution without them raises ImportError saying how to
 install them.
 
 Reproducibility: the gradient sum is not MPI's Allreduce, whose summation
-order is the implementation's choice; each element is summed in an order
-fixed by the number of ranks p (a fixed pairwise tree by recursive halving
-for powers of two; otherwise rank order 0, 1, ..., p-1 after an Alltoallv
-that hands rank k slice k of every gradient), by one rank, and the summed
-slices are shared with an Allgatherv. So
-every rank applies the same update, the parameters never drift apart, and
-a run is reproducible for a given number of ranks (see allreduce_gradients).
+order is the implementation's choice. Each slice of the buffer is summed by
+one rank in an order fixed by the number of ranks p (recursive halving's
+pairwise tree for powers of two; otherwise rank order 0, 1, ..., p-1 after
+an Alltoallv that hands rank k slice k of every gradient), and an
+Allgatherv shares the summed slices. So every rank applies the same update,
+the parameters never drift apart, and a run is reproducible for a given
+number of ranks (see allreduce_gradients).
 
 Faults: inside fit, evaluate and predict with distributed=True in a job of
 more than one rank, an exception on any rank prints its traceback with the
