@@ -260,10 +260,17 @@ class Shard:
     """This rank's part of one global batch of n rows.
 
     A rank whose block is empty (n < world size) runs the batch's last row
-    with weight 0, so that it still takes part in the step's collective."""
+    with weight 0, so that it still takes part in the step's collective.
+    position_weights: None, or the weight of every position of the global
+    batch (n, ...) (targets' shape) when the loss divides by their sum (a
+    class-weighted loss) rather than by their count."""
 
-    def __init__(self, n: int, lengths: Any, p: int, r: int) -> None:
+    def __init__(self, n: int, lengths: Any, p: int, r: int,
+                 position_weights: Any = None) -> None:
         self.n, self.p, self.r = n, p, r
+        self.position_weights = None if position_weights is None else \
+            np.asarray(position_weights, dtype=np.float64)
+        self.loss_factor = 1.0   # set by weigh
         self.bounds = [shard_range(n, p, k) for k in range(p)]
         self.start, self.stop = self.bounds[r]
         self.empty = self.start == self.stop
@@ -294,6 +301,20 @@ class Shard:
         mine = 0 if self.empty else weights[self.r]
         share = mine / total if total else 0.0
         rows = self.n * mine / total if total else 0.0
+        self.loss_factor = 1.0
+        if self.position_weights is not None:
+            # the loss's share is by the positions' weights; the metrics' stays by
+            # positions, so the loss value (summed as value x rows) is rescaled
+            pw = self.position_weights
+            if mask is not None and self.lengths is not None and pw.ndim >= 2:
+                keep = np.arange(pw.shape[1])[None, :] < self.lengths.astype(np.int64)[:, None]
+                pw = pw * keep.reshape(keep.shape + (1,) * (pw.ndim - 2))
+            per_row_w = pw.reshape(self.n, -1).sum(axis=1)
+            loss_weights = [float(per_row_w[a:b].sum()) for a, b in self.bounds]
+            loss_total = sum(loss_weights)
+            loss_share = 0.0 if self.empty or not loss_total else loss_weights[self.r] / loss_total
+            self.loss_factor = loss_share / share if share else 0.0
+            share = loss_share
         return rows, grad * np.asarray(share, dtype=grad.dtype)
 
 
@@ -315,9 +336,9 @@ class Session:
                     f"rank {r} pid {pid} on {host}" for r, (pid, host) in enumerate(where)) + "\n")
                 sys.stderr.flush()
 
-    def shard(self, n: int, lengths: Any) -> Shard:
-        """This rank's part of a global batch of n rows."""
-        return Shard(n, lengths, self.size, self.rank)
+    def shard(self, n: int, lengths: Any, position_weights: Any = None) -> Shard:
+        """This rank's part of a global batch of n rows (see Shard)."""
+        return Shard(n, lengths, self.size, self.rank, position_weights)
 
     def start(self, model: Any, seed: Any) -> Any:
         """Rank 0's parameters and shuffling seed on every rank; returns the seed."""

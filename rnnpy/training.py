@@ -296,6 +296,14 @@ def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
                     raise ValueError(f"class_weight: class {k} is outside [0, {C})")
                 w[k] = v
             return loss_fn(out, y, weight=w, **kw)
+
+        def class_weights_of(y: Any) -> np.ndarray:
+            t = np.asarray(y)
+            table = np.ones(max([int(k) for k, _ in items] + [int(t.max(initial=0))]) + 1)
+            for k, v in items:
+                table[k] = v
+            return table[np.clip(t.astype(np.int64), 0, None)]
+        weighted.position_weights = class_weights_of   # type: ignore[attr-defined]
         return weighted
     if loss_fn is _losses.binary_cross_entropy_with_logits:
         table = dict(items)
@@ -307,6 +315,11 @@ def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
             pos = np.asarray(y, dtype=np.float64) >= 0.5
             sw = np.where(pos, table.get(1, 1.0), table.get(0, 1.0))
             return loss_fn(out, y, sample_weight=sw, **kw)
+
+        def binary_weights_of(y: Any) -> np.ndarray:
+            return np.where(np.asarray(y, dtype=np.float64) >= 0.5, table.get(1, 1.0),
+                            table.get(0, 1.0))
+        weighted_binary.position_weights = binary_weights_of   # type: ignore[attr-defined]
         return weighted_binary
     raise TypeError("class_weight: expected a cross-entropy loss (softmax or binary); weigh "
                     "other losses inside the loss function")
@@ -567,13 +580,18 @@ def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, statefu
 
             lengths = padding_lengths(model, x)
         last = n
-        shard = None if dist is None else dist.shard(n, lengths)
-        if shard is not None:
+        shard = None
+        if dist is not None:
+            # a weighted loss (class_weight) divides by its positions' weights, not their count
+            weights_of = getattr(loss_fn, "position_weights", None)
+            shard = dist.shard(n, lengths, None if weights_of is None or y is None
+                               else weights_of(y))
             x, y, lengths = shard.take(x, y, lengths)
         out, new_state = _forward(model, x, state if stateful else None, lengths)
         value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
         if shard is not None:
             n, grad = shard.weigh(grad, mask, out.shape[1] if out.ndim > 1 else 1)
+            value *= shard.loss_factor
         yield i, n, out, y, value, grad, mask
         if stateful:
             state = new_state

@@ -60,8 +60,10 @@ def dataset(kind: str) -> Dict[str, Any]:
 
 def train(kind: str, epochs: int, distributed: bool, dropout: float = 0.0,
           checkpoint: Optional[str] = None, resume: Optional[str] = None,
-          optimizer: str = "adam", progress: bool = False) -> Dict[str, Any]:
-    """Trains a workload; returns parameters, history, evaluate and predict."""
+          optimizer: str = "adam", progress: bool = False,
+          class_weight: bool = False) -> Dict[str, Any]:
+    """Trains a workload; returns parameters, history, evaluate and predict.
+    class_weight: a class-weighted loss (weights far from 1, one class 0)."""
     d = dataset(kind)
     model = build(kind, dropout)
     opt = (rnnpy.optim.Adam(model, lr=1e-2) if optimizer == "adam"
@@ -71,7 +73,8 @@ def train(kind: str, epochs: int, distributed: bool, dropout: float = 0.0,
                         epochs=epochs, batch_size=d.get("batch_size", 32), val=d["val"],
                         metrics=d.get("metrics", ("accuracy",)), clip_norm=1.0,
                         stateful=d.get("stateful", False), seed=5, callbacks=callbacks,
-                        resume=resume, progress=progress, distributed=distributed)
+                        resume=resume, progress=progress, distributed=distributed,
+                        class_weight={0: 3.0, 1: 0.25, 2: 0.0} if class_weight else None)
     ev = rnnpy.evaluate(model, d["val"], loss="softmax_cross_entropy", batch_size=4,
                         stateful=d.get("stateful", False), distributed=distributed)
     out = rnnpy.predict(model, d["x"], lengths=d["lengths"], batch_size=3, distributed=distributed)
@@ -120,7 +123,8 @@ def main(argv: list) -> int:
             opts["checkpoint"] = f"{opts.pop('checkpoint_per_rank')}.{dist.rank()}"
         r = train(kind, epochs, True, dropout=float(opts.get("dropout", 0.0)),
                   checkpoint=opts.get("checkpoint"), resume=opts.get("resume"),
-                  optimizer=opts.get("optimizer", "adam"), progress=bool(opts.get("progress")))
+                  optimizer=opts.get("optimizer", "adam"), progress=bool(opts.get("progress")),
+                  class_weight=bool(opts.get("class_weight")))
         everyone = dist._world().allgather(r["params"])
         same = all(np.array_equal(p, r["params"]) for p in everyone)
         if dist.is_main():

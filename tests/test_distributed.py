@@ -124,6 +124,28 @@ def test_shard_weights_sum_to_the_global_batch():
     assert n == 0 and not g.any()
 
 
+def test_shard_shares_of_a_weighted_loss_follow_the_weights():
+    """A class-weighted loss divides by its unmasked positions' weights: the
+    ranks' shares of the gradient go by those, the loss value is rescaled so
+    that value x rows sums to the global loss, and rows stay by positions."""
+    lengths = np.array([2, 1, 3])
+    weights = np.array([[1.0, 4.0, 9.0], [2.0, 9.0, 9.0], [0.5, 0.5, 1.0]])   # steps past a length count 0
+    grad = np.ones((3, 3, 4))
+    total = 5.0 + 2.0 + 2.0
+    loss_shares, rows, values = [], [], []
+    for r in range(2):   # rows 0-1 on rank 0, row 2 on rank 1
+        shard = distributed.Shard(3, lengths, 2, r, weights)
+        _, _, lr = shard.take(None, None, lengths)
+        mask = rnnpy.training.lengths_mask(lr, len(lr), 3)
+        n, g = shard.weigh(grad[shard.start:shard.stop], mask, 3)
+        loss_shares.append(g[0, 0, 0])
+        rows.append(n)
+        values.append(n * shard.loss_factor)
+    assert loss_shares == pytest.approx([7 / total, 2 / total])
+    assert rows == pytest.approx([3 * 3 / 6, 3 * 3 / 6])     # positions 2+1 and 3 of 6
+    assert values == pytest.approx([3 * 7 / total, 3 * 2 / total])
+
+
 def test_distribution_without_mpi4py_says_how_to_install(tmp_path):
     script = (
         "import sys; sys.modules['mpi4py'] = None\n"
@@ -154,6 +176,16 @@ def test_ranks_compute_what_one_process_computes(mpi, tmp_path, kind, n):
     single = mpi_worker.train(kind, 3, False)
     arrays, meta = _train_job(mpi, n, tmp_path, kind, 3)
     assert np.abs(single["params"] - mpi_worker.build(kind).flat_params).max() > 1e-3  # it trained
+    _assert_same_run(single, arrays, meta)
+
+
+@pytest.mark.parametrize("kind,n", [("masked", 3), ("ragged", 2), ("last", 2)])
+def test_class_weighted_loss_on_ranks_is_the_one_process_loss(mpi, tmp_path, kind, n):
+    """class_weight: the loss divides by the summed weights of its positions,
+    so each rank's share of the step is by those weights, not by its count of
+    positions (the metrics' share stays by positions)."""
+    single = mpi_worker.train(kind, 3, False, class_weight=True)
+    arrays, meta = _train_job(mpi, n, tmp_path, kind, 3, class_weight=1)
     _assert_same_run(single, arrays, meta)
 
 
