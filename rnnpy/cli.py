@@ -11,7 +11,8 @@ Commands:
 
 Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
 prints a progress bar on a terminal, and with --json prints one final line of JSON
-with its metrics.
+with its metrics. With --distributed, under ``mpiexec -n N``, a demo trains
+data-parallel over the N ranks and only rank 0 reports.
 """
 from __future__ import annotations
 
@@ -100,6 +101,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, result: dict, lines: List[str]) -> int:
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        if not distributed.is_main():   # one report per job, from rank 0
+            return 0
+        result = {**result, "ranks": distributed.world_size()}
     if args.json:
         keep = {k: v for k, v in result.items() if k not in ("model", "vocab", "history")}
         keep["history"] = result.get("history", {})
@@ -181,7 +188,8 @@ def cmd_seq_classification(args: argparse.Namespace) -> int:
                                  lr=args.lr, batch_size=args.batch_size, init=args.init,
                                  epochs=args.epochs, layers=args.layers, seed=args.seed,
                                  nonlinearity=args.nonlinearity, padding=args.padding,
-                                 threads=args.threads, progress=_progress(args))
+                                 threads=args.threads, progress=_progress(args),
+                                 distributed=args.distributed)
     status = (f"solved after {r['sequences_seen']} sequences" if r["solved"]
               else f"not solved after {r['sequences_seen']} sequences")
     return _report(args, r, [
@@ -197,7 +205,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
                       echo_step=args.echo_step, series_length=args.series_length,
                       batch_size=args.batch_size, truncated_length=args.truncated_length,
                       epochs=args.epochs, lr=args.lr, seed=args.seed,
-                      nonlinearity=args.nonlinearity, progress=_progress(args))
+                      nonlinearity=args.nonlinearity, progress=_progress(args),
+                      distributed=args.distributed)
     return _report(args, r, [
         f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}): "
         f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"])
@@ -212,7 +221,8 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      lr=args.lr, clip=args.clip, sample_length=args.sample,
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
                      progress=_progress(args), minutes=args.minutes,
-                     checkpoint=args.checkpoint, resume=args.resume)
+                     checkpoint=args.checkpoint, resume=args.resume,
+                     distributed=args.distributed)
     budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
                f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
@@ -239,6 +249,9 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of "
+                   "an MPI job: mpiexec -n N python -m rnnpy ... --distributed "
+                   '(needs pip install "rnnpy[mpi]"); rank 0 reports')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -341,6 +354,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        try:
+            distributed.init()
+        except ImportError as exc:
+            print(f"rnnpy {args.command}: --distributed: {exc}", file=sys.stderr)
+            return 2
     try:
         return int(args.func(args))
     except ValueError as exc:   # a combination of values the command refused, named in exc

@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import distributed as _dist
 from . import losses as _losses
 from .module import Module, holds_model_lock, model_lock, run_locked
 
@@ -251,7 +252,8 @@ class ModelCheckpoint(Callback):
                 f"ModelCheckpoint: after epoch {epoch + 1} the {problem}: training diverged; "
                 f"nothing was written and the previous checkpoint at {self.path!r} (if any) was "
                 "kept (lower the learning rate or clip gradients)")
-        save(trainer.model, self.path, extra=extra)
+        if getattr(trainer, "is_main", True):   # one writer in a distributed fit
+            save(trainer.model, self.path, extra=extra)
 
     def state_dict(self) -> Dict[str, Any]:
         """The best monitored value so far."""
@@ -294,6 +296,14 @@ def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
                     raise ValueError(f"class_weight: class {k} is outside [0, {C})")
                 w[k] = v
             return loss_fn(out, y, weight=w, **kw)
+
+        def class_weights_of(y: Any) -> np.ndarray:
+            t = np.asarray(y)
+            table = np.ones(max([int(k) for k, _ in items] + [int(t.max(initial=0))]) + 1)
+            for k, v in items:
+                table[k] = v
+            return table[np.clip(t.astype(np.int64), 0, None)]
+        weighted.position_weights = class_weights_of   # type: ignore[attr-defined]
         return weighted
     if loss_fn is _losses.binary_cross_entropy_with_logits:
         table = dict(items)
@@ -305,6 +315,11 @@ def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
             pos = np.asarray(y, dtype=np.float64) >= 0.5
             sw = np.where(pos, table.get(1, 1.0), table.get(0, 1.0))
             return loss_fn(out, y, sample_weight=sw, **kw)
+
+        def binary_weights_of(y: Any) -> np.ndarray:
+            return np.where(np.asarray(y, dtype=np.float64) >= 0.5, table.get(1, 1.0),
+                            table.get(0, 1.0))
+        weighted_binary.position_weights = binary_weights_of   # type: ignore[attr-defined]
         return weighted_binary
     raise TypeError("class_weight: expected a cross-entropy loss (softmax or binary); weigh "
                     "other losses inside the loss function")
@@ -546,22 +561,37 @@ class _Meter:
 
 
 def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, stateful: bool,
-                 where: str) -> Iterable[Tuple[int, int, np.ndarray, Any, float, np.ndarray, Any]]:
+                 where: str, dist: Optional[_dist.Session] = None,
+                 ) -> Iterable[Tuple[int, int, np.ndarray, Any, float, np.ndarray, Any]]:
     """Forward and loss for each batch: yields (index, batch size, out, y,
     loss, d loss/d out, mask). With stateful, each batch starts from the
-    previous one's final state (reset when the batch size changes)."""
-    state = None
+    previous one's final state (reset when the batch size changes). With
+    dist, each rank runs its rows of every batch; the batch size yielded is
+    its share of the batch's rows and d loss/d out is weighted by its share
+    (see rnnpy.distributed.Shard)."""
+    state, last = None, -1
     for i, batch in enumerate(batches):
         x, y, lengths = _unpack(batch, where)
         n = _batch_size_of(x)
-        if stateful and state is not None and _state_batch(state) != n:
+        if stateful and state is not None and last != n:
             state = None
         if lengths is None:   # an Embedding with a padding token gives them (masks the loss too)
             from .nn import padding_lengths
 
             lengths = padding_lengths(model, x)
+        last = n
+        shard = None
+        if dist is not None:
+            # a weighted loss (class_weight) divides by its positions' weights, not their count
+            weights_of = getattr(loss_fn, "position_weights", None)
+            shard = dist.shard(n, lengths, None if weights_of is None or y is None
+                               else weights_of(y))
+            x, y, lengths = shard.take(x, y, lengths)
         out, new_state = _forward(model, x, state if stateful else None, lengths)
         value, grad, mask = _loss_and_grad(loss_fn, out, y, lengths)
+        if shard is not None:
+            n, grad = shard.weigh(grad, mask, out.shape[1] if out.ndim > 1 else 1)
+            value *= shard.loss_factor
         yield i, n, out, y, value, grad, mask
         if stateful:
             state = new_state
@@ -670,6 +700,7 @@ class Trainer:
         self.seed = seed
         self.history = history if history is not None else History()
         self.stop = False
+        self.is_main = True   # False on the ranks of a distributed fit other than 0
 
     def training_state(self, epoch: int) -> Dict[str, Any]:
         """What a resumed fit needs besides the model and the optimizer's state,
@@ -863,6 +894,7 @@ def _data_arg(data: Any, x: Any, y: Any, lengths: Any, where: str) -> Any:
 
 
 # -- the loop -----------------------------------------------------------------------
+@_dist.abort_on_error
 @_blas_pinned
 def fit(
     model: Module,
@@ -892,6 +924,7 @@ def fit(
     class_weight: Any = None,
     validation_split: float = 0.0,
     resume: Optional[str] = None,
+    distributed: bool = False,
 ) -> History:
     """Trains model; returns the History of per-epoch loss and metrics.
 
@@ -932,6 +965,20 @@ def fit(
         for the interrupted run, same classes in the same order), and training
         continues from its epoch up to ``epochs`` in total; the returned
         History holds every epoch. Bit-identical to a run that never stopped.
+    distributed: data-parallel over the ranks of an MPI job (run under
+        ``mpiexec -n N``; needs ``pip install "rnnpy[mpi]"``). Every rank
+        calls fit with the same model, data and arguments; rank 0's initial
+        parameters and seed are broadcast, each batch of batch_size rows (the
+        global batch) is split into contiguous blocks of rows, one per rank
+        (with stateful, rank r keeps its rows of every batch and their state),
+        and the gradients are summed across ranks, weighted by each rank's
+        share of the batch, so that the step is the one a single process takes
+        on that batch (to rounding). Losses must average over their unmasked
+        positions, as rnnpy.losses do. Metrics, validation included, are
+        reduced over ranks; only rank 0 shows progress and writes checkpoints;
+        dropout draws per rank from (seed, epoch, rank). A checkpoint written by
+        N ranks resumes on any number. An exception on one rank aborts the
+        job (see rnnpy.distributed).
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
     compiled = getattr(model, "_compiled", None) or {}
@@ -970,10 +1017,14 @@ def fit(
                          f"got initial_epoch={initial_epoch!r} too")
     _batches(train, batch_size, shuffle and not stateful, seed, "train",
              steps_per_epoch)   # checks the data first
+    dist = _dist.Session() if distributed else None
+    if dist is not None and not dist.is_main:
+        progress, level = False, 0
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
     found = model_lock(model)
     lock = found.mutex if found is not None else contextlib.nullcontext()
+    trainer.is_main = dist is None or dist.is_main
     for cb in callbacks:
         cb.on_train_begin(trainer)
     # restored after on_train_begin, so that a callback resetting itself there
@@ -988,16 +1039,20 @@ def fit(
         seed = trainer.seed = int(np.random.SeedSequence().entropy) % 2 ** 63
     else:
         seed = int(seed)
+    if dist is not None:
+        seed = trainer.seed = dist.start(model, seed)
     epoch_batches, n_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
                                         steps_per_epoch)
     for epoch in range(initial_epoch, last):
         if trainer.stop:
             break
         model.train()
+        if dist is not None:
+            dist.begin_epoch(model, seed, epoch)
         meter = _Meter(metrics)
         started = time.perf_counter()
         bar = _progress(n_batches, f"epoch {epoch + 1}/{last}", level)
-        batches = _run_batches(model, epoch_batches(epoch), loss_fn, stateful, "train")
+        batches = _run_batches(model, epoch_batches(epoch), loss_fn, stateful, "train", dist)
         try:
             while True:
                 # one step, from forward to optimizer step, holds the model's lock:
@@ -1014,6 +1069,8 @@ def fit(
                             "data of that batch)")
                     model.zero_grad()
                     model.backward(grad)  # no dstate: no gradient crosses into earlier batches
+                    if dist is not None:
+                        dist.allreduce_gradients(model)
                     if clip_norm is not None:
                         _optim.clip_grad_norm(model, clip_norm)
                     if clip_value is not None:
@@ -1021,13 +1078,16 @@ def fit(
                     optimizer.step()
                 meter.add(n, value, out, y, mask)
                 bar.update(1)
-                bar.set_postfix(loss=f"{meter.sums['loss'] / meter.count:.4f}")
+                if meter.count:   # a rank of a distributed fit may hold no rows yet
+                    bar.set_postfix(loss=f"{meter.sums['loss'] / meter.count:.4f}")
         finally:
             bar.close()
+        if dist is not None:
+            dist.reduce_meter(meter)
         logs = meter.means("train")
         if val is not None:
             vlogs = evaluate(model, val, loss=val_loss_fn, metrics=metrics, batch_size=batch_size,
-                             stateful=stateful)
+                             stateful=stateful, distributed=distributed)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         if scheduler is not None:
             if hasattr(scheduler, "mode") and hasattr(scheduler, "patience"):
@@ -1048,13 +1108,7 @@ def fit(
     return history
 
 
-def _state_batch(state: Any) -> int:
-    """Batch size of a (nested) state."""
-    while isinstance(state, (list, tuple)):
-        state = next((s for s in state if s is not None), None)
-    return -1 if state is None else int(np.shape(state)[1])
-
-
+@_dist.abort_on_error
 @_blas_pinned
 @holds_model_lock
 def evaluate(
@@ -1070,10 +1124,13 @@ def evaluate(
     stateful: bool = False,
     verbose: Any = 0,
     steps: Optional[int] = None,
+    distributed: bool = False,
 ) -> Dict[str, float]:
     """Mean loss and metrics over data (same forms as fit's, including Keras's
     evaluate(model, x, y)), in evaluation mode. loss and metrics default to
-    model.compile()'s. verbose is accepted for Keras's sake; nothing is shown."""
+    model.compile()'s. verbose is accepted for Keras's sake; nothing is shown.
+    With distributed, each rank runs its rows of every batch and the means
+    are over all of them, on every rank (see fit)."""
     compiled = getattr(model, "_compiled", None) or {}
     loss = compiled.get("loss") if loss is None else loss
     if loss is None:
@@ -1087,25 +1144,31 @@ def evaluate(
     loss_fn = resolve_loss(loss)
     _require_batch_first(model, "evaluate")
     epoch_batches, _ = _batches(data, batch_size, False, None, "data", steps)
+    dist = _dist.Session() if distributed else None
     was_training = model.training
     model.eval()
     try:
         meter = _Meter(metrics)
         for _, n, out, y, value, _, mask in _run_batches(model, epoch_batches(0), loss_fn, stateful,
-                                                         "data"):
+                                                         "data", dist):
             meter.add(n, value, out, y, mask)
+        if dist is not None:
+            dist.reduce_meter(meter)
         return meter.means("data")
     finally:
         model.train(was_training)
 
 
+@_dist.abort_on_error
 @_blas_pinned
 @holds_model_lock
 def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[int] = None,
-            verbose: Any = 0) -> np.ndarray:
+            verbose: Any = 0, distributed: bool = False) -> np.ndarray:
     """Outputs of model on x (B, T, ...) in evaluation mode, in batches of
     batch_size rows (all at once by default); x and lengths may be arrays or
-    lists. verbose is accepted for Keras's sake; nothing is shown."""
+    lists. verbose is accepted for Keras's sake; nothing is shown. With
+    distributed, each rank runs its rows of every batch and every rank returns
+    all the outputs, in order."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
@@ -1118,11 +1181,18 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     try:
         n = _batch_size_of(x)
         step = n if batch_size is None else int(batch_size)
-        outs = []
+        dist = _dist.Session() if distributed else None
+        outs, bounds = [], []
         for s in range(0, n, step):
             xb = np.asarray(x)[s:s + step]
             lb = None if lengths is None else np.asarray(lengths)[s:s + step]
+            if dist is not None:
+                shard = dist.shard(len(xb), lb)
+                bounds.append(shard.bounds)
+                xb, _, lb = shard.take(xb, None, lb)
             outs.append(_forward(model, xb, None, lb)[0])
+        if dist is not None:
+            return dist.gather_rows(outs, bounds)
         return np.concatenate(outs, axis=0)
     finally:
         model.train(was_training)

@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .. import distributed as _dist
 from ..data import CharVocab, split_sequence
 from ..io import load_with_extra, save
 from ..losses import softmax_cross_entropy
@@ -97,7 +98,7 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
         temperature: float = 0.8, prime: str = "The ", seed: int = 0,
         progress: Optional[bool] = None, minutes: Optional[float] = None,
         checkpoint: Optional[str] = None, resume: bool = False,
-        checkpoint_every: float = 60.0) -> Dict[str, Any]:
+        checkpoint_every: float = 60.0, distributed: bool = False) -> Dict[str, Any]:
     """Trains on text (a path; the shipped sample by default) and samples from
     the model; returns val_loss (nats/char on the held-out tail of the text),
     the unigram entropy it must beat, a sample, the history and the model.
@@ -110,6 +111,9 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
     resume: continue from ``checkpoint``: its model (the width options here
         are ignored), optimizer state, vocabulary and position in the text,
         for another ``minutes``.
+    distributed: over the ranks of an MPI job, each taking its rows of every
+        batch (see rnnpy.fit); with minutes, rank 0's clock decides when every
+        rank stops and saves, and only rank 0 writes the checkpoint.
     """
     if max_chars is None and not text:
         max_chars = SAMPLE_MAX_CHARS
@@ -122,7 +126,7 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
                         layers=layers, embedding=embedding, dropout=dropout, batch_size=batch_size,
                         seq_len=seq_len, lr=lr, clip=clip, val_fraction=val_fraction,
                         sample_length=sample_length, temperature=temperature, prime=prime,
-                        seed=seed, progress=progress)
+                        seed=seed, progress=progress, distributed=distributed)
     vocab = CharVocab(corpus)
     _check_prime(vocab, prime)
     ids = vocab.encode(corpus)
@@ -133,9 +137,10 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
     model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
     history = fit(model, lambda: iter(train), loss="softmax_cross_entropy",
                   optimizer=Adam(model, lr=lr), epochs=epochs, clip_norm=clip, stateful=True,
-                  val=lambda: iter(val), metrics=(), progress=progress)
+                  val=lambda: iter(val), metrics=(), progress=progress, distributed=distributed)
     val_loss = history["val_loss"][-1] if epochs else evaluate(
-        model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True)["loss"]
+        model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True,
+        distributed=distributed)["loss"]
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
     return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
@@ -159,12 +164,20 @@ def _fingerprint(ids: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:32]
 
 
+@_dist.abort_on_error
 def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optional[str],
              resume: bool, checkpoint_every: float, cell: str, hidden: int, layers: int,
              embedding: int, dropout: float, batch_size: int, seq_len: int, lr: float,
              clip: float, val_fraction: float, sample_length: int, temperature: float,
-             prime: str, seed: int, progress: Optional[bool]) -> Dict[str, Any]:
-    """run() on a wall-clock budget, with a checkpoint to resume from."""
+             prime: str, seed: int, progress: Optional[bool],
+             distributed: bool = False) -> Dict[str, Any]:
+    """run() on a wall-clock budget, with a checkpoint to resume from.
+
+    distributed: each rank trains on its rows of every batch (the state of
+    those rows carried), the gradients are summed across ranks weighted by
+    their rows, and rank 0's clock decides, at every step, when every rank
+    stops and when the checkpoint is written (by rank 0 alone): the ranks
+    take the same steps and stop at the same one."""
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) \
             or not math.isfinite(minutes) or minutes <= 0:
         raise ValueError(f"minutes: expected a positive number of minutes, got {minutes!r}")
@@ -199,6 +212,11 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
         opt = Adam(model, lr=lr)
     _check_prime(vocab, prime)
+    dist = _dist.Session() if distributed else None
+    if dist is not None:
+        dist.start(model, seed)   # rank 0's parameters everywhere
+        if not dist.is_main:
+            progress = False
     train = char_batches(train_ids, batch_size, seq_len)
     # the tail is read as up to VAL_ROWS parallel rows, each carrying its state over
     # thousands of characters on a large text: seconds, where batch_size rows of
@@ -214,6 +232,8 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                 f"the parameters are not finite at epoch {position['epoch'] + 1}, batch "
                 f"{position['batch']}: training stopped and {checkpoint!r} left as it was "
                 "(lower lr or clip)")
+        if dist is not None and not dist.is_main:   # one writer: rank 0
+            return
         save(model, checkpoint, extra={
             "kind": "char-rnn", "vocab": vocab.to_config(), "optimizer": opt.state_dict(),
             "batch_size": batch_size, "seq_len": seq_len, "cell": cell,
@@ -227,18 +247,35 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     state = None     # carried from window to window; starts at zero each epoch and on resume
     bar = _progress(None, "char-rnn", progress)
     model.train()
+
+    def agreed(flag: Any) -> Any:   # rank 0's decision on every rank
+        return flag if dist is None else _dist.broadcast(flag)
+
     try:
-        while time.monotonic() < deadline:
+        while agreed(time.monotonic() < deadline):
+            if dist is not None:
+                dist.begin_epoch(model, seed, position["epoch"])
             for i, (x, y) in enumerate(train):
                 if i < position["batch"]:
                     continue
-                out, state = model.forward(x, state)
-                loss, grad = softmax_cross_entropy(out, y)
+                shard = None
+                if dist is not None:   # this rank's rows, and their carried state
+                    shard = dist.shard(len(x), None)
+                    x_rows, y_rows, _ = shard.take(x, y, None)
+                else:
+                    x_rows, y_rows = x, y
+                out, state = model.forward(x_rows, state)
+                loss, grad = softmax_cross_entropy(out, y_rows)
+                if shard is not None:
+                    share, grad = shard.weigh(grad, None, out.shape[1])
+                    loss = math.fsum(dist.allgather(loss * share / len(x)))   # the global batch's
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss} at epoch {position['epoch'] + 1}, "
                                              f"batch {i + 1}: training stopped (lower lr)")
                 model.zero_grad()
                 model.backward(grad)
+                if dist is not None:
+                    dist.allreduce_gradients(model)
                 clip_grad_norm(model, clip)
                 opt.step()
                 position["batch"] = i + 1
@@ -248,9 +285,10 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
                 now = time.monotonic()
-                if now >= deadline:
+                stop, due = agreed((now >= deadline, now - last_save >= checkpoint_every))
+                if stop:
                     break
-                if now - last_save >= checkpoint_every:
+                if due:
                     position["seconds"] += now - last_save
                     last_save = now
                     write_checkpoint()
@@ -277,7 +315,7 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         history["loss"].append(epoch_loss / epoch_chars)
     t_val = time.monotonic()
     val_loss = evaluate(model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(),
-                        batch_size=val_rows, stateful=True)["loss"]
+                        batch_size=val_rows, stateful=True, distributed=distributed)["loss"]
     val_seconds = time.monotonic() - t_val
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
     return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss, "val_seconds": val_seconds,

@@ -22,9 +22,10 @@ from .echo import echo_chunks, echo_data
 def run(cell: str = "rnn", hidden: int = 4, layers: int = 1, echo_step: int = 3,
         series_length: int = 20000, batch_size: int = 5, truncated_length: int = 20,
         epochs: int = 5, lr: float = 1e-3, seed: int = 1, nonlinearity: str = "relu",
-        progress: Optional[bool] = None) -> Dict[str, Any]:
+        progress: Optional[bool] = None, distributed: bool = False) -> Dict[str, Any]:
     """Trains statefully over consecutive chunks; returns test accuracy over
-    every step of a fresh series, the history and the model."""
+    every step of a fresh series, the history and the model. distributed:
+    over the ranks of an MPI job, each taking its rows (see rnnpy.fit)."""
     rec = make_recurrent(cell, 1, hidden, layers, nonlinearity=nonlinearity, seed=seed)
     model = Sequential(rec, Dense(hidden, 1, seed=seed + 1))
     epoch = {"n": 0}
@@ -37,8 +38,10 @@ def run(cell: str = "rnn", hidden: int = 4, layers: int = 1, echo_step: int = 3,
     x_test, y_test = echo_data(series_length, batch_size, echo_step, seed=seed + 99_999)
     test = list(echo_chunks(x_test, y_test, truncated_length))
     history = fit(model, epoch_chunks, loss="binary_cross_entropy_with_logits",
-                  optimizer=RMSprop(model, lr=lr), epochs=epochs, stateful=True, progress=progress)
-    final = evaluate(model, test, loss="binary_cross_entropy_with_logits", stateful=True)
+                  optimizer=RMSprop(model, lr=lr), epochs=epochs, stateful=True, progress=progress,
+                  distributed=distributed)
+    final = evaluate(model, test, loss="binary_cross_entropy_with_logits", stateful=True,
+                     distributed=distributed)
     return {"demo": "echo", "cell": cell, "echo_step": echo_step,
             "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "history": history.history, "model": model}

@@ -30,6 +30,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .. import distributed as _dist
 from .._validate import positive_int
 from ..losses import softmax_cross_entropy
 from ..nn import Dense, LastStep, Sequential
@@ -54,9 +55,12 @@ def build_model(cell: str = "lstm", hidden: int = 4, layers: int = 1, nonlineari
 def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = "easy",
         epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, seed: int = 3,
         nonlinearity: str = "relu", padding: str = "pre", test_batches: int = 10,
-        batches_per_epoch: Optional[int] = None, progress: Optional[bool] = None) -> Dict[str, Any]:
+        batches_per_epoch: Optional[int] = None, progress: Optional[bool] = None,
+        distributed: bool = False) -> Dict[str, Any]:
     """Trains on fresh batches every epoch; returns test accuracy and loss (on
-    test_batches batches drawn from another seed), the history and the model."""
+    test_batches batches drawn from another seed), the history and the model.
+    distributed: over the ranks of an MPI job, each taking its rows of every
+    batch (see rnnpy.fit)."""
     gen = TemporalOrder(difficulty, batch_size, seed=seed, padding=padding)
     x_test, y_test, len_test = TemporalOrder(difficulty, batch_size, seed=seed + 10_000,
                                              padding=padding).dataset(test_batches)
@@ -71,8 +75,9 @@ def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = 
     model = build_model(cell, hidden, layers, nonlinearity, seed)
     test = (x_test, y_test, len_test) if use_lengths else (x_test, y_test)
     history = fit(model, epoch_batches, loss="softmax_cross_entropy", optimizer=RMSprop(model, lr=lr),
-                  epochs=epochs, batch_size=batch_size, val=test, progress=progress)
-    final = evaluate(model, test, loss="softmax_cross_entropy")
+                  epochs=epochs, batch_size=batch_size, val=test, progress=progress,
+                  distributed=distributed)
+    final = evaluate(model, test, loss="softmax_cross_entropy", distributed=distributed)
     return {"demo": "seq-classification", "cell": cell, "difficulty": difficulty, "epochs": epochs,
             "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "history": history.history, "model": model,
@@ -130,12 +135,13 @@ def preset(difficulty: str, **overrides: Any) -> Dict[str, Any]:
     return settings
 
 
+@_dist.abort_on_error
 def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optional[int] = None,
           lr: Optional[float] = None, batch_size: Optional[int] = None, init: Optional[str] = None,
           epochs: Optional[int] = None, optimizer: Optional[str] = None, clip: Optional[float] = None,
           layers: int = 1, seed: int = 0, nonlinearity: str = "relu", padding: str = "pre",
           target: float = 0.99, window: int = 256, test_size: int = 1000, threads: int = 1,
-          progress: Optional[bool] = None) -> Dict[str, Any]:
+          progress: Optional[bool] = None, distributed: bool = False) -> Dict[str, Any]:
     """Trains on fresh batches until the level is solved, with PRESETS[difficulty]
     and any setting given here in its place.
 
@@ -151,6 +157,13 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     threads: of the recurrent layer (1 leaves the other core to other work).
     A plain RNN (cell="rnn") at a level whose preset is chrono gets the
     orthogonal initialisation instead, unless init is given.
+    distributed: over the ranks of an MPI job (see rnnpy.fit): every rank
+        draws the same global batches, trains on its rows of each, and the
+        gradients are summed across ranks weighted by their rows; the right
+        answers and losses of every row are gathered on every rank, so the
+        window, the checks (each rank predicting its rows of the test set)
+        and the decision to stop are the same everywhere, and the run takes
+        the steps one process takes (to rounding).
     """
     s = preset(difficulty, cell=cell, hidden=hidden, lr=lr, batch_size=batch_size, init=init,
                epochs=epochs, optimizer=optimizer, clip=clip)
@@ -170,6 +183,11 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     use_lengths = padding == "post"
     model = build_model(s["cell"], s["hidden"], layers, nonlinearity, seed, threads=threads,
                         **layer_kw)
+    dist = _dist.Session() if distributed else None
+    if dist is not None:
+        dist.start(model, seed)   # rank 0's parameters everywhere
+        if not dist.is_main:
+            progress = False
     opt_cls = Adam if s["optimizer"] == "adam" else RMSprop
     opt = opt_cls(model, lr=s["lr"])
     total = s["epochs"] * len(gen)
@@ -190,7 +208,8 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
         right = 0
         for _ in range(n):
             x, y, lengths = test_gen.batch()
-            out = predict(model, x, lengths=lengths if use_lengths else None)
+            out = predict(model, x, lengths=lengths if use_lengths else None,
+                          distributed=distributed)
             right += int((out.argmax(axis=-1) == y).sum())
         return right / (n * test_gen.batch_size)
 
@@ -201,15 +220,33 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
             if step and step % len(gen) == 0:
                 close_epoch()
             x, y, lengths = gen.batch()
-            out, _ = model.forward(x, None, lengths if use_lengths else None)
-            loss, grad = softmax_cross_entropy(out, y)
+            if not use_lengths:
+                lengths = None
+            shard = None
+            if dist is not None:   # this rank's rows of the global batch
+                shard = dist.shard(len(y), lengths)
+                x, y_rows, lengths = shard.take(x, y, lengths)
+            else:
+                y_rows = y
+            out, _ = model.forward(x, None, lengths)
+            loss, grad = softmax_cross_entropy(out, y_rows)
+            hits = out.argmax(axis=-1) == y_rows
+            if shard is not None:
+                share, grad = shard.weigh(grad, None, 1)
+                # every row's answer and every rank's weighted loss, on every rank
+                everyone = dist.allgather((hits[:0] if shard.empty else hits,
+                                           loss * share / len(y)))
+                hits = np.concatenate([h for h, _ in everyone])
+                loss = math.fsum(v for _, v in everyone)
             model.zero_grad()
             model.backward(grad)
+            if dist is not None:
+                dist.allreduce_gradients(model)
             if s["clip"] is not None:
                 clip_grad_norm(model, s["clip"])
             opt.step()
             seen += len(y)
-            right = (out.argmax(axis=-1) == y).tolist()
+            right = hits.tolist()
             recent.extend(right)
             sums[0] += loss * len(y)
             sums[1] += sum(right)
