@@ -43,17 +43,34 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* Blocking, for a 48 KiB L1d and 2 MiB L2 per core: a 32-column strip pair
- * of B, KC deep (16 KiB), stays in L1 while the kernel walks the MC x KC
- * block of A (64 KiB, L2); the KC x NC panel of B (384 KiB) stays in L2.
- * KC and MC are multiples of 32 (the AMX tile depth and height), NC of 96
- * (every kernel's NR: 32, 48, 16). */
+/* Blocking, for a 48 KiB L1d and 2 MiB L2 per core: the KC x NC panel of
+ * B (768 KiB) stays in L2; the AVX-512 kernel keeps a 48-column strip of B
+ * (24 KiB) in L1 while it walks the MC x KC block of A (64 KiB, L2); the
+ * AMX kernel, see MC_AMX. KC and MC are multiples of 32 (the AMX tile depth
+ * and height), NC of 96 (every kernel's NR: 32, 48, 16). NC = 1536 holds
+ * an LSTM's 4H = 1024 in one panel, so op(A) is packed once. */
 #define KC RNN_BF16_KC
+#ifndef MC
 #define MC 128
-#define NC 768
+#endif
+#ifndef NC
+#define NC 1536
+#endif
+/* The AMX kernel runs one 32-row A strip pair (16 KiB, L1) against the
+ * whole B panel (streamed from L2): a_outer in bf16_isa. Before that loop
+ * order, packing 128 rows with B strips outside made A come from L2 and was
+ * 2-3x slower at T*B = 6400; with it, 32 to 128 rows measured alike. */
+#ifndef MC_AMX
+#define MC_AMX 32
+#endif
+#ifndef MC_AVX
+#define MC_AVX MC
+#endif
 #define NR_PACK 96 /* column padding of a pre-packed B: a multiple of every NR */
 
-_Static_assert(KC % 32 == 0 && MC % 32 == 0 && NC % NR_PACK == 0, "bf16 blocking");
+_Static_assert(KC % 32 == 0 && MC % 32 == 0 && NC % NR_PACK == 0 && MC_AMX % 32 == 0 &&
+                   MC_AMX <= MC && MC_AVX % 32 == 0 && MC_AVX <= MC,
+               "bf16 blocking");
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t round_up64(int64_t x, int64_t q) { return (x + q - 1) / q * q; }
@@ -231,10 +248,12 @@ typedef void (*kern_fn)(int64_t kp, const rnn_bf16 *pa, int64_t sa, const rnn_bf
 
 typedef struct {
     int mr, nr; /* block of C per kernel call */
+    int64_t mc; /* rows of op(A) packed at a time (a multiple of 32, <= MC) */
     kern_fn kern;
     packa_fn packa;
     packb_fn packb;
-    int amx;    /* load the tile configuration around the product */
+    int amx;     /* load the tile configuration around the product */
+    int a_outer; /* loop over strips of A outside strips of B */
 } bf16_isa;
 
 static ALWAYS_INLINE float op_at(int trans, const float *X, int64_t ld, int64_t r, int64_t c) {
@@ -305,7 +324,7 @@ static void kern_gen(int64_t kp, const rnn_bf16 *pa, int64_t sa, const rnn_bf16 
     store_tile(&acc[0][0], 16, c, ldc, alpha, beta, m, n);
 }
 
-static const bf16_isa isa_generic = {16, 16, kern_gen, packa_gen, packb_gen, 0};
+static const bf16_isa isa_generic = {16, 16, MC, kern_gen, packa_gen, packb_gen, 0, 0};
 
 #if BF16_X86
 /* ---- vector packers (AVX512-BF16; shared by the AMX path) ---- */
@@ -332,6 +351,12 @@ TARGET_BF16 static void packa_avx(int trans_a, const float *A, int64_t lda, int6
                     int64_t k = b + 2 * q;
                     const float *r0 = n > 0 && k < kc ? A + (k0 + k) * lda + m0 + s : NULL;
                     const float *r1 = n > 0 && k + 1 < kc ? A + (k0 + k + 1) * lda + m0 + s : NULL;
+                    /* 64 bytes from each of many rows lda apart: the hardware
+                     * prefetchers miss this pattern, so fetch the next block's */
+                    if (n > 0 && k + 33 < kc) {
+                        _mm_prefetch((const char *)(r0 + 32 * lda), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(r1 + 32 * lda), _MM_HINT_T0);
+                    }
                     v[q] = pairs16(r0, r1, n);
                 }
                 tr16(v);
@@ -351,6 +376,10 @@ TARGET_BF16 static void packb_avx(int trans_b, const float *B, int64_t ldb, int6
             for (int64_t k = 0; k < kp; k += 2) {
                 const float *r0 = k < kc && n > 0 ? B + (k0 + k) * ldb + n0 + s : NULL;
                 const float *r1 = k + 1 < kc && n > 0 ? B + (k0 + k + 1) * ldb + n0 + s : NULL;
+                if (n > 0 && k + 33 < kc) { /* as in packa_avx */
+                    _mm_prefetch((const char *)(r0 + 32 * ldb), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(r1 + 32 * ldb), _MM_HINT_T0);
+                }
                 _mm512_storeu_si512((void *)(d + k * 16), pairs16(r0, r1, n));
             }
         } else {
@@ -418,7 +447,7 @@ TARGET_BF16 static void kern_avx(int64_t kp, const rnn_bf16 *pa, int64_t sa, con
     store_avx(t, NV_AVX * 16, NV_AVX, c, ldc, alpha, beta, m, n);
 }
 
-static const bf16_isa isa_avx = {MR_AVX, NV_AVX * 16, kern_avx, packa_avx, packb_avx, 0};
+static const bf16_isa isa_avx = {MR_AVX, NV_AVX * 16, MC_AVX, kern_avx, packa_avx, packb_avx, 0, 0};
 
 /* ---- AMX: 2 x 2 tiles of 16 x 16 floats (32 x 32 of C) ---- */
 
@@ -448,23 +477,59 @@ TARGET_AMX static void amx_begin(void) {
 /* Gives the tile state back, so that the thread's context stays small. */
 TARGET_AMX static void amx_end(void) { _tile_release(); }
 
+/* The k loop over 1 or 2 A tiles (rows 0-15, 16-31) and 1 or 2 B tiles
+ * (columns 0-15, 16-31), into accumulators 0 (A0 B0), 1 (A0 B1), 2 (A1 B0)
+ * and 3 (A1 B1); each tile is loaded just before its first use. */
+#define AMX_LOOP(TWO_A, TWO_B)                                     \
+    for (int64_t b = 0; b < kp; b += 32) {                         \
+        _tile_loadd(4, pa + b * 16, 64);                           \
+        _tile_loadd(6, pb + b * 16, 64);                           \
+        _tile_dpbf16ps(0, 4, 6);                                   \
+        if (TWO_B) {                                               \
+            _tile_loadd(7, pb1 + b * 16, 64);                      \
+            _tile_dpbf16ps(1, 4, 7);                               \
+        }                                                          \
+        if (TWO_A) {                                               \
+            _tile_loadd(5, pa1 + b * 16, 64);                      \
+            _tile_dpbf16ps(2, 5, 6);                               \
+            if (TWO_B) _tile_dpbf16ps(3, 5, 7);                    \
+        }                                                          \
+    }
+
+/* 32 x 32 of C, or 16 rows / 16 columns of it when m / n need no more
+ * (small batches, edges). Whole tiles with alpha = 1 and beta = 0 or 1
+ * (every slice after the first) go straight between C and the accumulator
+ * tiles; the rest through a buffer and store_avx. */
 TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, const rnn_bf16 *pb,
                                 int64_t sb, float *c, int64_t ldc, float alpha, float beta,
                                 int m, int n) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
     const rnn_bf16 *pa1 = pa + sa, *pb1 = pb + sb;
-    for (int64_t b = 0; b < kp; b += 32) {
-        _tile_loadd(4, pa + b * 16, 64);
-        _tile_loadd(6, pb + b * 16, 64);
-        _tile_loadd(5, pa1 + b * 16, 64);
-        _tile_loadd(7, pb1 + b * 16, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+    const int two_a = m > 16, two_b = n > 16;
+    const int direct = alpha == 1 && (beta == 0 || beta == 1) && m == (two_a ? 32 : 16) &&
+                       n == (two_b ? 32 : 16);
+    const long ldcb = (long)(ldc * (int64_t)sizeof(float));
+    float *c1 = c + 16, *c2 = c + 16 * ldc, *c3 = c + 16 * ldc + 16;
+    if (direct && beta == 1) {
+        _tile_loadd(0, c, ldcb);
+        if (two_b) _tile_loadd(1, c1, ldcb);
+        if (two_a) _tile_loadd(2, c2, ldcb);
+        if (two_a && two_b) _tile_loadd(3, c3, ldcb);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    if (two_a && two_b) AMX_LOOP(1, 1)
+    else if (two_a) AMX_LOOP(1, 0)
+    else if (two_b) AMX_LOOP(0, 1)
+    else AMX_LOOP(0, 0)
+    if (direct) {
+        _tile_stored(0, c, ldcb);
+        if (two_b) _tile_stored(1, c1, ldcb);
+        if (two_a) _tile_stored(2, c2, ldcb);
+        if (two_a && two_b) _tile_stored(3, c3, ldcb);
+        return;
     }
     float t[32 * 32] __attribute__((aligned(64)));
     _tile_stored(0, t, 128);
@@ -473,8 +538,9 @@ TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, cons
     _tile_stored(3, t + 16 * 32 + 16, 128);
     store_avx(t, 32, 2, c, ldc, alpha, beta, m, n);
 }
+#undef AMX_LOOP
 
-static const bf16_isa isa_amx = {32, 32, kern_amx, packa_avx, packb_avx, 1};
+static const bf16_isa isa_amx = {32, 32, MC_AMX, kern_amx, packa_avx, packb_avx, 1, 1};
 #endif /* BF16_X86 */
 
 static const bf16_isa *isa_desc(int isa) {
@@ -540,18 +606,22 @@ static void gemm_blocked(const bf16_isa *d, int trans_a, int trans_b, int64_t M,
                 pb = pbuf;
                 sb = 16 * kp;
             }
-            for (int64_t ic = 0; ic < M; ic += MC) {
-                int64_t mc = min64(MC, M - ic);
+            for (int64_t ic = 0; ic < M; ic += d->mc) {
+                int64_t mc = min64(d->mc, M - ic);
                 d->packa(trans_a, A, lda, ic, pc, mc, kc, round_up64(mc, 32), kp, pa);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int nr = (int)min64(NR, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int mr = (int)min64(MR, mc - ir);
+                /* a_outer: one strip of A against the whole panel of B (A in
+                 * L1, B from L2); otherwise one strip of B against the block
+                 * of A. Either way every block of C is computed alike. */
+                const int64_t n_outer = d->a_outer ? mc : nc, n_inner = d->a_outer ? nc : mc;
+                const int64_t s_outer = d->a_outer ? MR : NR, s_inner = d->a_outer ? NR : MR;
+                for (int64_t o = 0; o < n_outer; o += s_outer)
+                    for (int64_t in = 0; in < n_inner; in += s_inner) {
+                        int64_t ir = d->a_outer ? o : in, jr = d->a_outer ? in : o;
+                        int mr = (int)min64(MR, mc - ir), nr = (int)min64(NR, nc - jr);
                         d->kern(kp, pa + (ir >> 4) * 16 * kp + (ir & 15) * 32, 16 * kp,
                                 pb + (jr >> 4) * sb, sb, C + (ic + ir) * ldc + jc + jr, ldc,
                                 alpha, beta_p, mr, nr);
                     }
-                }
             }
         }
     }
