@@ -13,17 +13,33 @@
  * over shapes that are not multiples of the tiles, K = 1, every transpose,
  * padded leading dimensions, general alpha/beta, NaN in C with beta = 0 and
  * non-finite inputs; the pre-packed B (its documented layout, and results
- * equal bit for bit to the unpacked product); and the status codes.
+ * equal bit for bit to the unpacked product); the status codes; and, in a
+ * child process whose requests for AMX tile data the OS refuses (a seccomp
+ * filter), that the product falls back to the next instruction set.
  *
  *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm_bf16.c tests/c/test_bf16.c -lm
  *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
+#define _GNU_SOURCE /* syscall, fork and prctl under -std=c11 */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__) && !defined(RNN_GEMM_PORTABLE)
+#define TEST_REFUSAL 1
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 #include "bf16.h"
 #include "rnn_common.h"
@@ -401,11 +417,62 @@ static void test_errors(void) {
     check(rnn_bf16_peak(RNN_BF16_GENERIC, 10, NULL) == RNN_ERR_NULL, "peak without output");
 }
 
+#if TEST_REFUSAL
+/* In a child process: make arch_prctl(ARCH_REQ_XCOMP_PERM, ...) fail with
+ * EPERM (everything else allowed), then check that AMX is reported absent
+ * and the product still runs, on the next best instruction set, correctly.
+ * Must run before this process asks for AMX itself (the answer is kept). */
+static void test_amx_refused(void) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        check(0, "fork for the refusal test");
+        return;
+    }
+    if (pid == 0) {
+        struct sock_filter prog[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_arch_prctl, 0, 3),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x1023, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog fprog = {(unsigned short)(sizeof prog / sizeof prog[0]), prog};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog))
+            _exit(3); /* no seccomp here: reported as skipped */
+        if (syscall(SYS_arch_prctl, 0x1023, 18) == 0) _exit(4); /* the filter did not bite */
+        int ok = !rnn_bf16_isa_supported(RNN_BF16_AMX) && rnn_bf16_best_isa() != RNN_BF16_AMX;
+        float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4];
+        ok = ok && rnn_gemm_bf16(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, workspace) == RNN_OK &&
+             c[0] == 4 && c[1] == 5 && c[2] == 10 && c[3] == 11;
+        /* and asking for AMX by name falls back too */
+        ok = ok && rnn_gemm_bf16_isa(RNN_BF16_AMX, 0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2,
+                                     workspace) == RNN_OK && c[3] == 11;
+        _exit(ok ? 0 : 1);
+    }
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    int code = WIFEXITED(wst) ? WEXITSTATUS(wst) : -1;
+    if (code == 3) {
+        printf("refusal test: seccomp unavailable, skipped\n");
+        return;
+    }
+    check(code == 0, "AMX refused by the OS: reported absent, products fall back");
+}
+#endif
+
 int main(void) {
     void *raw;
     workspace = aligned64(rnn_gemm_bf16_workspace_size(), &raw);
     /* an unaligned workspace works too */
     workspace = (char *)workspace + 4;
+#if TEST_REFUSAL
+    fflush(stdout);
+    test_amx_refused();
+#endif
     test_conversion_vectors();
     test_conversion_sweep();
     test_packed_layout();
