@@ -1538,16 +1538,28 @@ error:
 
 static PyObject *core_bf16_peak(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"isa", "iters", "repeats", NULL};
-    PyObject *isa_obj = Py_None;
-    long long iters = 200000, repeats = 7;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$OLL:bf16_peak", kwlist, &isa_obj, &iters, &repeats))
+    PyObject *isa_obj = Py_None, *iters_obj = Py_None;
+    long long iters, repeats = 21;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$OOL:bf16_peak", kwlist, &isa_obj, &iters_obj,
+                                     &repeats))
         return NULL;
     int isa = parse_bf16_isa(isa_obj);
     if (isa < 0) return NULL;
-    if (iters < 1 || iters > (1LL << 40) || repeats < 1 || repeats > 1000) {
-        PyErr_Format(PyExc_ValueError,
-                     "iters, repeats: expected 1 <= iters <= 2**40 and 1 <= repeats <= 1000, "
-                     "got %lld, %lld", iters, repeats);
+    if (iters_obj == Py_None) {
+        /* about half a millisecond per run, short enough that few runs on a busy
+         * machine lose the core in the middle */
+        iters = isa == RNN_BF16_AMX ? 10000 : isa == RNN_BF16_AVX512 ? 30000 : 100000;
+    } else {
+        iters = PyLong_Check(iters_obj) && !PyBool_Check(iters_obj) ? PyLong_AsLongLong(iters_obj) : -1;
+        if (iters == -1 && PyErr_Occurred()) PyErr_Clear();
+    }
+    if (iters < 1 || iters > (1LL << 40)) {
+        PyErr_Format(PyExc_ValueError, "iters: expected None or an int in [1, 2**40], got %R",
+                     iters_obj);
+        return NULL;
+    }
+    if (repeats < 1 || repeats > 1000) {
+        PyErr_Format(PyExc_ValueError, "repeats: expected an int in [1, 1000], got %lld", repeats);
         return NULL;
     }
     double *g = PyMem_RawMalloc((size_t)repeats * sizeof(double));
@@ -1608,10 +1620,11 @@ static PyMethodDef core_methods[] = {
      "'avx512_bf16', 'generic' or None (the best available; ValueError if the CPU lacks it).\n"
      "prepack: pack op(b) once first, as the recurrent product does. For tests and benchmarks."},
     {"bf16_peak", (PyCFunction)(void (*)(void))core_bf16_peak, METH_VARARGS | METH_KEYWORDS,
-     "bf16_peak(*, isa=None, iters=200000, repeats=7) -> GFLOP/s\n\n"
+     "bf16_peak(*, isa=None, iters=None, repeats=21) -> GFLOP/s\n\n"
      "One core's bfloat16 multiply-add peak, the median of `repeats` timed loops of independent\n"
      "AMX TDPBF16PS (isa 'amx') or AVX512-BF16 vdpbf16ps ('avx512_bf16') into several\n"
-     "accumulators; 'generic' times a float32 loop. Runs on the calling thread."},
+     "accumulators; 'generic' times a float32 loop. iters (default: ~0.5 ms per loop) sets\n"
+     "each loop's length. Runs on the calling thread."},
     {"bf16_isas", (PyCFunction)core_bf16_isas, METH_NOARGS,
      "Names of the bfloat16 micro-kernels this CPU (and OS) supports, best first."},
     {NULL, NULL, 0, NULL},

@@ -145,8 +145,11 @@ def test_isas_and_peak():
         assert _core.bf16_peak(isa=isa, iters=200, repeats=3) > 0
     with pytest.raises(ValueError, match=r"^isa: expected 'amx', 'avx512_bf16', 'generic'"):
         _core.bf16_peak(isa="sse")
-    with pytest.raises(ValueError, match=r"^iters, repeats"):
-        _core.bf16_peak(iters=0)
+    for bad in (0, -3, "x", True, 2 ** 70):
+        with pytest.raises(ValueError, match=r"^iters: expected None or an int in \[1, 2\*\*40\]"):
+            _core.bf16_peak(iters=bad)
+    with pytest.raises(ValueError, match=r"^repeats: expected an int in \[1, 1000\], got 0"):
+        _core.bf16_peak(repeats=0)
 
 
 def test_argument_errors():
