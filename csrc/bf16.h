@@ -50,7 +50,7 @@
  * flushing of subnormal inputs and results to zero (DAZ/FTZ in vdpbf16ps
  * and TDPBF16PS); it is nil for data of ordinary magnitude. The first term
  * dominates: the relative error of a sum of same-sign products is at most
- * 2^-7 + 2^-16 ~= 0.79%, and for K up to 10^4 the float32 sums add at most
+ * 2^-7 + 2^-16 ~= 0.78%, and for K up to 10^4 the float32 sums add at most
  * ~6e-4 relative. rnn_gemm_bf16_bound() evaluates this bound.
  */
 #ifndef RNNPY_BF16_H

@@ -57,11 +57,14 @@
 #define NC 1536
 #endif
 /* The AMX kernel runs one 32-row A strip pair (16 KiB, L1) against the
- * whole B panel (streamed from L2): a_outer in bf16_isa. Before that loop
- * order, packing 128 rows with B strips outside made A come from L2 and was
- * 2-3x slower at T*B = 6400; with it, 32 to 128 rows measured alike. */
+ * whole B panel (streamed from L2): a_outer in bf16_isa. (Before that loop
+ * order, 128 rows with B strips outside made A come from L2: 2-3x slower
+ * at T*B = 6400.) The kernel is then indifferent to MC, and 128 rows make
+ * the transposed packing read 512 contiguous bytes per row of A instead of
+ * 128 (the packing of the weight gradient's dG^T took ~45% of its time at
+ * 32 rows, ~30% at 128, in perf samples). */
 #ifndef MC_AMX
-#define MC_AMX 32
+#define MC_AMX 128
 #endif
 #ifndef MC_AVX
 #define MC_AVX MC
@@ -332,37 +335,45 @@ static const bf16_isa isa_generic = {16, 16, MC, kern_gen, packa_gen, packb_gen,
 TARGET_BF16 static void packa_avx(int trans_a, const float *A, int64_t lda, int64_t m0,
                                   int64_t k0, int64_t mc, int64_t kc, int64_t mp, int64_t kp,
                                   rnn_bf16 *dst) {
-    for (int64_t s = 0; s < mp; s += 16)
-        for (int64_t b = 0; b < kp; b += 32) {
-            rnn_bf16 *d = dst + s * kp + b * 16;
-            if (!trans_a) {
+    if (!trans_a) {
+        for (int64_t s = 0; s < mp; s += 16)
+            for (int64_t b = 0; b < kp; b += 32) {
                 /* a tile row is 32 consecutive k of a row of A */
+                rnn_bf16 *d = dst + s * kp + b * 16;
                 for (int64_t r = 0; r < 16; r++) {
                     int64_t i = s + r;
                     __m512i v = i < mc && b < kc ? cvt32(A + (m0 + i) * lda + k0 + b, kc - b)
                                                  : _mm512_setzero_si512();
                     _mm512_storeu_si512((void *)(d + r * 32), v);
                 }
-            } else {
-                /* A is K x M: pair up two rows of k, then transpose the pairs */
-                __m512i v[16];
-                int64_t n = mc - s;
-                for (int64_t q = 0; q < 16; q++) {
-                    int64_t k = b + 2 * q;
-                    const float *r0 = n > 0 && k < kc ? A + (k0 + k) * lda + m0 + s : NULL;
-                    const float *r1 = n > 0 && k + 1 < kc ? A + (k0 + k + 1) * lda + m0 + s : NULL;
-                    /* 64 bytes from each of many rows lda apart: the hardware
-                     * prefetchers miss this pattern, so fetch the next block's */
-                    if (n > 0 && k + 33 < kc) {
-                        _mm_prefetch((const char *)(r0 + 32 * lda), _MM_HINT_T0);
-                        _mm_prefetch((const char *)(r1 + 32 * lda), _MM_HINT_T0);
-                    }
-                    v[q] = pairs16(r0, r1, n);
-                }
-                tr16(v);
-                for (int r = 0; r < 16; r++) _mm512_storeu_si512((void *)(d + r * 32), v[r]);
             }
+        return;
+    }
+    /* A is K x M: pair up two rows of k, then transpose the pairs. Each row
+     * of A gives only mc floats, rows lda apart (often in different pages),
+     * which the hardware prefetchers do not follow: each 32-row block takes
+     * all its strips while its lines are fresh, and the rows of the block two
+     * ahead are prefetched meanwhile. */
+    for (int64_t b = 0; b < kp; b += 32) {
+        for (int64_t k = b + 64; k < b + 96 && k < kc; k++) {
+            const char *row = (const char *)(A + (k0 + k) * lda + m0);
+            for (int64_t off = 0; off < mc * (int64_t)sizeof(float); off += 64)
+                _mm_prefetch(row + off, _MM_HINT_T0);
         }
+        for (int64_t s = 0; s < mp; s += 16) {
+            rnn_bf16 *d = dst + s * kp + b * 16;
+            __m512i v[16];
+            int64_t n = mc - s;
+            for (int64_t q = 0; q < 16; q++) {
+                int64_t k = b + 2 * q;
+                const float *r0 = n > 0 && k < kc ? A + (k0 + k) * lda + m0 + s : NULL;
+                const float *r1 = n > 0 && k + 1 < kc ? A + (k0 + k + 1) * lda + m0 + s : NULL;
+                v[q] = pairs16(r0, r1, n);
+            }
+            tr16(v);
+            for (int r = 0; r < 16; r++) _mm512_storeu_si512((void *)(d + r * 32), v[r]);
+        }
+    }
 }
 
 TARGET_BF16 static void packb_avx(int trans_b, const float *B, int64_t ldb, int64_t k0,
