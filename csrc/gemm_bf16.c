@@ -387,7 +387,7 @@ TARGET_BF16 static void packb_avx(int trans_b, const float *B, int64_t ldb, int6
             for (int64_t k = 0; k < kp; k += 2) {
                 const float *r0 = k < kc && n > 0 ? B + (k0 + k) * ldb + n0 + s : NULL;
                 const float *r1 = k + 1 < kc && n > 0 ? B + (k0 + k + 1) * ldb + n0 + s : NULL;
-                if (n > 0 && k + 33 < kc) { /* as in packa_avx */
+                if (n > 0 && k + 33 < kc) { /* 64 bytes per row, rows ldb apart: fetch ahead */
                     _mm_prefetch((const char *)(r0 + 32 * ldb), _MM_HINT_T0);
                     _mm_prefetch((const char *)(r1 + 32 * ldb), _MM_HINT_T0);
                 }
