@@ -4,7 +4,9 @@ once optimised and once under AddressSanitizer and UBSan.
 tests/c/test_gemm.c checks the blocked GEMM against its plain loop on every
 instruction set the CPU has; tests/c/test_cells.c checks every cell kernel's
 backward against central differences, float32 against float64, and the
-status codes. Each program prints "N passed, M failed" and exits non-zero on
+status codes; tests/c/test_bf16.c checks the bfloat16 conversion and the
+mixed-precision product on every path the CPU has against float64 within
+the bound derived in csrc/bf16.h. Each program prints "N passed, M failed" and exits non-zero on
 failure.
 """
 import os
@@ -24,6 +26,7 @@ SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=
 PROGRAMS = {
     "test_gemm": ["gemm.c", "pool.c"],
     "test_pool": ["pool.c"],
+    "test_bf16": ["gemm_bf16.c"],
     "test_cells": KERNELS,
     "test_ext_gru_rnn": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
     "test_ext_lstm": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
