@@ -5,6 +5,7 @@ e.g. ``state: expected shape (num_layers*D, B, H) = (2, 4, 32), got (2, 4, 16)``
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from typing import Any
@@ -133,3 +134,40 @@ def writable_file_path(path: Any, name: str = "path") -> str:
         raise PermissionError(f"{name}: no permission to write in the folder "
                               f"{folder!r}; {p!r} was not written")
     return p
+
+
+def boolean(value: Any, name: str) -> bool:
+    """value as a bool; TypeError naming the argument unless it is a bool or
+    np.bool_ (not "yes", 1 or None: a string is always true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r:.100} ({type(value).__name__})")
+    return bool(value)
+
+
+def choice(value: Any, name: str, options: tuple) -> Any:
+    """value, one of options (str or None); ValueError naming the argument for
+    anything else (a NumPy string or an array of them included)."""
+    if (value is None or isinstance(value, str)) and value in options:
+        return value
+    want = " or ".join(map(repr, options)) if len(options) == 2 else f"one of {options}"
+    kind = "" if value is None or isinstance(value, str) else f" ({type(value).__name__})"
+    raise ValueError(f"{name}: expected {want}, got {value!r:.100}{kind}")
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """value as an int >= 0; TypeError for non-integers (bool, float and str included)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a non-negative integer, got {value!r:.100} "
+                        f"({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value}")
+    return int(value)
+
+
+def real(value: Any, name: str) -> float:
+    """value as a finite float; TypeError for non-numbers (bool and str included)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {value!r:.100} ({type(value).__name__})")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
