@@ -649,7 +649,12 @@ def _load_with_extra(path: Any, name: str) -> Tuple[Module, Any]:
     with f:
         try:
             return _load_open(path, f)
-        except (ModelFileError, MemoryError):
+        except ModelFileError as exc:
+            if repr(path) in str(exc):
+                raise
+            # the configuration's checks name the module, not the file
+            raise ModelFileError(f"path: {path!r}: {exc}") from exc.__cause__
+        except MemoryError:
             raise
         except Exception as exc:
             # whatever the zip, .npy and JSON readers raise on a damaged file
