@@ -180,7 +180,10 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         if not isinstance(extra, dict) or extra.get("kind") != "char-rnn":
             raise ValueError(f"checkpoint: {checkpoint!r} is not a char-rnn checkpoint")
         try:   # every entry checked before training starts, naming the file
-            vocab = CharVocab.from_config(extra["vocab"])
+            try:
+                vocab = CharVocab.from_config(extra["vocab"])
+            except ValueError as exc:
+                raise ValueError(f"vocab: {exc}") from None
             opt = Adam(model, lr=lr)
             opt.load_state_dict(extra["optimizer"])
             batch_size = positive_int(extra["batch_size"], "batch_size")
