@@ -26,7 +26,13 @@ Loading uses ``allow_pickle=False`` and checks the marker and the version,
 then plans the model from its configuration without allocating anything and
 checks every declared size against the archive's real member sizes; only
 then does it build the model and read the arrays. A hostile file cannot make
-the loader allocate much more than the file holds.
+the loader allocate much more than the file holds. Every member is read
+exactly once: a member stored twice (zip readers disagree on which counts),
+one the header does not declare, or encryption flags are refused. Whatever
+is wrong with the content is one ModelFileError naming the file; what is
+wrong with the path (not a path, a missing folder, a folder, no permission)
+is a TypeError, ValueError or OSError naming the argument, raised before
+anything is written.
 """
 from __future__ import annotations
 
