@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Unio
 
 import numpy as np
 
+from ._validate import seed_value
 from .module import Module
 
 Prompt = Union[str, Sequence[int], np.ndarray]
@@ -73,7 +74,9 @@ class Vocabulary:
         if max_size is not None:
             kept = kept[:max_size]
         self.pad, self.unk = pad, unk
-        self.sep = ("" if isinstance(corpus, str) else " ") if sep is None else str(sep)
+        if sep is not None and not isinstance(sep, str):
+            raise TypeError(f"sep: expected a str or None, got {sep!r:.100} ({type(sep).__name__})")
+        self.sep = ("" if isinstance(corpus, str) else " ") if sep is None else sep
         self._set_tokens([pad, unk] + kept)
 
     @staticmethod
@@ -167,7 +170,10 @@ class Vocabulary:
         if tokens[0] != config.get("pad") or tokens[1] != config.get("unk"):
             raise ValueError("config: expected tokens[0] and tokens[1] to be 'pad' and 'unk'")
         vocab = cls.__new__(cls)
-        vocab.pad, vocab.unk, vocab.sep = tokens[0], tokens[1], str(config.get("sep", ""))
+        sep = config.get("sep", "")
+        if not isinstance(sep, str):
+            raise ValueError(f"config: expected 'sep' to be a str, got {sep!r:.100}")
+        vocab.pad, vocab.unk, vocab.sep = tokens[0], tokens[1], sep
         vocab._set_tokens(tokens)
         return vocab
 
@@ -202,7 +208,7 @@ class Sampler:
             raise ValueError(f"top_k: expected a positive integer or None, got {top_k!r}")
         self.model, self.vocab = model, vocab
         self.temperature, self.top_k = float(temperature), top_k
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed_value(seed))
         from .nn import Embedding
 
         first = _first_module(model)

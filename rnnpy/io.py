@@ -26,7 +26,13 @@ Loading uses ``allow_pickle=False`` and checks the marker and the version,
 then plans the model from its configuration without allocating anything and
 checks every declared size against the archive's real member sizes; only
 then does it build the model and read the arrays. A hostile file cannot make
-the loader allocate much more than the file holds.
+the loader allocate much more than the file holds. Every member is read
+exactly once: a member stored twice (zip readers disagree on which counts),
+one the header does not declare, or encryption flags are refused. Whatever
+is wrong with the content is one ModelFileError naming the file; what is
+wrong with the path (not a path, a missing folder, a folder, no permission)
+is a TypeError, ValueError or OSError naming the argument, raised before
+anything is written.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._validate import file_path, writable_file_path
 from .layers import GRU, LSTM, RNN
 from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
@@ -62,6 +69,7 @@ MAX_HEADER_BYTES = 64 * 2 ** 20  # the JSON header; large data belongs in arrays
 
 # tags of the extra data's JSON form: a dict with exactly one of these keys
 _TAGS = ("__array__", "__scalar__", "__bytes__", "__tuple__", "__dict__")
+_REFUSED_FLAGS = 0x1 | 0x20 | 0x40   # zip: encrypted, patched data, strong encryption
 _RANDOM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")  # tempfile's names
 
 
@@ -325,6 +333,10 @@ def _member(archive: Any, key: str, path: str, what: str) -> zipfile.ZipInfo:
         raise ModelFileError(f"path: {path!r} is missing the array {what}") from None
     total = os.fstat(archive.zip.fp.fileno()).st_size if hasattr(archive.zip.fp, "fileno") \
         else os.path.getsize(path)
+    if info.flag_bits & _REFUSED_FLAGS:
+        raise ModelFileError(f"path: {path!r}: {what} is marked encrypted or patched (zip flags "
+                             f"{info.flag_bits:#x}); rnnpy writes plain stored members; corrupted "
+                             "or hostile")
     if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size \
             or info.header_offset + info.file_size > total:
         raise ModelFileError(f"path: {path!r}: {what} declares {info.file_size} bytes stored "
@@ -341,6 +353,12 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
     allocated before that; the zip member's CRC is checked on the way."""
     what = repr(name if name is not None else key)
     stored = _member(archive, key, path, what).file_size
+    used = getattr(archive, "_rnnpy_used", None)
+    if used is not None:   # save writes each member for one use: a second is hostile
+        if key in used:
+            raise ModelFileError(f"path: {path!r}: the member {key!r} is referenced twice; "
+                                 "rnnpy writes one member per array; corrupted or hostile")
+        used.add(key)
     budget = getattr(archive, "_rnnpy_budget", None)
     if budget is not None:   # members read in all: never more than the file holds
         budget[0] -= stored
@@ -359,12 +377,16 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
         if got_dtype.hasobject:
             raise ModelFileError(f"path: {path!r}: {what} holds Python objects, which only pickle "
                                  "can read; refused")
+        # the other byte order holds the same values: read as stored, converted below
+        same_values = dtype is not None and got_dtype.newbyteorder("=") == dtype.newbyteorder("=")
         if (shape is not None and tuple(got_shape) != tuple(shape)) or \
-                (dtype is not None and got_dtype != dtype):
+                (dtype is not None and not same_values):
             want = f"{dtype.name if dtype is not None else 'any dtype'} " \
                    f"{tuple(shape) if shape is not None else '(any shape)'}"
+            got = got_dtype.name if got_dtype.isnative or got_dtype.itemsize == 1 else \
+                f"{got_dtype.name} ({'big' if got_dtype.byteorder == '>' else 'little'}-endian byte order)"
             raise ModelFileError(f"path: {path!r}: {what} expected {want}, "
-                                 f"got {got_dtype.name} {tuple(got_shape)}")
+                                 f"got {got} {tuple(got_shape)}")
         nbytes = int(np.prod(got_shape, dtype=object)) * got_dtype.itemsize
         if f.tell() + nbytes != stored:
             raise ModelFileError(f"path: {path!r}: {what} declares {got_dtype.name} "
@@ -373,7 +395,10 @@ def _read(archive: Any, key: str, path: str, shape: Optional[Tuple[int, ...]] = 
         data = bytearray(nbytes)
         if f.readinto(data) != nbytes or f.read(1):  # reading to the end checks the CRC
             raise ModelFileError(f"path: {path!r}: {what} is truncated")
-    return np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C")
+    arr = np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C")
+    if dtype is not None and arr.dtype != dtype:   # the other byte order: the same values, native
+        arr = arr.astype(dtype)
+    return arr
 
 
 # -- save and load ---------------------------------------------------------------
@@ -393,7 +418,7 @@ def save(model: Module, path: str, extra: Optional[Dict[str, Any]] = None, *,
     verify: load the written file back and compare it with the model and extra
         before it replaces path (ValueError naming what differs).
     """
-    path = os.fspath(path)
+    path = writable_file_path(path)
     config = module_config(model)
     planned = planned_params(config, "model")
     arrays: Dict[str, np.ndarray] = {}
@@ -523,10 +548,14 @@ def atomic_write(path: str, write: Callable[[BinaryIO], Any], suffix: str = ".tm
     verify(tmp), when given, runs on the complete temporary before the
     rename; if it raises, path is left as it was. The temporary is removed if
     anything fails."""
-    path = os.fspath(path)
+    path = writable_file_path(path)
     folder, prefix = _temp_prefix(path)
     remove_dead_temporaries(path, suffix)
-    fd, tmp = _locked_temporary(folder, prefix, suffix)
+    try:
+        fd, tmp = _locked_temporary(folder, prefix, suffix)
+    except PermissionError as exc:
+        raise PermissionError(f"path: no permission to write in the folder {folder!r}; "
+                              f"{path!r} was not written") from None
     try:
         # mkstemp makes the file 0600; give it the mode a plain open() would
         umask = os.umask(0)
@@ -572,13 +601,79 @@ def _declared_params(declared: Any, path: str) -> Dict[str, Tuple[Tuple[int, ...
     return out
 
 
-def load_with_extra(path: str) -> Tuple[Module, Any]:
-    """(model, extra) from a file written by save()."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path: no model file at {path!r}")
+def _open_for_reading(path: Any, name: str) -> Tuple[str, BinaryIO]:
+    """(path as a str, its file opened for reading). Errors of the path itself
+    name the argument: TypeError/ValueError for what is not a path,
+    FileNotFoundError (naming the missing folder when there is one),
+    IsADirectoryError, PermissionError; ModelFileError for what is not a
+    regular file (a fifo or a device is never read, so never waited on)."""
+    p = file_path(path, name)
     try:
-        archive = np.load(path, allow_pickle=False)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        folder = os.path.dirname(os.path.abspath(p))
+        where = "" if os.path.isdir(folder) else f" (the folder {folder!r} does not exist)"
+        raise FileNotFoundError(f"{name}: no model file at {p!r}{where}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{name}: expected a model file, got the folder "
+                                f"{p!r}") from None
+    except PermissionError:
+        raise PermissionError(f"{name}: no permission to read {p!r}") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"{name}: {p!r} goes through a file as if it "
+                                 "were a folder") from None
+    except OSError as exc:
+        raise type(exc)(f"{name}: cannot open {p!r} ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{name}: expected a model file, got the folder "
+                                    f"{p!r}")
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{name}: {p!r} is not a regular file (a fifo, socket or device); "
+                                 "not an rnnpy model file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return p, os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def load_with_extra(path: str) -> Tuple[Module, Any]:
+    """(model, extra) from a file written by save().
+
+    Errors of the path itself (not a path, no such file or folder, a folder,
+    no permission) raise TypeError, ValueError or the matching OSError naming
+    ``path``; anything wrong with the file's content raises ModelFileError
+    naming the file."""
+    return _load_with_extra(path, "path")
+
+
+def _load_with_extra(path: Any, name: str) -> Tuple[Module, Any]:
+    path, f = _open_for_reading(path, name)
+    with f:
+        try:
+            return _load_open(path, f)
+        except ModelFileError as exc:
+            if repr(path) in str(exc):
+                raise
+            # the configuration's checks name the module, not the file
+            raise ModelFileError(f"path: {path!r}: {exc}") from exc.__cause__
+        except MemoryError:
+            raise
+        except Exception as exc:
+            # whatever the zip, .npy and JSON readers raise on a damaged file
+            # (NotImplementedError for a bogus zip version, RuntimeError for an
+            # encryption flag, struct or seek errors, ...) is one ModelFileError
+            raise ModelFileError(f"path: {path!r} is truncated or corrupted "
+                                 f"({type(exc).__name__}: {exc})") from exc
+
+
+def _load_open(path: str, f: BinaryIO) -> Tuple[Module, Any]:
+    size = os.fstat(f.fileno()).st_size
+    try:
+        archive = np.load(f, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"path: {path!r} is not a readable rnnpy model file ({exc})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy file
@@ -587,7 +682,13 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
         try:
             if not hasattr(archive, "files") or HEADER not in archive.files:
                 raise ModelFileError(f"path: {path!r} has no rnnpy header; not an rnnpy model file")
-            archive._rnnpy_budget = [os.path.getsize(path)]
+            names = [info.filename for info in archive.zip.infolist()]
+            if len(set(names)) != len(names):   # zipfile would silently take the last one
+                dup = next(n for i, n in enumerate(names) if n in names[:i])
+                raise ModelFileError(f"path: {path!r} holds the member {dup!r} more than once; "
+                                     "zip readers disagree on which one counts; corrupted or hostile")
+            archive._rnnpy_budget = [size]
+            archive._rnnpy_used = set()
             if _member(archive, HEADER, path, "the header").file_size > MAX_HEADER_BYTES + 256:
                 raise ModelFileError(f"path: {path!r} has a header over {MAX_HEADER_BYTES} bytes; "
                                      "refused")
@@ -618,7 +719,7 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
                     raise ModelFileError(f"path: {path!r}: {name!r} declares {dt.name} {shape} but "
                                          f"stores {info.file_size} bytes; truncated or corrupted")
                 stored += info.file_size
-            if stored > os.path.getsize(path):
+            if stored > size:
                 raise ModelFileError(f"path: {path!r}: its parameters declare {stored} bytes, more "
                                      "than the file holds; corrupted or hostile")
             model = build_module(header.get("model"), "model")
@@ -639,6 +740,10 @@ def load_with_extra(path: str) -> Tuple[Module, Any]:
                 except (TypeError, ValueError) as exc:
                     raise ModelFileError(f"path: {path!r} has bad random generator states ({exc})") from None
             extra = _decode(header.get("extra"), archive, path, "extra", 0)
+            unused = sorted(set(names) - {k + ".npy" for k in archive._rnnpy_used})
+            if unused:
+                raise ModelFileError(f"path: {path!r} holds members its header does not declare: "
+                                     f"{unused[:5]!r:.300}; corrupted or hostile")
         except ModelFileError:
             raise
         except RecursionError as exc:

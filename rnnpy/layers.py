@@ -46,6 +46,7 @@ from ._validate import (
     as_float_array,
     check_finite,
     check_shape,
+    choice,
     positive_int,
     probability,
     seed_value,
@@ -104,10 +105,8 @@ RECURRENT_INITS = ("uniform", "orthogonal")
 def _init_options(cls: str, keep_gate: Optional[int], init: Any, t_max: Any, forget_bias: Any,
                   recurrent_init: Any) -> Tuple[str, Optional[float], Optional[float], str]:
     """Checks the initialisation options; returns (init, t_max, forget_bias, recurrent_init)."""
-    if init not in INITS:
-        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
-    if recurrent_init not in RECURRENT_INITS:
-        raise ValueError(f"recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+    choice(init, "init", INITS)
+    choice(recurrent_init, "recurrent_init", RECURRENT_INITS)
     gated = keep_gate is not None
     if init == "chrono":
         if not gated:
@@ -179,9 +178,7 @@ class _RNNBase(Module):
         super().__init__()
         self.init, self.t_max, self.forget_bias, self.recurrent_init = _init_options(
             type(self).__name__, self._keep_gate, init, t_max, forget_bias, recurrent_init)
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}")
-        self.merge_mode = merge_mode
+        self.merge_mode = choice(merge_mode, "merge_mode", MERGE_MODES)
         self._threads = resolve_threads(threads)
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
@@ -198,6 +195,9 @@ class _RNNBase(Module):
             self._zoneout if isinstance(zoneout, (tuple, list)) else self._zoneout[0])
         self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.dtype = as_dtype(dtype)
+        if self.forget_bias is not None and abs(self.forget_bias) > float(np.finfo(self.dtype).max):
+            raise ValueError(f"forget_bias: {self.forget_bias!r} does not fit in {self.dtype.name} "
+                             f"(at most {float(np.finfo(self.dtype).max):.4g} in magnitude)")
         self.seed = seed_value(seed)
         self.num_directions = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(self.seed)
@@ -565,9 +565,7 @@ class RNN(_RNNBase):
                  zoneout: float = 0.0, recurrent_dropout: float = 0.0,
                  init: str = "uniform", t_max: Optional[float] = None,
                  forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = choice(nonlinearity, "nonlinearity", ("tanh", "relu"))
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
                          forget_bias=forget_bias, recurrent_init=recurrent_init)

@@ -21,6 +21,7 @@ import numpy as np
 from ._validate import (
     as_dtype,
     as_float_array,
+    boolean,
     check_finite,
     check_shape,
     positive_int,
@@ -51,7 +52,7 @@ class Dense(Module):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
-        self.use_bias = bool(bias)
+        self.use_bias = boolean(bias, "bias")
         self.dtype = as_dtype(dtype)
         self.seed = seed_value(seed)
         self._x: Optional[np.ndarray] = None
@@ -223,7 +224,7 @@ class LastStep(Module):
 
     def __init__(self, time_major: bool = False, dtype: Any = "float32") -> None:
         super().__init__()
-        self.time_major = bool(time_major)
+        self.time_major = boolean(time_major, "time_major")
         self.dtype = as_dtype(dtype)
         self._cache: Optional[tuple] = None
         self._allocate()

@@ -45,6 +45,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import distributed as _dist
 from . import losses as _losses
+from ._validate import boolean, choice, file_path, non_negative_int, real, writable_file_path
 from .module import Module, holds_model_lock, model_lock, run_locked
 
 Batch = Tuple[Any, ...]
@@ -141,9 +142,7 @@ def _state_number(state: Dict[str, Any], key: str, kind: type) -> Any:
 
 
 def _check_mode(mode: str) -> str:
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
-    return mode
+    return choice(mode, "mode", ("min", "max"))
 
 
 class EarlyStopping(Callback):
@@ -155,11 +154,17 @@ class EarlyStopping(Callback):
                  mode: str = "min", restore_best: bool = True,
                  restore_best_weights: Optional[bool] = None) -> None:
         if restore_best_weights is not None:
-            restore_best = restore_best_weights
+            restore_best = boolean(restore_best_weights, "restore_best_weights")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected the name of a logged value (str), got {monitor!r:.100}")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
-        self.mode, self.restore_best = _check_mode(mode), bool(restore_best)
+        self.monitor = monitor
+        self.patience = non_negative_int(patience, "patience")
+        self.min_delta = real(min_delta, "min_delta")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta: expected a number >= 0, got {min_delta!r}")
+        self.mode, self.restore_best = _check_mode(mode), boolean(restore_best, "restore_best")
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch = -1
         self.wait = 0
@@ -215,8 +220,12 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min",
                  save_best_only: bool = False) -> None:
-        self.path, self.monitor, self.mode = path, monitor, _check_mode(mode)
-        self.save_best_only = bool(save_best_only)
+        # checked now, not after an epoch of training: the path and its folder
+        self.path = writable_file_path(path, "path")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected the name of a logged value (str), got {monitor!r:.100}")
+        self.monitor, self.mode = monitor, _check_mode(mode)
+        self.save_best_only = boolean(save_best_only, "save_best_only")
         self.best = math.inf if mode == "min" else -math.inf
         self._due = False
 
@@ -735,10 +744,11 @@ class Trainer:
         """Restores the checkpoint at path (written by ModelCheckpoint) into the
         model, optimizer, schedule, callbacks and history; returns its
         training state. Everything is checked before anything changes."""
-        from .io import load_with_extra, module_config
+        from .io import _load_with_extra, module_config
 
-        where = f"resume: {os.fspath(path)!r}"
-        loaded, extra = load_with_extra(path)
+        path = file_path(path, "resume")
+        where = f"resume: {path!r}"
+        loaded, extra = _load_with_extra(path, "resume")
         if module_config(loaded) != module_config(self.model):
             raise ValueError(f"{where} holds a model configured as {module_config(loaded)!r:.300}, "
                              f"not as model {module_config(self.model)!r:.300}")

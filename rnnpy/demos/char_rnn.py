@@ -28,8 +28,9 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from .. import distributed as _dist
+from .._validate import positive_int, writable_file_path
 from ..data import CharVocab, split_sequence
-from ..io import load_with_extra, save
+from ..io import _load_with_extra, save
 from ..losses import softmax_cross_entropy
 from ..nn import Dense, Embedding, Sequential
 from ..optim import Adam, clip_grad_norm
@@ -184,27 +185,42 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     if not isinstance(checkpoint_every, (int, float)) or not checkpoint_every > 0:
         raise ValueError(f"checkpoint_every: expected a positive number of seconds, "
                          f"got {checkpoint_every!r}")
-    checkpoint = checkpoint or "char-rnn.rnnpy"
+    # checked before any training: a run must not end unable to write its checkpoint
+    checkpoint = writable_file_path(checkpoint or "char-rnn.rnnpy", "checkpoint")
     position = {"epoch": 0, "batch": 0, "chars_trained": 0, "seconds": 0.0}
     if resume:
-        model, extra = load_with_extra(checkpoint)
+        model, extra = _load_with_extra(checkpoint, "checkpoint")
         if not isinstance(extra, dict) or extra.get("kind") != "char-rnn":
             raise ValueError(f"checkpoint: {checkpoint!r} is not a char-rnn checkpoint")
-        vocab = CharVocab.from_config(extra["vocab"])
+        try:   # every entry checked before training starts, naming the file
+            try:
+                vocab = CharVocab.from_config(extra["vocab"])
+            except ValueError as exc:
+                raise ValueError(f"vocab: {exc}") from None
+            opt = Adam(model, lr=lr)
+            opt.load_state_dict(extra["optimizer"])
+            batch_size = positive_int(extra["batch_size"], "batch_size")
+            seq_len = positive_int(extra["seq_len"], "seq_len")
+            saved = {k: extra[k] for k in position}
+            for k, v in saved.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                    raise ValueError(f"{k}: expected a number >= 0, got {v!r:.100}")
+            if not isinstance(extra.get("cell", cell), str):
+                raise ValueError(f"cell: expected a str, got {extra['cell']!r:.100}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint: {checkpoint!r} holds a malformed char-rnn checkpoint "
+                             f"({type(exc).__name__}: {exc})") from None
         try:
             ids = vocab.encode(corpus)
         except ValueError as exc:
             raise ValueError(f"text: {text_name!r} has characters the checkpoint's vocabulary "
                              f"lacks ({exc})") from None
-        opt = Adam(model, lr=lr)
-        opt.load_state_dict(extra["optimizer"])
-        batch_size, seq_len = int(extra["batch_size"]), int(extra["seq_len"])
         train_ids, val_ids = split_sequence(ids, val_fraction)
         if extra.get("train_fingerprint") == _fingerprint(train_ids):
-            position.update({k: extra[k] for k in position})
+            position.update(saved)
         else:   # another text: keep the model, start at its beginning
-            position.update(chars_trained=extra["chars_trained"], seconds=extra["seconds"])
-        cell = str(extra.get("cell", cell))
+            position.update(chars_trained=saved["chars_trained"], seconds=saved["seconds"])
+        cell = extra.get("cell", cell)
     else:
         vocab = CharVocab(corpus)
         ids = vocab.encode(corpus)
