@@ -377,6 +377,38 @@ def _pool_directions(layout: Optional[Tuple[Any, str]], i: int, m: Module) -> in
         "direction's final output) and combine after it")
 
 
+def _time_layout(modules: Sequence[Module], layout: Optional[Tuple[bool, str]],
+                 prefix: str) -> Optional[Tuple[bool, str]]:
+    """Walks the chain with the time layout of its input, (time_major, "where
+    (Class)") of the module that set it, or None when unknown; refuses a module
+    that reads the time axis (a recurrent layer, LastStep) with the other layout
+    than the module before it gives, which would take the batch axis for time
+    and give wrong numbers without an error. Returns the layout of the output."""
+    for i, m in enumerate(modules):
+        where = f"{prefix}[{i}]"
+        if isinstance(m, Sequential):
+            layout = _time_layout(m.modules, layout, f"{where}.modules")
+            continue
+        if isinstance(m, (Dropout, Dense, Embedding)):
+            continue   # elementwise, over the last axis, or per token: keeps the axes
+        reads_time = isinstance(m, LastStep) or m.is_recurrent
+        mine = getattr(m, "time_major", None)
+        if reads_time and isinstance(mine, bool) and layout is not None and layout[0] != mine:
+            def form(tm: bool) -> str:
+                return "time-major (T, B, F)" if tm else "batch-first (B, T, F)"
+            raise ValueError(
+                f"{where} ({type(m).__name__}): has time_major={mine}, but its input comes "
+                f"from {layout[1]}, which gives {form(layout[0])} output; it would read the "
+                f"batch axis as time. Give {type(m).__name__}(..., time_major={layout[0]})")
+        if isinstance(m, LastStep):
+            layout = None   # (B, F): no time axis left
+        elif reads_time and isinstance(mine, bool):
+            layout = (mine, f"{where} ({type(m).__name__})")
+        else:
+            layout = None   # a module whose output layout is not known
+    return layout
+
+
 def _check_used_once(modules: Sequence[Module]) -> None:
     """Refuses a module that appears twice in the tree (tied weights) or that
     already belongs to another model. A module keeps one forward's cache, so a
@@ -439,6 +471,7 @@ class Sequential(Module):
             raise TypeError(f"modules: expected one dtype for every module, got "
                             f"{sorted(d.name for d in dtypes)}")
         _check_used_once(modules)
+        _time_layout(modules, None, "modules")
         # fixed at construction: the buffer below is laid out for exactly these modules
         self._modules: Tuple[Module, ...] = tuple(modules)
         self.dtype = modules[0].dtype
