@@ -9,6 +9,13 @@ gradient checks walk one array. That buffer is the only truth: a module belongs
 to at most one live container, assigning to ``params``/``grads``/``flat_params``/
 ``flat_grads`` copies into it, and a module's parameter names cannot be removed.
 
+backward differentiates the parameters its forward used: every write through
+rnnpy (an optimizer step, load_state_dict, assigning params / flat_params,
+reset_parameters) gives the model's parameters a new version, and a backward
+after such a write is refused (RuntimeError: call forward again). Writes made
+directly into the NumPy views (``flat_params[...] = v``, ``params[k] += d``)
+cannot be seen: make them between a backward and the next forward.
+
 Recurrent modules return ``(out, state)`` from forward and ``(dx, dstate)`` from
 backward; the others return one array. ``get_config`` gives the constructor
 arguments, which is how models are saved without pickle.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import os
 import threading
 import weakref
@@ -60,11 +68,14 @@ class ModelLock:
     exception between taking it and the try that releases it.
     """
 
-    __slots__ = ("mutex", "computing", "__weakref__")
+    __slots__ = ("mutex", "computing", "version", "__weakref__")
 
     def __init__(self) -> None:
         self.mutex = threading.RLock()
         self.computing = 0   # ident of the thread inside forward/backward, 0 if none
+        # the parameters' version: a new number at every write through rnnpy
+        # (unique across models, so a module that changed model differs too)
+        self.version = next(_VERSIONS)
         _LOCKS.add(self)
 
     def _after_fork(self) -> None:
@@ -75,6 +86,18 @@ class ModelLock:
 
 
 _LOCKS: "weakref.WeakSet[ModelLock]" = weakref.WeakSet()
+_VERSIONS = itertools.count(1)
+
+
+def bump_version(obj: Any) -> None:
+    """Marks obj's model parameters as changed (called by every write through
+    rnnpy: optimizer steps, load_state_dict, params/flat_params assignment,
+    reset_parameters), so that a backward of a forward made before the write
+    is refused. Writes straight into the NumPy views (``flat_params[...] = v``,
+    ``params[name] += d``) cannot be seen."""
+    lock = model_lock(obj)
+    if lock is not None:
+        lock.version = next(_VERSIONS)
 
 
 def _reset_locks_in_child() -> None:
@@ -152,9 +175,22 @@ def _exclusive(method: Callable, name: str) -> Callable:
                         "thread)")
                 mutex.acquire()          # a short read or write of another thread: wait
             lock.computing = me
-            if outer and name == "backward":
-                saved = self.flat_grads.copy()
-            return method(self, *args, **kwargs)
+            if name == "backward":
+                seen = self.__dict__.get("_forward_version")
+                if seen is not None and seen != lock.version:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.backward: the parameters changed since "
+                        "forward (an optimizer step, load_state_dict, a params or "
+                        "flat_params assignment or reset_parameters in between), so the "
+                        "gradients would mix the old and the new weights; call forward "
+                        "again before backward")
+                if outer:
+                    saved = self.flat_grads.copy()
+            result = method(self, *args, **kwargs)
+            if name == "forward":
+                # what backward checks: the parameters it differentiates are forward's
+                self.__dict__["_forward_version"] = lock.version
+            return result
         except BaseException as exc:
             if lock.computing == me and outer:
                 if saved is not None:
@@ -179,7 +215,10 @@ def _exclusive(method: Callable, name: str) -> Callable:
 
 def _serialized(method: Callable) -> Callable:
     """Wraps a method that reads or writes parameters, gradients or random
-    state: it runs holding the model's lock, after the call in progress."""
+    state: it runs holding the model's lock, after the call in progress. The
+    methods that write parameters (_WRITERS) give them a new version, also
+    when interrupted (a refused argument changes nothing and keeps it)."""
+    writes = method.__name__ in _WRITERS
 
     @functools.wraps(method)
     def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
@@ -187,7 +226,17 @@ def _serialized(method: Callable) -> Callable:
         if not isinstance(lock, ModelLock):
             return method(self, *args, **kwargs)
         with lock.mutex:
-            return method(self, *args, **kwargs)
+            if not writes:
+                return method(self, *args, **kwargs)
+            try:
+                result = method(self, *args, **kwargs)
+            except (TypeError, ValueError, KeyError):
+                raise
+            except BaseException:
+                lock.version = next(_VERSIONS)
+                raise
+            lock.version = next(_VERSIONS)
+            return result
 
     guarded._exclusive = True  # type: ignore[attr-defined]
     return guarded
@@ -197,6 +246,8 @@ def _serialized(method: Callable) -> Callable:
 _EXCLUSIVE = ("forward", "backward")
 _SERIALIZED = ("zero_grad", "state_dict", "load_state_dict", "rng_state", "set_rng_state",
                "train", "bind", "reset_parameters")
+# of those, the methods that write parameter values
+_WRITERS = ("load_state_dict", "reset_parameters")
 
 
 class LiveArrays(dict):
@@ -227,7 +278,18 @@ class LiveArrays(dict):
 
     def __setitem__(self, name: str, value: Any) -> None:
         dst, src = self._checked(name, value)
-        self._locked(np.copyto, dst, src)
+        self._locked(self._write, [(dst, src)])
+
+    def _write(self, pairs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Copies each src into its dst view (holding the model lock) and, for
+        parameters, gives them a new version (see bump_version)."""
+        try:
+            for dst, src in pairs:
+                np.copyto(dst, src)
+        finally:
+            owner = self._owner_ref() if self._owner_ref is not None else None
+            if owner is not None and owner.__dict__.get("_params") is self:
+                bump_version(owner)
 
     def _assign(self, values: Any, exact: bool) -> None:
         """Copies a mapping (or (name, value) pairs) into the views; every name
@@ -241,12 +303,7 @@ class LiveArrays(dict):
                 raise KeyError(f"expected exactly the parameter names {sorted(self)}: "
                                f"missing {missing}, unexpected {extra}")
         pairs = [self._checked(k, v) for k, v in items]
-
-        def copy_all() -> None:
-            for dst, src in pairs:
-                dst[...] = src
-
-        self._locked(copy_all)
+        self._locked(self._write, pairs)
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if len(args) > 1:
@@ -351,7 +408,14 @@ class Module:
             return
         src = as_float_array(value, name, dst.dtype)
         check_shape(src, name, dst.shape, "(num_params,)")
-        run_locked(self, np.copyto, dst, src)
+        run_locked(self, self._write_flat, dst, src, name == "flat_params")
+
+    def _write_flat(self, dst: np.ndarray, src: np.ndarray, params: bool) -> None:
+        try:
+            np.copyto(dst, src)
+        finally:
+            if params:
+                bump_version(self)
 
     def _copy_named(self, dst: Optional[LiveArrays], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
