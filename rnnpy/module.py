@@ -332,8 +332,27 @@ class LiveArrays(dict):
         dict.__setitem__(self, name, view)
 
 
-class Module:
+class _ModuleType(type):
+    """Seals each module once its constructor (the whole chain of __init__s)
+    has returned: from then on its configuration and parameter names cannot be
+    rebound as attributes (see Module.__setattr__)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        if isinstance(obj, Module):
+            obj._seal()
+        return obj
+
+
+class Module(metaclass=_ModuleType):
     """Base class: flat parameter storage, modes, gradients and state dicts.
+
+    Attributes: after construction, the configuration (the keys of get_config
+    and the attributes holding them, such as Dense's ``use_bias``) and the
+    parameter names are fixed: assigning ``layer.hidden_size = 5`` or
+    ``lstm.weight_hh_l0 = w`` raises AttributeError (the buffer and kernels are
+    laid out for the configuration; parameter values are changed through
+    ``params[name] = value``). ``training`` and ``threads`` stay settable.
 
     Threads: different models may run in different threads at once (the C
     kernels release the GIL); within one model tree the rule of ModelLock
@@ -348,6 +367,69 @@ class Module:
             fn = cls.__dict__.get(name)
             if fn is not None and not getattr(fn, "_exclusive", False):
                 setattr(cls, name, _exclusive(fn, name) if name in _EXCLUSIVE else _serialized(fn))
+
+    # public attributes a user may set after construction
+    _settable: Tuple[str, ...] = ("training", "threads")
+    # attributes derived from the configuration, fixed with it
+    _fixed: Tuple[str, ...] = ("num_directions",)
+
+    def _seal(self) -> None:
+        """Records the names assignment refuses from now on (called once the
+        constructor returned): {name: "config" | "param" | "both"}."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:   # a module without a configuration
+            config = {}
+        sealed: Dict[str, str] = {}
+        d = self.__dict__
+        # every key (also one stored under another name, which would otherwise
+        # become a new attribute that nothing reads), the attribute holding it,
+        # and what is derived from the configuration
+        for key in list(config) + [k for k in self._fixed if k in d]:
+            prop = getattr(type(self), key, None)
+            if isinstance(prop, property) and prop.fset is not None:
+                continue   # a property with a setter says itself what assignment does
+            sealed[key] = "config"
+            if "use_" + key in d:
+                sealed["use_" + key] = "config"
+        params = d.get("_params")
+        for name in (params if isinstance(params, dict) else ()):
+            if isinstance(name, str) and name.isidentifier():
+                sealed[name] = "both" if name in sealed else "param"
+        for name in self._settable:
+            sealed.pop(name, None)
+        d["_sealed"] = sealed
+
+    def _refused_attribute(self, name: str, action: str) -> AttributeError:
+        cls = type(self).__name__
+        kind = self.__dict__.get("_sealed", {}).get(name)
+        param = (f"{name!r} is a parameter, a view of the module's one buffer: to change "
+                 f"its values assign {cls}.params[{name!r}] = value (or use load_state_dict)")
+        config = (f"{name!r} is configuration, fixed at construction since the parameters "
+                  f"and kernels are laid out for it: build a new {cls} with the value you "
+                  "want (and copy the weights that fit with load_state_dict)")
+        why = param if kind == "param" else config if kind == "config" else \
+            f"{param}; as {config}"
+        return AttributeError(f"{cls}.{name}: cannot be {action}: {why}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_sealed", ()):
+            raise self._refused_attribute(name, "assigned")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_sealed", ()):
+            raise self._refused_attribute(name, "deleted")
+        object.__delattr__(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names not found otherwise: a parameter name gets a pointer to params
+        params = self.__dict__.get("_params")
+        if isinstance(params, dict) and name in params:
+            raise AttributeError(f"{type(self).__name__}.{name}: parameters are not "
+                                 f"attributes; read {type(self).__name__}.params[{name!r}] "
+                                 "(a live view of the module's buffer)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     is_recurrent = False     # forward returns (out, state); backward takes dstate
     accepts_lengths = False  # forward takes lengths=
