@@ -747,6 +747,50 @@ class Module(metaclass=_ModuleType):
             print_fn(text)
         return text
 
+    # -- copies ---------------------------------------------------------------
+    def _rebuild(self) -> "Module":
+        """A new module of the same class and configuration (fresh parameters)."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:
+            raise TypeError(f"{type(self).__name__}: cannot be copied: it has no get_config, "
+                            "which a copy is built from") from None
+        return type(self)(**config)
+
+    def _copy_tree(self) -> "Module":
+        new = self._rebuild()
+        pairs = [(self, new)]
+        while pairs:   # every module of both trees, in the same order
+            src, dst = pairs.pop()
+            dst.__dict__["training"] = src.training
+            if "_threads" in src.__dict__:
+                dst.threads = src.threads
+            pairs.extend(zip(getattr(src, "modules", ()), getattr(dst, "modules", ())))
+        new.flat_params[...] = self.flat_params
+        new.flat_grads[...] = self.flat_grads
+        new.set_rng_state(self.rng_state())
+        return new
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Module":
+        """An independent model: a new module tree of the same configuration with
+        the same parameters, gradients, random generator states and training
+        modes, and its own buffer and lock (nothing of the original's forward is
+        kept: call forward before backward)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        new = run_locked(self, self._copy_tree)
+        pairs = [(self, new)]
+        while pairs:   # a module inside this one, copied later in the same deepcopy, is this copy's
+            src, dst = pairs.pop()
+            memo[id(src)] = dst
+            pairs.extend(zip(getattr(src, "modules", ()), getattr(dst, "modules", ())))
+        return new
+
+    def __copy__(self) -> "Module":
+        """As deepcopy: a copy sharing the original's buffer and lock would be a
+        second owner of its parameters."""
+        return self.__deepcopy__({})
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"

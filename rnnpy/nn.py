@@ -519,6 +519,9 @@ class Sequential(Module):
             for k, v in m.grads.items():
                 self._grads._set_view(f"{i}.{k}", v)
 
+    def _rebuild(self) -> "Sequential":
+        return type(self)(*[m._rebuild() for m in self.modules])
+
     def train(self, mode: bool = True) -> "Sequential":
         self.training = bool(mode)
         for m in self.modules:
