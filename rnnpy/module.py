@@ -49,6 +49,11 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _non_owning(buf: np.ndarray) -> np.ndarray:
+    """buf itself when it is a view, else a view of all of it (same memory)."""
+    return buf[...] if buf.flags.owndata else buf
+
+
 class ModelLock:
     """The lock of one model tree (a module and every module inside it: a
     container shares its lock with its children, whose parameters are views of
@@ -564,6 +569,9 @@ class Module(metaclass=_ModuleType):
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
                                  f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
+        # kept as views that do not own their memory, so that resize() of the exposed
+        # vector (which would leave every parameter view on freed memory) is refused
+        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
         if copy and self.flat_params.size == n:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads

@@ -27,7 +27,7 @@ from ._validate import (
     probability,
     seed_value,
 )
-from .module import LiveArrays, Module
+from .module import LiveArrays, Module, _non_owning
 
 
 def _need_forward(module: Module, cache: Any) -> None:
@@ -505,6 +505,9 @@ class Sequential(Module):
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
                                  f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
+        # kept as views that do not own their memory, so that resize() of the exposed
+        # vector (which would leave every parameter view on freed memory) is refused
+        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
         offset = 0
         for i, m in enumerate(self.modules):
             n = m.num_params
