@@ -270,7 +270,13 @@ class LiveArrays(dict):
         dst = dict.__getitem__(self, name)
         src = as_float_array(value, f"params[{name!r}]", dst.dtype)
         check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
+        if self._holds_params():   # as load_state_dict: a parameter is finite
+            check_finite(src, f"params[{name!r}]")
         return dst, src
+
+    def _holds_params(self) -> bool:
+        owner = self._owner_ref() if self._owner_ref is not None else None
+        return owner is not None and owner.__dict__.get("_params") is self
 
     def __init__(self, owner: Optional["Module"] = None) -> None:
         super().__init__()
@@ -292,9 +298,8 @@ class LiveArrays(dict):
             for dst, src in pairs:
                 np.copyto(dst, src)
         finally:
-            owner = self._owner_ref() if self._owner_ref is not None else None
-            if owner is not None and owner.__dict__.get("_params") is self:
-                bump_version(owner)
+            if self._holds_params():
+                bump_version(self._owner_ref())
 
     def _assign(self, values: Any, exact: bool) -> None:
         """Copies a mapping (or (name, value) pairs) into the views; every name
@@ -495,6 +500,8 @@ class Module(metaclass=_ModuleType):
             return
         src = as_float_array(value, name, dst.dtype)
         check_shape(src, name, dst.shape, "(num_params,)")
+        if name == "flat_params":   # as load_state_dict: parameters are finite
+            check_finite(src, name)
         run_locked(self, self._write_flat, dst, src, name == "flat_params")
 
     def _write_flat(self, dst: np.ndarray, src: np.ndarray, params: bool) -> None:
@@ -548,7 +555,10 @@ class Module(metaclass=_ModuleType):
             raise RuntimeError(f"{type(self).__name__}.bind: the module belongs to a "
                                f"{type(owner).__name__} whose buffer holds its parameters; "
                                "re-binding it would detach them from that model")
+        if not copy and isinstance(flat_params, np.ndarray) and flat_params.dtype.kind == "f":
+            check_finite(flat_params, "flat_params")   # its values become the parameters
         self._bind(flat_params, flat_grads, copy)
+        bump_version(self)
 
     def _adopt(self, owner: "Module", where: str, flat_params: np.ndarray,
                flat_grads: np.ndarray) -> None:
