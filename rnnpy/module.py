@@ -381,7 +381,7 @@ class Module(metaclass=_ModuleType):
     # public attributes a user may set after construction
     _settable: Tuple[str, ...] = ("training", "threads")
     # attributes derived from the configuration, fixed with it
-    _fixed: Tuple[str, ...] = ("num_directions",)
+    _fixed: Tuple[str, ...] = ("num_directions", "dtype")
 
     def _seal(self) -> None:
         """Records the names assignment refuses from now on (called once the

@@ -93,3 +93,9 @@ def test_settable_attributes_still_work():
     x = np.ones((1, 4, 2))
     y, _ = g.forward(x)
     g.backward(np.ones_like(y))
+
+
+def test_a_sequential_dtype_is_fixed():
+    m = rnnpy.Sequential(rnnpy.Dense(2, 2))
+    with pytest.raises(AttributeError, match="dtype: cannot be assigned"):
+        m.dtype = np.dtype("float64")
