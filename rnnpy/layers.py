@@ -195,9 +195,13 @@ class _RNNBase(Module):
             self._zoneout if isinstance(zoneout, (tuple, list)) else self._zoneout[0])
         self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.dtype = as_dtype(dtype)
-        if self.forget_bias is not None and abs(self.forget_bias) > float(np.finfo(self.dtype).max):
-            raise ValueError(f"forget_bias: {self.forget_bias!r} does not fit in {self.dtype.name} "
-                             f"(at most {float(np.finfo(self.dtype).max):.4g} in magnitude)")
+        if self.forget_bias is not None:   # a bias that overflows the dtype would be Inf
+            with np.errstate(over="ignore"):
+                fits = bool(np.isfinite(self.dtype.type(self.forget_bias)))
+            if not fits:
+                raise ValueError(f"forget_bias: expected a number finite in {self.dtype.name} "
+                                 f"(|forget_bias| <= {np.finfo(self.dtype).max:.6g}), got "
+                                 f"{self.forget_bias!r}")
         self.seed = seed_value(seed)
         self.num_directions = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(self.seed)

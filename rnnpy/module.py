@@ -9,6 +9,13 @@ gradient checks walk one array. That buffer is the only truth: a module belongs
 to at most one live container, assigning to ``params``/``grads``/``flat_params``/
 ``flat_grads`` copies into it, and a module's parameter names cannot be removed.
 
+backward differentiates the parameters its forward used: every write through
+rnnpy (an optimizer step, load_state_dict, assigning params / flat_params,
+reset_parameters) gives the model's parameters a new version, and a backward
+after such a write is refused (RuntimeError: call forward again). Writes made
+directly into the NumPy views (``flat_params[...] = v``, ``params[k] += d``)
+cannot be seen: make them between a backward and the next forward.
+
 Recurrent modules return ``(out, state)`` from forward and ``(dx, dstate)`` from
 backward; the others return one array. ``get_config`` gives the constructor
 arguments, which is how models are saved without pickle.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import os
 import threading
 import weakref
@@ -41,6 +49,11 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _non_owning(buf: np.ndarray) -> np.ndarray:
+    """buf itself when it is a view, else a view of all of it (same memory)."""
+    return buf[...] if buf.flags.owndata else buf
+
+
 class ModelLock:
     """The lock of one model tree (a module and every module inside it: a
     container shares its lock with its children, whose parameters are views of
@@ -60,11 +73,14 @@ class ModelLock:
     exception between taking it and the try that releases it.
     """
 
-    __slots__ = ("mutex", "computing", "__weakref__")
+    __slots__ = ("mutex", "computing", "version", "__weakref__")
 
     def __init__(self) -> None:
         self.mutex = threading.RLock()
         self.computing = 0   # ident of the thread inside forward/backward, 0 if none
+        # the parameters' version: a new number at every write through rnnpy
+        # (unique across models, so a module that changed model differs too)
+        self.version = next(_VERSIONS)
         _LOCKS.add(self)
 
     def _after_fork(self) -> None:
@@ -75,6 +91,18 @@ class ModelLock:
 
 
 _LOCKS: "weakref.WeakSet[ModelLock]" = weakref.WeakSet()
+_VERSIONS = itertools.count(1)
+
+
+def bump_version(obj: Any) -> None:
+    """Marks obj's model parameters as changed (called by every write through
+    rnnpy: optimizer steps, load_state_dict, params/flat_params assignment,
+    reset_parameters), so that a backward of a forward made before the write
+    is refused. Writes straight into the NumPy views (``flat_params[...] = v``,
+    ``params[name] += d``) cannot be seen."""
+    lock = model_lock(obj)
+    if lock is not None:
+        lock.version = next(_VERSIONS)
 
 
 def _reset_locks_in_child() -> None:
@@ -152,9 +180,22 @@ def _exclusive(method: Callable, name: str) -> Callable:
                         "thread)")
                 mutex.acquire()          # a short read or write of another thread: wait
             lock.computing = me
-            if outer and name == "backward":
-                saved = self.flat_grads.copy()
-            return method(self, *args, **kwargs)
+            if name == "backward":
+                seen = self.__dict__.get("_forward_version")
+                if seen is not None and seen != lock.version:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.backward: the parameters changed since "
+                        "forward (an optimizer step, load_state_dict, a params or "
+                        "flat_params assignment or reset_parameters in between), so the "
+                        "gradients would mix the old and the new weights; call forward "
+                        "again before backward")
+                if outer:
+                    saved = self.flat_grads.copy()
+            result = method(self, *args, **kwargs)
+            if name == "forward":
+                # what backward checks: the parameters it differentiates are forward's
+                self.__dict__["_forward_version"] = lock.version
+            return result
         except BaseException as exc:
             if lock.computing == me and outer:
                 if saved is not None:
@@ -179,7 +220,10 @@ def _exclusive(method: Callable, name: str) -> Callable:
 
 def _serialized(method: Callable) -> Callable:
     """Wraps a method that reads or writes parameters, gradients or random
-    state: it runs holding the model's lock, after the call in progress."""
+    state: it runs holding the model's lock, after the call in progress. The
+    methods that write parameters (_WRITERS) give them a new version, also
+    when interrupted (a refused argument changes nothing and keeps it)."""
+    writes = method.__name__ in _WRITERS
 
     @functools.wraps(method)
     def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
@@ -187,7 +231,17 @@ def _serialized(method: Callable) -> Callable:
         if not isinstance(lock, ModelLock):
             return method(self, *args, **kwargs)
         with lock.mutex:
-            return method(self, *args, **kwargs)
+            if not writes:
+                return method(self, *args, **kwargs)
+            try:
+                result = method(self, *args, **kwargs)
+            except (TypeError, ValueError, KeyError):
+                raise
+            except BaseException:
+                lock.version = next(_VERSIONS)
+                raise
+            lock.version = next(_VERSIONS)
+            return result
 
     guarded._exclusive = True  # type: ignore[attr-defined]
     return guarded
@@ -197,6 +251,8 @@ def _serialized(method: Callable) -> Callable:
 _EXCLUSIVE = ("forward", "backward")
 _SERIALIZED = ("zero_grad", "state_dict", "load_state_dict", "rng_state", "set_rng_state",
                "train", "bind", "reset_parameters")
+# of those, the methods that write parameter values
+_WRITERS = ("load_state_dict", "reset_parameters")
 
 
 class LiveArrays(dict):
@@ -214,7 +270,13 @@ class LiveArrays(dict):
         dst = dict.__getitem__(self, name)
         src = as_float_array(value, f"params[{name!r}]", dst.dtype)
         check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
+        if self._holds_params():   # as load_state_dict: a parameter is finite
+            check_finite(src, f"params[{name!r}]")
         return dst, src
+
+    def _holds_params(self) -> bool:
+        owner = self._owner_ref() if self._owner_ref is not None else None
+        return owner is not None and owner.__dict__.get("_params") is self
 
     def __init__(self, owner: Optional["Module"] = None) -> None:
         super().__init__()
@@ -227,7 +289,17 @@ class LiveArrays(dict):
 
     def __setitem__(self, name: str, value: Any) -> None:
         dst, src = self._checked(name, value)
-        self._locked(np.copyto, dst, src)
+        self._locked(self._write, [(dst, src)])
+
+    def _write(self, pairs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Copies each src into its dst view (holding the model lock) and, for
+        parameters, gives them a new version (see bump_version)."""
+        try:
+            for dst, src in pairs:
+                np.copyto(dst, src)
+        finally:
+            if self._holds_params():
+                bump_version(self._owner_ref())
 
     def _assign(self, values: Any, exact: bool) -> None:
         """Copies a mapping (or (name, value) pairs) into the views; every name
@@ -241,12 +313,7 @@ class LiveArrays(dict):
                 raise KeyError(f"expected exactly the parameter names {sorted(self)}: "
                                f"missing {missing}, unexpected {extra}")
         pairs = [self._checked(k, v) for k, v in items]
-
-        def copy_all() -> None:
-            for dst, src in pairs:
-                dst[...] = src
-
-        self._locked(copy_all)
+        self._locked(self._write, pairs)
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if len(args) > 1:
@@ -275,8 +342,27 @@ class LiveArrays(dict):
         dict.__setitem__(self, name, view)
 
 
-class Module:
+class _ModuleType(type):
+    """Seals each module once its constructor (the whole chain of __init__s)
+    has returned: from then on its configuration and parameter names cannot be
+    rebound as attributes (see Module.__setattr__)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        if isinstance(obj, Module):
+            obj._seal()
+        return obj
+
+
+class Module(metaclass=_ModuleType):
     """Base class: flat parameter storage, modes, gradients and state dicts.
+
+    Attributes: after construction, the configuration (the keys of get_config
+    and the attributes holding them, such as Dense's ``use_bias``) and the
+    parameter names are fixed: assigning ``layer.hidden_size = 5`` or
+    ``lstm.weight_hh_l0 = w`` raises AttributeError (the buffer and kernels are
+    laid out for the configuration; parameter values are changed through
+    ``params[name] = value``). ``training`` and ``threads`` stay settable.
 
     Threads: different models may run in different threads at once (the C
     kernels release the GIL); within one model tree the rule of ModelLock
@@ -291,6 +377,69 @@ class Module:
             fn = cls.__dict__.get(name)
             if fn is not None and not getattr(fn, "_exclusive", False):
                 setattr(cls, name, _exclusive(fn, name) if name in _EXCLUSIVE else _serialized(fn))
+
+    # public attributes a user may set after construction
+    _settable: Tuple[str, ...] = ("training", "threads")
+    # attributes derived from the configuration, fixed with it
+    _fixed: Tuple[str, ...] = ("num_directions", "dtype")
+
+    def _seal(self) -> None:
+        """Records the names assignment refuses from now on (called once the
+        constructor returned): {name: "config" | "param" | "both"}."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:   # a module without a configuration
+            config = {}
+        sealed: Dict[str, str] = {}
+        d = self.__dict__
+        # every key (also one stored under another name, which would otherwise
+        # become a new attribute that nothing reads), the attribute holding it,
+        # and what is derived from the configuration
+        for key in list(config) + [k for k in self._fixed if k in d]:
+            prop = getattr(type(self), key, None)
+            if isinstance(prop, property) and prop.fset is not None:
+                continue   # a property with a setter says itself what assignment does
+            sealed[key] = "config"
+            if "use_" + key in d:
+                sealed["use_" + key] = "config"
+        params = d.get("_params")
+        for name in (params if isinstance(params, dict) else ()):
+            if isinstance(name, str) and name.isidentifier():
+                sealed[name] = "both" if name in sealed else "param"
+        for name in self._settable:
+            sealed.pop(name, None)
+        d["_sealed"] = sealed
+
+    def _refused_attribute(self, name: str, action: str) -> AttributeError:
+        cls = type(self).__name__
+        kind = self.__dict__.get("_sealed", {}).get(name)
+        param = (f"{name!r} is a parameter, a view of the module's one buffer: to change "
+                 f"its values assign {cls}.params[{name!r}] = value (or use load_state_dict)")
+        config = (f"{name!r} is configuration, fixed at construction since the parameters "
+                  f"and kernels are laid out for it: build a new {cls} with the value you "
+                  "want (and copy the weights that fit with load_state_dict)")
+        why = param if kind == "param" else config if kind == "config" else \
+            f"{param}; as {config}"
+        return AttributeError(f"{cls}.{name}: cannot be {action}: {why}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_sealed", ()):
+            raise self._refused_attribute(name, "assigned")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_sealed", ()):
+            raise self._refused_attribute(name, "deleted")
+        object.__delattr__(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names not found otherwise: a parameter name gets a pointer to params
+        params = self.__dict__.get("_params")
+        if isinstance(params, dict) and name in params:
+            raise AttributeError(f"{type(self).__name__}.{name}: parameters are not "
+                                 f"attributes; read {type(self).__name__}.params[{name!r}] "
+                                 "(a live view of the module's buffer)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     is_recurrent = False     # forward returns (out, state); backward takes dstate
     accepts_lengths = False  # forward takes lengths=
@@ -351,7 +500,16 @@ class Module:
             return
         src = as_float_array(value, name, dst.dtype)
         check_shape(src, name, dst.shape, "(num_params,)")
-        run_locked(self, np.copyto, dst, src)
+        if name == "flat_params":   # as load_state_dict: parameters are finite
+            check_finite(src, name)
+        run_locked(self, self._write_flat, dst, src, name == "flat_params")
+
+    def _write_flat(self, dst: np.ndarray, src: np.ndarray, params: bool) -> None:
+        try:
+            np.copyto(dst, src)
+        finally:
+            if params:
+                bump_version(self)
 
     def _copy_named(self, dst: Optional[LiveArrays], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
@@ -397,7 +555,10 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}.bind: the module belongs to a "
                                f"{type(owner).__name__} whose buffer holds its parameters; "
                                "re-binding it would detach them from that model")
+        if not copy and isinstance(flat_params, np.ndarray) and flat_params.dtype.kind == "f":
+            check_finite(flat_params, "flat_params")   # its values become the parameters
         self._bind(flat_params, flat_grads, copy)
+        bump_version(self)
 
     def _adopt(self, owner: "Module", where: str, flat_params: np.ndarray,
                flat_grads: np.ndarray) -> None:
@@ -418,6 +579,9 @@ class Module:
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
                                  f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
+        # kept as views that do not own their memory, so that resize() of the exposed
+        # vector (which would leave every parameter view on freed memory) is refused
+        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
         if copy and self.flat_params.size == n:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads
@@ -600,6 +764,50 @@ class Module:
         if print_fn is not None:
             print_fn(text)
         return text
+
+    # -- copies ---------------------------------------------------------------
+    def _rebuild(self) -> "Module":
+        """A new module of the same class and configuration (fresh parameters)."""
+        try:
+            config = self.get_config()
+        except NotImplementedError:
+            raise TypeError(f"{type(self).__name__}: cannot be copied: it has no get_config, "
+                            "which a copy is built from") from None
+        return type(self)(**config)
+
+    def _copy_tree(self) -> "Module":
+        new = self._rebuild()
+        pairs = [(self, new)]
+        while pairs:   # every module of both trees, in the same order
+            src, dst = pairs.pop()
+            dst.__dict__["training"] = src.training
+            if "_threads" in src.__dict__:
+                dst.threads = src.threads
+            pairs.extend(zip(getattr(src, "modules", ()), getattr(dst, "modules", ())))
+        new.flat_params[...] = self.flat_params
+        new.flat_grads[...] = self.flat_grads
+        new.set_rng_state(self.rng_state())
+        return new
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Module":
+        """An independent model: a new module tree of the same configuration with
+        the same parameters, gradients, random generator states and training
+        modes, and its own buffer and lock (nothing of the original's forward is
+        kept: call forward before backward)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        new = run_locked(self, self._copy_tree)
+        pairs = [(self, new)]
+        while pairs:   # a module inside this one, copied later in the same deepcopy, is this copy's
+            src, dst = pairs.pop()
+            memo[id(src)] = dst
+            pairs.extend(zip(getattr(src, "modules", ()), getattr(dst, "modules", ())))
+        return new
+
+    def __copy__(self) -> "Module":
+        """As deepcopy: a copy sharing the original's buffer and lock would be a
+        second owner of its parameters."""
+        return self.__deepcopy__({})
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

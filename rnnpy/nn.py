@@ -28,7 +28,7 @@ from ._validate import (
     probability,
     seed_value,
 )
-from .module import LiveArrays, Module
+from .module import LiveArrays, Module, _non_owning
 
 
 def _need_forward(module: Module, cache: Any) -> None:
@@ -378,6 +378,38 @@ def _pool_directions(layout: Optional[Tuple[Any, str]], i: int, m: Module) -> in
         "direction's final output) and combine after it")
 
 
+def _time_layout(modules: Sequence[Module], layout: Optional[Tuple[bool, str]],
+                 prefix: str) -> Optional[Tuple[bool, str]]:
+    """Walks the chain with the time layout of its input, (time_major, "where
+    (Class)") of the module that set it, or None when unknown; refuses a module
+    that reads the time axis (a recurrent layer, LastStep) with the other layout
+    than the module before it gives, which would take the batch axis for time
+    and give wrong numbers without an error. Returns the layout of the output."""
+    for i, m in enumerate(modules):
+        where = f"{prefix}[{i}]"
+        if isinstance(m, Sequential):
+            layout = _time_layout(m.modules, layout, f"{where}.modules")
+            continue
+        if isinstance(m, (Dropout, Dense, Embedding)):
+            continue   # elementwise, over the last axis, or per token: keeps the axes
+        reads_time = isinstance(m, LastStep) or m.is_recurrent
+        mine = getattr(m, "time_major", None)
+        if reads_time and isinstance(mine, bool) and layout is not None and layout[0] != mine:
+            def form(tm: bool) -> str:
+                return "time-major (T, B, F)" if tm else "batch-first (B, T, F)"
+            raise ValueError(
+                f"{where} ({type(m).__name__}): has time_major={mine}, but its input comes "
+                f"from {layout[1]}, which gives {form(layout[0])} output; it would read the "
+                f"batch axis as time. Give {type(m).__name__}(..., time_major={layout[0]})")
+        if isinstance(m, LastStep):
+            layout = None   # (B, F): no time axis left
+        elif reads_time and isinstance(mine, bool):
+            layout = (mine, f"{where} ({type(m).__name__})")
+        else:
+            layout = None   # a module whose output layout is not known
+    return layout
+
+
 def _check_used_once(modules: Sequence[Module]) -> None:
     """Refuses a module that appears twice in the tree (tied weights) or that
     already belongs to another model. A module keeps one forward's cache, so a
@@ -440,6 +472,7 @@ class Sequential(Module):
             raise TypeError(f"modules: expected one dtype for every module, got "
                             f"{sorted(d.name for d in dtypes)}")
         _check_used_once(modules)
+        _time_layout(modules, None, "modules")
         # fixed at construction: the buffer below is laid out for exactly these modules
         self._modules: Tuple[Module, ...] = tuple(modules)
         self.dtype = modules[0].dtype
@@ -473,6 +506,9 @@ class Sequential(Module):
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
                                  f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
+        # kept as views that do not own their memory, so that resize() of the exposed
+        # vector (which would leave every parameter view on freed memory) is refused
+        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
         offset = 0
         for i, m in enumerate(self.modules):
             n = m.num_params
@@ -486,6 +522,9 @@ class Sequential(Module):
                 self._params._set_view(f"{i}.{k}", v)
             for k, v in m.grads.items():
                 self._grads._set_view(f"{i}.{k}", v)
+
+    def _rebuild(self) -> "Sequential":
+        return type(self)(*[m._rebuild() for m in self.modules])
 
     def train(self, mode: bool = True) -> "Sequential":
         self.training = bool(mode)

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import numpy as np
 
 from ._validate import FLOAT_DTYPES
-from .module import holds_model_lock, run_locked
+from .module import bump_version, holds_model_lock, run_locked
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value",
@@ -202,6 +202,7 @@ class Optimizer:
     def step(self) -> None:
         """Updates every parameter in place from its gradient."""
         self.steps += 1
+        bump_version(self.module)   # a forward before this step can no longer be differentiated
         with np.errstate(over="ignore", invalid="ignore"):
             for p, g, views in self._chunks():
                 self._update(p, g, views)
