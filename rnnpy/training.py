@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import _train_checks as _checks
 from . import losses as _losses
 from .module import Module, holds_model_lock, model_lock, run_locked
 
@@ -140,7 +141,7 @@ def _state_number(state: Dict[str, Any], key: str, kind: type) -> Any:
 
 
 def _check_mode(mode: str) -> str:
-    if mode not in ("min", "max"):
+    if not isinstance(mode, str) or mode not in ("min", "max"):
         raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
     return mode
 
@@ -154,7 +155,11 @@ class EarlyStopping(Callback):
                  mode: str = "min", restore_best: bool = True,
                  restore_best_weights: Optional[bool] = None) -> None:
         if restore_best_weights is not None:
-            restore_best = restore_best_weights
+            restore_best = _checks.flag(restore_best_weights, "restore_best_weights")
+        monitor = _checks.text(monitor, "monitor")
+        patience = _checks.integer(patience, "patience", 0)
+        min_delta = _checks.number(min_delta, "min_delta", 0.0)
+        restore_best = _checks.flag(restore_best, "restore_best")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
@@ -214,8 +219,9 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min",
                  save_best_only: bool = False) -> None:
-        self.path, self.monitor, self.mode = path, monitor, _check_mode(mode)
-        self.save_best_only = bool(save_best_only)
+        _checks.path(path, "path")
+        self.path, self.monitor, self.mode = path, _checks.text(monitor, "monitor"), _check_mode(mode)
+        self.save_best_only = _checks.flag(save_best_only, "save_best_only")
         self.best = math.inf if mode == "min" else -math.inf
         self._due = False
 
@@ -654,6 +660,7 @@ def resolve_optimizer(model: Module, optimizer: Any) -> Any:
     if optimizer is None or not hasattr(optimizer, "step"):
         raise TypeError(f"optimizer: expected an rnnpy.optim optimizer or one of "
                         f"{sorted(OPTIMIZERS)}, got {type(optimizer).__name__}")
+    _checks.optimizer_of(model, optimizer)
     return optimizer
 
 
@@ -934,12 +941,25 @@ def fit(
         History holds every epoch. Bit-identical to a run that never stopped.
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
+    _checks.model(model)
     compiled = getattr(model, "_compiled", None) or {}
     loss = compiled.get("loss") if loss is None else loss
     if loss is None:
         raise TypeError("loss: expected a loss name or function (or call model.compile first)")
     optimizer = compiled.get("optimizer") if optimizer is None else optimizer
     optimizer = resolve_optimizer(model, optimizer)
+    _checks.scheduler_of(scheduler, optimizer)
+    _checks.metrics(metrics)
+    callbacks = _checks.sequence(callbacks, "callbacks")
+    clip_norm = _checks.number(clip_norm, "clip_norm", 0.0, none=True)
+    clip_value = _checks.number(clip_value, "clip_value", 0.0, none=True)
+    stateful, shuffle = _checks.flag(stateful, "stateful"), _checks.flag(shuffle, "shuffle")
+    _checks.verbosity(progress)
+    initial_epoch = _checks.integer(initial_epoch, "initial_epoch", 0)
+    _checks.path(resume, "resume", none=True)
+    if class_weight is not None and not isinstance(class_weight, (dict, list, tuple, np.ndarray)):
+        raise TypeError(f"class_weight: expected {{class: weight}} or a sequence of weights, got "
+                        f"{type(class_weight).__name__}")
     if metrics is None:
         metrics = compiled.get("metrics")
     if metrics is None:
@@ -970,6 +990,8 @@ def fit(
                          f"got initial_epoch={initial_epoch!r} too")
     _batches(train, batch_size, shuffle and not stateful, seed, "train",
              steps_per_epoch)   # checks the data first
+    if val is not None:
+        _batches(val, batch_size, False, None, "val")
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
     found = model_lock(model)
@@ -1074,6 +1096,11 @@ def evaluate(
     """Mean loss and metrics over data (same forms as fit's, including Keras's
     evaluate(model, x, y)), in evaluation mode. loss and metrics default to
     model.compile()'s. verbose is accepted for Keras's sake; nothing is shown."""
+    _checks.model(model)
+    _checks.integer(batch_size, "batch_size", 1)
+    stateful = _checks.flag(stateful, "stateful")
+    _checks.integer(steps, "steps", 1, none=True)
+    _checks.metrics(metrics)
     compiled = getattr(model, "_compiled", None) or {}
     loss = compiled.get("loss") if loss is None else loss
     if loss is None:
@@ -1106,6 +1133,7 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     """Outputs of model on x (B, T, ...) in evaluation mode, in batches of
     batch_size rows (all at once by default); x and lengths may be arrays or
     lists. verbose is accepted for Keras's sake; nothing is shown."""
+    _checks.model(model)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
@@ -1113,6 +1141,9 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     if not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)):
         x = _as_column(x, "x")
     _require_batch_first(model, "predict")
+    if lengths is not None and np.shape(lengths) != (_batch_size_of(x),):
+        raise ValueError(f"lengths: expected shape (B,) = ({_batch_size_of(x)},), got "
+                         f"{np.shape(lengths)}")
     was_training = model.training
     model.eval()
     try:
