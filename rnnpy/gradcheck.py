@@ -102,7 +102,9 @@ def gradcheck(
     """
     from . import _train_checks as _checks
 
-    _checks.model(layer, "layer")
+    if not all(hasattr(layer, a) for a in ("forward", "backward", "params", "grads")):
+        raise TypeError(f"layer: expected an rnnpy module (forward, backward, params, grads), "
+                        f"got {type(layer).__name__}")
     _checks.number(eps, "eps", 0.0, positive=True)
     _checks.number(atol, "atol", 0.0)
     _checks.number(rtol, "rtol", 0.0)

@@ -664,6 +664,41 @@ def resolve_optimizer(model: Module, optimizer: Any) -> Any:
     return optimizer
 
 
+def _rows(data: Any) -> Optional[int]:
+    """The number of rows of array data (x, y[, lengths]), else None."""
+    if isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_sequence(data):
+        return int(np.shape(data[0])[0]) if np.ndim(data[0]) else None
+    return None
+
+
+def _run_arguments(loss: Any, metrics: Any, batch_size: int, clip_norm: Optional[float],
+                   clip_value: Optional[float], shuffle: bool, stateful: bool,
+                   steps_per_epoch: Optional[int], class_weight: Any, validation_split: Any,
+                   train: Any, val: Any, n_batches: Optional[int]) -> Dict[str, Any]:
+    """What determines the run besides the model, optimizer, schedule,
+    callbacks and seed (fit's arguments and the data's size, when known), as
+    JSON-able values: a resumed fit must be given the same."""
+    def name(f: Any) -> Any:
+        return f if isinstance(f, str) else getattr(f, "__qualname__", type(f).__name__)
+
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    if class_weight is None:
+        weights = None
+    elif isinstance(class_weight, dict):
+        weights = sorted([int(k), float(v)] for k, v in class_weight.items())
+    else:
+        weights = [float(v) for v in np.asarray(class_weight, dtype=np.float64).ravel()]
+    return {
+        "loss": name(loss), "metrics": [name(m) for m in metrics], "batch_size": int(batch_size),
+        "clip_norm": clip_norm, "clip_value": clip_value, "shuffle": bool(shuffle),
+        "stateful": bool(stateful), "steps_per_epoch": steps_per_epoch,
+        "class_weight": weights, "validation_split": float(validation_split or 0.0),
+        "validation": val is not None, "train_rows": _rows(train), "val_rows": _rows(val),
+        "train_batches": n_batches,
+    }
+
+
 class Trainer:
     """State of one fit() call, visible to callbacks."""
 
@@ -677,6 +712,7 @@ class Trainer:
         self.seed = seed
         self.history = history if history is not None else History()
         self.stop = False
+        self.run: Optional[Dict[str, Any]] = None   # fit's arguments (_run_arguments)
 
     def training_state(self, epoch: int) -> Dict[str, Any]:
         """What a resumed fit needs besides the model and the optimizer's state,
@@ -696,6 +732,7 @@ class Trainer:
                            "state": cb.state_dict() if hasattr(cb, "state_dict") else {}}
                           for cb in self.callbacks],
             "history": self.history.state_dict(),
+            "run": self.run,
         }
 
     def check_restorable(self, extra: Dict[str, Any]) -> None:
@@ -740,6 +777,14 @@ class Trainer:
                 raise ValueError(f"callbacks: the checkpoint was written with "
                                  f"{[c['class'] for c in saved_cbs]}, got {names}")
             self.check_restorable(extra)
+            saved_run = state.get("run")   # None: written before runs were recorded
+            if isinstance(saved_run, dict) and isinstance(self.run, dict):
+                for key in list(self.run) + [k for k in saved_run if k not in self.run]:
+                    was, now = saved_run.get(key), self.run.get(key)
+                    if was != now:
+                        raise ValueError(f"{key}: the checkpoint's run used {was!r:.100}, got "
+                                         f"{now!r:.100}; resume with the arguments and data of "
+                                         "the run that was interrupted")
             history = History()
             history.load_state_dict(state["history"])
             for cb, saved in zip(self.callbacks, saved_cbs):
@@ -988,12 +1033,16 @@ def fit(
     if resume is not None and initial_epoch:
         raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
                          f"got initial_epoch={initial_epoch!r} too")
-    _batches(train, batch_size, shuffle and not stateful, seed, "train",
-             steps_per_epoch)   # checks the data first
+    _, known_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
+                                steps_per_epoch)   # checks the data first
     if val is not None:
         _batches(val, batch_size, False, None, "val")
+    run = _run_arguments(loss, metrics, batch_size, clip_norm, clip_value, shuffle, stateful,
+                         steps_per_epoch, class_weight, validation_split, train, val,
+                         known_batches)
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
+    trainer.run = run
     found = model_lock(model)
     lock = found.mutex if found is not None else contextlib.nullcontext()
     for cb in callbacks:

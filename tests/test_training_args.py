@@ -219,3 +219,9 @@ def test_bad_clipping_argument_is_refused_by_name(fn, name, value):
 def test_clipping_something_that_is_no_module_is_refused(fn, module):
     with pytest.raises(TypeError, match="module:"):
         fn(module, 1.0)
+
+
+@pytest.mark.parametrize("layer", [None, 5, np.zeros(3)])
+def test_gradcheck_of_something_that_is_no_module_is_refused(layer):
+    with pytest.raises(TypeError, match="layer: expected an rnnpy module"):
+        rnnpy.gradcheck(layer, np.ones((2, 3)))
