@@ -984,6 +984,13 @@ def fit(
         for the interrupted run, same classes in the same order), and training
         continues from its epoch up to ``epochs`` in total; the returned
         History holds every epoch. Bit-identical to a run that never stopped.
+        The optimizer's hyperparameters (lr, betas, ...) come from the
+        checkpoint. The other arguments that determine the run (loss,
+        metrics, batch_size, clip_norm, clip_value, shuffle, stateful,
+        steps_per_epoch, class_weight, validation_split, whether there is
+        validation data, and the data's rows and batches when known) must be
+        those of the interrupted run: a difference is a ValueError naming the
+        argument; epochs, verbose, progress and callbacks' paths may differ.
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
     _checks.model(model)
