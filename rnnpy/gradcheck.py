@@ -100,6 +100,17 @@ def gradcheck(
     call; its cache is that of a perturbed forward, so run forward again before
     the next backward.
     """
+    from . import _train_checks as _checks
+
+    if not all(hasattr(layer, a) for a in ("forward", "backward", "params", "grads")):
+        raise TypeError(f"layer: expected an rnnpy module (forward, backward, params, grads), "
+                        f"got {type(layer).__name__}")
+    _checks.number(eps, "eps", 0.0, positive=True)
+    _checks.number(atol, "atol", 0.0)
+    _checks.number(rtol, "rtol", 0.0)
+    _checks.integer(max_checks, "max_checks", 1, none=True)
+    _checks.integer(seed, "seed", 0)
+    _checks.flag(raise_exception, "raise_exception")
     if np.dtype(getattr(layer, "dtype", np.float64)) != np.float64:
         raise ValueError("layer: gradcheck needs a float64 module (dtype='float64'), "
                          f"got {np.dtype(layer.dtype).name}")

@@ -24,9 +24,11 @@ and plain numbers (savable with ``np.savez`` and loadable without pickle);
 """
 from __future__ import annotations
 
+import _signal
 import functools
 import math
 import numbers
+import threading
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -129,6 +131,61 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> None:
         np.subtract(end, diff, out=start)
 
 
+def uninterrupted(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) with SIGINT (Ctrl-C, _thread.interrupt_main) held
+    back while it runs and delivered, through the handler installed before,
+    once it has returned or raised: an update is never stopped half way.
+
+    Only the main thread receives signals in CPython, so in any other thread
+    this is a plain call. A signal arriving before the handler is swapped in
+    or after it is put back is delivered as usual, before or after the whole
+    call. (One frame installs and restores, so that no exception can come
+    between the two places the way it can between a context manager's
+    __enter__ and its block; and _signal's functions are C, where signal's
+    Python wrappers would give one more point where an exception can come.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, **kwargs)
+    try:
+        previous = _signal.getsignal(_signal.SIGINT)
+    except ValueError:   # pragma: no cover - not the main interpreter
+        return fn(*args, **kwargs)
+    caught: List[Tuple[int, Any]] = []
+    try:   # installed inside the try: whatever is raised after, the finally puts it back
+        _signal.signal(_signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+        return fn(*args, **kwargs)
+    finally:
+        _signal.signal(_signal.SIGINT, previous)
+        if caught:
+            signum, frame = caught[0]
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == _signal.SIG_DFL:   # pragma: no cover - the default kills the process
+                _signal.raise_signal(signum)
+
+
+def _scale_all(grads: List[np.ndarray], op: Callable[[np.ndarray, Any], Any]) -> None:
+    """op(g, out) for every gradient, all or none: one array (every rnnpy
+    module's flat buffer) in place, in one C call; several through copies
+    committed at the end (_commit)."""
+    if len(grads) == 1:
+        op(grads[0], grads[0])
+    else:
+        _commit([(g, op(g, None)) for g in grads])
+
+
+def _commit(pairs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+    """Copies each computed array into its destination (dst, new); an exception
+    part way (only an asynchronous one can come) finishes the copy before it
+    propagates, so the destinations end all old or all new."""
+    try:
+        for dst, new in pairs:
+            np.copyto(dst, new)
+    except BaseException:
+        for dst, new in pairs:
+            np.copyto(dst, new)
+        raise
+
+
 def _on_module(method: Callable) -> Callable:
     """Runs an optimizer method holding its module's model lock, so that a step
     and a read of the state from another thread never interleave."""
@@ -200,12 +257,59 @@ class Optimizer:
 
     @_on_module
     def step(self) -> None:
-        """Updates every parameter in place from its gradient."""
-        self.steps += 1
+        """Updates every parameter in place from its gradient.
+
+        All or nothing: the new parameters, state vectors and step count are
+        computed on copies and put in place at the end, with Ctrl-C held back
+        meanwhile (uninterrupted); any exception leaves the parameters,
+        the state and ``steps`` as they were before the step, or all as after."""
         bump_version(self.module)   # a forward before this step can no longer be differentiated
-        with np.errstate(over="ignore", invalid="ignore"):
-            for p, g, views in self._chunks():
-                self._update(p, g, views)
+        uninterrupted(self._step)
+
+    def _step(self) -> None:
+        steps = self.steps
+        chunks = list(self._chunks())
+        # the step is computed on scratch copies (kept between steps: fresh
+        # large arrays would cost page faults on every step) and swapped in
+        scratch = self.__dict__.get("_scratch") or {}
+        state = {}
+        for k, v in self.state.items():
+            buf = scratch.get(k)
+            state[k] = buf if buf is not None and buf.shape == v.shape \
+                and buf.dtype == v.dtype and buf is not v else np.empty_like(v)
+            np.copyto(state[k], v)
+        spare = self.__dict__.get("_scratch_params") or []
+        new_params: List[Tuple[np.ndarray, np.ndarray]] = []
+        offset = 0
+        self.steps = steps + 1   # _update reads the count of the step it makes
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                for i, (p, g, _) in enumerate(chunks):
+                    n = p.size
+                    views = {k: v[offset:offset + n].reshape(p.shape) for k, v in state.items()}
+                    new = spare[i] if i < len(spare) and spare[i].shape == p.shape \
+                        and spare[i].dtype == p.dtype else np.empty_like(p)
+                    np.copyto(new, p)
+                    self._update(new, g, views)
+                    new_params.append((p, new))
+                    offset += n
+        except BaseException:
+            self.steps = steps
+            raise
+        previous = self.state
+        # no call between here and the loop that could raise before the state
+        # is in place; an exception in the loop finishes it (see _commit)
+        try:
+            self.state = state
+            for dst, new in new_params:
+                np.copyto(dst, new)
+        except BaseException:
+            self.state = state
+            for dst, new in new_params:
+                np.copyto(dst, new)
+            raise
+        self._scratch = previous
+        self._scratch_params = [new for _, new in new_params]
 
     @_on_module
     def zero_grad(self) -> None:
@@ -471,15 +575,18 @@ def clip_grad_norm(module: Any, max_norm: float) -> float:
     gradients are multiplied by the resulting factor all the same.
     """
     max_norm = _in_range(max_norm, "max_norm", 0.0)
-    pairs = _buffers(module)
+    return uninterrupted(_clip_norm, _buffers(module), max_norm)
+
+
+def _clip_norm(pairs: List[Tuple[np.ndarray, np.ndarray]], max_norm: float) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         # norm of the per-array norms, as torch; sums of squares in float64
         squares = [float(np.dot(g64, g64)) for g64 in
                    (g.astype(np.float64, copy=False).ravel() for _, g in pairs)]
         total = math.sqrt(math.fsum(squares)) if not any(map(math.isnan, squares)) else math.nan
         coef = math.nan if math.isnan(total) else min(max_norm / (total + 1e-6), 1.0)
-        for _, g in pairs:
-            g *= coef
+        if coef != 1.0:   # all gradients scaled, or none (see Optimizer.step)
+            _scale_all([g for _, g in pairs], lambda g, out: np.multiply(g, coef, out=out))
     return total
 
 
@@ -488,8 +595,10 @@ def clip_grad_value(module: Any, clip_value: float) -> None:
     """Clamps every gradient entry in place to [-clip_value, clip_value]
     (NaN stays NaN), as torch.nn.utils.clip_grad_value_."""
     clip_value = _in_range(clip_value, "clip_value", 0.0)
-    for _, g in _buffers(module):
-        np.clip(g, -clip_value, clip_value, out=g)
+    pairs = _buffers(module)
+    # all gradients clipped, or none (see Optimizer.step)
+    uninterrupted(_scale_all, [g for _, g in pairs],
+                  lambda g, out: np.clip(g, -clip_value, clip_value, out=out))
 
 
 # -- learning-rate schedules ----------------------------------------------------------

@@ -44,6 +44,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from . import distributed as _dist
+from . import _train_checks as _checks
 from . import losses as _losses
 from ._validate import boolean, choice, file_path, non_negative_int, real, writable_file_path
 from .module import Module, holds_model_lock, model_lock, run_locked
@@ -185,7 +186,9 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, trainer: "Trainer") -> None:
         if self.restore_best and self._best_params is not None:
-            run_locked(trainer.model, np.copyto, trainer.model.flat_params, self._best_params)
+            # through the setter: checked, under the model's lock, and a forward made
+            # before the restore can no longer be differentiated
+            trainer.model.flat_params = self._best_params
 
     def state_dict(self) -> Dict[str, Any]:
         """best, best_epoch, wait and the best epoch's parameters (or None)."""
@@ -693,7 +696,43 @@ def resolve_optimizer(model: Module, optimizer: Any) -> Any:
     if optimizer is None or not hasattr(optimizer, "step"):
         raise TypeError(f"optimizer: expected an rnnpy.optim optimizer or one of "
                         f"{sorted(OPTIMIZERS)}, got {type(optimizer).__name__}")
+    _checks.optimizer_of(model, optimizer)
     return optimizer
+
+
+def _rows(data: Any) -> Optional[int]:
+    """The number of rows of array data (x, y[, lengths]), else None."""
+    if isinstance(data, tuple) and len(data) in (2, 3) and not _is_batch_sequence(data):
+        return int(np.shape(data[0])[0]) if np.ndim(data[0]) else None
+    return None
+
+
+def _run_arguments(loss: Any, metrics: Any, batch_size: int, clip_norm: Optional[float],
+                   clip_value: Optional[float], shuffle: bool, stateful: bool,
+                   steps_per_epoch: Optional[int], class_weight: Any, validation_split: Any,
+                   train: Any, val: Any, n_batches: Optional[int]) -> Dict[str, Any]:
+    """What determines the run besides the model, optimizer, schedule,
+    callbacks and seed (fit's arguments and the data's size, when known), as
+    JSON-able values: a resumed fit must be given the same."""
+    def name(f: Any) -> Any:
+        return f if isinstance(f, str) else getattr(f, "__qualname__", type(f).__name__)
+
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    if class_weight is None:
+        weights = None
+    elif isinstance(class_weight, dict):
+        weights = sorted([int(k), float(v)] for k, v in class_weight.items())
+    else:
+        weights = [float(v) for v in np.asarray(class_weight, dtype=np.float64).ravel()]
+    return {
+        "loss": name(loss), "metrics": [name(m) for m in metrics], "batch_size": int(batch_size),
+        "clip_norm": clip_norm, "clip_value": clip_value, "shuffle": bool(shuffle),
+        "stateful": bool(stateful), "steps_per_epoch": steps_per_epoch,
+        "class_weight": weights, "validation_split": float(validation_split or 0.0),
+        "validation": val is not None, "train_rows": _rows(train), "val_rows": _rows(val),
+        "train_batches": n_batches,
+    }
 
 
 class Trainer:
@@ -710,6 +749,7 @@ class Trainer:
         self.history = history if history is not None else History()
         self.stop = False
         self.is_main = True   # False on the ranks of a distributed fit other than 0
+        self.run: Optional[Dict[str, Any]] = None   # fit's arguments (_run_arguments)
 
     def training_state(self, epoch: int) -> Dict[str, Any]:
         """What a resumed fit needs besides the model and the optimizer's state,
@@ -729,6 +769,7 @@ class Trainer:
                            "state": cb.state_dict() if hasattr(cb, "state_dict") else {}}
                           for cb in self.callbacks],
             "history": self.history.state_dict(),
+            "run": self.run,
         }
 
     def check_restorable(self, extra: Dict[str, Any]) -> None:
@@ -774,6 +815,14 @@ class Trainer:
                 raise ValueError(f"callbacks: the checkpoint was written with "
                                  f"{[c['class'] for c in saved_cbs]}, got {names}")
             self.check_restorable(extra)
+            saved_run = state.get("run")   # None: written before runs were recorded
+            if isinstance(saved_run, dict) and isinstance(self.run, dict):
+                for key in list(self.run) + [k for k in saved_run if k not in self.run]:
+                    was, now = saved_run.get(key), self.run.get(key)
+                    if was != now:
+                        raise ValueError(f"{key}: the checkpoint's run used {was!r:.100}, got "
+                                         f"{now!r:.100}; resume with the arguments and data of "
+                                         "the run that was interrupted")
             history = History()
             history.load_state_dict(state["history"])
             for cb, saved in zip(self.callbacks, saved_cbs):
@@ -989,14 +1038,34 @@ def fit(
         dropout draws per rank from (seed, epoch, rank). A checkpoint written by
         N ranks resumes on any number. An exception on one rank aborts the
         job (see rnnpy.distributed).
+        The optimizer's hyperparameters (lr, betas, ...) come from the
+        checkpoint. The other arguments that determine the run (loss,
+        metrics, batch_size, clip_norm, clip_value, shuffle, stateful,
+        steps_per_epoch, class_weight, validation_split, whether there is
+        validation data, and the data's rows and batches when known) must be
+        those of the interrupted run: a difference is a ValueError naming the
+        argument; epochs, verbose, progress and callbacks' paths may differ.
     Raises FloatingPointError, naming the epoch and batch, when the loss is not finite.
     """
+    _checks.model(model)
     compiled = getattr(model, "_compiled", None) or {}
     loss = compiled.get("loss") if loss is None else loss
     if loss is None:
         raise TypeError("loss: expected a loss name or function (or call model.compile first)")
     optimizer = compiled.get("optimizer") if optimizer is None else optimizer
     optimizer = resolve_optimizer(model, optimizer)
+    _checks.scheduler_of(scheduler, optimizer)
+    _checks.metrics(metrics)
+    callbacks = _checks.sequence(callbacks, "callbacks")
+    clip_norm = _checks.number(clip_norm, "clip_norm", 0.0, none=True)
+    clip_value = _checks.number(clip_value, "clip_value", 0.0, none=True)
+    stateful, shuffle = _checks.flag(stateful, "stateful"), _checks.flag(shuffle, "shuffle")
+    _checks.verbosity(progress)
+    initial_epoch = _checks.integer(initial_epoch, "initial_epoch", 0)
+    _checks.path(resume, "resume", none=True)
+    if class_weight is not None and not isinstance(class_weight, (dict, list, tuple, np.ndarray)):
+        raise TypeError(f"class_weight: expected {{class: weight}} or a sequence of weights, got "
+                        f"{type(class_weight).__name__}")
     if metrics is None:
         metrics = compiled.get("metrics")
     if metrics is None:
@@ -1025,13 +1094,19 @@ def fit(
     if resume is not None and initial_epoch:
         raise ValueError("initial_epoch: resume takes the epoch from the checkpoint; "
                          f"got initial_epoch={initial_epoch!r} too")
-    _batches(train, batch_size, shuffle and not stateful, seed, "train",
-             steps_per_epoch)   # checks the data first
+    _, known_batches = _batches(train, batch_size, shuffle and not stateful, seed, "train",
+                                steps_per_epoch)   # checks the data first
+    if val is not None:
+        _batches(val, batch_size, False, None, "val")
+    run = _run_arguments(loss, metrics, batch_size, clip_norm, clip_value, shuffle, stateful,
+                         steps_per_epoch, class_weight, validation_split, train, val,
+                         known_batches)
     dist = _dist.Session() if distributed else None
     if dist is not None and not dist.is_main:
         progress, level = False, 0
     history = History()
     trainer = Trainer(model, optimizer, scheduler, callbacks, seed, history)
+    trainer.run = run
     found = model_lock(model)
     lock = found.mutex if found is not None else contextlib.nullcontext()
     trainer.is_main = dist is None or dist.is_main
@@ -1141,6 +1216,11 @@ def evaluate(
     model.compile()'s. verbose is accepted for Keras's sake; nothing is shown.
     With distributed, each rank runs its rows of every batch and the means
     are over all of them, on every rank (see fit)."""
+    _checks.model(model)
+    _checks.integer(batch_size, "batch_size", 1)
+    stateful = _checks.flag(stateful, "stateful")
+    _checks.integer(steps, "steps", 1, none=True)
+    _checks.metrics(metrics)
     compiled = getattr(model, "_compiled", None) or {}
     loss = compiled.get("loss") if loss is None else loss
     if loss is None:
@@ -1179,6 +1259,7 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     lists. verbose is accepted for Keras's sake; nothing is shown. With
     distributed, each rank runs its rows of every batch and every rank returns
     all the outputs, in order."""
+    _checks.model(model)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
@@ -1186,6 +1267,9 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
     if not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)):
         x = _as_column(x, "x")
     _require_batch_first(model, "predict")
+    if lengths is not None and np.shape(lengths) != (_batch_size_of(x),):
+        raise ValueError(f"lengths: expected shape (B,) = ({_batch_size_of(x)},), got "
+                         f"{np.shape(lengths)}")
     was_training = model.training
     model.eval()
     try:

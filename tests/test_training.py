@@ -90,8 +90,9 @@ def test_nonfinite_loss_stops_with_the_batch_named():
     def exploding(out, yb, **kw):
         return float("nan"), np.zeros_like(out)
 
+    clf = classifier()
     with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1, batch 1"):
-        fit(classifier(), (x[:16], y[:16]), loss=exploding, optimizer=optim.SGD(classifier(), lr=0.1),
+        fit(clf, (x[:16], y[:16]), loss=exploding, optimizer=optim.SGD(clf, lr=0.1),
             epochs=1, progress=False)
 
 
