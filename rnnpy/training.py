@@ -156,8 +156,7 @@ class EarlyStopping(Callback):
                  restore_best_weights: Optional[bool] = None) -> None:
         if restore_best_weights is not None:
             restore_best = boolean(restore_best_weights, "restore_best_weights")
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor: expected the name of a logged value (str), got {monitor!r:.100}")
+        monitor = _checks.text(monitor, "monitor")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor = monitor
@@ -225,9 +224,7 @@ class ModelCheckpoint(Callback):
                  save_best_only: bool = False) -> None:
         # checked now, not after an epoch of training: the path and its folder
         self.path = writable_file_path(path, "path")
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor: expected the name of a logged value (str), got {monitor!r:.100}")
-        self.monitor, self.mode = monitor, _check_mode(mode)
+        self.monitor, self.mode = _checks.text(monitor, "monitor"), _check_mode(mode)
         self.save_best_only = boolean(save_best_only, "save_best_only")
         self.best = math.inf if mode == "min" else -math.inf
         self._due = False
