@@ -171,3 +171,17 @@ def real(value: Any, name: str) -> float:
     if not math.isfinite(float(value)):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def token_ids(ids: Any, size: int, name: str = "ids") -> np.ndarray:
+    """(N,) integer ids in [0, size) from any array-like (raveled); TypeError
+    or ValueError naming the first bad one otherwise."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integers, got dtype {arr.dtype}")
+    arr = arr.ravel()
+    bad = (arr < 0) | (arr >= size)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: expected integers in [0, {size}), got {int(arr[k])} at index {k}")
+    return arr

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._validate import positive_int, probability, seed_value
+from ._validate import positive_int, probability, seed_value, token_ids
 
 __all__ = [
     "batchify", "windows", "num_windows", "sequence_batches", "SequenceBatches",
@@ -430,15 +430,7 @@ class CharVocab:
 
     def decode(self, ids: Any) -> str:
         """(N,) integer ids -> str of length N."""
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"ids: expected integers, got dtype {arr.dtype}")
-        arr = arr.ravel()
-        bad = (arr < 0) | (arr >= self.size)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"ids: expected integers in [0, {self.size}), "
-                             f"got {int(arr[k])} at index {k}")
+        arr = token_ids(ids, self.size)
         chars = self.chars
         return "".join(chars[i] for i in arr.tolist())
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Unio
 
 import numpy as np
 
-from ._validate import seed_value
+from ._validate import seed_value, token_ids
 from .module import Module
 
 Prompt = Union[str, Sequence[int], np.ndarray]
@@ -145,14 +145,7 @@ class Vocabulary:
 
     def decode(self, ids: Any, skip_pad: bool = True) -> str:
         """(N,) ids -> the tokens joined by ``sep`` (padding dropped unless skip_pad=False)."""
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"ids: expected integers, got dtype {arr.dtype}")
-        arr = arr.ravel()
-        bad = (arr < 0) | (arr >= self.size)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"ids: expected integers in [0, {self.size}), got {int(arr[k])} at index {k}")
+        arr = token_ids(ids, self.size)
         return self.sep.join(self.tokens[i] for i in arr.tolist() if not (skip_pad and i == self.pad_id))
 
     def to_config(self) -> Dict[str, Any]:

@@ -573,15 +573,21 @@ class Module(metaclass=_ModuleType):
         self._owner = weakref.ref(owner)
         self._bind(flat_params, flat_grads, True)
 
-    def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
+    def _checked_buffers(self, flat_params: np.ndarray,
+                         flat_grads: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The two (num_params,) vectors a bind moves into, checked, as views
+        that do not own their memory, so that resize() of the exposed vector
+        (which would leave every parameter view on freed memory) is refused."""
         n = self.num_params
         for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
             if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
                 raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
                                  f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
-        # kept as views that do not own their memory, so that resize() of the exposed
-        # vector (which would leave every parameter view on freed memory) is refused
-        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
+        return _non_owning(flat_params), _non_owning(flat_grads)
+
+    def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
+        n = self.num_params
+        flat_params, flat_grads = self._checked_buffers(flat_params, flat_grads)
         if copy and self.flat_params.size == n:
             flat_params[...] = self.flat_params
             flat_grads[...] = self.flat_grads

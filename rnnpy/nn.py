@@ -28,7 +28,7 @@ from ._validate import (
     probability,
     seed_value,
 )
-from .module import LiveArrays, Module, _non_owning
+from .module import LiveArrays, Module
 
 
 def _need_forward(module: Module, cache: Any) -> None:
@@ -501,14 +501,7 @@ class Sequential(Module):
 
     def _bind(self, flat_params: np.ndarray, flat_grads: np.ndarray, copy: bool) -> None:
         # children move into slices of the new buffer, keeping their values
-        n = self.num_params
-        for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
-            if buf.shape != (n,) or buf.dtype != self.dtype or not buf.flags.c_contiguous:
-                raise ValueError(f"{name}: expected a contiguous {self.dtype.name} vector of "
-                                 f"{n} values, got {buf.dtype.name} of shape {buf.shape}")
-        # kept as views that do not own their memory, so that resize() of the exposed
-        # vector (which would leave every parameter view on freed memory) is refused
-        flat_params, flat_grads = _non_owning(flat_params), _non_owning(flat_grads)
+        flat_params, flat_grads = self._checked_buffers(flat_params, flat_grads)
         offset = 0
         for i, m in enumerate(self.modules):
             n = m.num_params
