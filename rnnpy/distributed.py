@@ -39,6 +39,7 @@ import functools
 import os
 import socket
 import sys
+import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
@@ -99,12 +100,18 @@ def _abort_on_uncaught() -> None:
     sys.excepthook = hook
 
 
+_ABORT_GRACE = 0.5   # seconds for mpiexec to forward the failing rank's last words
+
+
 def _abort(what: str, detail: str) -> None:
     """Prints what happened (naming the rank) and ends every rank of the job."""
     try:
         sys.stdout.flush()
         sys.stderr.write(f"rnnpy.distributed: {what}; aborting the job\n{detail}")
         sys.stderr.flush()
+        # the message is in the pipe, but mpiexec forwards it asynchronously and
+        # drops what it has not read when MPI_Abort kills the job: give it time
+        time.sleep(_ABORT_GRACE)
     finally:
         _comm.Abort(1)
         os._exit(1)   # MPI_Abort may return before mpiexec ends this process
