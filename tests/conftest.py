@@ -1,12 +1,21 @@
-"""Shared test settings.
+"""Shared test settings and fixtures.
 
 RNNPY_REQUIRE_TORCH=1 makes a missing PyTorch an error instead of a skip, and
 RNNPY_FORBID_SKIPS=1 fails the run if any test was skipped: CI sets both, so
 that the parity tests cannot silently stop running.
+
+Fixtures: `torch` (one thread, or a skip), `rng` (a generator seeded by the
+test's id). Every module-level helpers.ErrorTable is printed when its module
+finishes. Shared functions (cell kinds, the torch runner, rel_err) live in
+tests/helpers.py.
 """
 import os
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import helpers  # noqa: E402
 
 _skipped = []
 
@@ -33,3 +42,31 @@ def pytest_terminal_summary(terminalreporter):
             + ", ".join(_skipped[:5]),
             red=True,
         )
+
+
+@pytest.fixture
+def torch():
+    """PyTorch with one thread; skips without it (an error under RNNPY_REQUIRE_TORCH=1)."""
+    return helpers.import_torch()
+
+
+@pytest.fixture
+def rng(request):
+    """A NumPy generator seeded by the test's id: each case its own values, every run the same."""
+    return helpers.seeded(request.node.nodeid)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_error_tables(request):
+    """Prints the module's ErrorTable(s) after its last test."""
+    yield
+    tables = [v for v in vars(request.module).values() if isinstance(v, helpers.ErrorTable)]
+    lines = [line for t in tables if t.rows for line in t.lines()]
+    if not lines:
+        return
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            print("\n".join(lines))
+    else:
+        print("\n".join(lines))
