@@ -13,21 +13,18 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import CELL_KINDS
 
 from rnnpy import _core
+from rnnpy import _reference as ref
 
-try:
-    from rnnpy import _reference as ref
-except ImportError:  # pragma: no cover - the reference ships with the package
-    ref = None
-
-# kind -> (type, constructor keywords, gates, reference mode)
+# kind -> (type, constructor keywords, gates, reference mode), from the one list of cells
+_CORE_TYPES = {"RNN": _core.RNNCell, "LSTM": _core.LSTMCell, "GRU": _core.GRUCell}
 KINDS = {
-    "rnn_tanh": (_core.RNNCell, {"nonlinearity": "tanh"}, 1, "RNN_TANH"),
-    "rnn_relu": (_core.RNNCell, {"nonlinearity": "relu"}, 1, "RNN_RELU"),
-    "lstm": (_core.LSTMCell, {"peephole": False}, 4, "LSTM"),
-    "lstm_peephole": (_core.LSTMCell, {"peephole": True}, 4, "LSTM_PEEPHOLE"),
-    "gru": (_core.GRUCell, {}, 3, "GRU"),
+    mode.lower(): (_CORE_TYPES[k.layer],
+                   {"peephole": bool(k.kwargs.get("peephole"))} if k.lstm else dict(k.kwargs),
+                   k.gates, mode)
+    for mode, k in CELL_KINDS.items()
 }
 ALL_KINDS = list(KINDS)
 DTYPES = ["float32", "float64"]
@@ -93,53 +90,10 @@ def assert_close(actual, expected, tol, what):
 
 
 # ---------------------------------------------------------------------------
-# a reference forward/backward: rnnpy._reference when present, else a tiny
-# NumPy LSTM/GRU/RNN written here (time-major, no lengths needed by callers
-# that use it only for checks without lengths).
-
-def _sig(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def _local_forward(kind, p, x, h0, c0, lengths=None, reverse=False):
-    T, B, _ = x.shape
-    H = p["weight_hh"].shape[1]
-    m = np.ones((T, B, 1)) if lengths is None else (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[:, :, None]
-    out = np.zeros((T, B, H), x.dtype)
-    h, c = h0.copy(), (None if c0 is None else c0.copy())
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        gi = x[t] @ p["weight_ih"].T + p["bias_ih"]
-        gh = h @ p["weight_hh"].T + p["bias_hh"]
-        if kind in ("rnn_tanh", "rnn_relu"):
-            a = gi + gh
-            hn = np.tanh(a) if kind == "rnn_tanh" else np.maximum(a, 0)
-            cn = None
-        elif kind == "gru":
-            r = _sig(gi[:, :H] + gh[:, :H])
-            z = _sig(gi[:, H:2 * H] + gh[:, H:2 * H])
-            n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-            hn, cn = (1 - z) * n + z * h, None
-        else:
-            a = gi + gh
-            pp = p.get("weight_peep", np.zeros((3, H), x.dtype))
-            i = _sig(a[:, :H] + pp[0] * c)
-            f = _sig(a[:, H:2 * H] + pp[1] * c)
-            g = np.tanh(a[:, 2 * H:3 * H])
-            cn = f * c + i * g
-            o = _sig(a[:, 3 * H:] + pp[2] * cn)
-            hn = o * np.tanh(cn)
-        out[t] = m[t] * hn
-        h = np.where(m[t] > 0, hn, h)
-        if cn is not None:
-            c = np.where(m[t] > 0, cn, c)
-    return out, h, c
-
+# the reference forward/backward (rnnpy._reference), one cell, time-major
 
 def reference_forward(kind, p, x, h0, c0, lengths=None, reverse=False):
-    """Time-major reference forward -> (out, hT, cT-or-None, cache-or-None)."""
-    if ref is None:
-        out, h, c = _local_forward(kind, p, x, h0, c0, lengths, reverse)
-        return out, h, c, None
+    """Time-major reference forward -> (out, hT, cT-or-None, cache)."""
     w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
     if kind in ("rnn_tanh", "rnn_relu"):
         out, h, cache = ref.rnn_cell_forward(x, h0, *w, nonlinearity=kind[4:], lengths=lengths,
@@ -307,7 +261,6 @@ def test_clear_cache_and_has_cache(kind):
 # ---------------------------------------------------------------------------
 # kernels against the NumPy reference
 
-@pytest.mark.skipif(ref is None, reason="rnnpy._reference is not available")
 @pytest.mark.parametrize("kind", ALL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True])
@@ -363,8 +316,8 @@ def test_forward_backward_match_reference(kind, dtype, reverse, with_lengths):
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
-def test_local_reference_agrees(kind):
-    """The tiny in-file reference and the cell agree (independent of _reference)."""
+def test_reference_agrees_reversed_and_ragged(kind):
+    """The cell and the reference agree reversed and over ragged lengths, to 1e-12."""
     I, H, T, B = 2, 3, 4, 2
     cell, _, _ = make_cell(kind, I, H, seed=6)
     rng = np.random.default_rng(7)
@@ -374,7 +327,7 @@ def test_local_reference_agrees(kind):
     for reverse in (False, True):
         for lengths in (None, np.array([1, 4])):
             out, hT, cT = run_forward(cell, kind, x, h0, c0, lengths, reverse=reverse)
-            r_out, r_h, r_c = _local_forward(kind, named(cell), x, h0, c0, lengths, reverse)
+            r_out, r_h, r_c, _ = reference_forward(kind, named(cell), x, h0, c0, lengths, reverse)
             assert_close(out, r_out, 1e-12, "out")
             assert_close(hT, r_h, 1e-12, "hT")
             if cT is not None:

@@ -20,13 +20,14 @@ import os
 
 import numpy as np
 import pytest
+from helpers import ErrorTable, import_torch, rel_err
 from torch_ext import torch_ext_stack
 
 import rnnpy
 from rnnpy import _core
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
-ERRORS = {}
+ERRORS = ErrorTable("extended cells, largest relative error max|a-b| / max|b| against torch:")
 
 # (cell, options): each option alone, then combinations
 CONFIGS = [
@@ -56,34 +57,6 @@ def _id(cfg):
     return kind + "-" + "-".join(f"{k}={v}" for k, v in opts.items())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def error_summary(request):
-    yield
-    lines = ["", "extended cells, largest relative error max|a-b| / max|b| against torch:"]
-    for (name, dtype), err in sorted(ERRORS.items()):
-        lines.append(f"  {name:<70}{dtype:<9}{err:.2e}")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\n".join(lines))
-
-
-def _torch():
-    if os.environ.get("RNNPY_SANITIZED"):
-        pytest.skip("torch is not loaded into the sanitized build (tests/sanitize/run.sh)")
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    return torch
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
-    if not np.all(np.isfinite(a)):
-        return np.inf
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if a.size else 0.0
-
-
 def make(kind, opts, dtype, L=1, bidirectional=False, time_major=False, seed=0):
     cls = {"lstm": rnnpy.LSTM, "gru": rnnpy.GRU, "rnn": rnnpy.RNN, "rnn_relu": rnnpy.RNN}[kind]
     kw = dict(opts)
@@ -102,7 +75,7 @@ def make(kind, opts, dtype, L=1, bidirectional=False, time_major=False, seed=0):
 
 def run_both(kind, opts, dtype, shape, training, seed=0):
     """rnnpy forward + backward and the torch reference on the same values."""
-    torch = _torch()
+    torch = import_torch()
     L, bidir, time_major, lengths = shape
     m = make(kind, opts, dtype, L, bidir, time_major, seed)
     m.train(training)
@@ -167,8 +140,7 @@ def test_matches_torch_autograd(cfg, dtype, shape, training):
         err = rel_err(a, b)
         worst = max(worst, err)
         assert err <= tol, f"{name}: relative error {err:.3e} > {tol:.0e}"
-    key = (_id(cfg), dtype)
-    ERRORS[key] = max(ERRORS.get(key, 0.0), worst)
+    ERRORS.record((_id(cfg), dtype), worst)
 
 
 def test_training_masks_are_drawn_and_used():
@@ -193,7 +165,7 @@ def test_training_masks_are_drawn_and_used():
 def test_projection_matches_torch_lstm(dtype):
     """proj_size against torch.nn.LSTM(proj_size=...): two bidirectional layers,
     batch-first, ragged lengths through packing, every gradient."""
-    torch = _torch()
+    torch = import_torch()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     P, L, lengths = 3, 2, [5, 2, 4]
     m = rnnpy.LSTM(I, H, num_layers=L, bidirectional=True, proj_size=P, dtype=dtype, seed=3)
@@ -231,7 +203,7 @@ def test_projection_matches_torch_lstm(dtype):
         err = rel_err(a, b.detach().numpy())
         worst = max(worst, err)
         assert err <= TOL[dtype], f"{name}: relative error {err:.3e}"
-    ERRORS[("proj_size=3 vs torch.nn.LSTM", dtype)] = worst
+    ERRORS.record(("proj_size=3 vs torch.nn.LSTM", dtype), worst)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_id)

@@ -8,32 +8,20 @@ Every gradient is also checked against central differences in float64.
 """
 import numpy as np
 import pytest
+from helpers import ErrorTable
 
 from rnnpy import losses
 from rnnpy.losses import accuracy, binary_cross_entropy_with_logits, mse, softmax_cross_entropy
 
 TOL = {np.float64: 1e-12, np.float32: 1e-6}
-DIFFS = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def diff_summary(request):
-    yield
-    if not DIFFS:
-        return
-    lines = ["", "largest difference against torch (max|a-b| / max(1, max|b|)):"]
-    lines += [f"  {err:.2e}  {case}" for case, err in sorted(DIFFS.items())]
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\n".join(lines))
+DIFFS = ErrorTable("largest difference against torch (max|a-b| / max(1, max|b|)):")
 
 
 def close(case, a, b, tol):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape
     err = float(np.max(np.abs(a - b), initial=0.0) / max(1.0, float(np.max(np.abs(b), initial=0.0))))
-    DIFFS[case] = max(DIFFS.get(case, 0.0), err)
+    DIFFS.record(case, err)
     assert err <= tol, f"{case}: {err:.3e} > {tol:.0e}"
 
 

@@ -7,10 +7,10 @@ without lengths, with Relu added to its RNN below. The largest difference per
 cell and dtype is printed when the module finishes.
 """
 import os
-from collections import defaultdict
 
 import numpy as np
 import pytest
+from helpers import CELL_KINDS, ErrorTable
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -21,35 +21,17 @@ from onnx.reference.ops.op_rnn import RNN_14  # noqa: E402
 import rnnpy  # noqa: E402
 from rnnpy.onnx_export import build_onnx, export_onnx  # noqa: E402
 
-# (name, class, constructor options)
-CELLS = [
-    ("rnn_tanh", rnnpy.RNN, {"nonlinearity": "tanh"}),
-    ("rnn_relu", rnnpy.RNN, {"nonlinearity": "relu"}),
-    ("lstm", rnnpy.LSTM, {}),
-    ("lstm_peephole", rnnpy.LSTM, {"peephole": True}),
-    ("gru", rnnpy.GRU, {}),
-]
+# (name, class, constructor options), from the one list of cells
+CELLS = [(mode.lower(), getattr(rnnpy, k.layer), dict(k.kwargs))
+         for mode, k in CELL_KINDS.items()]
 CELL_IDS = [c[0] for c in CELLS]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 B, T, I, H = 4, 7, 3, 5
 LENGTHS = np.array([7, 3, 1, 5], dtype=np.int64)  # shorter than T, and length 1
 
-_largest = defaultdict(float)  # (case, dtype) -> largest |onnx - rnnpy|
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _summary(pytestconfig):
-    yield
-    lines = ["", "ONNX export: largest |onnx - rnnpy| per case and dtype "
-                 "(float32: onnxruntime; float64: onnx reference evaluator)"]
-    for (case, dt), diff in sorted(_largest.items()):
-        lines.append(f"  {case:16s} {dt:8s} {diff:.3e}")
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            print("\n".join(lines))
-    else:
-        print("\n".join(lines))
+# (case, dtype) -> largest |onnx - rnnpy|
+_largest = ErrorTable("ONNX export: largest |onnx - rnnpy| per case and dtype "
+                      "(float32: onnxruntime; float64: onnx reference evaluator)")
 
 
 def _record(case, dtype, got, want):
@@ -58,7 +40,7 @@ def _record(case, dtype, got, want):
     assert got.dtype == want.dtype, f"{case}: dtype {got.dtype} != {want.dtype}"
     diff = float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0
     key = (case, np.dtype(dtype).name)
-    _largest[key] = max(_largest[key], diff)
+    _largest.record(key, diff)
     np.testing.assert_allclose(got, want, err_msg=case, **TOL[np.dtype(dtype).type])
 
 

@@ -15,25 +15,14 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import ErrorTable
 
 import rnnpy
 from rnnpy import optim
 
 STEPS = 20
-DIFFS = {}  # case -> largest max|a - b| / max(1, max|b|) over all steps
-
-
-@pytest.fixture(scope="module", autouse=True)
-def diff_summary(request):
-    yield
-    if not DIFFS:
-        return
-    lines = ["", "largest parameter difference against torch (max|a-b| / max(1, max|b|)):"]
-    lines += [f"  {err:.2e}  {case}" for case, err in sorted(DIFFS.items())]
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\n".join(lines))
+# case -> largest max|a - b| / max(1, max|b|) over all steps
+DIFFS = ErrorTable("largest parameter difference against torch (max|a-b| / max(1, max|b|)):")
 
 
 def make_model(dtype="float64"):
@@ -116,7 +105,7 @@ def test_optimizer_matches_torch(case):
         ref = flat_torch(tparams)
         worst = max(worst, rel_diff(model.flat_params, ref))
         assert worst <= 1e-12, f"step {opt.steps}: {worst:.3e}"
-    DIFFS[_case_id(case)] = worst
+    DIFFS.record(_case_id(case), worst)
     assert opt.steps == STEPS
     # the run really moved the parameters, and the gradients were left alone
     assert np.max(np.abs(model.flat_params - start)) > 1e-3
@@ -143,7 +132,7 @@ def test_optimizer_float32_matches_torch(name, kw):
         for k in opt.state:
             assert opt.state[k].dtype == np.float32
         worst = max(worst, rel_diff(model.flat_params, flat_torch(tparams)))
-    DIFFS[f"float32 {name}({kw})"] = worst
+    DIFFS.record(f"float32 {name}({kw})", worst)
     assert worst <= 1e-6
 
 
@@ -230,7 +219,7 @@ def test_clip_grad_norm_matches_torch(max_norm):
     assert abs(norm - np.linalg.norm(g)) <= 1e-13 * norm
     tg = np.concatenate([t.grad.numpy().ravel() for t in tparams])
     assert rel_diff(model.flat_grads, tg) <= 1e-14
-    DIFFS[f"clip_grad_norm(max_norm={max_norm})"] = rel_diff(model.flat_grads, tg)
+    DIFFS.record(f"clip_grad_norm(max_norm={max_norm})", rel_diff(model.flat_grads, tg))
     expected = min(np.linalg.norm(g), max_norm)
     assert abs(np.linalg.norm(model.flat_grads) - expected) <= 1e-5 * expected
 

@@ -24,29 +24,11 @@ except ImportError:  # the compiled package is not built: load the file alone
     ref = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(ref)
 
-torch = pytest.importorskip("torch")
-from torch_ext import torch_ext_stack  # noqa: E402
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
-
-torch.set_num_threads(1)
-
-MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU", "LSTM_PEEPHOLE"]
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "LSTM_PEEPHOLE": 4, "GRU": 3}
-IS_LSTM = {"LSTM", "LSTM_PEEPHOLE"}
+from helpers import GATES, IS_LSTM, MODES, rel_err, torch_stack  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-def rel_err(a, b):
-    """max|a - b| / max|b| (b the trusted side); exact zeros must match exactly."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
-    diff = np.max(np.abs(a - b)) if a.size else 0.0
-    scale = np.max(np.abs(b)) if b.size else 0.0
-    return diff / max(scale, np.finfo(np.float64).tiny)
-
 
 def check(name, a, b, tol):
     err = rel_err(a, b)
@@ -67,72 +49,6 @@ def make_params(mode, I, H, L, D, rng, scale=0.6, dtype=np.float64):
             if mode == "LSTM_PEEPHOLE":
                 p["weight_peep" + sfx] = rng.uniform(-scale, scale, (3, H)).astype(dtype)
     return p
-
-
-def _t(a, grad=False):
-    t = torch.tensor(np.asarray(a, dtype=np.float64))
-    return t.requires_grad_(grad)
-
-
-def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
-                dout, dh, dc=None):
-    """Run torch (float64) and backpropagate loss = <out, dout> + <hn, dh> (+ <cn, dc>).
-
-    x, h0, c0, dout, dh, dc are NumPy arrays; lengths None or all >= 1.
-    Returns dict of NumPy arrays: out, hn, cn, dx, dh0, dc0, grads (by name).
-    """
-    D = 2 if bidirectional else 1
-    T = x.shape[1] if batch_first else x.shape[0]
-    B = x.shape[0] if batch_first else x.shape[1]
-    I = x.shape[2]
-    H = h0.shape[2]
-    xt = _t(x, True)
-    h0t = _t(h0, True)
-    c0t = _t(c0, True) if mode in IS_LSTM else None
-    res = {}
-    if mode == "LSTM_PEEPHOLE":
-        pt = {k: _t(v, True) for k, v in params.items()}
-        inp = xt.transpose(0, 1) if batch_first else xt
-        lens = np.full(B, T) if lengths is None else np.asarray(lengths)
-        mask = torch.tensor(np.arange(T)[:, None, None] < lens[None, :, None])
-        out, hn, cn = torch_ext_stack(torch, "lstm", pt, inp, h0t, c0t, mask, L, D,
-                                      [{}] * (L * D))
-        out = out.transpose(0, 1) if batch_first else out
-        named = pt
-    else:
-        cls = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
-               "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[mode]
-        kw = {}
-        if mode.startswith("RNN"):
-            kw["nonlinearity"] = "tanh" if mode == "RNN_TANH" else "relu"
-        mod = cls(I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
-                  dtype=torch.float64, **kw)
-        mod.load_state_dict({k: torch.tensor(np.asarray(v, np.float64)) for k, v in params.items()})
-        hx = (h0t, c0t) if mode in IS_LSTM else h0t
-        if lengths is None:
-            out, st = mod(xt, hx)
-        else:
-            packed = pack_padded_sequence(xt, torch.tensor(np.asarray(lengths)),
-                                          batch_first=batch_first, enforce_sorted=False)
-            out_p, st = mod(packed, hx)
-            out, _ = pad_packed_sequence(out_p, batch_first=batch_first, total_length=T)
-        if mode in IS_LSTM:
-            hn, cn = st
-        else:
-            hn, cn = st, None
-        named = dict(mod.named_parameters())
-    loss = (out * _t(dout)).sum() + (hn * _t(dh)).sum()
-    if mode in IS_LSTM and dc is not None:
-        loss = loss + (cn * _t(dc)).sum()
-    loss.backward()
-    res["out"] = out.detach().numpy()
-    res["hn"] = hn.detach().numpy()
-    res["cn"] = cn.detach().numpy() if cn is not None else None
-    res["dx"] = xt.grad.numpy()
-    res["dh0"] = h0t.grad.numpy()
-    res["dc0"] = c0t.grad.numpy() if c0t is not None else None
-    res["grads"] = {k: v.grad.numpy() for k, v in named.items()}
-    return res
 
 
 def ref_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first, dout, dh, dc=None):

@@ -19,58 +19,27 @@ cannot pack).
 import zlib
 
 import numpy as np
-from torch_ext import torch_ext_stack
 import pytest
+from helpers import IS_LSTM, MODES, ErrorTable, import_torch, rel_err, torch_stack
 
 import rnnpy
 from rnnpy import _reference as ref
 
-MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU", "LSTM_PEEPHOLE"]
-IS_LSTM = {"LSTM", "LSTM_PEEPHOLE"}
 TOL = {"float64": 1e-10, "float32": 1e-5}
 
-# (cell, dtype, against) -> [largest relative error, quantity, config]
-ERRORS = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def error_summary(request):
-    yield
-    lines = ["", "largest relative error, max|a-b| / max|b|, per cell and dtype:",
-             f"  {'cell':<14}{'dtype':<9}{'against':<11}{'rel. error':>11}  worst quantity"]
-    for (cell, dtype, against), (err, what, cfg) in sorted(ERRORS.items()):
-        lines.append(f"  {cell:<14}{dtype:<9}{against:<11}{err:>11.2e}  {what} {cfg}")
-    text = "\n".join(lines)
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print(text)
-    else:
-        print(text)
+# (cell, dtype, against) -> largest relative error, with the quantity and config
+ERRORS = ErrorTable("largest relative error, max|a-b| / max|b|, per cell, dtype and trusted "
+                    "side (worst quantity, config)")
 
 
 # ---------------------------------------------------------------------------
 # helpers
 
-def rel_err(a, b):
-    """max|a - b| / max|b|; when b is all zeros a must be exactly zero."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
-    if a.size == 0:
-        return 0.0
-    if not np.all(np.isfinite(a)):
-        return np.inf
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(np.float64).tiny)
-
-
 def check(key, name, a, b, cfg=""):
     """Assert a (rnnpy) matches b (float64 truth); record the error under key."""
     cell, dtype, _ = key
     err = rel_err(a, b)
-    rec = ERRORS.setdefault(key, [0.0, "", ""])
-    if err > rec[0] or not rec[1]:
-        rec[:] = [err, name, cfg]
+    ERRORS.record(key, err, f"{name} {cfg}")
     assert err <= TOL[dtype], (f"{cell} {dtype} {name}: relative error {err:.3e} > "
                                f"{TOL[dtype]:.0e} (max|diff| "
                                f"{np.max(np.abs(np.asarray(a, np.float64) - b)):.3e}, "
@@ -224,76 +193,6 @@ def cfg_id(c):
 
 
 # ---------------------------------------------------------------------------
-# torch side (float64, autograd)
-
-def _torch():
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    return torch
-
-
-def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
-                dout, dh, dc):
-    """torch in float64: loss = <out, dout> + <hn, dh> (+ <cn, dc>), then backward.
-
-    lengths must be None or all >= 1 (torch cannot pack length 0).
-    """
-    torch = _torch()
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    def t64(a, grad=False):
-        return torch.tensor(np.asarray(a, dtype=np.float64)).requires_grad_(grad)
-
-    is_lstm = mode in IS_LSTM
-    D = 2 if bidirectional else 1
-    T = x.shape[1] if batch_first else x.shape[0]
-    B = x.shape[0] if batch_first else x.shape[1]
-    I = x.shape[2]
-    H = h0.shape[2]
-    xt, h0t = t64(x, True), t64(h0, True)
-    c0t = t64(c0, True) if is_lstm else None
-    if mode == "LSTM_PEEPHOLE":
-        pt = {k: t64(v, True) for k, v in params.items()}
-        inp = xt.transpose(0, 1) if batch_first else xt
-        lens = np.full(B, T) if lengths is None else np.asarray(lengths)
-        mask = torch.tensor(np.arange(T)[:, None, None] < lens[None, :, None])
-        out, hn, cn = torch_ext_stack(torch, "lstm", pt, inp, h0t, c0t, mask, L, D,
-                                      [{}] * (L * D))
-        out = out.transpose(0, 1) if batch_first else out
-        named = pt
-    else:
-        cls = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
-               "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[mode]
-        kw = {}
-        if mode.startswith("RNN"):
-            kw["nonlinearity"] = "tanh" if mode == "RNN_TANH" else "relu"
-        mod = cls(I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
-                  dtype=torch.float64, **kw)
-        mod.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in params.items()})
-        hx = (h0t, c0t) if is_lstm else h0t
-        if lengths is None:
-            out, st = mod(xt, hx)
-        else:
-            packed = pack_padded_sequence(xt, torch.tensor(np.asarray(lengths, np.int64)),
-                                          batch_first=batch_first, enforce_sorted=False)
-            out_p, st = mod(packed, hx)
-            out, _ = pad_packed_sequence(out_p, batch_first=batch_first, total_length=T)
-        hn, cn = st if is_lstm else (st, None)
-        named = dict(mod.named_parameters())
-    loss = (out * t64(dout)).sum() + (hn * t64(dh)).sum()
-    if is_lstm:
-        loss = loss + (cn * t64(dc)).sum()
-    loss.backward()
-    res = {"out": out.detach().numpy(), "hn": hn.detach().numpy(),
-           "dx": xt.grad.numpy(), "dh0": h0t.grad.numpy(),
-           "grads": {k: v.grad.numpy() for k, v in named.items()}}
-    if is_lstm:
-        res["cn"] = cn.detach().numpy()
-        res["dc0"] = c0t.grad.numpy()
-    return res
-
-
-# ---------------------------------------------------------------------------
 # parity with torch
 
 # B, T, I, H, num_layers, bidirectional, time_major, initial state, lengths
@@ -318,7 +217,7 @@ DTYPES = ["float64", "float32"]
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"])
 def test_matches_torch(mode, dtype, cfg):
-    _torch()
+    import_torch()
     p = Problem(mode, dtype, cfg)
     p.compare(p.run_rnnpy(), p.run_torch(), "torch")
 
@@ -327,7 +226,7 @@ def test_matches_torch(mode, dtype, cfg):
                          ids=cfg_id)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_peephole_matches_torch_autograd(dtype, cfg):
-    _torch()
+    import_torch()
     p = Problem("LSTM_PEEPHOLE", dtype, cfg)
     got = p.run_rnnpy()
     p.compare(got, p.run_torch(), "torch")
