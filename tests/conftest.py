@@ -5,8 +5,8 @@ RNNPY_FORBID_SKIPS=1 fails the run if any test was skipped: CI sets both, so
 that the parity tests cannot silently stop running.
 
 Fixtures: `torch` (one thread, or a skip), `rng` (a generator seeded by the
-test's id). Every module-level helpers.ErrorTable is printed when its module
-finishes. Shared functions (cell kinds, the torch runner, rel_err) live in
+test's id). Every module-level helpers.ErrorTable or ModuleReport is printed when
+its module finishes. Shared functions (cell kinds, the torch runner, rel_err) live in
 tests/helpers.py.
 """
 import os
@@ -58,9 +58,9 @@ def rng(request):
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_error_tables(request):
-    """Prints the module's ErrorTable(s) after its last test."""
+    """Prints the module's reports (helpers.ModuleReport, ErrorTable) after its last test."""
     yield
-    tables = [v for v in vars(request.module).values() if isinstance(v, helpers.ErrorTable)]
+    tables = [v for v in vars(request.module).values() if isinstance(v, helpers.ModuleReport)]
     lines = [line for t in tables if t.rows for line in t.lines()]
     if not lines:
         return

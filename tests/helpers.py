@@ -84,14 +84,25 @@ def rel_err(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(np.float64).tiny))
 
 
-class ErrorTable:
-    """Largest error per key over a module's tests, printed when the module
-    finishes (conftest.py prints every module-level ErrorTable; run with -s
-    or read the teardown output). record() keeps the worst value and a note."""
+class ModuleReport:
+    """Lines a module prints when its last test has run (conftest.py prints
+    every module-level ModuleReport that has rows; run with -s or read the
+    teardown output). Printing never depends on which tests ran or in what order."""
 
     def __init__(self, title):
         self.title = title
         self.rows = {}
+
+    def add(self, key, text):
+        self.rows[key] = text
+
+    def lines(self):
+        return ["", self.title] + [f"  {text}" for _, text in sorted(self.rows.items())]
+
+
+class ErrorTable(ModuleReport):
+    """Largest error per key over a module's tests; record() keeps the worst
+    value and a note."""
 
     def record(self, key, err, note=""):
         key = key if isinstance(key, tuple) else (key,)

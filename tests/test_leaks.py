@@ -18,15 +18,25 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from helpers import ModuleReport
+
 import rnnpy
 from rnnpy import _core, optim
 
-TOTAL_ITERATIONS = []      # (name, iterations), reported at the end of the run
+TOTAL_ITERATIONS = []      # (name, iterations) of every leak loop
+REPORT = ModuleReport("leak loops (name: iterations):")
 
 
 def _rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _recount(iterations):
+    """The last loop ran `iterations` calls in all (it calls several functions per iteration)."""
+    name = TOTAL_ITERATIONS[-1][0]
+    TOTAL_ITERATIONS[-1] = (name, iterations)
+    REPORT.add(name, f"{name}: {iterations}")
 
 
 def measure(fn, iterations, watch=(), warmup=50):
@@ -59,6 +69,7 @@ def measure(fn, iterations, watch=(), warmup=50):
 def assert_flat(name, fn, iterations, watch=(), traced_limit=48 * 1024, rss_limit=8 << 20):
     traced, rss, objs, refs = measure(fn, iterations, watch)
     TOTAL_ITERATIONS.append((name, iterations))
+    REPORT.add(name, f"{name}: {iterations}")
     detail = (f"{name}: after {iterations} iterations traced memory grew {traced} B, "
               f"RSS {rss} B, tracked objects {objs}, refcounts {refs}")
     assert traced < traced_limit, detail
@@ -81,6 +92,7 @@ def test_the_measure_sees_small_leaks():
                     traced_limit=1 << 30)
     kept.clear()
     TOTAL_ITERATIONS.clear()
+    REPORT.rows.clear()
 
 
 # ------------------------------------------------------------------- the C types
@@ -190,7 +202,7 @@ def test_cell_error_paths(kind):
 
     assert_flat(f"{kind} error paths x{len(fns)}", step, 2000,
                 watch=[x, cell.params, cell.grads, type(cell)])
-    TOTAL_ITERATIONS[-1] = (TOTAL_ITERATIONS[-1][0], 2000 * len(fns))
+    _recount(2000 * len(fns))
     assert cell.has_cache and cell.backward(np.ones_like(out))[0].shape == x.shape
 
 
@@ -228,7 +240,7 @@ def test_extended_cell_forward_backward(kind):
     fns = [_raises(f, ValueError) for f in bad]
     assert_flat(f"{kind} extended error paths x{len(fns)}", lambda: [f() for f in fns], 2000,
                 watch=[x, cell.params])
-    TOTAL_ITERATIONS[-1] = (TOTAL_ITERATIONS[-1][0], 2000 * len(fns))
+    _recount(2000 * len(fns))
 
 
 def test_gemm():
@@ -283,7 +295,7 @@ def test_layer_error_paths():
     layer.forward(x)
     fns = [_raises(f, e) for f, e in bad]
     assert_flat("GRU layer error paths", lambda: [f() for f in fns], 2000, watch=[x, layer.flat_params])
-    TOTAL_ITERATIONS[-1] = (TOTAL_ITERATIONS[-1][0], 2000 * len(fns))
+    _recount(2000 * len(fns))
 
 
 def test_training_steps():
@@ -321,14 +333,23 @@ def test_save_and_load(tmp_path, monkeypatch):
             rnnpy.load(bad)
         except rnnpy.io.ModelFileError:
             pass
+        else:
+            raise AssertionError("load accepted a file that is not a zip archive")
 
     assert_flat("save/load", step, 250, watch=[model.flat_params], rss_limit=16 << 20)
     assert sorted(os.listdir(tmp_path)) == ["bad.npz", "m.npz"]
 
 
-def test_zz_report_iterations(capsys):
-    """Prints how many leak-loop iterations ran (for the record)."""
-    total = sum(n for _, n in TOTAL_ITERATIONS)
-    with capsys.disabled():
-        print(f"\nleak loops: {len(TOTAL_ITERATIONS)} loops, {total} iterations")
-    assert total > 0
+def test_the_measure_runs_every_iteration():
+    """assert_flat runs what it reports: the two warm-ups and every iteration,
+    and records the loop (the module prints the record at its end)."""
+    calls = [0]
+
+    def count():
+        calls[0] += 1
+
+    assert_flat("count", count, 300)
+    assert calls[0] == 2 * 50 + 300
+    assert TOTAL_ITERATIONS[-1] == ("count", 300)
+    TOTAL_ITERATIONS.pop()
+    del REPORT.rows["count"]
