@@ -27,7 +27,12 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+TESTS = HERE                       # the folder of the shared conftest.py and helpers.py
+while not os.path.exists(os.path.join(TESTS, "helpers.py")):
+    TESTS = os.path.dirname(TESTS)
+ROOT = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)          # the child runs this file as a script
+import helpers  # noqa: E402
 
 EXAMPLES = {"cells": 700, "layers": 400, "gemm": 300}
 
@@ -265,13 +270,27 @@ def close(actual, expected, dtype, what, mag=1.0):
 
 # ------------------------------------------------------------------ the cells
 
+# kind -> (C type, constructor keywords, gates), from the one list of cells
 CELL_KINDS = {
-    "rnn_tanh": ("RNNCell", {"nonlinearity": "tanh"}, 1),
-    "rnn_relu": ("RNNCell", {"nonlinearity": "relu"}, 1),
-    "lstm": ("LSTMCell", {"peephole": False}, 4),
-    "lstm_peephole": ("LSTMCell", {"peephole": True}, 4),
-    "gru": ("GRUCell", {}, 3),
+    mode.lower(): (k.layer + "Cell",
+                   {"peephole": bool(k.kwargs.get("peephole"))} if k.lstm else dict(k.kwargs),
+                   k.gates)
+    for mode, k in helpers.CELL_KINDS.items()
 }
+
+
+def judge_x(case, dtype, I, time_major):
+    """x built from its description, the set of invalid arguments so far
+    ({"x"} or empty) and T, B when x's shape tells them (else None)."""
+    x = build_array(case["x"])
+    xp = array_problem(x, dtype, (None, None, I))
+    if xp is None and 0 in np.shape(x)[:2]:
+        xp = "empty"
+    invalid = {"x"} if xp else set()
+    T = B = None
+    if xp in (None, "finite", "empty"):  # B and T are known: judge the others too
+        T, B = np.shape(x)[:2] if time_major else (np.shape(x)[1], np.shape(x)[0])
+    return x, invalid, T, B
 
 
 def run_cell_case(case):
@@ -287,14 +306,7 @@ def run_cell_case(case):
     cell = getattr(_core, cls_name)(I, H, dtype=dtype, params=params, grads=grads, **kw)
     bf = case["batch_first"]
 
-    x = build_array(case["x"])
-    xp = array_problem(x, dtype, (None, None, I))
-    if xp is None and 0 in np.shape(x)[:2]:
-        xp = "empty"
-    invalid = {"x"} if xp else set()
-    T = B = None
-    if xp in (None, "finite", "empty"):  # B and T are known: judge the others too
-        T, B = (np.shape(x)[1], np.shape(x)[0]) if bf else np.shape(x)[:2]
+    x, invalid, T, B = judge_x(case, dtype, I, not bf)
     h0 = build_array(case["h0"]) if case["h0"] else None
     c0 = build_array(case["c0"]) if (lstm and case["c0"]) else None
     lengths = lengths_value(case["lengths"], B or 1, T or 1)
@@ -402,14 +414,7 @@ def run_layer_case(case):
         peep = kind == "lstm_peephole"
         layer, mode = rnnpy.LSTM(I, H, peephole=peep, **common), ("LSTM_PEEPHOLE" if peep else "LSTM")
     lstm = mode.startswith("LSTM")
-    x = build_array(case["x"])
-    xp = array_problem(x, dtype, (None, None, I))
-    if xp is None and 0 in np.shape(x)[:2]:
-        xp = "empty"
-    invalid = {"x"} if xp else set()
-    T = B = None
-    if xp in (None, "finite", "empty"):  # B and T are known: judge the others too
-        T, B = np.shape(x)[:2] if tm else (np.shape(x)[1], np.shape(x)[0])
+    x, invalid, T, B = judge_x(case, dtype, I, tm)
     sshape = (Lnum * D, B, H)
     h = build_array(case["h0"]) if case["h0"] else None
     c = build_array(case["c0"]) if case["c0"] else None
