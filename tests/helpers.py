@@ -194,3 +194,44 @@ def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
         res["cn"] = cn.detach().numpy()
         res["dc0"] = c0t.grad.numpy()
     return res
+
+
+# ---------------------------------------------------------------------------
+# finite differences and threads
+
+def numeric_grad(f, x, eps=1e-6, indices=None):
+    """Central differences of the scalar f(x) with respect to x (an array
+    changed in place and restored), at every flat index or at `indices`.
+    Returns an array like x (zero where not evaluated)."""
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    assert np.shares_memory(flat, x), "x must be contiguous"
+    for j in (range(flat.size) if indices is None else indices):
+        old = flat[j]
+        flat[j] = old + eps
+        up = f(x)
+        flat[j] = old - eps
+        down = f(x)
+        flat[j] = old
+        gflat[j] = (up - down) / (2 * eps)
+    return g
+
+
+def run_threads(target, args_list):
+    """Runs target(*args) in one thread per args, joins them all and fails
+    with the errors any of them raised."""
+    import threading
+    errors = []
+
+    def work(*args):
+        try:
+            target(*args)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=args) for args in args_list]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import CELL_KINDS
+from helpers import CELL_KINDS, run_threads
 
 from rnnpy import _core
 from rnnpy import _reference as ref
@@ -535,26 +535,16 @@ def test_two_cells_in_two_threads_match_sequential_runs(kind):
 
     barrier = threading.Barrier(2)
     got = [None, None]
-    errors = []
 
     def work(k, cell, x):
-        try:
-            barrier.wait()
-            outs = []
-            for _ in range(3):
-                cell.zero_grad()
-                outs.append((run_forward(cell, kind, x), run_backward(cell, kind, dout)))
-            got[k] = outs
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        barrier.wait()
+        outs = []
+        for _ in range(3):
+            cell.zero_grad()
+            outs.append((run_forward(cell, kind, x), run_backward(cell, kind, dout)))
+        got[k] = outs
 
-    threads = [threading.Thread(target=work, args=(0, c1, x1)),
-               threading.Thread(target=work, args=(1, c2, x2))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_threads(work, [(0, c1, x1), (1, c2, x2)])
     for k in range(2):
         for (out, back) in got[k]:
             for a, b in zip(out + back, want[k][0] + want[k][1]):

@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import CELL_KINDS
 
 import rnnpy
 
@@ -24,13 +25,8 @@ REL_TOL = 1e-4      # worst relative error (gradcheck floors |grad| at 1e-6, so 
                     # gradients of deep stacks carry ~1e-5 of pure rounding)
 ABS_TOL = 1e-8      # worst absolute error (the loss is O(10); observed ~1e-9)
 
-CELLS = {
-    "rnn_tanh": (rnnpy.RNN, {"nonlinearity": "tanh"}),
-    "rnn_relu": (rnnpy.RNN, {"nonlinearity": "relu"}),
-    "lstm": (rnnpy.LSTM, {}),
-    "lstm_peephole": (rnnpy.LSTM, {"peephole": True}),
-    "gru": (rnnpy.GRU, {}),
-}
+# name -> (layer class, constructor options), from the one list of cells
+CELLS = {mode.lower(): (getattr(rnnpy, k.layer), dict(k.kwargs)) for mode, k in CELL_KINDS.items()}
 
 
 def make_layer(cell, num_layers=1, bidirectional=False, time_major=False, dropout=0.0,
@@ -85,6 +81,13 @@ VARIANTS = {
     "lengths": (False, [0, T, 2], False),
     "time_major_state_lengths": (True, [T, 1, 0], True),
 }
+
+
+def random_like_state(st, rng):
+    """A random upstream gradient shaped like a final state ((h, c) or h)."""
+    if isinstance(st, tuple):
+        return tuple(rng.standard_normal(a.shape) for a in st)
+    return rng.standard_normal(st.shape)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -242,10 +245,7 @@ def test_gradient_of_the_final_state_only(cell):
     rng = np.random.default_rng(12)
     x, state = make_inputs(layer, rng, True)
     _, st = layer.forward(x, state)
-    if isinstance(layer, rnnpy.LSTM):
-        S = (rng.standard_normal(st[0].shape), rng.standard_normal(st[1].shape))
-    else:
-        S = rng.standard_normal(st.shape)
+    S = random_like_state(st, rng)
     worst, checked, analytic = check_subset(layer, x, state, None, None, S)
     assert worst < 1e-8 and checked > 40
     assert np.abs(analytic["state[0]"]).max() > 1e-3
@@ -299,10 +299,7 @@ def test_all_steps_and_final_state_with_lengths(cell):
     lengths = [0, T, 2]
     out, st = layer.forward(x, state, lengths)
     R = rng.standard_normal(out.shape)
-    if isinstance(layer, rnnpy.LSTM):
-        S = (rng.standard_normal(st[0].shape), rng.standard_normal(st[1].shape))
-    else:
-        S = rng.standard_normal(st.shape)
+    S = random_like_state(st, rng)
     worst, checked, analytic = check_subset(layer, x, state, lengths, R, S)
     assert worst < 1e-8 and checked > 40
     assert not analytic["x"][0].any() and not analytic["x"][2, 2:].any()

@@ -8,6 +8,7 @@ Every gradient is also checked against central differences in float64.
 """
 import numpy as np
 import pytest
+import helpers
 from helpers import ErrorTable
 
 from rnnpy import losses
@@ -33,18 +34,7 @@ def torch_value_grad(torch, fn, x, *args, **kw):
 
 
 def numeric_grad(f, x, eps=1e-6):
-    x = x.copy()
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for j in range(flat.size):
-        old = flat[j]
-        flat[j] = old + eps
-        lp = f(x)
-        flat[j] = old - eps
-        lm = f(x)
-        flat[j] = old
-        gflat[j] = (lp - lm) / (2 * eps)
-    return g
+    return helpers.numeric_grad(f, np.array(x), eps)
 
 
 SHAPES = [(4, 5), (3, 6, 7), (2, 3, 2, 4), (5, 1)]

@@ -199,6 +199,21 @@ def test_state_reads_racing_optimizer_steps_see_one_step(reader):
     assert reads > 0
 
 
+def forward_racing(model, x, want, writer, stop, what):
+    """Runs forward RUNS times while writer() runs in a thread until stop is
+    set; every output must be one of `want` (a whole state, never a mix)."""
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for run in range(RUNS):
+            out = model.forward(x)[0]
+            assert any(np.array_equal(out, w) for w in want), \
+                f"run {run}: forward ran on parameters {what}"
+    finally:
+        stop.set()
+        t.join()
+
+
 def test_load_state_dict_racing_forward_gives_one_state_or_the_other():
     model = _big_model(seed=4)
     rng = np.random.default_rng(5)
@@ -217,16 +232,7 @@ def test_load_state_dict_racing_forward_gives_one_state_or_the_other():
             model.load_state_dict((sa, sb)[k % 2])
             k += 1
 
-    t = threading.Thread(target=loader)
-    t.start()
-    try:
-        for run in range(RUNS):
-            out = model.forward(x)[0]
-            assert any(np.array_equal(out, w) for w in want), \
-                f"run {run}: forward ran on parameters being loaded"
-    finally:
-        stop.set()
-        t.join()
+    forward_racing(model, x, want, loader, stop, "being loaded")
 
 
 def test_clip_racing_backward_sees_the_whole_gradient():
@@ -496,13 +502,4 @@ def test_assignments_racing_forward_give_one_state_or_the_other(how):
             k += 1
 
     model.flat_params = fa
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        for run in range(RUNS):
-            out = model.forward(x)[0]
-            assert any(np.array_equal(out, w) for w in want), \
-                f"run {run}: forward ran on parameters being assigned ({how})"
-    finally:
-        stop.set()
-        t.join()
+    forward_racing(model, x, want, writer, stop, f"being assigned ({how})")

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import run_threads
 
 import rnnpy
 from rnnpy import optim
@@ -46,23 +47,14 @@ def test_two_models_in_two_threads_match_sequential_training():
         want.append((_train(m, s)["loss"], m.flat_params.copy()))
 
     got = [None, None]
-    errors = []
     barrier = threading.Barrier(2)
 
     def work(k):
-        try:
-            m = _model(seeds[k])
-            barrier.wait()
-            got[k] = (_train(m, seeds[k])["loss"], m.flat_params.copy())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        m = _model(seeds[k])
+        barrier.wait()
+        got[k] = (_train(m, seeds[k])["loss"], m.flat_params.copy())
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_threads(work, [(0,), (1,)])
     for k in range(2):
         assert got[k][0] == want[k][0]                    # bit-identical losses
         np.testing.assert_array_equal(got[k][1], want[k][1])
