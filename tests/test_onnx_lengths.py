@@ -3,6 +3,7 @@ graph gives what rnnpy.predict(model, x, lengths=) gives, for every layer kind
 and option the exporter supports (onnxruntime, ragged lengths including 0 and T)."""
 import numpy as np
 import pytest
+from helpers import CELL_KINDS
 
 import rnnpy
 
@@ -11,11 +12,8 @@ ort = pytest.importorskip("onnxruntime")
 
 I, H, B, T, C = 3, 4, 5, 6, 3
 LENGTHS = np.array([6, 1, 0, 4, 3])
-CELLS = {
-    "rnn_tanh": (rnnpy.RNN, {}), "rnn_relu": (rnnpy.RNN, {"nonlinearity": "relu"}),
-    "lstm": (rnnpy.LSTM, {}), "lstm_peephole": (rnnpy.LSTM, {"peephole": True}),
-    "gru": (rnnpy.GRU, {}),
-}
+# name -> (layer class, constructor options), from the one list of cells
+CELLS = {mode.lower(): (getattr(rnnpy, k.layer), dict(k.kwargs)) for mode, k in CELL_KINDS.items()}
 
 
 def _session(model, tmp_path, **options):
