@@ -62,7 +62,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from .cells import FAMILIES
+
+GATES = {name: f.gates for name, f in FAMILIES.items()}   # rnn 1, lstm 4, gru 3
 
 # (T, B, I, H): the standard grid, the char-rnn shape, and batch-1 inference
 DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
@@ -141,14 +143,14 @@ def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
 def _rnnpy_layer(cell: str, I: int, H: int, threads: int, **options: Any):
     import rnnpy
 
-    cls = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell]
+    cls = getattr(rnnpy, FAMILIES[cell].layer)
     return cls(I, H, dtype="float32", seed=0, time_major=True, threads=threads, **options)
 
 
 def _torch_layer(cell: str, I: int, H: int, layer, **options: Any):
     import torch
 
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    cls = getattr(torch.nn, FAMILIES[cell].torch_class)
     m = cls(I, H, batch_first=False, **options)
     with torch.no_grad():  # the same weights, so both compute the same thing
         for name, p in m.named_parameters():
@@ -321,6 +323,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
 _MEM_SCRIPT = r"""
 import json, resource, sys
 import numpy as np
+from rnnpy.cells import FAMILIES
 lib, cell, T, B, I, H, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((T, B, I)).astype(np.float32)
@@ -328,7 +331,7 @@ dout = rng.standard_normal((T, B, H)).astype(np.float32)
 if lib == "torch":
     import torch
     torch.set_num_threads(threads)
-    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
+    m = getattr(torch.nn, FAMILIES[cell].torch_class)(I, H)
     tx = torch.from_numpy(x).requires_grad_(True)
     td = torch.from_numpy(dout)
     def step():
@@ -336,7 +339,7 @@ if lib == "torch":
         y, _ = m(tx); y.backward(td)
 else:
     import rnnpy
-    m = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell](
+    m = getattr(rnnpy, FAMILIES[cell].layer)(
         I, H, dtype="float32", seed=0, time_major=True, threads=threads)
     def step():
         m.zero_grad(); m.forward(x); m.backward(dout)
@@ -461,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells among rnn, lstm, gru (default all)")
+    p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=list(GATES),
+                   help=f"comma-separated cells among {', '.join(GATES)} (default all)")
     p.add_argument("--shapes", type=_parse_shapes, default=None,
                    help="'T,B,I,H;T,B,I,H;...' (default: the grid in the module docstring)")
     p.add_argument("--threads", type=lambda s: [positive_int(v) for v in _parse_list(s)], default=[1, 2],

@@ -20,21 +20,25 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable, Dict, List, NoReturn, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional
 
 import numpy as np
 
 from . import _core
 from .gradcheck import gradcheck
+from .cells import DEMO_CELLS, kinds
 from .layers import GRU, LSTM, RNN
 
-CELLS: Dict[str, Callable] = {
-    "rnn-tanh": lambda **kw: RNN(nonlinearity="tanh", **kw),
-    "rnn-relu": lambda **kw: RNN(nonlinearity="relu", **kw),
-    "lstm": lambda **kw: LSTM(**kw),
-    "lstm-peephole": lambda **kw: LSTM(peephole=True, **kw),
-    "gru": lambda **kw: GRU(**kw),
-}
+_LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+
+
+def _maker(kind: Any) -> Callable:
+    return lambda **kw: _LAYERS[kind.layer](**dict(kind.options), **kw)
+
+
+# `check`'s cells by their command-line names (rnnpy.cells)
+CELLS: Dict[str, Callable] = {k.cli_name: _maker(k) for k in kinds()}
+_KINDS = {k.cli_name: k for k in kinds()}
 
 
 def _torch_error(name: str, dtype: str, seed: int) -> Optional[float]:
@@ -44,17 +48,15 @@ def _torch_error(name: str, dtype: str, seed: int) -> Optional[float]:
         import torch
     except ImportError:
         return None
-    if name == "lstm-peephole":
+    kind = _KINDS[name]
+    if kind.torch_class is None:
         return None
     rng = np.random.default_rng(seed)
     kw = dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True, dtype=dtype, seed=seed)
     layer = CELLS[name](**kw)
     tdt = torch.float64 if dtype == "float64" else torch.float32
     tkw = dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True, batch_first=True, dtype=tdt)
-    if name.startswith("rnn"):
-        ref = torch.nn.RNN(nonlinearity=name.split("-")[1], **tkw)
-    else:
-        ref = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name](**tkw)
+    ref = getattr(torch.nn, kind.torch_class)(**kind.torch_options, **tkw)
     ref.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.params.items()})
     x = rng.standard_normal((4, 6, 3)).astype(dtype)
     out, state = layer.forward(x)
@@ -233,7 +235,7 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
             batch_size: int, lr: float, seed: int = 0) -> None:
-    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "peephole"], default=cell,
+    p.add_argument("--cell", choices=list(DEMO_CELLS), default=cell,
                    help="recurrent cell (default %(default)s)")
     p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units (default %(default)s)")
     p.add_argument("--layers", type=positive_int, default=layers,

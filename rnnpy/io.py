@@ -48,6 +48,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ._validate import file_path, writable_file_path
+from .cells import family
 from .layers import GRU, LSTM, RNN
 from .module import Module, holds_model_lock
 from .nn import Dense, Dropout, Embedding, LastStep, Sequential
@@ -137,12 +138,13 @@ def planned_params(spec: Any, where: str = "model", depth: int = 0,
         return 0
     # recurrent layers, PyTorch's layout per layer and direction: w_ih, w_hh,
     # b_ih, b_hh, then peepholes (3, H), projection (P, H), layer-norm gains
-    gates = {RNN: 1, LSTM: 4, GRU: 3}[cls]
+    fam = family(cls)
+    gates = fam.gates
     I = _size(config, "input_size", None, where, name)
     H = _size(config, "hidden_size", None, where, name)
     L = _size(config, "num_layers", 1, where, name)
     D = 2 if config.get("bidirectional", False) is True else 1
-    P = _size(config, "proj_size", 0, where, name, lo=0) if cls is LSTM else 0
+    P = _size(config, "proj_size", 0, where, name, lo=0) if "proj_size" in fam.options else 0
     Hs = P or H
     ln = config.get("layer_norm", False) is True
     G = gates * H
@@ -150,8 +152,9 @@ def planned_params(spec: Any, where: str = "model", depth: int = 0,
     for layer in range(min(L, 2)):   # layers above the first are all alike
         n_in = I if layer == 0 else D * Hs
         cell = G * n_in + G * Hs + 2 * G + P * H
-        if cls is LSTM:
+        if "peephole" in fam.options:
             cell += 3 * H if config.get("peephole", False) is True else 0
+        if fam.has_cell_state:   # the cell state's layer norm: gain and bias (H,) each
             cell += 2 * H if ln else 0
         cell += 2 * G if ln else 0
         total += D * cell * (1 if layer == 0 else L - 1)

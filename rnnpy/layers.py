@@ -40,6 +40,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from .cells import GRU_FAMILY, LSTM_FAMILY, RNN_FAMILY, Family
 from .module import Module
 from ._validate import (
     as_dtype,
@@ -149,12 +150,22 @@ class _RNNBase(Module):
 
     is_recurrent = True
     accepts_lengths = True
-    _has_cell_state = False  # LSTM: the state is (h, c)
     _forward_cache = ("_last",)
+    family: Family   # the registry's entry (rnnpy.cells): gates, C type, gate roles
+
+    @property
+    def _has_cell_state(self) -> bool:   # LSTM: the state is (h, c)
+        return self.family.has_cell_state
+
     # gate blocks (in PyTorch's order) that keep the old state and that let the new
     # input in: LSTM f and i; GRU z (its 1-z is the input gate); None for the RNN
-    _keep_gate: Optional[int] = None
-    _input_gate: Optional[int] = None
+    @property
+    def _keep_gate(self) -> Optional[int]:
+        return self.family.keep_gate
+
+    @property
+    def _input_gate(self) -> Optional[int]:
+        return self.family.input_gate
 
     def __init__(
         self,
@@ -225,7 +236,14 @@ class _RNNBase(Module):
 
     # -- construction ----------------------------------------------------
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
-        raise NotImplementedError
+        """The C cell (rnnpy._core's type of this family) of one layer and direction."""
+        cell_type = getattr(_core, self.family.c_type)
+        return cell_type(input_size, self.hidden_size, dtype=self.dtype.name,
+                         **self._cell_options(), **buffers)
+
+    def _cell_options(self) -> dict:
+        """The family's keyword arguments of its C type (nonlinearity, peephole, ...)."""
+        return {}
 
     def param_spec(self) -> List[Tuple[str, Tuple[int, ...]]]:
         spec = []
@@ -574,9 +592,10 @@ class RNN(_RNNBase):
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
                          forget_bias=forget_bias, recurrent_init=recurrent_init)
 
-    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
-        return _core.RNNCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
-                             dtype=self.dtype.name, **buffers)
+    family = RNN_FAMILY
+
+    def _cell_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
 
     def _extra_repr(self) -> str:
         return f", nonlinearity='{self.nonlinearity}'"
@@ -628,8 +647,7 @@ class LSTM(_RNNBase):
       the plain RNN, whose only memory is W_hh.
     """
 
-    _has_cell_state = True
-    _keep_gate, _input_gate = 1, 0   # f, i
+    family = LSTM_FAMILY
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, peephole: bool = False,
@@ -657,10 +675,9 @@ class LSTM(_RNNBase):
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
                          forget_bias=forget_bias, recurrent_init=recurrent_init)
 
-    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
-        return _core.LSTMCell(input_size, self.hidden_size, peephole=self.peephole,
-                              proj_size=self.proj_size, layer_norm=self.layer_norm,
-                              dtype=self.dtype.name, **buffers)
+    def _cell_options(self) -> dict:
+        return {"peephole": self.peephole, "proj_size": self.proj_size,
+                "layer_norm": self.layer_norm}
 
     def _extra_repr(self) -> str:
         return ((", peephole=True" if self.peephole else "")
@@ -698,7 +715,7 @@ class GRU(_RNNBase):
     sets b_z = b (the GRU analogue of Keras's unit_forget_bias).
     """
 
-    _keep_gate = 1   # z (1-z lets n in: no separate input-gate bias)
+    family = GRU_FAMILY   # keep gate z (1-z lets n in: no separate input-gate bias)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, dtype: Any = "float32",
@@ -715,9 +732,8 @@ class GRU(_RNNBase):
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
                          forget_bias=forget_bias, recurrent_init=recurrent_init)
 
-    def _make_cell(self, input_size: int, **buffers: Any) -> Any:
-        return _core.GRUCell(input_size, self.hidden_size, layer_norm=self.layer_norm,
-                             dtype=self.dtype.name, **buffers)
+    def _cell_options(self) -> dict:
+        return {"layer_norm": self.layer_norm}
 
     def _extra_repr(self) -> str:
         return ", layer_norm=True" if self.layer_norm else ""

@@ -61,8 +61,6 @@ from .nn import Dense, Dropout, Embedding, LastStep, Sequential
 MIN_OPSET = 13  # Squeeze/Unsqueeze take axes as an input from opset 13 on
 
 # gate blocks of PyTorch's layout, in ONNX's order
-_LSTM_GATES = (0, 3, 1, 2)  # i, f, g, o -> i, o, f, c(=g)
-_GRU_GATES = (1, 0, 2)      # r, z, n -> z, r, h(=n)
 _PEEP_ROWS = (0, 2, 1)      # i, f, o -> i, o, f
 
 # configuration keys each class is known to export; any other key must be off
@@ -258,7 +256,8 @@ def _check_rank(where: str, m: Module, x: _Value, rank: int, layout: str) -> Non
 def _packed_weights(m: Module, layer: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """W (D, G*H, in), R (D, G*H, H), B (D, 2*G*H), P (D, 3*H) or None, in ONNX's gate order."""
     H = m.hidden_size
-    order = _LSTM_GATES if type(m) is LSTM else _GRU_GATES if type(m) is GRU else (0,)
+    # LSTM i, f, g, o -> i, o, f, c(=g); GRU r, z, n -> z, r, h(=n) (rnnpy.cells)
+    order = m.family.onnx_gate_order
 
     def gates(a: np.ndarray) -> np.ndarray:
         return np.concatenate([a[g * H:(g + 1) * H] for g in order], axis=0)
@@ -283,14 +282,14 @@ def _emit_recurrent(ctx: _Context, where: str, m: Module, x: _Value) -> _Value:
     _check_rank(where, m, x, 3, layout)
     _check_features(where, m, x, m.input_size, "input_size")
     D, H, L = m.num_directions, m.hidden_size, m.num_layers
-    op = type(m).__name__
+    op = m.family.onnx_op
     dims = x.dims
     T_dim, B_dim = (dims[0], dims[1]) if m.time_major else (dims[1], dims[0])
     tag = f"{op.lower()}{ctx.recurrent_index}"
 
     seq = x.name if m.time_major else g.node("Transpose", [x.name], base=f"{tag}_x_tbi",
                                              perm=[1, 0, 2])[0]
-    has_c = type(m) is LSTM
+    has_c = m.family.has_cell_state
     h0 = c0 = None
     if ctx.with_state:
         h0 = ctx.state_name("h0")

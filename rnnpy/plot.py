@@ -253,7 +253,6 @@ def hidden_states(model: Any, x: Any, lengths: Optional[int] = None
         if n.size != 1 or not np.issubdtype(n.dtype, np.integer) or not 0 < int(n[0]) <= T:
             raise ValueError(f"lengths: expected one integer in [1, T] = [1, {T}], got {lengths!r}")
         xb = xb[:, :int(n[0])]
-    from .layers import LSTM
 
     modes = [(m, m.training) for m in before + [layer]]
     try:
@@ -265,7 +264,7 @@ def hidden_states(model: Any, x: Any, lengths: Optional[int] = None
             xb = np.swapaxes(xb, 0, 1)
         out, _ = layer.forward(xb)
         h = np.asarray(out)[:, 0] if layer.time_major else np.asarray(out)[0]
-        if not isinstance(layer, LSTM):
+        if not layer.family.has_cell_state:   # RNN, GRU: the state is h alone
             return h
         if layer.num_directions != 1:
             raise ValueError("model: the cell state of a bidirectional LSTM cannot be read step "
