@@ -98,12 +98,6 @@ class Kind:
         G, H = self.gates, hidden_size
         return G * H * (input_size + H + 2) + (3 * H if self.options.get("peephole") else 0)
 
-    def build(self, input_size: int, hidden_size: int, **kwargs: Any) -> Any:
-        """The rnnpy layer of this kind (rnnpy.RNN / LSTM / GRU with the kind's options)."""
-        import rnnpy   # the layers read this table: resolved at call time, not at import
-
-        return getattr(rnnpy, self.layer)(input_size, hidden_size, **dict(self.options), **kwargs)
-
 
 RNN_FAMILY = Family("rnn", "RNN", "RNNCell", "h", "RNN", "RNN", (0,))
 LSTM_FAMILY = Family("lstm", "LSTM", "LSTMCell", "ifgo", "LSTM", "LSTM", (0, 3, 1, 2),

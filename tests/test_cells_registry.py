@@ -9,7 +9,7 @@ from rnnpy import _core, cells
 @pytest.mark.parametrize("name", list(cells.KINDS))
 def test_kind_builds_its_layer_and_c_type(name):
     kind = cells.kind(name)
-    layer = kind.build(3, 5, dtype="float64", seed=0)
+    layer = rnnpy.nn.recurrent_layer(name, 3, 5, dtype="float64", seed=0)
     assert type(layer).__name__ == kind.layer
     assert layer.family is kind.family
     assert layer.params["weight_ih_l0"].shape == (kind.gates * 5, 3)
@@ -49,7 +49,7 @@ def test_torch_has_every_kind_but_peepholes():
 
 
 def test_cli_and_demo_choices_come_from_the_registry():
-    from rnnpy import cli
+    from rnnpy.tools import cli
     from rnnpy.demos import common
 
     assert list(cli.CELLS) == [k.cli_name for k in cells.kinds()]

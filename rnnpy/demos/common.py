@@ -4,11 +4,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..cells import DEMO_CELLS
-from ..layers import GRU, LSTM, RNN
-from ..module import Module
+from ..nn.module import Module
+from ..nn.recurrent import recurrent_layer
 
 CELLS = tuple(DEMO_CELLS)   # rnn, lstm, gru, peephole
-_LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 
 
 def make_recurrent(cell: str, input_size: int, hidden: int, layers: int = 1, *,
@@ -20,7 +19,5 @@ def make_recurrent(cell: str, input_size: int, hidden: int, layers: int = 1, *,
     if cell not in DEMO_CELLS:
         raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
     kind = DEMO_CELLS[cell]
-    options = dict(kind.options)
-    if "nonlinearity" in options:   # the demos take the RNN's nonlinearity apart
-        options["nonlinearity"] = nonlinearity
-    return _LAYERS[kind.layer](input_size, hidden, **options, **kw)
+    options = {"nonlinearity": nonlinearity} if "nonlinearity" in kind.options else {}
+    return recurrent_layer(kind, input_size, hidden, **options, **kw)

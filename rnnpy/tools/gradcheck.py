@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .module import holds_model_lock
+from ..nn.locking import holds_model_lock
 
 
 @dataclass
@@ -100,7 +100,7 @@ def gradcheck(
     call; its cache is that of a perturbed forward, so run forward again before
     the next backward.
     """
-    from . import _train_checks as _checks
+    from .. import _train_checks as _checks
 
     if not all(hasattr(layer, a) for a in ("forward", "backward", "params", "grads")):
         raise TypeError(f"layer: expected an rnnpy module (forward, backward, params, grads), "
