@@ -289,7 +289,7 @@ class Dropout(Module):
             self._mask = np.ones((), dtype=self.dtype)
             return x
         keep = 1.0 - self.p
-        if not (getattr(self, "_reuse_masks", False) and self._mask is not None
+        if not (self._masks_held and self._mask is not None
                 and self._mask.shape == x.shape):
             self._mask = ((self._rng.random(x.shape) < keep) / keep).astype(self.dtype)
         return x * self._mask

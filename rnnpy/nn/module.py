@@ -22,13 +22,16 @@ arguments, which is how models are saved without pickle.
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
 import numpy as np
 
 from .._validate import as_float_array, check_finite, check_shape
 from .live_arrays import LiveArrays
-from .locking import ModelLock, _EXCLUSIVE, _SERIALIZED, _exclusive, _serialized, bump_version, run_locked
+from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialized, bump_version,
+                      run_locked)
 
 
 Shape = Tuple[int, ...]
@@ -329,6 +332,36 @@ class Module(metaclass=_ModuleType):
         self._call_lock = lock
         for child in getattr(self, "modules", ()):
             child._share_lock(lock)
+
+    # -- random masks (dropout, zoneout, recurrent dropout) ---------------------
+    # True while masks_held() is active: a training-mode forward reuses the
+    # masks of the previous forward (when their shapes still fit)
+    _masks_held = False
+
+    @contextlib.contextmanager
+    def masks_held(self) -> Iterator["Module"]:
+        """Within the block, training-mode forwards of this module and of every
+        module inside it reuse the random masks (dropout, zoneout, recurrent
+        dropout) of the latest forward instead of drawing new ones, so that the
+        model is one deterministic function, as a finite-difference check needs
+        (rnnpy.gradcheck). A forward whose input shape differs draws new masks.
+        Leaving the block restores what was held before. Yields self."""
+        tree, stack = [], [self]
+        while stack:
+            m = stack.pop()
+            tree.append(m)
+            stack.extend(getattr(m, "modules", ()))
+        before = [m.__dict__.get("_masks_held") for m in tree]
+        try:
+            for m in tree:
+                m.__dict__["_masks_held"] = True
+            yield self
+        finally:
+            for m, held in zip(tree, before):
+                if held is None:
+                    m.__dict__.pop("_masks_held", None)
+                else:
+                    m.__dict__["_masks_held"] = held
 
     # -- modes and gradients --------------------------------------------------
     def train(self, mode: bool = True) -> "Module":

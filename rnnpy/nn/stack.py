@@ -318,8 +318,8 @@ class _RNNBase(Module):
 
     def _cell_masks(self, i: int, B: int, T: int) -> dict:
         """The zoneout and recurrent-dropout arguments of cell i for one forward:
-        fresh random masks in training (the previous call's when gradcheck holds
-        masks fixed), the zoneout expectation in evaluation."""
+        fresh random masks in training (the previous call's within
+        masks_held()), the zoneout expectation in evaluation."""
         zh, zc = self._zoneout
         zc = zc if self._has_cell_state else 0.0
         rd = self.recurrent_dropout
@@ -334,7 +334,7 @@ class _RNNBase(Module):
                 out["zoneout_c"] = np.full(H, zc, dtype=dt)
             return out
         lead = (T, B) if self.time_major else (B, T)
-        if getattr(self, "_reuse_masks", False) and self._last and self._last.get("cell_masks"):
+        if self._masks_held and self._last and self._last.get("cell_masks"):
             prev = self._last["cell_masks"][i]
             shapes = {"zoneout_h": lead + (Hs,), "zoneout_c": lead + (H,), "rec_mask": (B, Hs)}
             if prev and all(v.shape == shapes[k] for k, v in prev.items()):
@@ -393,7 +393,7 @@ class _RNNBase(Module):
 
     def _dropout_mask(self, shape: tuple, layer: int) -> np.ndarray:
         keep = 1.0 - self.dropout
-        prev = self._last["masks"][layer] if (self._last and getattr(self, "_reuse_masks", False)) else None
+        prev = self._last["masks"][layer] if (self._last and self._masks_held) else None
         if prev is not None and prev.shape == shape:
             return prev
         return ((self._rng.random(shape) < keep) / keep).astype(self.dtype)
