@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 

@@ -101,7 +101,7 @@ def gradcheck(
     call; its cache is that of a perturbed forward, so run forward again before
     the next backward.
     """
-    from .. import _train_checks as _checks
+    from .. import _validate as _checks
 
     if not all(hasattr(layer, a) for a in ("forward", "backward", "params", "grads")):
         raise TypeError(f"layer: expected an rnnpy module (forward, backward, params, grads), "

@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
-from .. import _train_checks as _checks
+from .. import _validate as _checks
 from .._validate import boolean, choice, non_negative_int, real, writable_file_path
 from ..nn.locking import run_locked
 

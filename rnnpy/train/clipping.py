@@ -7,7 +7,8 @@ from typing import Any, List, Tuple
 import numpy as np
 
 from ..nn.locking import holds_model_lock
-from .optimizer import _buffers, _in_range, _scale_all, uninterrupted
+from .._validate import in_range
+from .optimizer import _buffers, _scale_all, uninterrupted
 
 
 @holds_model_lock
@@ -19,7 +20,7 @@ def clip_grad_norm(module: Any, max_norm: float) -> float:
     min(1, max_norm / (norm + 1e-6)); a NaN/Inf norm is returned as is and the
     gradients are multiplied by the resulting factor all the same.
     """
-    max_norm = _in_range(max_norm, "max_norm", 0.0)
+    max_norm = in_range(max_norm, "max_norm", 0.0)
     return uninterrupted(_clip_norm, _buffers(module), max_norm)
 
 
@@ -39,7 +40,7 @@ def _clip_norm(pairs: List[Tuple[np.ndarray, np.ndarray]], max_norm: float) -> f
 def clip_grad_value(module: Any, clip_value: float) -> None:
     """Clamps every gradient entry in place to [-clip_value, clip_value]
     (NaN stays NaN), as torch.nn.utils.clip_grad_value_."""
-    clip_value = _in_range(clip_value, "clip_value", 0.0)
+    clip_value = in_range(clip_value, "clip_value", 0.0)
     pairs = _buffers(module)
     # all gradients clipped, or none (see Optimizer.step)
     uninterrupted(_scale_all, [g for _, g in pairs],

@@ -37,7 +37,7 @@ import time
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
-from .. import _train_checks as _checks
+from .. import _validate as _checks
 from . import distributed as _dist
 from ..data.batches import _as_column, _batch_size_of, _batches, _is_batch_sequence
 from ..nn.locking import holds_model_lock, model_lock

@@ -26,55 +26,12 @@ from __future__ import annotations
 
 import _signal
 import functools
-import math
-import numbers
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 import numpy as np
 
-from .._validate import FLOAT_DTYPES
+from .._validate import FLOAT_DTYPES, in_range, integer
 from ..nn.locking import bump_version, run_locked
-
-
-def _number(value: Any, name: str) -> float:
-    """value as a finite float (0-d arrays accepted, bools refused)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    return value
-
-
-def _in_range(value: Any, name: str, lo: float, hi: float = math.inf,
-              lo_open: bool = False, hi_open: bool = True) -> float:
-    """value as a float in the interval from lo to hi (open or closed ends)."""
-    v = _number(value, name)
-    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
-        want = ("(" if lo_open else "[") + f"{lo:g}, " + (f"{hi:g}" if hi < math.inf else "inf") \
-            + (")" if hi_open or hi == math.inf else "]")
-        raise ValueError(f"{name}: expected a number in {want}, got {v:g}")
-    return v
-
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value not in (0, 1):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _integer(value: Any, name: str, lo: int) -> int:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= {lo}, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{name}: expected an integer >= {lo}, got {value}")
-    return int(value)
 
 
 def _buffers(module: Any) -> List[Tuple[np.ndarray, np.ndarray]]:
@@ -219,7 +176,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: Any) -> None:
-        self._lr = _in_range(value, "lr", 0.0)
+        self._lr = in_range(value, "lr", 0.0)
 
     def _validate(self, **hyper: Any) -> Dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -337,7 +294,7 @@ class Optimizer:
         extra = sorted(set(state) - names - set(wanted))
         if missing or extra:
             raise KeyError(f"state: missing {missing}, unexpected {extra}")
-        steps = _integer(state["step"], "state['step']", 0)
+        steps = integer(state["step"], "state['step']", 0)
         arrays = {}
         for k in wanted:
             a = np.asarray(state[k])

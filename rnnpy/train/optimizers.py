@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 import numpy as np
 
-from .optimizer import Optimizer, _flag, _in_range, _lerp
+from .._validate import flag, in_range
+from .optimizer import Optimizer, _lerp
 
 
 class SGD(Optimizer):
@@ -27,11 +28,11 @@ class SGD(Optimizer):
 
     def _validate(self, lr: Any, momentum: Any, dampening: Any, weight_decay: Any,
                   nesterov: Any) -> Dict[str, Any]:
-        h = {"lr": _in_range(lr, "lr", 0.0),
-             "momentum": _in_range(momentum, "momentum", 0.0, 1.0),
-             "dampening": _in_range(dampening, "dampening", 0.0, 1.0, hi_open=False),
-             "weight_decay": _in_range(weight_decay, "weight_decay", 0.0),
-             "nesterov": _flag(nesterov, "nesterov")}
+        h = {"lr": in_range(lr, "lr", 0.0),
+             "momentum": in_range(momentum, "momentum", 0.0, 1.0),
+             "dampening": in_range(dampening, "dampening", 0.0, 1.0, hi_open=False),
+             "weight_decay": in_range(weight_decay, "weight_decay", 0.0),
+             "nesterov": flag(nesterov, "nesterov")}
         if h["nesterov"] and (h["momentum"] == 0 or h["dampening"] != 0):
             raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got momentum "
                              f"{h['momentum']:g} and dampening {h['dampening']:g}")
@@ -74,12 +75,12 @@ class RMSprop(Optimizer):
 
     def _validate(self, lr: Any, alpha: Any, eps: Any, momentum: Any, centered: Any,
                   weight_decay: Any) -> Dict[str, Any]:
-        return {"lr": _in_range(lr, "lr", 0.0),
-                "alpha": _in_range(alpha, "alpha", 0.0, 1.0),
-                "eps": _in_range(eps, "eps", 0.0, lo_open=True),
-                "momentum": _in_range(momentum, "momentum", 0.0, 1.0),
-                "centered": _flag(centered, "centered"),
-                "weight_decay": _in_range(weight_decay, "weight_decay", 0.0)}
+        return {"lr": in_range(lr, "lr", 0.0),
+                "alpha": in_range(alpha, "alpha", 0.0, 1.0),
+                "eps": in_range(eps, "eps", 0.0, lo_open=True),
+                "momentum": in_range(momentum, "momentum", 0.0, 1.0),
+                "centered": flag(centered, "centered"),
+                "weight_decay": in_range(weight_decay, "weight_decay", 0.0)}
 
     def _state_names(self) -> List[str]:
         names = ["square_avg"]
@@ -137,12 +138,12 @@ class Adam(Optimizer):
 
     def _validate(self, lr: Any, beta1: Any, beta2: Any, eps: Any, weight_decay: Any,
                   amsgrad: Any) -> Dict[str, Any]:
-        return {"lr": _in_range(lr, "lr", 0.0),
-                "beta1": _in_range(beta1, "betas[0]", 0.0, 1.0),
-                "beta2": _in_range(beta2, "betas[1]", 0.0, 1.0),
-                "eps": _in_range(eps, "eps", 0.0, lo_open=True),
-                "weight_decay": _in_range(weight_decay, "weight_decay", 0.0),
-                "amsgrad": _flag(amsgrad, "amsgrad")}
+        return {"lr": in_range(lr, "lr", 0.0),
+                "beta1": in_range(beta1, "betas[0]", 0.0, 1.0),
+                "beta2": in_range(beta2, "betas[1]", 0.0, 1.0),
+                "eps": in_range(eps, "eps", 0.0, lo_open=True),
+                "weight_decay": in_range(weight_decay, "weight_decay", 0.0),
+                "amsgrad": flag(amsgrad, "amsgrad")}
 
     def _state_names(self) -> List[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])

@@ -8,7 +8,7 @@ import math
 from typing import Any, Callable, Dict, Tuple, Union
 import numpy as np
 
-from .. import _train_checks as _checks
+from .. import _validate as _checks
 from . import losses as _losses
 from ..nn.module import Module
 

@@ -8,7 +8,7 @@ import numbers
 from typing import Any, Dict
 import numpy as np
 
-from .optimizer import _in_range, _integer
+from .._validate import in_range, integer
 
 
 class _Schedule:
@@ -66,22 +66,22 @@ class _Schedule:
 
     def _check_state(self, key: str, value: Any) -> Any:
         if key in ("last_epoch", "num_bad_epochs", "cooldown_counter"):
-            return _integer(value, f"state[{key!r}]", 0)
+            return integer(value, f"state[{key!r}]", 0)
         if key == "best":
             if isinstance(value, np.ndarray) and value.ndim == 0:
                 value = value.item()
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"state['best']: expected a number, got {value!r}")
             return float(value)
-        return _in_range(value, f"state[{key!r}]", 0.0)
+        return in_range(value, f"state[{key!r}]", 0.0)
 
 
 class StepLR(_Schedule):
     """Multiplies the learning rate by gamma every step_size epochs."""
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _integer(step_size, "step_size", 1)
-        self.gamma = _in_range(gamma, "gamma", 0.0, lo_open=True)
+        self.step_size = integer(step_size, "step_size", 1)
+        self.gamma = in_range(gamma, "gamma", 0.0, lo_open=True)
         super().__init__(optimizer)
 
     def _next_lr(self, lr: float) -> float:
@@ -92,7 +92,7 @@ class ExponentialLR(_Schedule):
     """Multiplies the learning rate by gamma every epoch."""
 
     def __init__(self, optimizer: Any, gamma: float) -> None:
-        self.gamma = _in_range(gamma, "gamma", 0.0, lo_open=True)
+        self.gamma = in_range(gamma, "gamma", 0.0, lo_open=True)
         super().__init__(optimizer)
 
     def _next_lr(self, lr: float) -> float:
@@ -105,8 +105,8 @@ class CosineAnnealingLR(_Schedule):
     lr_t = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2."""
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = _integer(T_max, "T_max", 1)
-        self.eta_min = _in_range(eta_min, "eta_min", 0.0)
+        self.T_max = integer(T_max, "T_max", 1)
+        self.eta_min = in_range(eta_min, "eta_min", 0.0)
         super().__init__(optimizer)
 
     def _next_lr(self, lr: float) -> float:
@@ -138,12 +138,12 @@ class ReduceLROnPlateau(_Schedule):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
         self.mode, self.threshold_mode = mode, threshold_mode
-        self.factor = _in_range(factor, "factor", 0.0, 1.0)
-        self.patience = _integer(patience, "patience", 0)
-        self.threshold = _in_range(threshold, "threshold", 0.0)
-        self.cooldown = _integer(cooldown, "cooldown", 0)
-        self.min_lr = _in_range(min_lr, "min_lr", 0.0)
-        self.eps = _in_range(eps, "eps", 0.0)
+        self.factor = in_range(factor, "factor", 0.0, 1.0)
+        self.patience = integer(patience, "patience", 0)
+        self.threshold = in_range(threshold, "threshold", 0.0)
+        self.cooldown = integer(cooldown, "cooldown", 0)
+        self.min_lr = in_range(min_lr, "min_lr", 0.0)
+        self.eps = in_range(eps, "eps", 0.0)
         super().__init__(optimizer)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
