@@ -27,14 +27,18 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .. import distributed as _dist
+from ..train import distributed as _dist
 from .._validate import positive_int, writable_file_path
-from ..data import CharVocab, split_sequence
-from ..io import _load_with_extra, save
-from ..losses import softmax_cross_entropy
-from ..nn import Dense, Embedding, Sequential
-from ..optim import Adam, clip_grad_norm
-from ..training import _progress, evaluate, fit
+from ..data.arrays import split_sequence
+from ..data.vocab import CharVocab
+from ..io.checkpoint import _load_with_extra, save
+from ..train.losses import softmax_cross_entropy
+from ..nn.layers import Dense, Embedding
+from ..nn.sequential import Sequential
+from ..train.clipping import clip_grad_norm
+from ..train.optimizers import Adam
+from ..train.loop import evaluate, fit
+from ..train.progress import _progress
 from .common import make_recurrent
 from .text import char_batches, load_text
 
