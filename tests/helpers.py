@@ -13,13 +13,15 @@ import pytest
 
 from torch_ext import torch_ext_stack
 
+from rnnpy import cells
+
 
 # ---------------------------------------------------------------------------
-# cell kinds, in one place
+# cell kinds: rnnpy.cells as the tests use it
 
 @dataclass(frozen=True)
 class CellKind:
-    """One recurrent cell as the tests see it.
+    """One recurrent cell kind (an entry of rnnpy.cells) as the tests see it.
 
     mode: the reference's name (rnnpy._reference.MODES); layer: the rnnpy
     class name and its extra keyword arguments; gates: G; lstm: has a cell
@@ -37,19 +39,16 @@ class CellKind:
     options: tuple = ()
 
 
-CELL_KINDS = {
-    "RNN_TANH": CellKind("RNN_TANH", "RNN", {"nonlinearity": "tanh"}, 1, False, "rnn", False,
-                         "RNN", ("zoneout", "recurrent_dropout")),
-    "RNN_RELU": CellKind("RNN_RELU", "RNN", {"nonlinearity": "relu"}, 1, False, "rnn", True,
-                         "RNN", ("zoneout", "recurrent_dropout")),
-    "LSTM": CellKind("LSTM", "LSTM", {}, 4, True, "lstm", False, "LSTM",
-                     ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "proj_size")),
-    "GRU": CellKind("GRU", "GRU", {}, 3, False, "gru", False, "GRU",
-                    ("layer_norm", "zoneout", "recurrent_dropout")),
-    "LSTM_PEEPHOLE": CellKind("LSTM_PEEPHOLE", "LSTM", {"peephole": True}, 4, True, "lstm",
-                              False, None, ("layer_norm", "zoneout", "recurrent_dropout",
-                                            "proj_size")),
-}
+def _from_registry(k):
+    ext_options = tuple(o for o in k.family.options + ("zoneout", "recurrent_dropout")
+                        if not k.options.get(o))
+    return CellKind(k.reference, k.layer, dict(k.options), k.gates, k.family.has_cell_state,
+                    k.family.name, k.options.get("nonlinearity") == "relu", k.torch_class,
+                    ext_options)
+
+
+# reference mode ("LSTM_PEEPHOLE") -> CellKind, read from rnnpy's registry of cells
+CELL_KINDS = {k.reference: _from_registry(k) for k in cells.kinds()}
 MODES = list(CELL_KINDS)
 IS_LSTM = {m for m, k in CELL_KINDS.items() if k.lstm}
 GATES = {m: k.gates for m, k in CELL_KINDS.items()}
