@@ -16,6 +16,10 @@ from torch_ext import torch_ext_stack
 from rnnpy import cells
 
 
+TESTS = os.path.dirname(os.path.abspath(__file__))   # the folder of this file and conftest.py
+ROOT = os.path.dirname(TESTS)                        # the repository
+
+
 # ---------------------------------------------------------------------------
 # cell kinds: rnnpy.cells as the tests use it
 

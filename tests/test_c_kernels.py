@@ -15,9 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import helpers
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(helpers.ROOT)
 CSRC = ROOT / "csrc"
 KERNELS = ["gemm.c", "pool.c", "rnn_common.c", "rnn.c", "lstm.c", "gru.c"]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",

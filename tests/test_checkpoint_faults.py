@@ -16,13 +16,14 @@ import time
 import zipfile
 
 import numpy as np
+import helpers
 import pytest
 
 import rnnpy
 from rnnpy import io, optim
 from rnnpy.training import ModelCheckpoint, fit
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 
 # The training run shared by this process and the killed child: a model with
 # dropout in three places (between LSTM layers, a Dropout module, and a GRU's

@@ -17,11 +17,12 @@ import subprocess
 import sys
 
 import numpy as np
+import helpers
 import pytest
 
 import rnnpy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 HAS_THREADS = "threads" in inspect.signature(rnnpy.LSTM.__init__).parameters
 
 RUN = """

@@ -14,9 +14,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import helpers
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(helpers.ROOT)
 TIMEOUT = 240
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork and rlimits as on Linux")

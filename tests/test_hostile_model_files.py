@@ -12,12 +12,13 @@ import warnings
 import zipfile
 
 import numpy as np
+import helpers
 import pytest
 
 import rnnpy
 from rnnpy import io
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 
 
 def _saved(tmp_path, name="m.npz"):

@@ -13,13 +13,14 @@ import textwrap
 import zipfile
 
 import numpy as np
+import helpers
 import pytest
 
 import rnnpy
 from rnnpy import io
 
 resource = pytest.importorskip("resource")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 
 
 def _npy(arr):

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+import helpers
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -18,7 +19,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 pytest.importorskip("matplotlib")
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(helpers.ROOT) / "notebooks"
 KERNEL = "rnnpy-notebook-test"
 
 

@@ -6,7 +6,9 @@ import sys
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import helpers
+
+ROOT = Path(helpers.ROOT)
 
 
 def test_sdist_carries_sources_headers_license_and_py_typed(tmp_path):

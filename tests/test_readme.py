@@ -4,9 +4,10 @@ import importlib.util
 import re
 from pathlib import Path
 
+import helpers
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(helpers.ROOT) / "README.md"
 
 
 def _blocks():

@@ -13,13 +13,14 @@ import importlib.util
 import pathlib
 import zlib
 
+import helpers
 import numpy as np
 import pytest
 
 try:
     from rnnpy import _reference as ref
 except ImportError:  # the compiled package is not built: load the file alone
-    _path = pathlib.Path(__file__).resolve().parents[1] / "rnnpy" / "_reference.py"
+    _path = pathlib.Path(helpers.ROOT) / "rnnpy" / "_reference.py"
     _spec = importlib.util.spec_from_file_location("rnnpy_reference", _path)
     ref = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(ref)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import helpers
 import pytest
 
 import rnnpy
@@ -14,7 +15,7 @@ from rnnpy import io
 
 pytest.importorskip("fcntl")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 
 WRITER = """
 import sys
