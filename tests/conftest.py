@@ -1,5 +1,20 @@
 """Shared test settings and fixtures.
 
+The folders mirror the package:
+    kernels/     rnnpy._core's C types and GEMM, and the NumPy reference (rnnpy/_reference.py)
+                 against the kernels, PyTorch and finite differences
+    nn/          layers and the module base: shapes, options, parameters, buffers, cells
+    train/       fit and its arguments, optimizers, losses, resume, determinism, MPI
+    data/        the data helpers
+    io/          save/load, checkpoints, hostile model files, atomic writes, ONNX export
+    tools/       gradcheck, bench, plot, the command line, generation
+    demos/       the demos, their data and notebooks
+    robustness/  hostile input and fuzzing, leaks, interrupts, memory limits, threads, locks
+    package/     the sdist, the README's examples, the import graph
+    c/           the C kernels' own tests (built and run by kernels/test_c_kernels.py)
+    sanitize/    the sanitizer build and run
+helpers.py holds what test files share; torch_ext.py the extended cells in torch.
+
 RNNPY_REQUIRE_TORCH=1 makes a missing PyTorch an error instead of a skip, and
 RNNPY_FORBID_SKIPS=1 fails the run if any test was skipped: CI sets both, so
 that the parity tests cannot silently stop running.

@@ -1,7 +1,7 @@
 """The extended cells (layer norm, zoneout, recurrent dropout, projection,
 peepholes, in any combination) written with torch autograd, one direction
-at a time and stacked like rnnpy's layers: the reference tests/test_ext_cells.py
-compares rnnpy against, and tests/test_torch_parity.py and test_reference.py
+at a time and stacked like rnnpy's layers: the reference tests/nn/test_ext_cells.py
+compares rnnpy against, and tests/nn/test_torch_parity.py and test_reference.py
 compare the peephole LSTM against (torch.nn has none of these but the
 projection).
 

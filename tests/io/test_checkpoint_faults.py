@@ -4,7 +4,7 @@ checkpoint that resumes exactly, and hostile files (allocation bombs, object
 arrays, bad generator states, deep JSON) are refused with ModelFileError
 before anything large is allocated.
 
-tests/test_io.py covers the plain round trip, a failed save, a kill inside
+tests/io/test_io.py covers the plain round trip, a failed save, a kill inside
 save() and truncated or corrupted archives; this file does not repeat them.
 """
 import io as _stdio

@@ -1,5 +1,5 @@
 """A sweep of hostile values through every argument of the public Python
-entries that tests/test_bad_input.py does not reach: losses, Dense,
+entries that tests/robustness/test_bad_input.py does not reach: losses, Dense,
 Embedding, LastStep, Dropout, the data helpers, optimizers, clipping, fit,
 predict, load and gradcheck.
 

@@ -11,7 +11,7 @@ script), which writes each case to a file before running it, so a segfault
 fails the test with the case that caused it instead of killing the test run.
 A case is a small JSON description; rebuild and rerun one with
 
-    python tests/test_fuzz.py replay <target> '<case json>'
+    python tests/robustness/test_fuzz.py replay <target> '<case json>'
 
 RNNPY_FUZZ_SCALE multiplies the number of examples (CI runs 1x),
 RNNPY_FUZZ_SEED picks a seed instead of the fixed (derandomized) sequence.
@@ -55,7 +55,7 @@ def run_child(target, examples, timeout=300):
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise AssertionError(f"{target}: the child died of {name} while running case {last}\n"
-                             f"replay: python tests/test_fuzz.py replay {target} '{last}'\n"
+                             f"replay: python tests/robustness/test_fuzz.py replay {target} '{last}'\n"
                              + proc.stderr[-3000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     ran = [line for line in proc.stdout.splitlines() if line.startswith("ran ")]

@@ -4,7 +4,7 @@ model shared between threads never silently mixes two calls.
 
 The policy (rnnpy._core's docstring): a C cell runs one call at a time; a
 second thread entering a busy cell gets RuntimeError("... in use by another
-thread ..."), never a corrupted cache. tests/test_core_types.py checks that
+thread ..."), never a corrupted cache. tests/kernels/test_core_types.py checks that
 for single cells; this file checks whole layers and training.
 """
 import threading

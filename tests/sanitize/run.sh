@@ -6,7 +6,7 @@
 #
 # ASan comes in through LD_PRELOAD because the interpreter itself is not
 # instrumented; detect_leaks=0 because CPython keeps memory alive at exit on
-# purpose (tests/test_leaks.py measures leaks instead). PYTHONMALLOC=malloc
+# purpose (tests/robustness/test_leaks.py measures leaks instead). PYTHONMALLOC=malloc
 # sends Python's small objects through ASan's allocator too. Any report, or
 # any UBSan finding (halt_on_error), fails the step.
 #
@@ -49,9 +49,9 @@ esac
 nm -D "$core" | grep __asan_ >/dev/null || { echo "sanitize: $core is not instrumented" >&2; exit 1; }
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir="$ROOT" \
-    "$ROOT/tests/test_core_types.py" "$ROOT/tests/test_bad_input.py" \
-    "$ROOT/tests/test_fuzz.py" "$ROOT/tests/test_threads.py" "$ROOT/tests/test_ext_cells.py" \
-    "$ROOT/tests/test_bf16_gemm.py" "$@" 2>&1 | tee "$WORK/pytest.log"
+    "$ROOT/tests/kernels/test_core_types.py" "$ROOT/tests/robustness/test_bad_input.py" \
+    "$ROOT/tests/robustness/test_fuzz.py" "$ROOT/tests/robustness/test_threads.py" "$ROOT/tests/nn/test_ext_cells.py" \
+    "$ROOT/tests/kernels/test_bf16_gemm.py" "$@" 2>&1 | tee "$WORK/pytest.log"
 status=${PIPESTATUS[0]}
 if grep -E -q "ERROR: AddressSanitizer|runtime error:" "$WORK/pytest.log"; then
     echo "sanitize: a sanitizer reported an error (see above)" >&2

@@ -1,5 +1,5 @@
-"""Workloads for tests/test_distributed.py, run in one process (the reference)
-or under ``mpiexec -n N python tests/mpi_worker.py MODE ...`` (the ranks).
+"""Workloads for tests/train/test_distributed.py, run in one process (the reference)
+or under ``mpiexec -n N python tests/train/mpi_worker.py MODE ...`` (the ranks).
 
 Every workload is float64 and deterministic: N ranks must reproduce what one
 process computes on the same global batches, to rounding.

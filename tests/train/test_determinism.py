@@ -5,7 +5,7 @@ minibatch order of fit(seed=...)), the dtype, and the GEMM micro-kernel the
 CPU selects (AVX-512, AVX2/FMA or portable C sum in different orders, so two
 machines may differ in the last bits of float32). What it does not depend
 on: the process (hash seeds, memory addresses, environment), running other
-models in other threads (tests/test_threads.py), or the number of threads
+models in other threads (tests/robustness/test_threads.py), or the number of threads
 the kernels use (the ``threads`` argument and RNNPY_NUM_THREADS): work is
 split over threads without changing the order of any sum, which
 test_thread_count_does_not_change_results checks bit for bit.

@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (rnnpy.distributed, fit(distributed=True)).
 
-The ranks run as ``mpiexec -n N python tests/mpi_worker.py ...`` in a
+The ranks run as ``mpiexec -n N python tests/train/mpi_worker.py ...`` in a
 subprocess with a timeout (a hang fails the test instead of the run); their
 results are compared with the same workload run here in one process. Skipped
 when mpi4py or mpiexec is missing, unless RNNPY_REQUIRE_MPI=1 (CI), which
