@@ -19,10 +19,8 @@ RNNPY_REQUIRE_TORCH=1 makes a missing PyTorch an error instead of a skip, and
 RNNPY_FORBID_SKIPS=1 fails the run if any test was skipped: CI sets both, so
 that the parity tests cannot silently stop running.
 
-Fixtures: `torch` (one thread, or a skip), `rng` (a generator seeded by the
-test's id). Every module-level helpers.ErrorTable or ModuleReport is printed when
-its module finishes. Shared functions (cell kinds, the torch runner, rel_err) live in
-tests/helpers.py.
+Every module-level helpers.ErrorTable or ModuleReport is printed when its
+module finishes (the autouse fixture below).
 """
 import os
 import sys
@@ -57,18 +55,6 @@ def pytest_terminal_summary(terminalreporter):
             + ", ".join(_skipped[:5]),
             red=True,
         )
-
-
-@pytest.fixture
-def torch():
-    """PyTorch with one thread; skips without it (an error under RNNPY_REQUIRE_TORCH=1)."""
-    return helpers.import_torch()
-
-
-@pytest.fixture
-def rng(request):
-    """A NumPy generator seeded by the test's id: each case its own values, every run the same."""
-    return helpers.seeded(request.node.nodeid)
 
 
 @pytest.fixture(scope="module", autouse=True)

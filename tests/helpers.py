@@ -238,3 +238,33 @@ def run_threads(target, args_list):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def poll_while(work, poll):
+    """Runs work() in a thread and poll() in this one, over and over, until
+    work returns; then fails with work's error if it raised. Returns how many
+    polls ran."""
+    import threading
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            work()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    polls = 0
+    try:
+        while not done.is_set():
+            poll()
+            polls += 1
+    finally:
+        done.set()
+        t.join()
+    assert not errors, errors
+    return polls

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import poll_while
 
 import rnnpy
 from rnnpy import optim
@@ -52,14 +53,20 @@ def _race(first, second, start_second_after=None):
     assert not errors, errors
 
 
-def test_zero_grad_racing_backward_leaves_full_or_zero_gradients():
-    model = _big_model()
-    rng = np.random.default_rng(1)
+def _with_full_gradient(model_seed, data_seed):
+    """A big model after one forward and backward on random data: (model, x,
+    dy, a copy of the gradient one backward gives)."""
+    model = _big_model(seed=model_seed)
+    rng = np.random.default_rng(data_seed)
     x = rng.standard_normal((32, 60, 16))
     dy = rng.standard_normal((32, 4))
     model.forward(x)
     model.backward(dy)
-    full = model.flat_grads.copy()
+    return model, x, dy, model.flat_grads.copy()
+
+
+def test_zero_grad_racing_backward_leaves_full_or_zero_gradients():
+    model, x, dy, full = _with_full_gradient(model_seed=0, data_seed=1)
     assert np.abs(full).max() > 0
     seen = {"full": 0, "zero": 0}
     for run in range(RUNS):
@@ -238,13 +245,7 @@ def test_load_state_dict_racing_forward_gives_one_state_or_the_other():
 def test_clip_racing_backward_sees_the_whole_gradient():
     """clip_grad_norm in another thread scales the gradients either before
     backward added into them or after: never half of them."""
-    model = _big_model(seed=6)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((32, 60, 16))
-    dy = rng.standard_normal((32, 4))
-    model.forward(x)
-    model.backward(dy)
-    full = model.flat_grads.copy()
+    model, x, dy, full = _with_full_gradient(model_seed=6, data_seed=7)
     norm = float(np.linalg.norm(full))
     for run in range(RUNS):
         model.zero_grad()
@@ -297,28 +298,18 @@ def test_fit_with_a_monitoring_thread_trains_exactly_as_alone(tmp_path):
     model = _dropout_model(9)
     opt = optim.Adam(model, lr=1e-2)
     path = os.fspath(tmp_path / "m.npz")
-    done = threading.Event()
     got = {}
 
     def work():
-        try:
-            got["loss"] = train(model, opt)["loss"]
-        finally:
-            done.set()
+        got["loss"] = train(model, opt)["loss"]
 
-    t = threading.Thread(target=work)
-    t.start()
-    saves = 0
-    try:
-        while not done.is_set():
-            rnnpy.predict(model, x[:4])
-            rnnpy.save(model, path)
-            k = _index_of(ref_opt.seen, rnnpy.load(path).flat_params)
-            assert k is not None, "a save taken during fit holds no state between two steps"
-            saves += 1
-    finally:
-        done.set()
-        t.join()
+    def save_and_load():
+        rnnpy.predict(model, x[:4])
+        rnnpy.save(model, path)
+        k = _index_of(ref_opt.seen, rnnpy.load(path).flat_params)
+        assert k is not None, "a save taken during fit holds no state between two steps"
+
+    saves = poll_while(work, save_and_load)
     assert got["loss"] == want
     np.testing.assert_array_equal(model.flat_params, ref.flat_params)
     assert saves > 0
@@ -391,25 +382,12 @@ def test_reads_during_gradcheck_never_see_a_perturbed_parameter():
                              rnnpy.LastStep(dtype="float64"), rnnpy.Dense(8, 2, dtype="float64"))
     x = np.random.default_rng(15).standard_normal((4, 20, 3))
     want = model.state_dict()
-    done = threading.Event()
 
-    def check():
-        try:
-            rnnpy.gradcheck(model, x, max_checks=15)
-        finally:
-            done.set()
+    def read():
+        for name, value in model.state_dict().items():
+            assert np.array_equal(value, want[name]), f"{name} read while gradcheck perturbed it"
 
-    t = threading.Thread(target=check)
-    t.start()
-    reads = 0
-    try:
-        while not done.is_set():
-            for name, value in model.state_dict().items():
-                assert np.array_equal(value, want[name]), f"{name} read while gradcheck perturbed it"
-            reads += 1
-    finally:
-        done.set()
-        t.join()
+    reads = poll_while(lambda: rnnpy.gradcheck(model, x, max_checks=15), read)
     assert reads > 0
 
 
