@@ -25,6 +25,12 @@ Each `*_forward` takes `return_cache=True` to also return what the matching
 `*_backward` needs; backward returns (dx, dh0[, dc0], grads) where grads is a
 dict with keys "weight_ih", "weight_hh", "bias_ih", "bias_hh" (and
 "weight_peep" for the peephole LSTM).
+
+The extended cells of csrc/cells_ext.h (layer norm, zoneout, recurrent
+dropout, projection, with or without peepholes) are `ext_cell_forward` /
+`ext_cell_backward` for one direction and `ext_stack_forward` /
+`ext_stack_backward` for a whole layer under rnnpy's parameter names; their
+equations are written out above them, below the plain cells.
 """
 
 import numpy as np
