@@ -268,3 +268,14 @@ def poll_while(work, poll):
         t.join()
     assert not errors, errors
     return polls
+
+
+def env_with_this_rnnpy(env=None):
+    """os.environ (or env) with PYTHONPATH starting at the folder of the rnnpy
+    this process imported, so that a child running a script (whose own folder
+    comes first on its path) uses the same rnnpy, not an installed one."""
+    import rnnpy
+    env = dict(os.environ if env is None else env)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(rnnpy.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([here] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env

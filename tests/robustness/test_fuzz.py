@@ -44,12 +44,7 @@ def run_child(target, examples, timeout=300):
     Fails with the last case when the child dies of a signal."""
     with tempfile.NamedTemporaryFile("w+", suffix=".case", delete=False) as f:
         casefile = f.name
-    # the child runs the rnnpy this process imported, not whichever is installed
-    import rnnpy
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(rnnpy.__file__)))]
-        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env = helpers.env_with_this_rnnpy()   # not whichever rnnpy is installed
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), target, str(examples),
                                casefile], capture_output=True, text=True, timeout=timeout,

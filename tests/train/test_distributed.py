@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ import rnnpy
 from rnnpy import distributed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = helpers.ROOT
 sys.path.insert(0, HERE)
 import mpi_worker  # noqa: E402
 
@@ -51,8 +52,7 @@ def mpi():
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = dict(helpers.env_with_this_rnnpy(), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env.pop("RNNPY_NUM_THREADS", None)
     return env
 
