@@ -55,6 +55,19 @@ def _non_owning(buf: np.ndarray) -> np.ndarray:
     return buf[...] if buf.flags.owndata else buf
 
 
+def _buffer_property(name: str, copy: str, doc: str) -> property:
+    """A property over self._<name> whose assignment copies the value into the
+    existing buffer through the method named copy (_copy_flat / _copy_named)."""
+
+    def get(self: Any) -> Any:
+        return getattr(self, "_" + name)
+
+    def put(self: Any, value: Any) -> None:
+        getattr(self, copy)(self.__dict__.get("_" + name), value, name)
+
+    return property(get, put, doc=doc)
+
+
 class _ModuleType(type):
     """Seals each module once its constructor (the whole chain of __init__s)
     has returned: from then on its configuration and parameter names cannot be
@@ -171,41 +184,15 @@ class Module(metaclass=_ModuleType):
     # flat_params/flat_grads and params/grads are fixed by bind(): assigning to
     # them copies values into the existing buffer (after checks), so forward,
     # optimizers, save() and the containing model keep seeing one truth.
-    @property
-    def flat_params(self) -> np.ndarray:
-        """(num_params,) every parameter, in param_spec order; params are views of it."""
-        return self._flat_params
-
-    @flat_params.setter
-    def flat_params(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_params"), value, "flat_params")
-
-    @property
-    def flat_grads(self) -> np.ndarray:
-        """(num_params,) every gradient, laid out as flat_params."""
-        return self._flat_grads
-
-    @flat_grads.setter
-    def flat_grads(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_grads"), value, "flat_grads")
-
-    @property
-    def params(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_params (live: writing into it changes the model)."""
-        return self._params
-
-    @params.setter
-    def params(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_params"), value, "params")
-
-    @property
-    def grads(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_grads."""
-        return self._grads
-
-    @grads.setter
-    def grads(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_grads"), value, "grads")
+    flat_params = _buffer_property(
+        "flat_params", "_copy_flat",
+        "(num_params,) every parameter, in param_spec order; params are views of it.")
+    flat_grads = _buffer_property(
+        "flat_grads", "_copy_flat", "(num_params,) every gradient, laid out as flat_params.")
+    params = _buffer_property(
+        "params", "_copy_named",
+        "name -> view of flat_params (live: writing into it changes the model).")
+    grads = _buffer_property("grads", "_copy_named", "name -> view of flat_grads.")
 
     def _copy_flat(self, dst: Optional[np.ndarray], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
