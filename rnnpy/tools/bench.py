@@ -324,7 +324,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
     for n in threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n))
-        cmd = [sys.executable, "-m", "rnnpy.bench", "--_gemm-worker", str(n),
+        cmd = [sys.executable, "-m", "rnnpy.tools.bench", "--_gemm-worker", str(n),
                "--repeat", str(repeat), "--min-time", str(min_time)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:

@@ -5,7 +5,7 @@ Commands:
                         with the level's preset (easy: the course's setup)
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
-    bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
+    bench               time rnnpy against PyTorch (see rnnpy.tools.bench; --help for options)
     check               gradient-check every cell against finite differences and, when
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
