@@ -4,6 +4,7 @@ codes, a train/validation split, and shuffled minibatches.
 from __future__ import annotations
 
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
 from .._validate import positive_int, probability, seed_value

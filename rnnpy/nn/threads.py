@@ -25,7 +25,8 @@ def default_threads() -> int:
         try:
             return resolve_threads(int(env))
         except ValueError as exc:
-            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, {MAX_THREADS}], got {env!r}") from exc
+            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, {MAX_THREADS}], "
+                             f"got {env!r}") from exc
     return 1
 
 

@@ -59,6 +59,7 @@ import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
 from ..cells import FAMILIES
@@ -338,6 +339,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
 # ----------------------------------------------------------------- memory
 _MEM_SCRIPT = r"""
 import json, resource, sys
+
 import numpy as np
 from rnnpy.cells import FAMILIES
 lib, cell, T, B, I, H, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])

@@ -25,11 +25,11 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from .options import _Parser, nonnegative_int, positive_float, positive_int, probability, text_file
 from .. import _core
 from ..cells import DEMO_CELLS, kinds
 from ..nn.recurrent import recurrent_layer
 from .gradcheck import gradcheck
+from .options import _Parser, nonnegative_int, positive_float, positive_int, probability, text_file
 
 
 # `check`'s cells by their command-line names (rnnpy.cells)
