@@ -30,24 +30,12 @@ import numpy as np
 
 from .._validate import as_float_array, check_finite, check_shape
 from .live_arrays import LiveArrays
+from .generators import generator_from_state, generator_state
 from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialized, bump_version,
                       run_locked)
 
 
 Shape = Tuple[int, ...]
-
-
-# NumPy bit generators whose state a saved model may restore
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-def _plain(obj: Any) -> Any:
-    """A generator state with its arrays (MT19937's key, Philox's counter) as lists."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def _non_owning(buf: np.ndarray) -> np.ndarray:
@@ -398,7 +386,7 @@ class Module(metaclass=_ModuleType):
         states: Dict[str, Any] = {}
         rng = getattr(self, "_rng", None)
         if isinstance(rng, np.random.Generator):
-            states[""] = _plain(rng.bit_generator.state)
+            states[""] = generator_state(rng)
         for i, child in enumerate(getattr(self, "modules", ())):
             for path, st in child.rng_state().items():
                 states[f"{i}.{path}" if path else str(i)] = st
@@ -416,16 +404,7 @@ class Module(metaclass=_ModuleType):
                              f"got {sorted(states)}")
         fresh = {}
         for path, state in states.items():
-            name = state.get("bit_generator") if isinstance(state, dict) else None
-            if name not in _BIT_GENERATORS:
-                raise ValueError(f"states[{path!r}]: expected the state of one of "
-                                 f"{sorted(_BIT_GENERATORS)}, got {state!r:.200}")
-            bitgen = getattr(np.random, name)()
-            try:
-                bitgen.state = state
-            except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
-                raise ValueError(f"states[{path!r}]: not a valid {name} state ({exc})") from None
-            fresh[path] = np.random.Generator(bitgen)
+            fresh[path] = generator_from_state(state, f"states[{path!r}]")
         for path, rng in fresh.items():
             owners[path]._rng = rng
 
