@@ -11,7 +11,7 @@ Dropout and Sequential compose with them. rnnpy.losses, rnnpy.optim and
 rnnpy.fit train them; save/load keep them without pickle; ``gradcheck``
 checks any module's gradients against finite differences.
 """
-from . import _core, data, losses, optim
+from . import _core, data, distributed, losses, optim, training
 from .io import ModelFileError, export_onnx, load, load_with_extra, save
 from .model_methods import install as _install_model_methods
 from .nn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, Module, Sequential

@@ -28,6 +28,18 @@ def as_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return dt
 
 
+def real_array(obj: Any, name: str, kinds: str = "fiu") -> np.ndarray:
+    """np.asarray(obj), refused (TypeError naming the argument) unless it holds
+    real numbers: dtype kinds among ``kinds`` (f float, i/u integers, b bool)."""
+    try:
+        arr = np.asarray(obj)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(obj).__name__}") from exc
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def as_float_array(obj: Any, name: str, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous array of ``dtype``.
 
@@ -38,13 +50,7 @@ def as_float_array(obj: Any, name: str, dtype: np.dtype) -> np.ndarray:
         if obj.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {obj.dtype}")
         return np.asarray(obj, dtype=dtype, order="C")
-    try:
-        arr = np.asarray(obj)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(obj).__name__}") from exc
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.ascontiguousarray(real_array(obj, name), dtype=dtype)
 
 
 def check_shape(arr: np.ndarray, name: str, expected: tuple, symbols: str) -> None:

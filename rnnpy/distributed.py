@@ -1,8 +1,10 @@
-"""rnnpy.distributed: data-parallel training over MPI (defined in rnnpy.train.distributed)."""
-from .train.distributed import (INSTALL_HINT, Session, Shard, abort_on_error, allreduce_gradients,
-                                available, barrier, broadcast, broadcast_parameters, init, is_main,
-                                native_allreduce, rank, shard_range, world_size)
+"""rnnpy.distributed: data-parallel training over MPI, defined in
+rnnpy.train.distributed. The module holds the job's communicator, so the old
+path is that module itself (not a copy of its names): ``rnnpy.distributed is
+rnnpy.train.distributed``.
+"""
+import sys
 
-__all__ = ["init", "rank", "world_size", "is_main", "barrier", "broadcast_parameters",
-           "allreduce_gradients", "shard_range", "available", "broadcast", "native_allreduce",
-           "Shard", "Session", "abort_on_error", "INSTALL_HINT"]
+from .train import distributed as _distributed
+
+sys.modules[__name__] = _distributed

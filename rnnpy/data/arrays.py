@@ -4,10 +4,11 @@ codes, a train/validation split, and shuffled minibatches.
 from __future__ import annotations
 
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
 from .._validate import positive_int, probability, seed_value
-from .minibatches import _minibatches
+from .minibatches import minibatches
 from .sequences import _as_sequence, _choice
 
 
@@ -154,7 +155,7 @@ def iterate_minibatches(*arrays: Any, batch_size: int, shuffle: bool = True,
     n = arrs[0].shape[0]
     order = np.random.default_rng(seed).permutation(n) if shuffle else None
     stop = (n // batch_size) * batch_size if drop_last else n
-    return _minibatches(arrs, order, batch_size, stop)
+    return minibatches(arrs, batch_size, order, stop)
 
 
 def split_sequence(sequence: Any, val_fraction: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,10 @@ import itertools
 import math
 import numbers
 from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
+
 import numpy as np
+
+from .minibatches import minibatches
 
 
 Batch = Tuple[Any, ...]
@@ -37,14 +40,13 @@ def _batch_size_of(x: Any) -> int:
 
 def _minibatches(arrays: Sequence[Any], batch_size: int, shuffle: bool, seed: Optional[int],
                  epoch: int) -> Iterable[Batch]:
-    n = len(arrays[0])
     # the order depends only on (seed, epoch), so a run resumed at any epoch sees
     # the same batches as one that never stopped
-    rng = np.random.default_rng(None if seed is None else [seed, epoch])
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        yield tuple(None if a is None else np.asarray(a)[idx] for a in arrays)
+    order = None
+    if shuffle:
+        rng = np.random.default_rng(None if seed is None else [seed, epoch])
+        order = rng.permutation(len(arrays[0]))
+    yield from minibatches(arrays, batch_size, order)
 
 
 def _as_column(a: Any, name: str) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numbers
 from typing import Any, Iterator, Sequence, Tuple
+
 import numpy as np
 
 from .._validate import positive_int

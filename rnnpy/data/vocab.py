@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Dict, List
+
 import numpy as np
 
 from .._validate import token_ids

@@ -27,17 +27,17 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..train import distributed as _dist
 from .._validate import positive_int, writable_file_path
 from ..data.arrays import split_sequence
 from ..data.vocab import CharVocab
 from ..io.checkpoint import _load_with_extra, save
-from ..train.losses import softmax_cross_entropy
 from ..nn.layers import Dense, Embedding
 from ..nn.sequential import Sequential
+from ..train import distributed as _dist
 from ..train.clipping import clip_grad_norm
-from ..train.optimizers import Adam
 from ..train.loop import evaluate, fit
+from ..train.losses import softmax_cross_entropy
+from ..train.optimizers import Adam
 from ..train.progress import _progress
 from .common import make_recurrent
 from .text import char_batches, load_text

@@ -14,8 +14,8 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 from ..nn.layers import Dense
 from ..nn.sequential import Sequential
-from ..train.optimizers import RMSprop
 from ..train.loop import evaluate, fit
+from ..train.optimizers import RMSprop
 from .common import make_recurrent
 from .echo import echo_chunks, echo_data
 

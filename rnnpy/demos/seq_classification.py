@@ -30,16 +30,16 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..train import distributed as _dist
 from .._validate import positive_int
-from ..train.losses import softmax_cross_entropy
 from ..nn.layers import Dense, LastStep
 from ..nn.sequential import Sequential
+from ..train import distributed as _dist
 from ..train.clipping import clip_grad_norm
-from ..train.optimizers import Adam, RMSprop
 from ..train.loop import evaluate, fit, predict
-from .temporal_order import LEVELS
+from ..train.losses import softmax_cross_entropy
+from ..train.optimizers import Adam, RMSprop
 from .common import make_recurrent
+from .temporal_order import LEVELS
 from .temporal_order import TemporalOrder
 
 

@@ -43,15 +43,16 @@ import stat
 import zipfile
 import zlib
 from typing import Any, BinaryIO, Dict, Optional, Tuple
+
 import numpy as np
 
 from .._validate import file_path, writable_file_path
+from ..nn.locking import holds_model_lock
+from ..nn.module import Module
 from .atomic import atomic_write
 from .codec import _decode, _difference, _encode, _member, _param_problem, _read
 from .config import build_module, module_config, planned_params
 from .errors import ModelFileError
-from ..nn.locking import holds_model_lock
-from ..nn.module import Module
 
 
 FORMAT = "rnnpy-model"

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..cells import family
-from .errors import ModelFileError
 from ..nn.layers import Dense, Dropout, Embedding, LastStep
 from ..nn.module import Module
 from ..nn.recurrent import GRU, LSTM, RNN
 from ..nn.sequential import Sequential
+from .errors import ModelFileError
 
 
 MODULES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, Dense, Embedding, LastStep, Dropout, Sequential)}

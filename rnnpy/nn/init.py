@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any, Optional, Tuple
+
 import numpy as np
 
 from .._validate import choice

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
 import numpy as np
 
-from .._validate import as_dtype, as_float_array, boolean, check_finite, check_shape, positive_int, probability, seed_value
+from .._validate import (as_dtype, as_float_array, boolean, check_finite, check_shape,
+                         positive_int, probability, seed_value)
 from .module import Module
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import weakref
 from typing import Any, Callable, List, Optional, Tuple
+
 import numpy as np
 
 from .._validate import as_float_array, check_finite, check_shape

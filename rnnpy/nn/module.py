@@ -30,6 +30,7 @@ import numpy as np
 
 from .._validate import as_float_array, check_finite, check_shape
 from .live_arrays import LiveArrays
+from .generators import generator_from_state, generator_state
 from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialized, bump_version,
                       run_locked)
 
@@ -37,22 +38,22 @@ from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialize
 Shape = Tuple[int, ...]
 
 
-# NumPy bit generators whose state a saved model may restore
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-def _plain(obj: Any) -> Any:
-    """A generator state with its arrays (MT19937's key, Philox's counter) as lists."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
-
-
 def _non_owning(buf: np.ndarray) -> np.ndarray:
     """buf itself when it is a view, else a view of all of it (same memory)."""
     return buf[...] if buf.flags.owndata else buf
+
+
+def _buffer_property(name: str, copy: str, doc: str) -> property:
+    """A property over self._<name> whose assignment copies the value into the
+    existing buffer through the method named copy (_copy_flat / _copy_named)."""
+
+    def get(self: Any) -> Any:
+        return getattr(self, "_" + name)
+
+    def put(self: Any, value: Any) -> None:
+        getattr(self, copy)(self.__dict__.get("_" + name), value, name)
+
+    return property(get, put, doc=doc)
 
 
 class _ModuleType(type):
@@ -171,41 +172,15 @@ class Module(metaclass=_ModuleType):
     # flat_params/flat_grads and params/grads are fixed by bind(): assigning to
     # them copies values into the existing buffer (after checks), so forward,
     # optimizers, save() and the containing model keep seeing one truth.
-    @property
-    def flat_params(self) -> np.ndarray:
-        """(num_params,) every parameter, in param_spec order; params are views of it."""
-        return self._flat_params
-
-    @flat_params.setter
-    def flat_params(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_params"), value, "flat_params")
-
-    @property
-    def flat_grads(self) -> np.ndarray:
-        """(num_params,) every gradient, laid out as flat_params."""
-        return self._flat_grads
-
-    @flat_grads.setter
-    def flat_grads(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_grads"), value, "flat_grads")
-
-    @property
-    def params(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_params (live: writing into it changes the model)."""
-        return self._params
-
-    @params.setter
-    def params(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_params"), value, "params")
-
-    @property
-    def grads(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_grads."""
-        return self._grads
-
-    @grads.setter
-    def grads(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_grads"), value, "grads")
+    flat_params = _buffer_property(
+        "flat_params", "_copy_flat",
+        "(num_params,) every parameter, in param_spec order; params are views of it.")
+    flat_grads = _buffer_property(
+        "flat_grads", "_copy_flat", "(num_params,) every gradient, laid out as flat_params.")
+    params = _buffer_property(
+        "params", "_copy_named",
+        "name -> view of flat_params (live: writing into it changes the model).")
+    grads = _buffer_property("grads", "_copy_named", "name -> view of flat_grads.")
 
     def _copy_flat(self, dst: Optional[np.ndarray], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
@@ -411,7 +386,7 @@ class Module(metaclass=_ModuleType):
         states: Dict[str, Any] = {}
         rng = getattr(self, "_rng", None)
         if isinstance(rng, np.random.Generator):
-            states[""] = _plain(rng.bit_generator.state)
+            states[""] = generator_state(rng)
         for i, child in enumerate(getattr(self, "modules", ())):
             for path, st in child.rng_state().items():
                 states[f"{i}.{path}" if path else str(i)] = st
@@ -429,16 +404,7 @@ class Module(metaclass=_ModuleType):
                              f"got {sorted(states)}")
         fresh = {}
         for path, state in states.items():
-            name = state.get("bit_generator") if isinstance(state, dict) else None
-            if name not in _BIT_GENERATORS:
-                raise ValueError(f"states[{path!r}]: expected the state of one of "
-                                 f"{sorted(_BIT_GENERATORS)}, got {state!r:.200}")
-            bitgen = getattr(np.random, name)()
-            try:
-                bitgen.state = state
-            except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
-                raise ValueError(f"states[{path!r}]: not a valid {name} state ({exc})") from None
-            fresh[path] = np.random.Generator(bitgen)
+            fresh[path] = generator_from_state(state, f"states[{path!r}]")
         for path, rng in fresh.items():
             owners[path]._rng = rng
 

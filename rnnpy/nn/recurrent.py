@@ -33,6 +33,7 @@ Initialisations for long time lags (see ``_RNNBase.reset_parameters``):
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple, Union
+
 import numpy as np
 
 from .._validate import choice, positive_int

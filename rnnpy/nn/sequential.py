@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
 from .layers import Dense, Dropout, Embedding, LastStep

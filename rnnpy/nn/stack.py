@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from typing import Any, List, Optional, Sequence, Tuple, Union
+
 import numpy as np
 
 from .. import _core
-from .._validate import as_dtype, as_float_array, check_finite, check_shape, choice, positive_int, probability, seed_value
+from .._validate import (as_dtype, as_float_array, check_finite, check_shape, choice, positive_int,
+                         probability, seed_value)
 from ..cells import Family
 from .init import _init_options, _orthogonal
 from .module import Module

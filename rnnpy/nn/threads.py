@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import os
 from typing import Optional
+
 import numpy as np
 
+# The C core's thread limit (RNN_MAX_THREADS in csrc): the one place Python
+# writes the number. When the binding exports rnnpy._core.MAX_THREADS, this
+# line becomes MAX_THREADS = _core.MAX_THREADS.
+MAX_THREADS = 64
 
 def default_threads() -> int:
     """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else 1.
@@ -20,7 +25,8 @@ def default_threads() -> int:
         try:
             return resolve_threads(int(env))
         except ValueError as exc:
-            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, 64], got {env!r}") from exc
+            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, {MAX_THREADS}], "
+                             f"got {env!r}") from exc
     return 1
 
 
@@ -30,6 +36,6 @@ def resolve_threads(threads: Optional[int]) -> int:
         return default_threads()
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads: expected a positive int or None, got {threads!r}")
-    if not 1 <= int(threads) <= 64:
-        raise ValueError(f"threads: expected an int in [1, 64] or None, got {threads!r}")
+    if not 1 <= int(threads) <= MAX_THREADS:
+        raise ValueError(f"threads: expected an int in [1, {MAX_THREADS}] or None, got {threads!r}")
     return int(threads)

@@ -58,7 +58,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
 from ..cells import FAMILIES
@@ -230,30 +231,37 @@ def _set_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
-                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
-                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
-    rows = []
+def _grid(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+          threads: Sequence[int], use_torch: bool) -> Iterator[Tuple[int, str, Tuple[int, int, int, int]]]:
+    """(threads, cell, shape) in the benchmark's order, setting torch's thread count."""
     for n in threads:
         if use_torch:
             _set_torch_threads(n)
         for cell in cells:
             for shape in shapes:
-                T, B, I, H = shape
-                steps = _steps(cell, shape, n, use_torch)
-                for mode in modes:
-                    row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
-                                           "threads": n, "mode": mode}
-                    fl = flops(cell, T, B, I, H, mode)
-                    timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
-                                        warmup, min_time)
-                    for lib, t in timed.items():
-                        row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
-                                    "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
-                    if "torch" in row:
-                        row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
-                    rows.append(row)
-                    log(_format_cell_row(row))
+                yield n, cell, shape
+
+
+def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
+                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
+    rows = []
+    for n, cell, shape in _grid(cells, shapes, threads, use_torch):
+        T, B, I, H = shape
+        steps = _steps(cell, shape, n, use_torch)
+        for mode in modes:
+            row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
+                                   "threads": n, "mode": mode}
+            fl = flops(cell, T, B, I, H, mode)
+            timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
+                                warmup, min_time)
+            for lib, t in timed.items():
+                row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
+                            "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
+            if "torch" in row:
+                row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
+            rows.append(row)
+            log(_format_cell_row(row))
     return rows
 
 
@@ -263,31 +271,27 @@ def bench_options(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, in
     """Each option against the plain cell (both rnnpy, alternated); the
     projected LSTM also against torch's."""
     rows = []
-    for n in threads:
-        if use_torch:
-            _set_torch_threads(n)
-        for cell in cells:
-            for shape in shapes:
-                T, B, I, H = shape
-                plain = _steps(cell, shape, n, False)["rnnpy"]
-                for label, opts in OPTIONS[cell]:
-                    opts = {k: (H // 2 if v == "H/2" else v) for k, v in opts.items()}
-                    if opts.get("proj_size", 1) < 1:
-                        continue
-                    with_torch = use_torch and "proj_size" in opts
-                    steps = _steps(cell, shape, n, with_torch, **opts)
-                    for mode in modes:
-                        fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
-                        if with_torch:
-                            fns["torch"] = steps["torch"][mode]
-                        timed = time_paired(fns, repeat, warmup, min_time)
-                        row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
-                                               "I": I, "H": H, "threads": n, "mode": mode, **timed,
-                                               "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}
-                        if with_torch:
-                            row["ratio"] = timed["torch"]["median"] / timed["rnnpy"]["median"]
-                        rows.append(row)
-                        log(_format_option_row(row))
+    for n, cell, shape in _grid(cells, shapes, threads, use_torch):
+        T, B, I, H = shape
+        plain = _steps(cell, shape, n, False)["rnnpy"]
+        for label, opts in OPTIONS[cell]:
+            opts = {k: (H // 2 if v == "H/2" else v) for k, v in opts.items()}
+            if opts.get("proj_size", 1) < 1:
+                continue
+            with_torch = use_torch and "proj_size" in opts
+            steps = _steps(cell, shape, n, with_torch, **opts)
+            for mode in modes:
+                fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
+                if with_torch:
+                    fns["torch"] = steps["torch"][mode]
+                timed = time_paired(fns, repeat, warmup, min_time)
+                row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
+                                       "I": I, "H": H, "threads": n, "mode": mode, **timed,
+                                       "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}
+                if with_torch:
+                    row["ratio"] = timed["torch"]["median"] / timed["rnnpy"]["median"]
+                rows.append(row)
+                log(_format_option_row(row))
     return rows
 
 
@@ -321,7 +325,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
     for n in threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n))
-        cmd = [sys.executable, "-m", "rnnpy.bench", "--_gemm-worker", str(n),
+        cmd = [sys.executable, "-m", "rnnpy.tools.bench", "--_gemm-worker", str(n),
                "--repeat", str(repeat), "--min-time", str(min_time)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
@@ -335,6 +339,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
 # ----------------------------------------------------------------- memory
 _MEM_SCRIPT = r"""
 import json, resource, sys
+
 import numpy as np
 from rnnpy.cells import FAMILIES
 lib, cell, T, B, I, H, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])

@@ -5,7 +5,7 @@ Commands:
                         with the level's preset (easy: the course's setup)
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
-    bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
+    bench               time rnnpy against PyTorch (see rnnpy.tools.bench; --help for options)
     check               gradient-check every cell against finite differences and, when
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
@@ -25,11 +25,11 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from .options import _Parser, nonnegative_int, positive_float, positive_int, probability, text_file
 from .. import _core
 from ..cells import DEMO_CELLS, kinds
 from ..nn.recurrent import recurrent_layer
 from .gradcheck import gradcheck
+from .options import _Parser, nonnegative_int, positive_float, positive_int, probability, text_file
 
 
 # `check`'s cells by their command-line names (rnnpy.cells)
@@ -180,16 +180,14 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
             batch_size: int, lr: float, seed: int = 0) -> None:
     p.add_argument("--cell", choices=list(DEMO_CELLS), default=cell,
                    help="recurrent cell (default %(default)s)")
-    p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units (default %(default)s)")
-    p.add_argument("--layers", type=positive_int, default=layers,
-                   help="recurrent layers (default %(default)s)")
-    p.add_argument("--epochs", type=nonnegative_int, default=epochs,
-                   help="passes over the training data (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help="sequences per batch (default %(default)s)")
-    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate (default %(default)s)")
-    p.add_argument("--seed", type=nonnegative_int, default=seed,
-                   help="seed of the weights and the data (default %(default)s)")
+    for flag, kind, default, what in (
+            ("--hidden", positive_int, hidden, "hidden units"),
+            ("--layers", positive_int, layers, "recurrent layers"),
+            ("--epochs", nonnegative_int, epochs, "passes over the training data"),
+            ("--batch-size", positive_int, batch_size, "sequences per batch"),
+            ("--lr", positive_float, lr, "learning rate"),
+            ("--seed", nonnegative_int, seed, "seed of the weights and the data")):
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
 import numpy as np
 
 from .. import _validate as _checks

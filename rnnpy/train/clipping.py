@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from typing import Any, List, Tuple
+
 import numpy as np
 
-from ..nn.locking import holds_model_lock
 from .._validate import in_range
+from ..nn.locking import holds_model_lock
 from .optimizer import _buffers, _scale_all, uninterrupted
 
 

@@ -35,18 +35,20 @@ import numbers
 import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
 import numpy as np
 
 from .. import _validate as _checks
-from . import distributed as _dist
 from ..data.batches import _as_column, _batch_size_of, _batches, _is_batch_sequence
 from ..nn.locking import holds_model_lock, model_lock
 from ..nn.module import Module
+from . import distributed as _dist
 from .callbacks import Callback, History, _as_callback
 from .metrics import _Meter, _default_metrics
 from .progress import _epoch_line, _progress, _verbosity
 from .resolve import LossFn, _class_weighted, resolve_loss, resolve_optimizer
-from .trainer import Trainer, _blas_pinned, _forward, _require_batch_first, _run_arguments, _run_batches
+from .trainer import (Trainer, _blas_pinned, _forward, _require_batch_first, _run_arguments,
+                      _run_batches)
 
 
 def _split_off(train: Any, fraction: Any, val: Any) -> Tuple[Any, Any]:

@@ -24,7 +24,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .._validate import FLOAT_DTYPES, check_finite
+from .._validate import FLOAT_DTYPES, check_finite, real_array
 
 
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "accuracy"]
@@ -42,26 +42,14 @@ def _float_input(obj: Any, name: str) -> np.ndarray:
             raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {obj.dtype}")
         arr = obj
     else:
-        try:
-            arr = np.asarray(obj)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected an array of real numbers, "
-                            f"got {type(obj).__name__}") from exc
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
+        arr = real_array(obj, name).astype(np.float64)
     check_finite(arr, name)
     return arr
 
 
 def _real_targets(obj: Any, shape: Tuple[int, ...], name: str = "targets") -> np.ndarray:
     """Real-valued targets of exactly ``shape`` (bool, int or float), as float64."""
-    try:
-        arr = np.asarray(obj)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(obj).__name__}") from exc
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    arr = real_array(obj, name, "biuf")
     if arr.shape != shape:
         raise ValueError(f"{name}: expected the input's shape {shape}, got {arr.shape}")
     arr = arr.astype(np.float64)

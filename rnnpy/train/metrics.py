@@ -4,6 +4,7 @@ masked by the batch's lengths, and their running means over an epoch.
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Sequence, Tuple
+
 import numpy as np
 
 from . import losses as _losses

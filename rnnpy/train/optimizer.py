@@ -28,6 +28,7 @@ import _signal
 import functools
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Tuple
+
 import numpy as np
 
 from .._validate import FLOAT_DTYPES, in_range, integer

@@ -4,6 +4,7 @@ AdamW, each a step rule over the Optimizer base's (params, grads) pairs.
 from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
+
 import numpy as np
 
 from .._validate import flag, in_range

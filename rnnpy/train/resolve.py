@@ -6,11 +6,12 @@ from __future__ import annotations
 import inspect
 import math
 from typing import Any, Callable, Dict, Tuple, Union
+
 import numpy as np
 
 from .. import _validate as _checks
-from . import losses as _losses
 from ..nn.module import Module
+from . import losses as _losses
 
 
 LossFn = Callable[..., Tuple[float, np.ndarray]]

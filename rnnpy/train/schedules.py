@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any, Dict
+
 import numpy as np
 
 from .._validate import in_range, integer

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import distributed as _dist
 from .._validate import file_path
 from ..data.batches import _batch_size_of, _is_batch_sequence, _unpack, lengths_mask
 from ..nn.module import Module
+from . import distributed as _dist
 from .callbacks import Callback, History
 from .resolve import LossFn
 

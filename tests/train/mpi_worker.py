@@ -112,7 +112,7 @@ def char_minutes(checkpoint: str, distributed: bool) -> Dict[str, Any]:
 
 
 def main(argv: list) -> int:
-    from rnnpy.train import distributed as dist
+    from rnnpy import distributed as dist
 
     mode = argv[0]
     if mode == "train":   # train KIND EPOCHS OUT [key=value ...]

@@ -4,13 +4,14 @@ knows, and the shape checks along the flattened model.
 from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
+
 import numpy as np
 
-from .graph import Dim, _Value
 from ...nn.layers import Dense, Dropout, Embedding, LastStep
 from ...nn.module import Module
 from ...nn.recurrent import GRU, LSTM, RNN
 from ...nn.sequential import Sequential
+from .graph import Dim, _Value
 
 
 # configuration keys each class is known to export; any other key must be off

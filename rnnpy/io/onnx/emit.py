@@ -4,13 +4,14 @@ merged biases, peepholes), Dense, Embedding and LastStep.
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
+
 import numpy as np
 
-from .checks import _check_features, _check_rank, _label
-from .graph import _Context, _Value
 from ...nn.layers import Dense, Embedding, LastStep
 from ...nn.module import Module
 from ...nn.recurrent import GRU, LSTM, RNN
+from .checks import _check_features, _check_rank, _label
+from .graph import _Context, _Value
 
 
 # gate blocks of PyTorch's layout, in ONNX's order

@@ -49,15 +49,17 @@ from __future__ import annotations
 
 import os
 from typing import Any, Optional, Tuple, Union
+
 import numpy as np
 
-from ..atomic import atomic_write
-from .checks import _check_pool_layout, _check_supported, _flatten, _input_dims, _is_recurrent, _label
-from .emit import _emit_dense, _emit_embedding, _emit_last_step, _emit_recurrent
-from .graph import Dim, _Context, _Graph, _Value, _onnx
 from ...nn.layers import Dense, Dropout, Embedding, LastStep
 from ...nn.locking import holds_model_lock
 from ...nn.module import Module
+from ..atomic import atomic_write
+from .checks import (_check_pool_layout, _check_supported, _flatten, _input_dims, _is_recurrent,
+                     _label)
+from .emit import _emit_dense, _emit_embedding, _emit_last_step, _emit_recurrent
+from .graph import Dim, _Context, _Graph, _Value, _onnx
 
 
 MIN_OPSET = 13  # Squeeze/Unsqueeze take axes as an input from opset 13 on

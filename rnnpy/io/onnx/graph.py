@@ -4,6 +4,7 @@ symbolic dimensions) over the onnx package's helpers.
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
 import numpy as np
 
 
