@@ -3,9 +3,11 @@ pyproject.toml gives setuptools covers every folder of rnnpy with an __init__.py
 import tomllib
 from pathlib import Path
 
+import helpers
+
 from setuptools import find_packages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(helpers.ROOT)
 
 
 def _listed_packages() -> set:

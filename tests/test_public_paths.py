@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
+
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(helpers.ROOT)
 
 PATHS = ["rnnpy.training.Callback", "rnnpy.training.fit", "rnnpy.training.lengths_mask",
          "rnnpy.distributed.init", "rnnpy.distributed.abort_on_error", "rnnpy.io.load_with_extra",
