@@ -4,7 +4,6 @@ import tomllib
 from pathlib import Path
 
 import helpers
-
 from setuptools import find_packages
 
 ROOT = Path(helpers.ROOT)
