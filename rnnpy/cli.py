@@ -164,6 +164,7 @@ def _float_in(low: float, high: float, low_open: bool, high_open: bool) -> Calla
 
 positive_float = _float_in(0.0, float("inf"), True, True)
 probability = _float_in(0.0, 1.0, False, True)
+fraction = _float_in(0.0, 1.0, False, False)
 
 
 def text_file(path: str) -> str:
@@ -222,13 +223,32 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
                      progress=_progress(args), minutes=args.minutes,
                      checkpoint=args.checkpoint, resume=args.resume,
-                     distributed=args.distributed)
+                     distributed=args.distributed, schedule=args.schedule,
+                     final_lr=args.final_lr)
     budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
                f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
         f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
         f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
+
+
+def _both(name: str) -> str:
+    """The two defaults of a char-rnn option, for its help."""
+    from .demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS
+
+    return f" (default {EPOCH_DEFAULTS[name]}; {BUDGET_DEFAULTS[name]} with --minutes)"
+
+
+def _budget_defaults(p: argparse.ArgumentParser) -> None:
+    """char-rnn's size and rate options default to None: the demo picks the
+    epoch defaults, or the budget ones with --minutes."""
+    names = {"hidden": "hidden units", "layers": "recurrent layers",
+             "batch_size": "sequences per batch", "lr": "peak learning rate"}
+    for action in p._actions:
+        if action.dest in names:
+            action.default = None
+            action.help = names[action.dest] + _both(action.dest)
 
 
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
@@ -303,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("char-rnn", help="train a character-level model on a text and sample")
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
+    _budget_defaults(p)
     p.add_argument("--text", type=text_file, default=None, help="a UTF-8 text file (default: a "
                    "sample shipped with rnnpy, the opening of Anna Karenina)")
     p.add_argument("--max-chars", type=nonnegative_int, default=None, help="use at most this many "
@@ -314,12 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default char-rnn.rnnpy in the current directory)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint for "
                    "another --minutes (the model's size comes from the checkpoint)")
-    p.add_argument("--embedding", type=positive_int, default=32,
-                   help="size of the character embedding (default %(default)s)")
-    p.add_argument("--dropout", type=probability, default=0.0,
-                   help="dropout between recurrent layers, in [0, 1) (default %(default)s)")
-    p.add_argument("--seq-len", type=positive_int, default=64,
-                   help="steps per training window (default %(default)s)")
+    p.add_argument("--embedding", type=positive_int, default=None,
+                   help="size of the character embedding" + _both("embedding"))
+    p.add_argument("--dropout", type=probability, default=None,
+                   help="dropout between recurrent layers, in [0, 1)" + _both("dropout"))
+    p.add_argument("--seq-len", type=positive_int, default=None,
+                   help="steps per training window" + _both("seq_len"))
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning rate over a --minutes budget: warm-up then cosine decay to "
+                   "--final-lr times --lr at the deadline, or constant (default %(default)s)")
+    p.add_argument("--final-lr", type=fraction, default=0.05,
+                   help="with --schedule cosine, the learning rate at the deadline as a fraction "
+                   "of --lr (default %(default)s)")
     p.add_argument("--clip", type=positive_float, default=5.0,
                    help="global gradient-norm clip (default %(default)s)")
     p.add_argument("--sample", type=nonnegative_int, default=200,
