@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding", type=positive_int, default=None,
                    help="size of the character embedding" + _both("embedding"))
     p.add_argument("--dropout", type=probability, default=None,
-                   help="dropout between recurrent layers, in [0, 1)" + _both("dropout"))
+                   help="dropout on the recurrent layers' outputs (between them and before the "
+                   "output layer), in [0, 1)" + _both("dropout"))
     p.add_argument("--seq-len", type=positive_int, default=None,
                    help="steps per training window" + _both("seq_len"))
     p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",

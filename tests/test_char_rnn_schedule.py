@@ -95,3 +95,22 @@ def test_cli_help_names_both_defaults():
                        text=True, timeout=120)
     flat = " ".join(p.stdout.split())
     assert f"(default {EPOCH_DEFAULTS['hidden']}; {BUDGET_DEFAULTS['hidden']} with --minutes)" in flat
+
+
+def test_dropout_reaches_the_top_layer_output():
+    from rnnpy import Dropout
+    from rnnpy.demos.char_rnn import build_model
+    plain = build_model(10, hidden=6, layers=1, embedding=4, dropout=0.0, seed=0)
+    assert [type(m).__name__ for m in plain.modules] == ["Embedding", "LSTM", "Dense"]
+    m = build_model(10, hidden=6, layers=2, embedding=4, dropout=0.3, seed=0)
+    assert [type(m).__name__ for m in m.modules] == ["Embedding", "LSTM", "Dropout", "Dense"]
+    assert m.modules[1].dropout == 0.3 and m.modules[2].p == 0.3
+    # training drops some of the top layer's outputs; evaluation does not
+    x = np.arange(12).reshape(2, 6) % 10
+    m.train()
+    a, _ = m.forward(x)
+    m.eval()
+    b, _ = m.forward(x)
+    c, _ = m.forward(x)
+    assert not np.allclose(a, b) and np.array_equal(b, c)
+    assert isinstance(m.modules[2], Dropout)

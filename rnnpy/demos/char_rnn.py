@@ -4,7 +4,7 @@ The text is split into a training part and a contiguous validation tail,
 encoded with a CharVocab, cut into batch_size rows and walked in windows of
 seq_len with the next character as the target (rnnpy.data); the LSTM state is
 carried from window to window (truncated BPTT). The model is Embedding ->
-LSTM (layers, dropout between them) -> Dense to the vocabulary at every step,
+LSTM (layers, dropout on their outputs) -> Dense to the vocabulary at every step,
 trained with softmax cross-entropy and Adam, gradients clipped to norm 5.
 
 Without a text, the demo trains on the opening chapters of Anna Karenina
@@ -38,7 +38,7 @@ from .._validate import positive_int, writable_file_path
 from ..data import CharVocab, split_sequence
 from ..io import _load_with_extra, save
 from ..losses import softmax_cross_entropy
-from ..nn import Dense, Embedding, Sequential
+from ..nn import Dense, Dropout, Embedding, Sequential
 from ..optim import Adam, clip_grad_norm
 from ..training import _blas_controller, _model_threads, _progress, evaluate, fit
 from .common import make_recurrent
@@ -82,12 +82,17 @@ def unigram_entropy(ids: np.ndarray, size: int) -> float:
 def build_model(vocab_size: int, hidden: int = 128, layers: int = 2, embedding: int = 32,
                 cell: str = "lstm", dropout: float = 0.0, seed: Optional[int] = 0,
                 dtype: Any = "float32") -> Sequential:
-    """Embedding(V, E) -> recurrent (E -> H) -> Dense(H, V) at every step."""
+    """Embedding(V, E) -> recurrent (E -> H) -> Dense(H, V) at every step.
+
+    dropout: on every recurrent layer's output during training, as in
+    Karpathy's char-rnn: between the layers and, when positive, on the top
+    layer's output before the Dense (a Dropout module there)."""
     s = (lambda k: None) if seed is None else (lambda k: seed + k)
+    top = [Dropout(dropout, dtype=dtype, seed=s(3))] if dropout > 0 else []
     return Sequential(Embedding(vocab_size, embedding, dtype=dtype, seed=s(0)),
                       make_recurrent(cell, embedding, hidden, layers, dropout=dropout, dtype=dtype,
                                      seed=s(1)),
-                      Dense(hidden, vocab_size, dtype=dtype, seed=s(2)))
+                      *top, Dense(hidden, vocab_size, dtype=dtype, seed=s(2)))
 
 
 def sample(model: Sequential, vocab: CharVocab, length: int = 200, prime: str = "The ",
