@@ -53,8 +53,8 @@ VAL_ROWS = 128              # rows of the validation pass of a time-budgeted run
 # wall-clock budget on a whole text (see the module docstring and README).
 EPOCH_DEFAULTS: Dict[str, Any] = {"hidden": 128, "layers": 2, "embedding": 32, "dropout": 0.0,
                                   "batch_size": 16, "seq_len": 64, "lr": 3e-3}
-BUDGET_DEFAULTS: Dict[str, Any] = {"hidden": 256, "layers": 1, "embedding": 32, "dropout": 0.0,
-                                   "batch_size": 64, "seq_len": 100, "lr": 3e-3}
+BUDGET_DEFAULTS: Dict[str, Any] = {"hidden": 256, "layers": 1, "embedding": 32, "dropout": 0.2,
+                                   "batch_size": 16, "seq_len": 100, "lr": 3e-3}
 SCHEDULES = ("cosine", "constant")
 WARMUP = 0.02       # fraction of a budget over which the learning rate ramps up
 
