@@ -11,15 +11,17 @@ Dropout and Sequential compose with them. rnnpy.losses, rnnpy.optim and
 rnnpy.fit train them; save/load keep them without pickle; ``gradcheck``
 checks any module's gradients against finite differences.
 """
-from . import _core, data, losses, optim
-from .generate import Sampler, Vocabulary, generate, sample, softmax
-from .gradcheck import GradcheckResult, gradcheck
-from .io import ModelFileError, load, load_with_extra, save
-from .layers import GRU, LSTM, RNN
-from .module import Module
-from .onnx_export import export_onnx
-from .nn import Dense, Dropout, Embedding, LastStep, Sequential
-from .training import EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
+from . import _core, data, distributed, losses, optim, training
+from .io import ModelFileError, export_onnx, load, load_with_extra, save
+from .model_methods import install as _install_model_methods
+from .nn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, Module, Sequential
+from .tools.generate import Sampler, Vocabulary, generate, sample, softmax
+from .tools.gradcheck import GradcheckResult, gradcheck
+from .train import EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
+
+# model.save / compile / fit / evaluate / predict / summary: defined above the
+# layers they use (rnnpy.model_methods), given to Module here
+_install_model_methods()
 
 __version__ = "0.1.0"
 

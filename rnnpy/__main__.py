@@ -1,4 +1,4 @@
-"""python -m rnnpy: the command line (see rnnpy.cli)."""
-from .cli import main
+"""python -m rnnpy: the command line (see rnnpy.tools.cli)."""
+from .tools.cli import main
 
 raise SystemExit(main())

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnnpy import bench
-from rnnpy.cli import main as cli_main
+from rnnpy.tools import bench
+from rnnpy.tools.cli import main as cli_main
 
 TINY = ["--shapes", "3,2,4,5;2,1,3,4", "--repeat", "3", "--warmup", "1", "--min-time", "0"]
 

@@ -49,7 +49,7 @@ def test_budget_run_takes_the_budget_defaults_and_ends_at_final_lr(text, tmp_pat
     lstm = r["model"].modules[1]
     assert lstm.hidden_size == BUDGET_DEFAULTS["hidden"]
     assert lstm.num_layers == BUDGET_DEFAULTS["layers"]
-    from rnnpy.io import _load_with_extra
+    from rnnpy.io.checkpoint import _load_with_extra
     _, extra = _load_with_extra(ck, "checkpoint")
     # the last step ran close to the deadline: its lr is near 4e-3 * 0.25
     assert extra["optimizer"]["lr"] == pytest.approx(4e-3 * 0.25, rel=0.05)
@@ -61,7 +61,7 @@ def test_constant_schedule_keeps_lr(text, tmp_path):
     char_rnn.run(text, minutes=0.005, checkpoint=ck, embedding=8, hidden=8, batch_size=4,
                  seq_len=16, sample_length=5, prime="the ", progress=False,
                  schedule="constant", lr=1e-3)
-    from rnnpy.io import _load_with_extra
+    from rnnpy.io.checkpoint import _load_with_extra
     _, extra = _load_with_extra(ck, "checkpoint")
     assert extra["optimizer"]["lr"] == 1e-3
 

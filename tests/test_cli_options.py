@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rnnpy import bench, cli
+from rnnpy.tools import bench, cli
 
 
 @pytest.mark.parametrize("argv,option", [

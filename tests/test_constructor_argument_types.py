@@ -11,7 +11,7 @@ import pytest
 
 import rnnpy
 from rnnpy import io, optim
-from rnnpy.generate import Sampler, Vocabulary
+from rnnpy.tools.generate import Sampler, Vocabulary
 
 NAN, INF = float("nan"), float("inf")
 BAD = {

@@ -16,7 +16,7 @@ def _model():
 
 
 def _writers(model):
-    from rnnpy.onnx_export import export_onnx
+    from rnnpy.io.onnx import export_onnx
     return {"save": lambda p: rnnpy.save(model, p), "Module.save": lambda p: model.save(p),
             "export_onnx": lambda p: export_onnx(model, p)}
 
@@ -95,7 +95,7 @@ def test_a_fifo_is_not_waited_on(tmp_path):
 
 
 def _check_read_only(folder, target, secret, before):
-    from rnnpy.onnx_export import export_onnx
+    from rnnpy.io.onnx import export_onnx
     m = rnnpy.Dense(2, 2, seed=5)
     want = (f"^path: no permission to write in the folder {str(folder)!r}; {target!r} was "
             "not written$")
@@ -148,7 +148,7 @@ def test_a_folder_refusing_the_temporary_is_a_permission_error_naming_it(tmp_pat
         raise PermissionError(errno.EACCES, "Permission denied", str(folder / ".x.tmp"))
 
     with monkeypatch.context() as mp:
-        mp.setattr(io.tempfile, "mkstemp", refuse)
+        mp.setattr(io.atomic.tempfile, "mkstemp", refuse)
         _check_read_only(folder, target, secret, before)
     real_access = os.access
     with monkeypatch.context() as mp:

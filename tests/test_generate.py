@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnnpy
-from rnnpy.generate import Sampler
+from rnnpy.tools.generate import Sampler
 
 F64 = "float64"
 TEXT = "anna karenina and the anna of the train " * 5

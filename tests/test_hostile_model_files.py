@@ -158,7 +158,7 @@ for seed in range(lo, hi):
         continue
     # a corruption load accepts may only touch bytes that carry nothing (CRC-checked data)
     if any(not np.array_equal(got.params[k], ref.params[k]) for k in ref.params) \
-            or rnnpy.io._difference(ref_extra, extra, "extra") is not None:
+            or rnnpy.io.codec._difference(ref_extra, extra, "extra") is not None:
         bad.append((seed, "loaded different values", ""))
 print(repr(bad))
 """

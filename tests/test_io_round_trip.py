@@ -21,7 +21,7 @@ from rnnpy.training import Callback, ModelCheckpoint, fit
 
 def same(a, b):
     """Exact equality, types included (NaN equal to NaN, -0.0 apart from 0.0)."""
-    return io._difference(a, b, "extra") is None
+    return io.codec._difference(a, b, "extra") is None
 
 
 def round_trip(tmp_path, extra):
@@ -55,7 +55,7 @@ EXACT = {
 def test_extra_round_trips_exactly(tmp_path, name):
     extra = {name: EXACT[name]}
     got = round_trip(tmp_path, extra)
-    assert same(extra, got), io._difference(extra, got, "extra")
+    assert same(extra, got), io.codec._difference(extra, got, "extra")
     if name == "arrays":   # memory order survives too
         assert got[name][1].flags.f_contiguous and not got[name][1].flags.c_contiguous
 
@@ -107,7 +107,7 @@ def test_extra_that_cannot_round_trip_is_refused_by_name(tmp_path, extra, exc, p
 def test_header_size_limit_is_the_same_for_save_and_load(tmp_path, monkeypatch):
     p = tmp_path / "m.npz"
     rnnpy.Dense(2, 2, seed=0).save(p, extra={"vocab": ["w"] * 50})
-    monkeypatch.setattr(io, "MAX_HEADER_BYTES", 200)
+    monkeypatch.setattr(io.checkpoint, "MAX_HEADER_BYTES", 200)
     with pytest.raises(ValueError, match=r"^extra: its JSON part takes \d+ bytes, over the limit of 200"):
         rnnpy.Dense(2, 2, seed=0).save(tmp_path / "n.npz", extra={"vocab": ["w"] * 50})
     with pytest.raises(io.ModelFileError, match="has a header over 200 bytes"):
@@ -135,7 +135,7 @@ _extra = st.recursive(st.one_of(_scalars, _arrays),
 @given(extra=_extra)
 def test_extra_round_trip_property(tmp_path, extra):
     got = round_trip(tmp_path, {"x": extra})
-    assert same({"x": extra}, got), io._difference({"x": extra}, got, "extra")
+    assert same({"x": extra}, got), io.codec._difference({"x": extra}, got, "extra")
 
 
 # -- parameters and optimizer moments holding NaN/Inf -------------------------------

@@ -183,7 +183,7 @@ def test_notebook_gets_a_bar_without_the_ipywidgets_warning(monkeypatch):
     import warnings
 
     pytest.importorskip("tqdm")
-    from rnnpy import training
+    from rnnpy.train import progress as training
 
     class ZMQInteractiveShell:
         pass

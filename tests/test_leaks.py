@@ -307,7 +307,7 @@ def test_training_steps():
 
 def test_save_and_load(tmp_path, monkeypatch):
     # durability is tests/test_io.py's business; here fsync only costs time
-    monkeypatch.setattr(rnnpy.io.os, "fsync", lambda fd: None)
+    monkeypatch.setattr(rnnpy.io.atomic.os, "fsync", lambda fd: None)
     model = rnnpy.Sequential(rnnpy.GRU(3, 4, dropout=0.0, num_layers=2, seed=0), rnnpy.Dense(4, 2, seed=1))
     path = str(tmp_path / "m.npz")
     bad = str(tmp_path / "bad.npz")

@@ -19,7 +19,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 from onnx.reference.ops.op_rnn import RNN_14  # noqa: E402
 
 import rnnpy  # noqa: E402
-from rnnpy.onnx_export import build_onnx, export_onnx  # noqa: E402
+from rnnpy.io.onnx import build_onnx, export_onnx  # noqa: E402
 
 # (name, class, constructor options)
 CELLS = [

@@ -48,7 +48,7 @@ def test_mse_reports_mae_not_accuracy_and_callables_work():
 def test_top_k_accuracy():
     logits = np.array([[0.1, 0.5, 0.4], [0.9, 0.02, 0.08], [0.2, 0.3, 0.5]])
     y = np.array([2, 1, 0])
-    from rnnpy.training import _metric
+    from rnnpy.train.metrics import _metric
 
     name, fn = _metric("top_2_accuracy")
     assert name == "top_2_accuracy" and fn(logits, y) == pytest.approx(1 / 3)

@@ -33,14 +33,19 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .. import distributed as _dist
 from .._validate import positive_int, writable_file_path
-from ..data import CharVocab, split_sequence
-from ..io import _load_with_extra, save
-from ..losses import softmax_cross_entropy
-from ..nn import Dense, Dropout, Embedding, Sequential
-from ..optim import Adam, clip_grad_norm
-from ..training import _blas_controller, _model_threads, _progress, evaluate, fit
+from ..data.arrays import split_sequence
+from ..data.vocab import CharVocab
+from ..io.checkpoint import _load_with_extra, save
+from ..nn.layers import Dense, Dropout, Embedding
+from ..nn.sequential import Sequential
+from ..train import distributed as _dist
+from ..train.clipping import clip_grad_norm
+from ..train.loop import evaluate, fit
+from ..train.losses import softmax_cross_entropy
+from ..train.optimizers import Adam
+from ..train.progress import _progress
+from ..train.trainer import blas_threads
 from .common import make_recurrent
 from .text import char_batches, load_text
 
@@ -318,7 +323,7 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     model.train()
     # Dense, the loss and clipping run in NumPy's BLAS: held to the model's
     # thread count, as fit holds it, so its idle threads do not spin beside ours
-    blas = _blas_controller().limit(limits=_model_threads(model), user_api="blas")
+    blas = blas_threads(model)
 
     def agreed(flag: Any) -> Any:   # rank 0's decision on every rank
         return flag if dist is None else _dist.broadcast(flag)

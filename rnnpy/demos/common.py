@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..layers import GRU, LSTM, RNN
-from ..module import Module
+from ..cells import DEMO_CELLS
+from ..nn.module import Module
+from ..nn.recurrent import recurrent_layer
 
-CELLS = ("rnn", "lstm", "gru", "peephole")
+CELLS = tuple(DEMO_CELLS)   # rnn, lstm, gru, peephole
 
 
 def make_recurrent(cell: str, input_size: int, hidden: int, layers: int = 1, *,
@@ -15,10 +16,8 @@ def make_recurrent(cell: str, input_size: int, hidden: int, layers: int = 1, *,
     """rnnpy.RNN / LSTM / GRU (or a peephole LSTM) from a cell name; layer_kw
     (threads, init, t_max, forget_bias, recurrent_init, ...) go to the layer."""
     kw = dict(num_layers=layers, dropout=dropout, dtype=dtype, seed=seed, **layer_kw)
-    if cell == "rnn":
-        return RNN(input_size, hidden, nonlinearity=nonlinearity, **kw)
-    if cell in ("lstm", "peephole"):
-        return LSTM(input_size, hidden, peephole=cell == "peephole", **kw)
-    if cell == "gru":
-        return GRU(input_size, hidden, **kw)
-    raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
+    if cell not in DEMO_CELLS:
+        raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {cell!r}")
+    kind = DEMO_CELLS[cell]
+    options = {"nonlinearity": nonlinearity} if "nonlinearity" in kind.options else {}
+    return recurrent_layer(kind, input_size, hidden, **options, **kw)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Optional, Sequence
 
-from ..nn import Dense, Sequential
-from ..optim import RMSprop
-from ..training import evaluate, fit
+from ..nn.layers import Dense
+from ..nn.sequential import Sequential
+from ..train.loop import evaluate, fit
+from ..train.optimizers import RMSprop
 from .common import make_recurrent
 from .echo import echo_chunks, echo_data
 

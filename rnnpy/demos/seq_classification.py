@@ -30,14 +30,16 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .. import distributed as _dist
 from .._validate import positive_int
-from ..losses import softmax_cross_entropy
-from ..nn import Dense, LastStep, Sequential
-from ..optim import Adam, RMSprop, clip_grad_norm
-from ..training import evaluate, fit, predict
-from .temporal_order import LEVELS
+from ..nn.layers import Dense, LastStep
+from ..nn.sequential import Sequential
+from ..train import distributed as _dist
+from ..train.clipping import clip_grad_norm
+from ..train.loop import evaluate, fit, predict
+from ..train.losses import softmax_cross_entropy
+from ..train.optimizers import Adam, RMSprop
 from .common import make_recurrent
+from .temporal_order import LEVELS
 from .temporal_order import TemporalOrder
 
 
@@ -201,7 +203,7 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
             history["loss"].append(sums[0] / sums[2])
             history["accuracy"].append(sums[1] / sums[2])
         sums[:] = [0.0, 0.0, 0]
-    from ..training import _progress  # the loop's progress bar
+    from ..train.progress import _progress  # the loop's progress bar
 
     def check() -> float:
         n = math.ceil(test_size / test_gen.batch_size)

@@ -12,7 +12,7 @@ import os
 from typing import Any, Optional
 
 from .._validate import positive_int
-from ..data import SequenceBatches, sequence_batches
+from ..data.sequences import SequenceBatches, sequence_batches
 
 __all__ = ["load_text", "char_batches"]
 

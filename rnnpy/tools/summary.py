@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .module import Module
+from ..nn.module import Module
 
 
 def _rows(model: Module, x: Any) -> List[Tuple[str, str, int]]:
@@ -49,7 +49,7 @@ def summary(model: Module, input_shape: Optional[Sequence[int]] = None) -> str:
         first = model
         while getattr(first, "modules", None):
             first = first.modules[0]
-        from .nn import Embedding
+        from ..nn.layers import Embedding
 
         x = (np.ones((1,) + shape, dtype=np.int64) if isinstance(first, Embedding)
              else np.zeros((1,) + shape, dtype=model.dtype))

@@ -18,12 +18,13 @@ gets one-hot rows of the vocabulary's size instead of ids.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ._validate import seed_value, token_ids
-from .module import Module
+from .._validate import seed_value, token_ids
+from ..nn.module import Module
+
 
 Prompt = Union[str, Sequence[int], np.ndarray]
 
@@ -202,7 +203,7 @@ class Sampler:
         self.model, self.vocab = model, vocab
         self.temperature, self.top_k = float(temperature), top_k
         self.rng = np.random.default_rng(seed_value(seed))
-        from .nn import Embedding
+        from ..nn.layers import Embedding
 
         first = _first_module(model)
         self._one_hot = None if isinstance(first, Embedding) else getattr(first, "input_size", None)
@@ -245,7 +246,7 @@ class Sampler:
     def _run(self, ids: np.ndarray, lengths: Optional[np.ndarray]) -> None:
         x: Any = ids
         if self._one_hot is not None:
-            from .data import one_hot
+            from ..data.arrays import one_hot
 
             x = one_hot(ids, self._one_hot, dtype=self.model.dtype)
         was_training = self.model.training

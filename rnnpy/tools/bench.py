@@ -58,11 +58,19 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from ..cells import FAMILIES
+from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
+                           _format_gemm_row, _format_mem_row, _format_option_row)
+from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
+                      positive_float, positive_int)
+
+
+GATES = {name: f.gates for name, f in FAMILIES.items()}   # rnn 1, lstm 4, gru 3
+
 
 # (T, B, I, H): the standard grid, the char-rnn shape, and batch-1 inference
 DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
@@ -70,17 +78,23 @@ DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
     (25, 64, 512, 512), (25, 64, 1024, 1024), (150, 32, 256, 256), (100, 128, 83, 512),
     (100, 1, 128, 128), (100, 1, 512, 512),
 ]
+
+
 SQUARE_GEMM = [256, 512, 1024, 2048]
+
+
 # per-step products (B, H, G*H): h (B x H) times W_hh^T (H x G*H)
 STEP_GEMM = [(16, 32, 128), (32, 128, 512), (64, 64, 256), (64, 128, 512), (64, 256, 1024),
              (64, 512, 2048), (32, 512, 2048), (1, 512, 2048)]
+
+
 PEAK_GEMM_N = 1024   # the square product whose best rate stands for one core's peak
 
 
 def measure_peak(n: int = PEAK_GEMM_N, runs: int = 5) -> float:
     """One core's FP32 GFLOP/s on this machine: the best of ``runs`` timings of
     rnnpy's GEMM (one thread) on an n x n x n product, after one warm-up."""
-    from . import _core
+    from .. import _core
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(np.float32)
@@ -104,6 +118,8 @@ OPTIONS: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {
             ("rec.dropout 0.25", {"recurrent_dropout": 0.25})],
     "rnn": [("zoneout 0.1", {"zoneout": 0.1}), ("rec.dropout 0.25", {"recurrent_dropout": 0.25})],
 }
+
+
 OPTION_SHAPES: List[Tuple[int, int, int, int]] = [(100, 64, 128, 128), (50, 64, 256, 256)]
 
 
@@ -141,14 +157,14 @@ def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
 def _rnnpy_layer(cell: str, I: int, H: int, threads: int, **options: Any):
     import rnnpy
 
-    cls = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell]
+    cls = getattr(rnnpy, FAMILIES[cell].layer)
     return cls(I, H, dtype="float32", seed=0, time_major=True, threads=threads, **options)
 
 
 def _torch_layer(cell: str, I: int, H: int, layer, **options: Any):
     import torch
 
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    cls = getattr(torch.nn, FAMILIES[cell].torch_class)
     m = cls(I, H, batch_first=False, **options)
     with torch.no_grad():  # the same weights, so both compute the same thing
         for name, p in m.named_parameters():
@@ -215,30 +231,37 @@ def _set_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
-                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
-                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
-    rows = []
+def _grid(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+          threads: Sequence[int], use_torch: bool) -> Iterator[Tuple[int, str, Tuple[int, int, int, int]]]:
+    """(threads, cell, shape) in the benchmark's order, setting torch's thread count."""
     for n in threads:
         if use_torch:
             _set_torch_threads(n)
         for cell in cells:
             for shape in shapes:
-                T, B, I, H = shape
-                steps = _steps(cell, shape, n, use_torch)
-                for mode in modes:
-                    row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
-                                           "threads": n, "mode": mode}
-                    fl = flops(cell, T, B, I, H, mode)
-                    timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
-                                        warmup, min_time)
-                    for lib, t in timed.items():
-                        row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
-                                    "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
-                    if "torch" in row:
-                        row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
-                    rows.append(row)
-                    log(_format_cell_row(row))
+                yield n, cell, shape
+
+
+def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
+                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
+    rows = []
+    for n, cell, shape in _grid(cells, shapes, threads, use_torch):
+        T, B, I, H = shape
+        steps = _steps(cell, shape, n, use_torch)
+        for mode in modes:
+            row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H,
+                                   "threads": n, "mode": mode}
+            fl = flops(cell, T, B, I, H, mode)
+            timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
+                                warmup, min_time)
+            for lib, t in timed.items():
+                row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
+                            "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
+            if "torch" in row:
+                row["ratio"] = row["torch"]["median"] / row["rnnpy"]["median"]
+            rows.append(row)
+            log(_format_cell_row(row))
     return rows
 
 
@@ -248,38 +271,34 @@ def bench_options(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, in
     """Each option against the plain cell (both rnnpy, alternated); the
     projected LSTM also against torch's."""
     rows = []
-    for n in threads:
-        if use_torch:
-            _set_torch_threads(n)
-        for cell in cells:
-            for shape in shapes:
-                T, B, I, H = shape
-                plain = _steps(cell, shape, n, False)["rnnpy"]
-                for label, opts in OPTIONS[cell]:
-                    opts = {k: (H // 2 if v == "H/2" else v) for k, v in opts.items()}
-                    if opts.get("proj_size", 1) < 1:
-                        continue
-                    with_torch = use_torch and "proj_size" in opts
-                    steps = _steps(cell, shape, n, with_torch, **opts)
-                    for mode in modes:
-                        fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
-                        if with_torch:
-                            fns["torch"] = steps["torch"][mode]
-                        timed = time_paired(fns, repeat, warmup, min_time)
-                        row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
-                                               "I": I, "H": H, "threads": n, "mode": mode, **timed,
-                                               "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}
-                        if with_torch:
-                            row["ratio"] = timed["torch"]["median"] / timed["rnnpy"]["median"]
-                        rows.append(row)
-                        log(_format_option_row(row))
+    for n, cell, shape in _grid(cells, shapes, threads, use_torch):
+        T, B, I, H = shape
+        plain = _steps(cell, shape, n, False)["rnnpy"]
+        for label, opts in OPTIONS[cell]:
+            opts = {k: (H // 2 if v == "H/2" else v) for k, v in opts.items()}
+            if opts.get("proj_size", 1) < 1:
+                continue
+            with_torch = use_torch and "proj_size" in opts
+            steps = _steps(cell, shape, n, with_torch, **opts)
+            for mode in modes:
+                fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
+                if with_torch:
+                    fns["torch"] = steps["torch"][mode]
+                timed = time_paired(fns, repeat, warmup, min_time)
+                row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
+                                       "I": I, "H": H, "threads": n, "mode": mode, **timed,
+                                       "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}
+                if with_torch:
+                    row["ratio"] = timed["torch"]["median"] / timed["rnnpy"]["median"]
+                rows.append(row)
+                log(_format_option_row(row))
     return rows
 
 
 # ------------------------------------------------------------------- gemm
 def _gemm_worker(threads: int, repeat: int, min_time: float) -> List[dict]:
     """Runs in a child process whose BLAS thread count was set before numpy loaded."""
-    from . import _core
+    from .. import _core
 
     rng = np.random.default_rng(0)
     rows = []
@@ -306,7 +325,7 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
     for n in threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n))
-        cmd = [sys.executable, "-m", "rnnpy.bench", "--_gemm-worker", str(n),
+        cmd = [sys.executable, "-m", "rnnpy.tools.bench", "--_gemm-worker", str(n),
                "--repeat", str(repeat), "--min-time", str(min_time)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
@@ -320,7 +339,9 @@ def bench_gemm(threads: Sequence[int], repeat: int, min_time: float, log: Callab
 # ----------------------------------------------------------------- memory
 _MEM_SCRIPT = r"""
 import json, resource, sys
+
 import numpy as np
+from rnnpy.cells import FAMILIES
 lib, cell, T, B, I, H, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((T, B, I)).astype(np.float32)
@@ -328,7 +349,7 @@ dout = rng.standard_normal((T, B, H)).astype(np.float32)
 if lib == "torch":
     import torch
     torch.set_num_threads(threads)
-    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
+    m = getattr(torch.nn, FAMILIES[cell].torch_class)(I, H)
     tx = torch.from_numpy(x).requires_grad_(True)
     td = torch.from_numpy(dout)
     def step():
@@ -336,7 +357,7 @@ if lib == "torch":
         y, _ = m(tx); y.backward(td)
 else:
     import rnnpy
-    m = {"rnn": rnnpy.RNN, "lstm": rnnpy.LSTM, "gru": rnnpy.GRU}[cell](
+    m = getattr(rnnpy, FAMILIES[cell].layer)(
         I, H, dtype="float32", seed=0, time_major=True, threads=threads)
     def step():
         m.zero_grad(); m.forward(x); m.backward(dout)
@@ -365,104 +386,12 @@ def bench_memory(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int
     return rows
 
 
-# ------------------------------------------------------------------ output
-def _ms(t: Optional[dict]) -> str:
-    return "-" if t is None else f"{t['median'] * 1e3:9.3f}"
-
-
-def _spread(t: dict) -> str:
-    return f"{(t['max'] - t['min']) / t['median'] * 100:4.0f}%"
-
-
-CELL_HEADER = (f"{'cell':5} {'mode':7} {'T':>4} {'B':>4} {'I':>5} {'H':>5} {'thr':>3} | "
-               f"{'rnnpy ms':>9} {'sprd':>5} {'GF/s':>6} {'%peak':>5} | {'torch ms':>9} {'GF/s':>6} | "
-               f"{'torch/rnnpy':>11}")
-
-
-def _format_cell_row(r: dict) -> str:
-    rp, tp = r["rnnpy"], r.get("torch")
-    s = (f"{r['cell']:5} {r['mode']:7} {r['T']:4d} {r['B']:4d} {r['I']:5d} {r['H']:5d} "
-         f"{r['threads']:3d} | {_ms(rp)} {_spread(rp)} {rp['gflops']:6.1f} {rp['peak_frac'] * 100:4.0f}% | ")
-    if tp:
-        s += f"{_ms(tp)} {tp['gflops']:6.1f} | {r['ratio']:10.2f}x"
-    else:
-        s += f"{'-':>9} {'-':>6} | {'-':>11}"
-    return s
-
-
-OPTION_HEADER = (f"{'cell':5} {'option':16} {'mode':7} {'T':>4} {'B':>4} {'I':>5} {'H':>5} "
-                 f"{'thr':>3} | {'plain ms':>9} {'option ms':>9} {'cost':>6} | {'torch ms':>9} "
-                 f"{'torch/rnnpy':>11}")
-
-
-def _format_option_row(r: dict) -> str:
-    s = (f"{r['cell']:5} {r['option']:16} {r['mode']:7} {r['T']:4d} {r['B']:4d} {r['I']:5d} "
-         f"{r['H']:5d} {r['threads']:3d} | {_ms(r['plain'])} {_ms(r['rnnpy'])} "
-         f"{r['cost']:5.2f}x | ")
-    if "torch" in r:
-        return s + f"{_ms(r['torch'])} {r['ratio']:10.2f}x"
-    return s + f"{'-':>9} {'-':>11}"
-
-
-GEMM_HEADER = (f"{'kind':6} {'M':>5} {'N':>5} {'K':>5} {'thr':>3} | {'rnnpy us':>10} {'GF/s':>6} | "
-               f"{'numpy us':>10} {'GF/s':>6} | {'numpy/rnnpy':>11}")
-
-
-def _format_gemm_row(r: dict) -> str:
-    return (f"{r['kind']:6} {r['M']:5d} {r['N']:5d} {r['K']:5d} {r['threads']:3d} | "
-            f"{r['rnnpy']['median'] * 1e6:10.1f} {r['rnnpy']['gflops']:6.1f} | "
-            f"{r['numpy']['median'] * 1e6:10.1f} {r['numpy']['gflops']:6.1f} | {r['ratio']:10.2f}x")
-
-
-MEM_HEADER = f"{'cell':5} {'T':>4} {'B':>4} {'I':>5} {'H':>5} {'thr':>3} | {'rnnpy MiB':>9} | {'torch MiB':>9}"
-
-
-def _format_mem_row(r: dict) -> str:
-    t = r.get("torch")
-    return (f"{r['cell']:5} {r['T']:4d} {r['B']:4d} {r['I']:5d} {r['H']:5d} {r['threads']:3d} | "
-            f"{r['rnnpy']['step_kib'] / 1024:9.1f} | "
-            + (f"{t['step_kib'] / 1024:9.1f}" if t else f"{'-':>9}"))
-
-
-# -------------------------------------------------------------------- main
-def _parse_shapes(text: str) -> List[Tuple[int, int, int, int]]:
-    shapes = []
-    for part in text.replace(" ", "").split(";"):
-        if not part:
-            continue
-        vals = tuple(int(v) for v in part.split(","))
-        if len(vals) != 4 or min(vals) <= 0:
-            raise argparse.ArgumentTypeError(f"--shapes: expected 'T,B,I,H;...' of positive ints, got {part!r}")
-        shapes.append(vals)
-    return shapes
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def _parse_list(text: str, allowed: Optional[Sequence[str]] = None) -> List[str]:
-    items = [s for s in text.replace(" ", "").split(",") if s]
-    if allowed is not None:
-        for s in items:
-            if s not in allowed:
-                raise argparse.ArgumentTypeError(f"expected items of {list(allowed)}, got {s!r}")
-    return items
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _Parser, nonnegative_int, positive_float, positive_int
 
     p = _Parser(prog="python -m rnnpy bench", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells among rnn, lstm, gru (default all)")
+    p.add_argument("--cells", type=lambda s: _parse_list(s, list(GATES)), default=list(GATES),
+                   help=f"comma-separated cells among {', '.join(GATES)} (default all)")
     p.add_argument("--shapes", type=_parse_shapes, default=None,
                    help="'T,B,I,H;T,B,I,H;...' (default: the grid in the module docstring)")
     p.add_argument("--threads", type=lambda s: [positive_int(v) for v in _parse_list(s)], default=[1, 2],
@@ -492,7 +421,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args._gemm_worker is not None:
         print(json.dumps(_gemm_worker(args._gemm_worker, args.repeat, args.min_time)))
         return 0
-    from . import _core
+    from .. import _core
 
     shapes = args.shapes or DEFAULT_SHAPES
     use_torch = not args.no_torch and _torch_available()

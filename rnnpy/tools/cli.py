@@ -5,7 +5,7 @@ Commands:
                         with the level's preset (easy: the course's setup)
     echo                repeat a binary series echo_step steps later
     char-rnn            a character-level language model on a text, with sampling
-    bench               time rnnpy against PyTorch (see rnnpy.bench; --help for options)
+    bench               time rnnpy against PyTorch (see rnnpy.tools.bench; --help for options)
     check               gradient-check every cell against finite differences and, when
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
@@ -17,24 +17,25 @@ data-parallel over the N ranks and only rank 0 reports.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
-from typing import Callable, Dict, List, NoReturn, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import _core
+from .. import _core
+from ..cells import DEMO_CELLS, kinds
+from ..nn.recurrent import recurrent_layer
 from .gradcheck import gradcheck
-from .layers import GRU, LSTM, RNN
+from .options import (_Parser, fraction, nonnegative_int, positive_float, positive_int, probability,
+                      text_file)
 
-CELLS: Dict[str, Callable] = {
-    "rnn-tanh": lambda **kw: RNN(nonlinearity="tanh", **kw),
-    "rnn-relu": lambda **kw: RNN(nonlinearity="relu", **kw),
-    "lstm": lambda **kw: LSTM(**kw),
-    "lstm-peephole": lambda **kw: LSTM(peephole=True, **kw),
-    "gru": lambda **kw: GRU(**kw),
-}
+
+# `check`'s cells by their command-line names (rnnpy.cells)
+CELLS: Dict[str, Callable] = {k.cli_name: functools.partial(recurrent_layer, k) for k in kinds()}
+_KINDS = {k.cli_name: k for k in kinds()}
 
 
 def _torch_error(name: str, dtype: str, seed: int) -> Optional[float]:
@@ -44,17 +45,15 @@ def _torch_error(name: str, dtype: str, seed: int) -> Optional[float]:
         import torch
     except ImportError:
         return None
-    if name == "lstm-peephole":
+    kind = _KINDS[name]
+    if kind.torch_class is None:
         return None
     rng = np.random.default_rng(seed)
     kw = dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True, dtype=dtype, seed=seed)
     layer = CELLS[name](**kw)
     tdt = torch.float64 if dtype == "float64" else torch.float32
     tkw = dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True, batch_first=True, dtype=tdt)
-    if name.startswith("rnn"):
-        ref = torch.nn.RNN(nonlinearity=name.split("-")[1], **tkw)
-    else:
-        ref = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name](**tkw)
+    ref = getattr(torch.nn, kind.torch_class)(**kind.torch_options, **tkw)
     ref.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.params.items()})
     x = rng.standard_normal((4, 6, 3)).astype(dtype)
     out, state = layer.forward(x)
@@ -102,7 +101,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, result: dict, lines: List[str]) -> int:
     if getattr(args, "distributed", False):
-        from . import distributed
+        from ..train import distributed
 
         if not distributed.is_main():   # one report per job, from rank 0
             return 0
@@ -128,62 +127,8 @@ def _apply_threads(args: argparse.Namespace) -> None:
         os.environ["RNNPY_NUM_THREADS"] = str(args.threads)
 
 
-# -- option types: a bad value exits 2 with one argparse line naming the option ------
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
-    parse.__name__ = "int"
-    return parse
-
-
-positive_int = _int_at_least(1)
-nonnegative_int = _int_at_least(0)
-
-
-def _float_in(low: float, high: float, low_open: bool, high_open: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-        if not ok:
-            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-            raise argparse.ArgumentTypeError(f"expected a number in {lo}{low:g}, {high:g}{hi}, "
-                                             f"got {text}")
-        return value
-    parse.__name__ = "float"
-    return parse
-
-
-positive_float = _float_in(0.0, float("inf"), True, True)
-probability = _float_in(0.0, 1.0, False, True)
-fraction = _float_in(0.0, 1.0, False, False)
-
-
-def text_file(path: str) -> str:
-    """An existing, readable UTF-8 text file."""
-    if not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"no such file: {path!r}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            if not f.read(1 << 16):
-                raise argparse.ArgumentTypeError(f"{path!r} is empty")
-    except UnicodeDecodeError:
-        raise argparse.ArgumentTypeError(f"{path!r} is not UTF-8 text") from None
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {exc.strerror}") from None
-    return path
-
-
 def cmd_seq_classification(args: argparse.Namespace) -> int:
-    from .demos import seq_classification
+    from ..demos import seq_classification
 
     r = seq_classification.solve(args.difficulty, cell=args.cell, hidden=args.hidden,
                                  lr=args.lr, batch_size=args.batch_size, init=args.init,
@@ -200,7 +145,7 @@ def cmd_seq_classification(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from .demos import echo_demo
+    from ..demos import echo_demo
 
     r = echo_demo.run(cell=args.cell, hidden=args.hidden, layers=args.layers,
                       echo_step=args.echo_step, series_length=args.series_length,
@@ -214,7 +159,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
 
 def cmd_char_rnn(args: argparse.Namespace) -> int:
-    from .demos import char_rnn
+    from ..demos import char_rnn
 
     r = char_rnn.run(text=args.text, max_chars=args.max_chars, cell=args.cell, hidden=args.hidden,
                      layers=args.layers, embedding=args.embedding, dropout=args.dropout,
@@ -235,36 +180,33 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
 
 def _both(name: str) -> str:
     """The two defaults of a char-rnn option, for its help."""
-    from .demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS
+    from ..demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS
 
     return f" (default {EPOCH_DEFAULTS[name]}; {BUDGET_DEFAULTS[name]} with --minutes)"
 
 
-def _budget_defaults(p: argparse.ArgumentParser) -> None:
-    """char-rnn's size and rate options default to None: the demo picks the
-    epoch defaults, or the budget ones with --minutes."""
-    names = {"hidden": "hidden units", "layers": "recurrent layers",
-             "batch_size": "sequences per batch", "lr": "peak learning rate"}
+def _defaults_decided_later(p: argparse.ArgumentParser, helps: Dict[str, str],
+                            default_text: Callable[[str], str]) -> None:
+    """The options named in helps default to None (the command decides their
+    values: a preset, or the mode's defaults); their help says how."""
     for action in p._actions:
-        if action.dest in names:
+        if action.dest in helps:
             action.default = None
-            action.help = names[action.dest] + _both(action.dest)
+            action.help = helps[action.dest] + default_text(action.dest)
 
 
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
             batch_size: int, lr: float, seed: int = 0) -> None:
-    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "peephole"], default=cell,
+    p.add_argument("--cell", choices=list(DEMO_CELLS), default=cell,
                    help="recurrent cell (default %(default)s)")
-    p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units (default %(default)s)")
-    p.add_argument("--layers", type=positive_int, default=layers,
-                   help="recurrent layers (default %(default)s)")
-    p.add_argument("--epochs", type=nonnegative_int, default=epochs,
-                   help="passes over the training data (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help="sequences per batch (default %(default)s)")
-    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate (default %(default)s)")
-    p.add_argument("--seed", type=nonnegative_int, default=seed,
-                   help="seed of the weights and the data (default %(default)s)")
+    for flag, kind, default, what in (
+            ("--hidden", positive_int, hidden, "hidden units"),
+            ("--layers", positive_int, layers, "recurrent layers"),
+            ("--epochs", nonnegative_int, epochs, "passes over the training data"),
+            ("--batch-size", positive_int, batch_size, "sequences per batch"),
+            ("--lr", positive_float, lr, "learning rate"),
+            ("--seed", nonnegative_int, seed, "seed of the weights and the data")):
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
@@ -272,13 +214,6 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
     p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of "
                    "an MPI job: mpiexec -n N python -m rnnpy ... --distributed "
                    '(needs pip install "rnnpy[mpi]"); rank 0 reports')
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, answering a bad option with one line (exit status 2)."""
-
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,13 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "lstm", 4, 1, 10, 32, 1e-3, seed=3)
     # cell, width, learning rate, batch size, initialisation and the epoch cap come
     # from the level's preset (seq_classification.PRESETS) unless given
-    p.set_defaults(cell=None, hidden=None, epochs=None, batch_size=None, lr=None)
-    helps = {"cell": "cell", "hidden": "hidden units", "lr": "learning rate",
-             "batch_size": "sequences per batch",
-             "epochs": "stop unsolved after this many epochs of ~1000 sequences"}
-    for action in p._actions:
-        if action.dest in helps:
-            action.help = helps[action.dest] + " (default: the level's preset)"
+    _defaults_decided_later(p, {
+        "cell": "cell", "hidden": "hidden units", "lr": "learning rate",
+        "batch_size": "sequences per batch",
+        "epochs": "stop unsolved after this many epochs of ~1000 sequences"},
+        lambda dest: " (default: the level's preset)")
     p.add_argument("--difficulty", default="easy",
                    choices=["easy", "normal", "moderate", "hard", "nightmare"],
                    help="level; its preset gives every setting not given (default %(default)s)")
@@ -323,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("char-rnn", help="train a character-level model on a text and sample")
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
-    _budget_defaults(p)
+    _defaults_decided_later(p, {"hidden": "hidden units", "layers": "recurrent layers",
+                                "batch_size": "sequences per batch", "lr": "peak learning rate"},
+                            _both)
     p.add_argument("--text", type=text_file, default=None, help="a UTF-8 text file (default: a "
                    "sample shipped with rnnpy, the opening of Anna Karenina)")
     p.add_argument("--max-chars", type=nonnegative_int, default=None, help="use at most this many "
@@ -383,7 +318,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "distributed", False):
-        from . import distributed
+        from ..train import distributed
 
         try:
             distributed.init()

@@ -22,31 +22,20 @@ arguments, which is how models are saved without pickle.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import itertools
-import os
-import threading
+import contextlib
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ._validate import as_float_array, check_finite, check_shape
+from .._validate import as_float_array, check_finite, check_shape
+from .live_arrays import LiveArrays
+from .generators import generator_from_state, generator_state
+from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialized, bump_version,
+                      run_locked)
+
 
 Shape = Tuple[int, ...]
-
-# NumPy bit generators whose state a saved model may restore
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-def _plain(obj: Any) -> Any:
-    """A generator state with its arrays (MT19937's key, Philox's counter) as lists."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def _non_owning(buf: np.ndarray) -> np.ndarray:
@@ -54,292 +43,17 @@ def _non_owning(buf: np.ndarray) -> np.ndarray:
     return buf[...] if buf.flags.owndata else buf
 
 
-class ModelLock:
-    """The lock of one model tree (a module and every module inside it: a
-    container shares its lock with its children, whose parameters are views of
-    its buffer).
+def _buffer_property(name: str, copy: str, doc: str) -> property:
+    """A property over self._<name> whose assignment copies the value into the
+    existing buffer through the method named copy (_copy_flat / _copy_named)."""
 
-    The rule: forward and backward run one at a time; a thread calling them
-    while another thread is inside a forward or backward of the same model
-    gets a RuntimeError ("... in use by another thread ..."). Every other call
-    that reads or writes parameters, gradients, random state or an optimizer's
-    state (zero_grad, state_dict, load_state_dict, save, optimizer steps,
-    clipping, gradcheck, a fit step from forward to optimizer step, predict,
-    evaluate) holds the lock for its whole duration and waits for the call in
-    progress, so it sees and leaves a state that exists between two calls.
+    def get(self: Any) -> Any:
+        return getattr(self, "_" + name)
 
-    Whatever exception ends a call (a KeyboardInterrupt included) releases the
-    lock: it is taken only where CPython cannot deliver an asynchronous
-    exception between taking it and the try that releases it.
-    """
+    def put(self: Any, value: Any) -> None:
+        getattr(self, copy)(self.__dict__.get("_" + name), value, name)
 
-    __slots__ = ("mutex", "computing", "version", "__weakref__")
-
-    def __init__(self) -> None:
-        self.mutex = threading.RLock()
-        self.computing = 0   # ident of the thread inside forward/backward, 0 if none
-        # the parameters' version: a new number at every write through rnnpy
-        # (unique across models, so a module that changed model differs too)
-        self.version = next(_VERSIONS)
-        _LOCKS.add(self)
-
-    def _after_fork(self) -> None:
-        # a thread of the parent that held the lock does not exist in the child:
-        # its hold is void, so the child starts with a free lock
-        self.mutex = threading.RLock()
-        self.computing = 0
-
-
-_LOCKS: "weakref.WeakSet[ModelLock]" = weakref.WeakSet()
-_VERSIONS = itertools.count(1)
-
-
-def bump_version(obj: Any) -> None:
-    """Marks obj's model parameters as changed (called by every write through
-    rnnpy: optimizer steps, load_state_dict, params/flat_params assignment,
-    reset_parameters), so that a backward of a forward made before the write
-    is refused. Writes straight into the NumPy views (``flat_params[...] = v``,
-    ``params[name] += d``) cannot be seen."""
-    lock = model_lock(obj)
-    if lock is not None:
-        lock.version = next(_VERSIONS)
-
-
-def _reset_locks_in_child() -> None:
-    for lock in list(_LOCKS):
-        lock._after_fork()
-
-
-if hasattr(os, "register_at_fork"):   # POSIX
-    os.register_at_fork(after_in_child=_reset_locks_in_child)
-
-
-def model_lock(obj: Any) -> Optional[ModelLock]:
-    """The ModelLock of an rnnpy module (of its whole model tree), else None."""
-    d = getattr(obj, "__dict__", None)
-    lock = d.get("_call_lock") if isinstance(d, dict) else None
-    return lock if isinstance(lock, ModelLock) else None
-
-
-def run_locked(obj: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs) holding obj's model lock (waiting for the call in
-    progress in another thread); fn alone when obj has no lock."""
-    lock = model_lock(obj)
-    if lock is None:
-        return fn(*args, **kwargs)
-    # RLock.__enter__/__exit__ are C: nothing can be raised between the acquire
-    # and the with-block that releases it
-    with lock.mutex:
-        return fn(*args, **kwargs)
-
-
-def holds_model_lock(fn: Callable) -> Callable:
-    """Decorates fn(model, ...) to run holding model's lock (see ModelLock);
-    the model is fn's first argument, given by position or by name."""
-    first = next(iter(inspect.signature(fn).parameters))
-
-    @functools.wraps(fn)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        lock = model_lock(args[0] if args else kwargs.get(first))
-        if lock is None:
-            return fn(*args, **kwargs)
-        with lock.mutex:
-            return fn(*args, **kwargs)
-
-    return locked
-
-
-def _exclusive(method: Callable, name: str) -> Callable:
-    """Wraps forward/backward (see ModelLock): refused while another thread is
-    inside a forward or backward of the model, waits for any other call.
-    The owning thread may re-enter (a container calling its children, a
-    subclass calling super().forward). A forward interrupted or failing other
-    than on a bad argument leaves nothing for backward to differentiate; a
-    backward that fails leaves the gradients as they were."""
-
-    @functools.wraps(method)
-    def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
-        lock = self.__dict__.get("_call_lock")
-        if not isinstance(lock, ModelLock):   # a subclass that skipped Module.__init__
-            return method(self, *args, **kwargs)
-        me = threading.get_ident()
-        mutex = lock.mutex
-        held = mutex._is_owned()        # this thread is already inside a call of the model
-        outer = lock.computing != me    # the outermost forward/backward of this thread
-        saved = None
-        # From here to the finally, an asynchronous exception (KeyboardInterrupt)
-        # can only come out of a call; every acquire is inside the try, and the
-        # finally releases only what this thread holds (release() of a lock
-        # this thread does not hold raises RuntimeError, which is swallowed).
-        try:
-            if not held and not mutex.acquire(blocking=False):
-                if lock.computing:
-                    raise RuntimeError(
-                        f"{type(self).__name__}.{name}: the module is in use by another thread; "
-                        "a model runs one forward or backward at a time (use one model per "
-                        "thread)")
-                mutex.acquire()          # a short read or write of another thread: wait
-            lock.computing = me
-            if name == "backward":
-                seen = self.__dict__.get("_forward_version")
-                if seen is not None and seen != lock.version:
-                    raise RuntimeError(
-                        f"{type(self).__name__}.backward: the parameters changed since "
-                        "forward (an optimizer step, load_state_dict, a params or "
-                        "flat_params assignment or reset_parameters in between), so the "
-                        "gradients would mix the old and the new weights; call forward "
-                        "again before backward")
-                if outer:
-                    saved = self.flat_grads.copy()
-            result = method(self, *args, **kwargs)
-            if name == "forward":
-                # what backward checks: the parameters it differentiates are forward's
-                self.__dict__["_forward_version"] = lock.version
-            return result
-        except BaseException as exc:
-            if lock.computing == me and outer:
-                if saved is not None:
-                    self.flat_grads[...] = saved
-                elif name == "forward" and not isinstance(exc, (TypeError, ValueError)):
-                    # interrupted or failed inside: some caches may be this call's
-                    # (a bad argument is refused before anything changes)
-                    self._forget_forward()
-            raise
-        finally:
-            if outer and lock.computing == me:
-                lock.computing = 0
-            if not held:
-                try:
-                    mutex.release()
-                except RuntimeError:     # never acquired: refused, or interrupted while waiting
-                    pass
-
-    guarded._exclusive = True  # type: ignore[attr-defined]
-    return guarded
-
-
-def _serialized(method: Callable) -> Callable:
-    """Wraps a method that reads or writes parameters, gradients or random
-    state: it runs holding the model's lock, after the call in progress. The
-    methods that write parameters (_WRITERS) give them a new version, also
-    when interrupted (a refused argument changes nothing and keeps it)."""
-    writes = method.__name__ in _WRITERS
-
-    @functools.wraps(method)
-    def guarded(self: "Module", *args: Any, **kwargs: Any) -> Any:
-        lock = self.__dict__.get("_call_lock")
-        if not isinstance(lock, ModelLock):
-            return method(self, *args, **kwargs)
-        with lock.mutex:
-            if not writes:
-                return method(self, *args, **kwargs)
-            try:
-                result = method(self, *args, **kwargs)
-            except (TypeError, ValueError, KeyError):
-                raise
-            except BaseException:
-                lock.version = next(_VERSIONS)
-                raise
-            lock.version = next(_VERSIONS)
-            return result
-
-    guarded._exclusive = True  # type: ignore[attr-defined]
-    return guarded
-
-
-# methods run under the model's lock, wherever a subclass defines them
-_EXCLUSIVE = ("forward", "backward")
-_SERIALIZED = ("zero_grad", "state_dict", "load_state_dict", "rng_state", "set_rng_state",
-               "train", "bind", "reset_parameters")
-# of those, the methods that write parameter values
-_WRITERS = ("load_state_dict", "reset_parameters")
-
-
-class LiveArrays(dict):
-    """name -> array views of a module's flat buffer. Assigning to a name copies
-    into the existing view (after a shape check), so ``params[name] = w`` changes
-    the model as ``params[name][...] = w`` does, instead of detaching the name
-    from the buffer the kernels and optimizers use. ``update``, ``|=`` and
-    ``setdefault`` copy the same way (all values are checked before any is
-    copied); removing a name (``del``, ``pop``, ``popitem``, ``clear``) is
-    refused, since the names are the module's parameters."""
-
-    def _checked(self, name: Any, value: Any) -> Tuple[np.ndarray, np.ndarray]:
-        if name not in self:
-            raise KeyError(f"{name!r}: no such parameter; names are {sorted(self)}")
-        dst = dict.__getitem__(self, name)
-        src = as_float_array(value, f"params[{name!r}]", dst.dtype)
-        check_shape(src, f"params[{name!r}]", dst.shape, "the parameter's shape")
-        if self._holds_params():   # as load_state_dict: a parameter is finite
-            check_finite(src, f"params[{name!r}]")
-        return dst, src
-
-    def _holds_params(self) -> bool:
-        owner = self._owner_ref() if self._owner_ref is not None else None
-        return owner is not None and owner.__dict__.get("_params") is self
-
-    def __init__(self, owner: Optional["Module"] = None) -> None:
-        super().__init__()
-        # the module whose model lock a write takes (weak: the module holds this dict)
-        self._owner_ref = weakref.ref(owner) if owner is not None else None
-
-    def _locked(self, fn: Callable, *args: Any) -> Any:
-        owner = self._owner_ref() if self._owner_ref is not None else None
-        return run_locked(owner, fn, *args)
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        dst, src = self._checked(name, value)
-        self._locked(self._write, [(dst, src)])
-
-    def _write(self, pairs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
-        """Copies each src into its dst view (holding the model lock) and, for
-        parameters, gives them a new version (see bump_version)."""
-        try:
-            for dst, src in pairs:
-                np.copyto(dst, src)
-        finally:
-            if self._holds_params():
-                bump_version(self._owner_ref())
-
-    def _assign(self, values: Any, exact: bool) -> None:
-        """Copies a mapping (or (name, value) pairs) into the views; every name
-        must exist (and with ``exact`` every name must be given). Nothing
-        changes unless all are valid."""
-        items = list(values.items() if hasattr(values, "items") else values)
-        if exact:
-            given = [k for k, _ in items]
-            missing, extra = sorted(set(self) - set(given)), sorted(set(given) - set(self))
-            if missing or extra:
-                raise KeyError(f"expected exactly the parameter names {sorted(self)}: "
-                               f"missing {missing}, unexpected {extra}")
-        pairs = [self._checked(k, v) for k, v in items]
-        self._locked(self._write, pairs)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        if len(args) > 1:
-            raise TypeError(f"update expected at most 1 positional argument, got {len(args)}")
-        items = list((args[0].items() if hasattr(args[0], "items") else args[0]) if args else [])
-        self._assign(items + list(kwargs.items()), exact=False)
-
-    def __ior__(self, other: Any) -> "LiveArrays":  # type: ignore[override]
-        self.update(other)
-        return self
-
-    def setdefault(self, name: str, default: Any = None) -> np.ndarray:  # type: ignore[override]
-        if name not in self:
-            raise KeyError(f"{name!r}: no such parameter; names are {sorted(self)} "
-                           "(a module's parameter names are fixed)")
-        return dict.__getitem__(self, name)
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("the parameter names of a module are fixed: its arrays are views of "
-                        "the module's one flat buffer, and removing one would detach it "
-                        "(to change values, assign: params[name] = value)")
-
-    __delitem__ = pop = popitem = clear = _refuse  # type: ignore[assignment]
-
-    def _set_view(self, name: str, view: np.ndarray) -> None:
-        dict.__setitem__(self, name, view)
+    return property(get, put, doc=doc)
 
 
 class _ModuleType(type):
@@ -458,41 +172,15 @@ class Module(metaclass=_ModuleType):
     # flat_params/flat_grads and params/grads are fixed by bind(): assigning to
     # them copies values into the existing buffer (after checks), so forward,
     # optimizers, save() and the containing model keep seeing one truth.
-    @property
-    def flat_params(self) -> np.ndarray:
-        """(num_params,) every parameter, in param_spec order; params are views of it."""
-        return self._flat_params
-
-    @flat_params.setter
-    def flat_params(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_params"), value, "flat_params")
-
-    @property
-    def flat_grads(self) -> np.ndarray:
-        """(num_params,) every gradient, laid out as flat_params."""
-        return self._flat_grads
-
-    @flat_grads.setter
-    def flat_grads(self, value: Any) -> None:
-        self._copy_flat(self.__dict__.get("_flat_grads"), value, "flat_grads")
-
-    @property
-    def params(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_params (live: writing into it changes the model)."""
-        return self._params
-
-    @params.setter
-    def params(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_params"), value, "params")
-
-    @property
-    def grads(self) -> Dict[str, np.ndarray]:
-        """name -> view of flat_grads."""
-        return self._grads
-
-    @grads.setter
-    def grads(self, value: Any) -> None:
-        self._copy_named(self.__dict__.get("_grads"), value, "grads")
+    flat_params = _buffer_property(
+        "flat_params", "_copy_flat",
+        "(num_params,) every parameter, in param_spec order; params are views of it.")
+    flat_grads = _buffer_property(
+        "flat_grads", "_copy_flat", "(num_params,) every gradient, laid out as flat_params.")
+    params = _buffer_property(
+        "params", "_copy_named",
+        "name -> view of flat_params (live: writing into it changes the model).")
+    grads = _buffer_property("grads", "_copy_named", "name -> view of flat_grads.")
 
     def _copy_flat(self, dst: Optional[np.ndarray], value: Any, name: str) -> None:
         if dst is None:   # a subclass that skipped Module.__init__: nothing to detach yet
@@ -620,6 +308,36 @@ class Module(metaclass=_ModuleType):
         for child in getattr(self, "modules", ()):
             child._share_lock(lock)
 
+    # -- random masks (dropout, zoneout, recurrent dropout) ---------------------
+    # True while masks_held() is active: a training-mode forward reuses the
+    # masks of the previous forward (when their shapes still fit)
+    _masks_held = False
+
+    @contextlib.contextmanager
+    def masks_held(self) -> Iterator["Module"]:
+        """Within the block, training-mode forwards of this module and of every
+        module inside it reuse the random masks (dropout, zoneout, recurrent
+        dropout) of the latest forward instead of drawing new ones, so that the
+        model is one deterministic function, as a finite-difference check needs
+        (rnnpy.gradcheck). A forward whose input shape differs draws new masks.
+        Leaving the block restores what was held before. Yields self."""
+        tree, stack = [], [self]
+        while stack:
+            m = stack.pop()
+            tree.append(m)
+            stack.extend(getattr(m, "modules", ()))
+        before = [m.__dict__.get("_masks_held") for m in tree]
+        try:
+            for m in tree:
+                m.__dict__["_masks_held"] = True
+            yield self
+        finally:
+            for m, held in zip(tree, before):
+                if held is None:
+                    m.__dict__.pop("_masks_held", None)
+                else:
+                    m.__dict__["_masks_held"] = held
+
     # -- modes and gradients --------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Training mode (dropout active); returns self."""
@@ -668,7 +386,7 @@ class Module(metaclass=_ModuleType):
         states: Dict[str, Any] = {}
         rng = getattr(self, "_rng", None)
         if isinstance(rng, np.random.Generator):
-            states[""] = _plain(rng.bit_generator.state)
+            states[""] = generator_state(rng)
         for i, child in enumerate(getattr(self, "modules", ())):
             for path, st in child.rng_state().items():
                 states[f"{i}.{path}" if path else str(i)] = st
@@ -686,16 +404,7 @@ class Module(metaclass=_ModuleType):
                              f"got {sorted(states)}")
         fresh = {}
         for path, state in states.items():
-            name = state.get("bit_generator") if isinstance(state, dict) else None
-            if name not in _BIT_GENERATORS:
-                raise ValueError(f"states[{path!r}]: expected the state of one of "
-                                 f"{sorted(_BIT_GENERATORS)}, got {state!r:.200}")
-            bitgen = getattr(np.random, name)()
-            try:
-                bitgen.state = state
-            except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
-                raise ValueError(f"states[{path!r}]: not a valid {name} state ({exc})") from None
-            fresh[path] = np.random.Generator(bitgen)
+            fresh[path] = generator_from_state(state, f"states[{path!r}]")
         for path, rng in fresh.items():
             owners[path]._rng = rng
 
@@ -710,66 +419,6 @@ class Module(metaclass=_ModuleType):
     def get_config(self) -> Dict[str, Any]:
         """The constructor's arguments (JSON-serialisable)."""
         raise NotImplementedError
-
-    # -- conveniences over rnnpy.io and rnnpy.training --------------------------------
-    def save(self, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
-        """Writes the model to path atomically, without pickle (see rnnpy.io.save)."""
-        from .io import save
-
-        save(self, path, extra)
-
-    def compile(self, optimizer: Any = "adam", loss: Any = None,
-                metrics: Optional[Any] = None) -> "Module":
-        """Keras's form: keeps the optimizer (a name such as "adam", "sgd",
-        "rmsprop", or an rnnpy.optim optimizer), the loss and the metrics that
-        fit and evaluate use when not given theirs. Returns self."""
-        from .training import resolve_loss, resolve_optimizer
-
-        if loss is None:
-            raise TypeError("loss: expected a loss name or function")
-        resolve_loss(loss)   # refuse a bad name now, not at fit
-        self._compiled = {"optimizer": resolve_optimizer(self, optimizer), "loss": loss,
-                          "metrics": metrics}
-        return self
-
-    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        """rnnpy.fit(self, x, y, **kwargs): fit(x, y, epochs=, batch_size=,
-        validation_data=, verbose=, callbacks=) after compile(), or
-        fit((x, y[, lengths]) or batches, loss=, optimizer=, ...)."""
-        from .training import fit
-
-        if "train" in kwargs:   # rnnpy's name for the data argument
-            if x is not None:
-                raise TypeError("train: given together with x (its other name); pass one")
-            x = kwargs.pop("train")
-        return fit(self, x, y, **kwargs)
-
-    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Dict[str, float]:
-        """rnnpy.evaluate(self, x, y, **kwargs)."""
-        from .training import evaluate
-
-        if "data" in kwargs:   # rnnpy's name for the data argument
-            if x is not None:
-                raise TypeError("data: given together with x (its other name); pass one")
-            x = kwargs.pop("data")
-        return evaluate(self, x, y, **kwargs)
-
-    def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
-        """rnnpy.predict(self, x, **kwargs)."""
-        from .training import predict
-
-        return predict(self, x, **kwargs)
-
-    def summary(self, input_shape: Optional[Any] = None, print_fn: Any = print) -> str:
-        """Prints (with print_fn) and returns a table of the modules, their
-        output shapes (given input_shape, one example's shape without the
-        batch axis: (T, I), or (T,) for token ids) and parameter counts."""
-        from .summary import summary
-
-        text = summary(self, input_shape)
-        if print_fn is not None:
-            print_fn(text)
-        return text
 
     # -- copies ---------------------------------------------------------------
     def _rebuild(self) -> "Module":
@@ -832,4 +481,6 @@ class Module(metaclass=_ModuleType):
 for _name in _SERIALIZED:
     if _name in Module.__dict__:
         setattr(Module, _name, _serialized(Module.__dict__[_name]))
+
+
 del _name

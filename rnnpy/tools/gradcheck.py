@@ -11,12 +11,13 @@ a deterministic forward: dropout masks are held fixed while it runs.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .module import holds_model_lock
+from ..nn.locking import holds_model_lock
 
 
 @dataclass
@@ -59,10 +60,10 @@ def _rebuild(template: Any, leaves: Iterator[Any]) -> Any:
     return next(leaves)
 
 
-def _submodules(module: Any) -> Iterator[Any]:
-    yield module
-    for m in getattr(module, "modules", []):
-        yield from _submodules(m)
+def _masks_held(module: Any) -> Any:
+    """module.masks_held() (random masks fixed), or nothing for a module without masks."""
+    held = getattr(module, "masks_held", None)
+    return held() if callable(held) else contextlib.nullcontext()
 
 
 def _run(module: Any, x: Any, state: Any, lengths: Any) -> Tuple[np.ndarray, Any]:
@@ -100,7 +101,7 @@ def gradcheck(
     call; its cache is that of a perturbed forward, so run forward again before
     the next backward.
     """
-    from . import _train_checks as _checks
+    from .. import _validate as _checks
 
     if not all(hasattr(layer, a) for a in ("forward", "backward", "params", "grads")):
         raise TypeError(f"layer: expected an rnnpy module (forward, backward, params, grads), "
@@ -127,16 +128,12 @@ def gradcheck(
     def current_state() -> Any:
         return _rebuild(state, iter(state_leaves))
 
-    modules = list(_submodules(layer))
-    saved = [getattr(m, "_reuse_masks", False) for m in modules]
     caller_grads = {name: g.copy() for name, g in layer.grads.items()}   # put back at the end
     result = GradcheckResult()
+    hold = contextlib.ExitStack()
     try:
-        for m in modules:
-            m._reuse_masks = False
-        out, state_out = _run(layer, x, current_state(), lengths)
-        for m in modules:
-            m._reuse_masks = True  # hold dropout masks fixed from here on
+        out, state_out = _run(layer, x, current_state(), lengths)   # draws the masks
+        hold.enter_context(_masks_held(layer))   # and holds them fixed from here on
         R = rng.standard_normal(out.shape)
         S = [rng.standard_normal(s.shape) for s in _leaves(state_out)]
 
@@ -165,8 +162,7 @@ def gradcheck(
         for name, arr in targets:
             _check_entries(name, arr, analytic[name], loss, eps, atol, rtol, max_checks, rng, result)
     finally:
-        for m, s in zip(modules, saved):
-            m._reuse_masks = s
+        hold.close()
         for name, g in caller_grads.items():
             layer.grads[name][...] = g
     if raise_exception and not result.ok:

@@ -1,0 +1,41 @@
+"""Thread counts of the recurrent layers: the default ($RNNPY_NUM_THREADS, else
+1) and the check of a requested count against the C core's limit.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+# The C core's thread limit (RNN_MAX_THREADS in csrc): the one place Python
+# writes the number. When the binding exports rnnpy._core.MAX_THREADS, this
+# line becomes MAX_THREADS = _core.MAX_THREADS.
+MAX_THREADS = 64
+
+def default_threads() -> int:
+    """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else 1.
+
+    One thread by default because on a machine whose cores are also busy with
+    other work a second thread rarely pays (the pool then mostly runs the
+    steps on the calling thread). Ask for threads=2 (or set RNNPY_NUM_THREADS)
+    when the cores are yours."""
+    env = os.environ.get("RNNPY_NUM_THREADS")
+    if env:
+        try:
+            return resolve_threads(int(env))
+        except ValueError as exc:
+            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, {MAX_THREADS}], "
+                             f"got {env!r}") from exc
+    return 1
+
+
+def resolve_threads(threads: Optional[int]) -> int:
+    """A thread count: None means default_threads(); else a positive int."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads: expected a positive int or None, got {threads!r}")
+    if not 1 <= int(threads) <= MAX_THREADS:
+        raise ValueError(f"threads: expected an int in [1, {MAX_THREADS}] or None, got {threads!r}")
+    return int(threads)
