@@ -4,7 +4,7 @@ The text is split into a training part and a contiguous validation tail,
 encoded with a CharVocab, cut into batch_size rows and walked in windows of
 seq_len with the next character as the target (rnnpy.data); the LSTM state is
 carried from window to window (truncated BPTT). The model is Embedding ->
-LSTM (layers, dropout between them) -> Dense to the vocabulary at every step,
+LSTM (layers, dropout on their outputs) -> Dense to the vocabulary at every step,
 trained with softmax cross-entropy and Adam, gradients clipped to norm 5.
 
 Without a text, the demo trains on the opening chapters of Anna Karenina
@@ -15,7 +15,13 @@ With ``minutes`` the training runs for that much wall-clock time instead of a
 number of epochs, saving a checkpoint (model, optimizer state, vocabulary and
 the position in the text) at every epoch's end, every checkpoint_every seconds,
 at the end and on an interrupt (not after a non-finite loss, which would spoil
-it); ``resume=True`` continues from it.
+it); ``resume=True`` continues from it. A budgeted run has its own defaults
+(BUDGET_DEFAULTS: a wider model, longer windows and larger batches than the
+quick epoch demo, chosen by measuring what a few minutes on two cores reach)
+and its learning rate follows the clock: a short warm-up, then a cosine decay
+to ``final_lr`` times the peak at the deadline (``schedule="constant"`` keeps it
+fixed). A resumed run is a new budget: its schedule starts again (a warm
+restart) from the checkpoint's weights and optimizer moments.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from .._validate import positive_int, writable_file_path
 from ..data.arrays import split_sequence
 from ..data.vocab import CharVocab
 from ..io.checkpoint import _load_with_extra, save
-from ..nn.layers import Dense, Embedding
+from ..nn.layers import Dense, Dropout, Embedding
 from ..nn.sequential import Sequential
 from ..train import distributed as _dist
 from ..train.clipping import clip_grad_norm
@@ -39,12 +45,35 @@ from ..train.loop import evaluate, fit
 from ..train.losses import softmax_cross_entropy
 from ..train.optimizers import Adam
 from ..train.progress import _progress
+from ..train.trainer import blas_threads
 from .common import make_recurrent
 from .text import char_batches, load_text
 
 DEFAULT_TEXT = os.path.join(os.path.dirname(__file__), "data", "anna_karenina_part1.txt")
 SAMPLE_MAX_CHARS = 60_000   # the shipped sample's cut; a given text is used whole
 VAL_ROWS = 128              # rows of the validation pass of a time-budgeted run
+
+# The sizes and rates a run uses when the caller leaves them out (None): one
+# set for a number of epochs (the quick demo on the shipped sample), one for a
+# wall-clock budget on a whole text (see the module docstring and README).
+EPOCH_DEFAULTS: Dict[str, Any] = {"hidden": 128, "layers": 2, "embedding": 32, "dropout": 0.0,
+                                  "batch_size": 16, "seq_len": 64, "lr": 3e-3}
+BUDGET_DEFAULTS: Dict[str, Any] = {"hidden": 256, "layers": 1, "embedding": 32, "dropout": 0.2,
+                                   "batch_size": 16, "seq_len": 100, "lr": 3e-3}
+SCHEDULES = ("cosine", "constant")
+WARMUP = 0.02       # fraction of a budget over which the learning rate ramps up
+
+
+def budget_lr(lr: float, fraction: float, schedule: str = "cosine", final_lr: float = 0.05) -> float:
+    """The learning rate at ``fraction`` (0..1) of a time budget: for "cosine",
+    lr * min(1, fraction / WARMUP) * (final_lr + (1 - final_lr) * (1 + cos(pi * fraction)) / 2),
+    which peaks at lr after the warm-up and ends at lr * final_lr; for
+    "constant", lr throughout."""
+    if schedule == "constant":
+        return lr
+    f = min(max(fraction, 0.0), 1.0)
+    warm = min(1.0, f / WARMUP) if WARMUP > 0 else 1.0
+    return lr * max(warm, 1e-3) * (final_lr + (1.0 - final_lr) * 0.5 * (1.0 + math.cos(math.pi * f)))
 
 
 def unigram_entropy(ids: np.ndarray, size: int) -> float:
@@ -58,12 +87,17 @@ def unigram_entropy(ids: np.ndarray, size: int) -> float:
 def build_model(vocab_size: int, hidden: int = 128, layers: int = 2, embedding: int = 32,
                 cell: str = "lstm", dropout: float = 0.0, seed: Optional[int] = 0,
                 dtype: Any = "float32") -> Sequential:
-    """Embedding(V, E) -> recurrent (E -> H) -> Dense(H, V) at every step."""
+    """Embedding(V, E) -> recurrent (E -> H) -> Dense(H, V) at every step.
+
+    dropout: on every recurrent layer's output during training, as in
+    Karpathy's char-rnn: between the layers and, when positive, on the top
+    layer's output before the Dense (a Dropout module there)."""
     s = (lambda k: None) if seed is None else (lambda k: seed + k)
+    top = [Dropout(dropout, dtype=dtype, seed=s(3))] if dropout > 0 else []
     return Sequential(Embedding(vocab_size, embedding, dtype=dtype, seed=s(0)),
                       make_recurrent(cell, embedding, hidden, layers, dropout=dropout, dtype=dtype,
                                      seed=s(1)),
-                      Dense(hidden, vocab_size, dtype=dtype, seed=s(2)))
+                      *top, Dense(hidden, vocab_size, dtype=dtype, seed=s(2)))
 
 
 def sample(model: Sequential, vocab: CharVocab, length: int = 200, prime: str = "The ",
@@ -97,17 +131,21 @@ def sample(model: Sequential, vocab: CharVocab, length: int = 200, prime: str = 
 
 
 def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str = "lstm",
-        hidden: int = 128, layers: int = 2, embedding: int = 32, dropout: float = 0.0,
-        epochs: int = 3, batch_size: int = 16, seq_len: int = 64, lr: float = 3e-3,
-        clip: float = 5.0, val_fraction: float = 0.1, sample_length: int = 200,
-        temperature: float = 0.8, prime: str = "The ", seed: int = 0,
+        hidden: Optional[int] = None, layers: Optional[int] = None,
+        embedding: Optional[int] = None, dropout: Optional[float] = None, epochs: int = 3,
+        batch_size: Optional[int] = None, seq_len: Optional[int] = None,
+        lr: Optional[float] = None, clip: float = 5.0, val_fraction: float = 0.1,
+        sample_length: int = 200, temperature: float = 0.8, prime: str = "The ", seed: int = 0,
         progress: Optional[bool] = None, minutes: Optional[float] = None,
         checkpoint: Optional[str] = None, resume: bool = False,
-        checkpoint_every: float = 60.0, distributed: bool = False) -> Dict[str, Any]:
+        checkpoint_every: float = 60.0, distributed: bool = False,
+        schedule: str = "cosine", final_lr: float = 0.05) -> Dict[str, Any]:
     """Trains on text (a path; the shipped sample by default) and samples from
     the model; returns val_loss (nats/char on the held-out tail of the text),
     the unigram entropy it must beat, a sample, the history and the model.
 
+    hidden, layers, embedding, dropout, batch_size, seq_len, lr: None takes
+        EPOCH_DEFAULTS, or BUDGET_DEFAULTS with minutes.
     max_chars: use the first max_chars characters; None means the whole file
         for a given text and 60,000 for the shipped sample.
     minutes: train for this much wall-clock time (epochs is then ignored) and
@@ -119,7 +157,20 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
     distributed: over the ranks of an MPI job, each taking its rows of every
         batch (see rnnpy.fit); with minutes, rank 0's clock decides when every
         rank stops and saves, and only rank 0 writes the checkpoint.
+    schedule, final_lr: with minutes, the learning rate over the budget
+        ("cosine": warm-up, then decay to lr * final_lr; "constant"); see budget_lr.
     """
+    given = {"hidden": hidden, "layers": layers, "embedding": embedding, "dropout": dropout,
+             "batch_size": batch_size, "seq_len": seq_len, "lr": lr}
+    defaults = BUDGET_DEFAULTS if minutes is not None else EPOCH_DEFAULTS
+    opts = {k: defaults[k] if v is None else v for k, v in given.items()}
+    hidden, layers, embedding, dropout = opts["hidden"], opts["layers"], opts["embedding"], opts["dropout"]
+    batch_size, seq_len, lr = opts["batch_size"], opts["seq_len"], opts["lr"]
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if isinstance(final_lr, bool) or not isinstance(final_lr, (int, float)) \
+            or not 0 <= final_lr <= 1:
+        raise ValueError(f"final_lr: expected a fraction in [0, 1] of lr, got {final_lr!r}")
     if max_chars is None and not text:
         max_chars = SAMPLE_MAX_CHARS
     corpus = load_text(text or DEFAULT_TEXT, max_chars=max_chars or None)
@@ -131,7 +182,8 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
                         layers=layers, embedding=embedding, dropout=dropout, batch_size=batch_size,
                         seq_len=seq_len, lr=lr, clip=clip, val_fraction=val_fraction,
                         sample_length=sample_length, temperature=temperature, prime=prime,
-                        seed=seed, progress=progress, distributed=distributed)
+                        seed=seed, progress=progress, distributed=distributed,
+                        schedule=schedule, final_lr=float(final_lr))
     vocab = CharVocab(corpus)
     _check_prime(vocab, prime)
     ids = vocab.encode(corpus)
@@ -175,7 +227,8 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
              embedding: int, dropout: float, batch_size: int, seq_len: int, lr: float,
              clip: float, val_fraction: float, sample_length: int, temperature: float,
              prime: str, seed: int, progress: Optional[bool],
-             distributed: bool = False) -> Dict[str, Any]:
+             distributed: bool = False, schedule: str = "cosine",
+             final_lr: float = 0.05) -> Dict[str, Any]:
     """run() on a wall-clock budget, with a checkpoint to resume from.
 
     distributed: each rank trains on its rows of every batch (the state of
@@ -265,8 +318,12 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
     last_save = start
     epoch_loss, epoch_chars = 0.0, 0
     state = None     # carried from window to window; starts at zero each epoch and on resume
+    fraction = 0.0   # of the budget, as rank 0's clock says: the learning rate follows it
     bar = _progress(None, "char-rnn", progress)
     model.train()
+    # Dense, the loss and clipping run in NumPy's BLAS: held to the model's
+    # thread count, as fit holds it, so its idle threads do not spin beside ours
+    blas = blas_threads(model)
 
     def agreed(flag: Any) -> Any:   # rank 0's decision on every rank
         return flag if dist is None else _dist.broadcast(flag)
@@ -297,6 +354,7 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                 if dist is not None:
                     dist.allreduce_gradients(model)
                 clip_grad_norm(model, clip)
+                opt.lr = budget_lr(lr, fraction, schedule, final_lr)
                 opt.step()
                 position["batch"] = i + 1
                 position["chars_trained"] += int(np.size(y))
@@ -305,7 +363,8 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
                 now = time.monotonic()
-                stop, due = agreed((now >= deadline, now - last_save >= checkpoint_every))
+                stop, due, fraction = agreed((now >= deadline, now - last_save >= checkpoint_every,
+                                              (now - start) / (deadline - start)))
                 if stop:
                     break
                 if due:
@@ -329,6 +388,7 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         raise
     finally:
         bar.close()
+        blas.restore_original_limits()
     position["seconds"] += time.monotonic() - last_save
     write_checkpoint()
     if epoch_chars:

@@ -29,7 +29,8 @@ from .. import _core
 from ..cells import DEMO_CELLS, kinds
 from ..nn.recurrent import recurrent_layer
 from .gradcheck import gradcheck
-from .options import _Parser, nonnegative_int, positive_float, positive_int, probability, text_file
+from .options import (_Parser, fraction, nonnegative_int, positive_float, positive_int, probability,
+                      text_file)
 
 
 # `check`'s cells by their command-line names (rnnpy.cells)
@@ -167,13 +168,31 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      temperature=args.temperature, prime=args.prime, seed=args.seed,
                      progress=_progress(args), minutes=args.minutes,
                      checkpoint=args.checkpoint, resume=args.resume,
-                     distributed=args.distributed)
+                     distributed=args.distributed, schedule=args.schedule,
+                     final_lr=args.final_lr)
     budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
                f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
         f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
         f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
+
+
+def _both(name: str) -> str:
+    """The two defaults of a char-rnn option, for its help."""
+    from ..demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS
+
+    return f" (default {EPOCH_DEFAULTS[name]}; {BUDGET_DEFAULTS[name]} with --minutes)"
+
+
+def _defaults_decided_later(p: argparse.ArgumentParser, helps: Dict[str, str],
+                            default_text: Callable[[str], str]) -> None:
+    """The options named in helps default to None (the command decides their
+    values: a preset, or the mode's defaults); their help says how."""
+    for action in p._actions:
+        if action.dest in helps:
+            action.default = None
+            action.help = helps[action.dest] + default_text(action.dest)
 
 
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
@@ -206,13 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "lstm", 4, 1, 10, 32, 1e-3, seed=3)
     # cell, width, learning rate, batch size, initialisation and the epoch cap come
     # from the level's preset (seq_classification.PRESETS) unless given
-    p.set_defaults(cell=None, hidden=None, epochs=None, batch_size=None, lr=None)
-    helps = {"cell": "cell", "hidden": "hidden units", "lr": "learning rate",
-             "batch_size": "sequences per batch",
-             "epochs": "stop unsolved after this many epochs of ~1000 sequences"}
-    for action in p._actions:
-        if action.dest in helps:
-            action.help = helps[action.dest] + " (default: the level's preset)"
+    _defaults_decided_later(p, {
+        "cell": "cell", "hidden": "hidden units", "lr": "learning rate",
+        "batch_size": "sequences per batch",
+        "epochs": "stop unsolved after this many epochs of ~1000 sequences"},
+        lambda dest: " (default: the level's preset)")
     p.add_argument("--difficulty", default="easy",
                    choices=["easy", "normal", "moderate", "hard", "nightmare"],
                    help="level; its preset gives every setting not given (default %(default)s)")
@@ -239,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("char-rnn", help="train a character-level model on a text and sample")
     _common(p, "lstm", 128, 2, 3, 16, 3e-3)
+    _defaults_decided_later(p, {"hidden": "hidden units", "layers": "recurrent layers",
+                                "batch_size": "sequences per batch", "lr": "peak learning rate"},
+                            _both)
     p.add_argument("--text", type=text_file, default=None, help="a UTF-8 text file (default: a "
                    "sample shipped with rnnpy, the opening of Anna Karenina)")
     p.add_argument("--max-chars", type=nonnegative_int, default=None, help="use at most this many "
@@ -250,12 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default char-rnn.rnnpy in the current directory)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint for "
                    "another --minutes (the model's size comes from the checkpoint)")
-    p.add_argument("--embedding", type=positive_int, default=32,
-                   help="size of the character embedding (default %(default)s)")
-    p.add_argument("--dropout", type=probability, default=0.0,
-                   help="dropout between recurrent layers, in [0, 1) (default %(default)s)")
-    p.add_argument("--seq-len", type=positive_int, default=64,
-                   help="steps per training window (default %(default)s)")
+    p.add_argument("--embedding", type=positive_int, default=None,
+                   help="size of the character embedding" + _both("embedding"))
+    p.add_argument("--dropout", type=probability, default=None,
+                   help="dropout on the recurrent layers' outputs (between them and before the "
+                   "output layer), in [0, 1)" + _both("dropout"))
+    p.add_argument("--seq-len", type=positive_int, default=None,
+                   help="steps per training window" + _both("seq_len"))
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning rate over a --minutes budget: warm-up then cosine decay to "
+                   "--final-lr times --lr at the deadline, or constant (default %(default)s)")
+    p.add_argument("--final-lr", type=fraction, default=0.05,
+                   help="with --schedule cosine, the learning rate at the deadline as a fraction "
+                   "of --lr (default %(default)s)")
     p.add_argument("--clip", type=positive_float, default=5.0,
                    help="global gradient-norm clip (default %(default)s)")
     p.add_argument("--sample", type=nonnegative_int, default=200,

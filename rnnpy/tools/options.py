@@ -51,6 +51,7 @@ def _float_in(low: float, high: float, low_open: bool, high_open: bool) -> Calla
 
 positive_float = _float_in(0.0, float("inf"), True, True)
 probability = _float_in(0.0, 1.0, False, True)
+fraction = _float_in(0.0, 1.0, False, False)
 
 
 def text_file(path: str) -> str:

@@ -247,15 +247,20 @@ def _blas_controller() -> ThreadpoolController:
     return _CONTROLLER[0]
 
 
-def _blas_pinned(fn: Callable) -> Callable:
-    """Runs fn(model, ...) with NumPy's BLAS limited to the model's thread count
-    (Dense, losses and clipping run there), restored afterwards: a threads=1
-    fit uses one core, and BLAS threads that busy-wait between calls do not
+def blas_threads(model: Module) -> Any:
+    """A context manager holding NumPy's BLAS to the model's thread count
+    (Dense, losses and clipping run there), restored on exit: a threads=1
+    loop uses one core, and BLAS threads that busy-wait between calls do not
     stall the recurrent kernels' threads."""
+    return _blas_controller().limit(limits=_model_threads(model), user_api="blas")
+
+
+def _blas_pinned(fn: Callable) -> Callable:
+    """Runs fn(model, ...) inside blas_threads(model)."""
 
     @functools.wraps(fn)
     def pinned(model: Module, *args: Any, **kwargs: Any) -> Any:
-        with _blas_controller().limit(limits=_model_threads(model), user_api="blas"):
+        with blas_threads(model):
             return fn(model, *args, **kwargs)
 
     return pinned
