@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import env_with_this_rnnpy
 from rnnpy.demos import char_rnn
 from rnnpy.demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS, WARMUP, budget_lr
+from rnnpy.io.checkpoint import _load_with_extra
 
 
 @pytest.fixture
@@ -49,7 +51,6 @@ def test_budget_run_takes_the_budget_defaults_and_ends_at_final_lr(text, tmp_pat
     lstm = r["model"].modules[1]
     assert lstm.hidden_size == BUDGET_DEFAULTS["hidden"]
     assert lstm.num_layers == BUDGET_DEFAULTS["layers"]
-    from rnnpy.io.checkpoint import _load_with_extra
     _, extra = _load_with_extra(ck, "checkpoint")
     # the last step ran close to the deadline: its lr is near 4e-3 * 0.25
     assert extra["optimizer"]["lr"] == pytest.approx(4e-3 * 0.25, rel=0.05)
@@ -61,7 +62,6 @@ def test_constant_schedule_keeps_lr(text, tmp_path):
     char_rnn.run(text, minutes=0.005, checkpoint=ck, embedding=8, hidden=8, batch_size=4,
                  seq_len=16, sample_length=5, prime="the ", progress=False,
                  schedule="constant", lr=1e-3)
-    from rnnpy.io.checkpoint import _load_with_extra
     _, extra = _load_with_extra(ck, "checkpoint")
     assert extra["optimizer"]["lr"] == 1e-3
 
@@ -86,13 +86,13 @@ def test_bad_schedule_options_are_named(text, tmp_path, kw, name):
                                        (["--final-lr", "-0.1"], "--final-lr")])
 def test_cli_refuses_bad_schedule_options(args, opt):
     p = subprocess.run([sys.executable, "-m", "rnnpy", "char-rnn", *args], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, env=env_with_this_rnnpy())
     assert p.returncode == 2 and opt in p.stderr
 
 
 def test_cli_help_names_both_defaults():
     p = subprocess.run([sys.executable, "-m", "rnnpy", "char-rnn", "--help"], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, env=env_with_this_rnnpy())
     flat = " ".join(p.stdout.split())
     assert f"(default {EPOCH_DEFAULTS['hidden']}; {BUDGET_DEFAULTS['hidden']} with --minutes)" in flat
 
