@@ -10,7 +10,7 @@
  *   c_t = zc*c_{t-1} + (1-zc)*c~   h_t = zh*h_{t-1} + (1-zh)*h~   out_t = h_t
  *
  * H is d->H, Hs the size of h (P with a projection, else H), G = 4H and
- * R = T*B. Every row(t, b) below is t*ts + b*bs, as in cells.h.
+ * R = T*B. Every row(t, b) below is t*ts + b*bs, as in cells_ext.h.
  *
  * Cache (R rows each; rows of steps past a sequence's length are zero):
  *   gates (R, 4H)  sigmoid/tanh of i, f, g, o
@@ -45,7 +45,7 @@
  *  - Zoneout masks: zh_ld and zc_ld must be 0 or at least the row (Hs, H);
  *    anything else (negative, or rows that would overlap) is RNN_ERR_LD.
  *  - Masks may be NULL as a whole (m == NULL means no masks).
- *  - h0, c0, dout, dhT, dcT may be NULL (zeros), as in cells.h; backward
+ *  - h0, c0, dout, dhT, dcT may be NULL (zeros), as in cells_ext.h; backward
  *    needs neither b_ih nor b_hh from p, so they may be NULL there.
  *  - The kernels accept any cfg that rnn_ext_dims_check(RNN_CELL_LSTM, ...)
  *    accepts: cfg->peephole decides the peepholes; cfg->relu must be 0.

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cells.h"
+#include "cells_ref.h"
 #include "gemm.h"
 
 #define HARNESS_SEED 0x9E3779B97F4A7C15ULL

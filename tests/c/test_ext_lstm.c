@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cells.h"
+#include "cells_ref.h"
 #include "cells_ext.h"
 #include "gemm.h"
 
