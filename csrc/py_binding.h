@@ -74,9 +74,10 @@ typedef struct {
     cell_buf lengths;       /* (B,) int64, or empty: no lengths */
     cell_buf m_rec, m_zh, m_zc; /* copies of the masks that forward used, or empty */
     int64_t zh_ld, zc_ld;
-    /* the kernels' scratch and GEMM workspace, forward's and backward's,
-     * reused call to call (not part of what backward needs) */
+    /* the kernels' scratch, forward's and backward's, and the GEMM workspace
+     * both share, reused call to call (not part of what backward needs) */
     cell_buf scratch[2];
+    cell_buf gemm_ws;
 } CellObject;
 
 /* Offsets of the named parameters inside the flat vector, in elements. */

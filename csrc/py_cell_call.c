@@ -160,28 +160,38 @@ static void buf_commit(cell_buf *b, void *fresh, size_t n) {
     }
 }
 
-/* The scratch of one direction (0 forward, 1 backward): work_len reals and a
- * 64-byte-aligned GEMM workspace for `threads` threads, in b's block when its
- * size fits exactly, else in a new one (the old is freed first). */
-static void *scratch_take(cell_buf *b, int64_t work_len, size_t es, int threads, void **gemm_ws) {
-    size_t gbytes = rnn_gemm_workspace_size() * (size_t)(threads > 1 ? threads : 1);
-    if (work_len < 0 || (uint64_t)work_len > (SIZE_MAX - gbytes - 192) / es) {
+/* b's block resized to exactly n bytes (kept when it has that size, else
+ * the old one freed first) and its first 64-byte-aligned address; NULL with
+ * MemoryError. */
+static void *block_fit(cell_buf *b, size_t n) {
+    if (n > SIZE_MAX - 64) {
         PyErr_NoMemory();
         return NULL;
     }
-    size_t bytes = (size_t)work_len * es, total = bytes + gbytes + 192;
-    if (!b->p || b->n != total) {
+    n += 64;
+    if (!b->p || b->n != n) {
         PyMem_RawFree(b->p);
         b->n = 0;
-        if (!(b->p = PyMem_RawMalloc(total))) {
+        if (!(b->p = PyMem_RawMalloc(n))) {
             PyErr_NoMemory();
             return NULL;
         }
-        b->n = total;
+        b->n = n;
     }
-    uintptr_t p = ((uintptr_t)b->p + 63) & ~(uintptr_t)63;
-    *gemm_ws = (void *)((p + bytes + 63) & ~(uintptr_t)63);
-    return (void *)p;
+    return (void *)(((uintptr_t)b->p + 63) & ~(uintptr_t)63);
+}
+
+/* The scratch of one direction (0 forward, 1 backward), work_len reals, and
+ * the GEMM workspace for `threads` threads in *gemm_ws; NULL with an error. */
+static void *scratch_take(CellObject *self, int dir, int64_t work_len, size_t es, int threads,
+                          void **gemm_ws) {
+    if (work_len < 0 || (uint64_t)work_len > SIZE_MAX / 2 / es) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t gbytes = rnn_gemm_workspace_size() * (size_t)(threads > 1 ? threads : 1);
+    if (!(*gemm_ws = block_fit(&self->gemm_ws, gbytes))) return NULL;
+    return block_fit(&self->scratch[dir], (size_t)work_len * es);
 }
 
 /* -------------------------------------------------------------- forward */
@@ -295,7 +305,7 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
         in_place |= size[k] && !fresh[k];
     }
     void *gemm_ws = NULL;
-    void *work = scratch_take(&self->scratch[0], work_len, es, self->threads, &gemm_ws);
+    void *work = scratch_take(self, 0, work_len, es, self->threads, &gemm_ws);
     if (!work) goto error;
     for (int k = K_REC; k < N_KEPT; k++)
         if (size[k]) memcpy(dst[k], PyArray_DATA(masks[k - K_REC]), size[k]);
@@ -404,7 +414,7 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
     }
     void *gemm_ws = NULL;
     int64_t work_len = rnn_ext_backward_work_len(self->kind, &d, &self->cfg);
-    void *work = scratch_take(&self->scratch[1], work_len, es, d.threads, &gemm_ws);
+    void *work = scratch_take(self, 1, work_len, es, d.threads, &gemm_ws);
     if (!work) goto error;
     int st;
     {

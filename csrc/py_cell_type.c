@@ -47,6 +47,7 @@ void cell_free_cache(CellObject *self) {
     buf_free(&self->m_zc);
     buf_free(&self->scratch[0]);
     buf_free(&self->scratch[1]);
+    buf_free(&self->gemm_ws);
     self->have_cache = 0;
 }
 
