@@ -151,6 +151,20 @@ static inline void SFX(colsum_add)(REAL *dst, const REAL *src, int64_t R, int64_
     }
 }
 
+/* colsum_add into two vectors in one pass over src (each gets the bits
+ * colsum_add would give it): the input and recurrent biases of a cell. */
+static inline void SFX(colsum_add2)(REAL *restrict dst1, REAL *restrict dst2,
+                                    const REAL *restrict src, int64_t R,
+                                    int64_t n, int64_t ld) {
+    for (int64_t r = 0; r < R; r++) {
+        const REAL *row = src + r * ld;
+        for (int64_t j = 0; j < n; j++) {
+            dst1[j] += row[j];
+            dst2[j] += row[j];
+        }
+    }
+}
+
 /* dst (B, n) = src (B, n), or zeros when src is NULL. */
 static inline void SFX(copy_or_zero)(REAL *dst, const REAL *src, int64_t count) {
     if (!src) memset(dst, 0, (size_t)count * sizeof(REAL));

@@ -741,8 +741,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
         SFX(lx_rows_add)(g->ln_hh, c.acclh, B, G);
         SFX(lx_rows_add)(g->ln_c, c.acclc, B, 2 * H);
     } else {
-        SFX(colsum_add)(g->b_ih, c.dXg, R, G, G);
-        SFX(colsum_add)(g->b_hh, c.dXg, R, G, G);
+        SFX(colsum_add2)(g->b_ih, g->b_hh, c.dXg, R, G, G);
     }
     if (L.peep) SFX(lx_rows_add)(g->w_peep, c.accp, B, 3 * H);
     if ((st = GEMM(0, 0, R, I, G, 1, c.dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;

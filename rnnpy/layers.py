@@ -71,7 +71,8 @@ def default_threads() -> int:
         try:
             return resolve_threads(int(env))
         except ValueError as exc:
-            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, 64], got {env!r}") from exc
+            raise ValueError(f"RNNPY_NUM_THREADS: expected an int in [1, {_core.MAX_THREADS}], "
+                             f"got {env!r}") from exc
     return 1
 
 
@@ -81,8 +82,9 @@ def resolve_threads(threads: Optional[int]) -> int:
         return default_threads()
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
         raise TypeError(f"threads: expected a positive int or None, got {threads!r}")
-    if not 1 <= int(threads) <= 64:
-        raise ValueError(f"threads: expected an int in [1, 64] or None, got {threads!r}")
+    if not 1 <= int(threads) <= _core.MAX_THREADS:
+        raise ValueError(f"threads: expected an int in [1, {_core.MAX_THREADS}] or None, "
+                         f"got {threads!r}")
     return int(threads)
 
 
