@@ -1,7 +1,7 @@
 /*
  * cell_common.h: helpers the cell templates share, instantiated per dtype.
  *
- * Included by rnn.c, lstm.c and gru.c inside their template section, after
+ * Included by the cell kernels (and tests/c/ref) inside their template section, after
  * REAL and SFX are defined (SFX(name) -> name_f32 or name_f64).
  */
 #include <string.h>
@@ -148,6 +148,20 @@ static inline void SFX(colsum_add)(REAL *dst, const REAL *src, int64_t R, int64_
     for (int64_t r = 0; r < R; r++) {
         const REAL *row = src + r * ld;
         for (int64_t j = 0; j < n; j++) dst[j] += row[j];
+    }
+}
+
+/* colsum_add into two vectors in one pass over src (each gets the bits
+ * colsum_add would give it): the input and recurrent biases of a cell. */
+static inline void SFX(colsum_add2)(REAL *restrict dst1, REAL *restrict dst2,
+                                    const REAL *restrict src, int64_t R,
+                                    int64_t n, int64_t ld) {
+    for (int64_t r = 0; r < R; r++) {
+        const REAL *row = src + r * ld;
+        for (int64_t j = 0; j < n; j++) {
+            dst1[j] += row[j];
+            dst2[j] += row[j];
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 /*
- * cells_ext.h: the extended cells, forward and backward through time, float32
- * (_f32) and float64 (_f64). They add to the plain cells of cells.h:
+ * cells_ext.h: the cells, forward and backward through time, float32 (_f32)
+ * and float64 (_f64): one kernel per cell kind and direction, the only entry
+ * points of the library (the binding calls them with a zero config for a
+ * plain cell). Options, chosen by rnn_ext_config and the masks:
  *
  *   layer normalisation   (LSTM, GRU; Ba, Kiros & Hinton 2016)
  *   zoneout               (all cells; Krueger et al. 2017)
@@ -8,11 +10,22 @@
  *   projection            (LSTM; Sak et al. 2014, PyTorch's proj_size)
  *   peepholes             (LSTM, combinable with all of the above)
  *
- * Everything not said here is as in cells.h: row(t, b) layout, lengths,
- * reverse, threads, forward writes a cache that backward only reads,
- * backward ADDS into dx, dh0, dc0 and every gradient, kernels never
- * allocate and return an rnn_status. With a zero config and no masks each
- * ext kernel computes what its plain kernel computes.
+ * One call runs one layer in one direction over a whole batch (see
+ * rnn_common.h for the dimension key and the row(t, b) layout). Weights are
+ * PyTorch's, row-major, gate blocks stacked along the first axis: RNN G=1;
+ * LSTM G=4 in the order i, f, g, o; GRU G=3 in the order r, z, n.
+ *
+ * Forward writes out (R rows, ldo), the final state hT (B, Hs) (and cT) and a
+ * cache for backward. h0/c0 may be NULL (zeros). lengths (B) may be NULL
+ * (every sequence has T steps); steps t >= lengths[b] leave sequence b's
+ * state unchanged, its output rows zero and receive no gradient. Backward
+ * takes dout (R rows, ldo; NULL = zeros) and dhT/dcT (NULL = zeros) and ADDS
+ * into dx (R rows, ldx), dh0/dc0 and every weight gradient; the caller zeroes
+ * them when it wants plain gradients. The cache is only read, so backward
+ * may run more than once per forward. Each kernel also takes `work`, scratch
+ * of rnn_ext_*_work_len elements, and `gemm_ws`, d->threads (at least one)
+ * times rnn_gemm_workspace_size() bytes (64-byte aligned). Kernels never
+ * allocate. They return RNN_OK or an rnn_status code.
  *
  * Sizes. H is d->H, the cell's hidden units (the LSTM's cell state c has H).
  * Hs is the size of the recurrent state h: P for a projected LSTM, else H.
@@ -65,8 +78,8 @@
  *
  * Pointers: forward needs w_ih, w_hh, b_ih, b_hh and every array its
  * config turns on; backward does not read b_ih, b_hh. h0, c0, dout, dhT
- * and dcT may be NULL (zeros), as in cells.h. The cache layouts are
- * documented at the top of each kernel file.
+ * and dcT may be NULL (zeros). The cache and scratch layouts are
+ * documented at the top of each kernel file, beside the functions that size them.
  */
 #ifndef RNNPY_CELLS_EXT_H
 #define RNNPY_CELLS_EXT_H

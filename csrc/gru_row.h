@@ -1,7 +1,7 @@
 /*
  * gru_row.h: one row of a GRU forward step, the same arithmetic for the
- * plain kernel (gru.c) and the extended one without layer norm (gru_ext.c),
- * so that an extended GRU with no options gives the plain GRU's bits.
+ * reference kernel (tests/c/ref/gru_ref.c) and the library's without layer
+ * norm (gru_ext.c), so that a GRU with no options gives the reference's bits.
  * Instantiated per dtype inside both template sections (after
  * cell_common.h, with REAL and SFX defined).
  */

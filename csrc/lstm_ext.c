@@ -10,7 +10,7 @@
  *   c_t = zc*c_{t-1} + (1-zc)*c~   h_t = zh*h_{t-1} + (1-zh)*h~   out_t = h_t
  *
  * H is d->H, Hs the size of h (P with a projection, else H), G = 4H and
- * R = T*B. Every row(t, b) below is t*ts + b*bs, as in cells.h.
+ * R = T*B. Every row(t, b) below is t*ts + b*bs, as in cells_ext.h.
  *
  * Cache (R rows each; rows of steps past a sequence's length are zero):
  *   gates (R, 4H)  sigmoid/tanh of i, f, g, o
@@ -45,7 +45,7 @@
  *  - Zoneout masks: zh_ld and zc_ld must be 0 or at least the row (Hs, H);
  *    anything else (negative, or rows that would overlap) is RNN_ERR_LD.
  *  - Masks may be NULL as a whole (m == NULL means no masks).
- *  - h0, c0, dout, dhT, dcT may be NULL (zeros), as in cells.h; backward
+ *  - h0, c0, dout, dhT, dcT may be NULL (zeros), as in cells_ext.h; backward
  *    needs neither b_ih nor b_hh from p, so they may be NULL there.
  *  - The kernels accept any cfg that rnn_ext_dims_check(RNN_CELL_LSTM, ...)
  *    accepts: cfg->peephole decides the peepholes; cfg->relu must be 0.
@@ -741,8 +741,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
         SFX(lx_rows_add)(g->ln_hh, c.acclh, B, G);
         SFX(lx_rows_add)(g->ln_c, c.acclc, B, 2 * H);
     } else {
-        SFX(colsum_add)(g->b_ih, c.dXg, R, G, G);
-        SFX(colsum_add)(g->b_hh, c.dXg, R, G, G);
+        SFX(colsum_add2)(g->b_ih, g->b_hh, c.dXg, R, G, G);
     }
     if (L.peep) SFX(lx_rows_add)(g->w_peep, c.accp, B, 3 * H);
     if ((st = GEMM(0, 0, R, I, G, 1, c.dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;

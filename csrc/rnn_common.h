@@ -3,7 +3,7 @@
  *
  * The core is plain C11 over pointers and sizes: no Python, no allocation,
  * no global mutable state. Kernels return a status code; the caller (the
- * CPython glue in _core.c, or a C test) turns it into an error.
+ * CPython module in py_*.c, or a C test) turns it into an error.
  *
  * Dimension key, used in every shape comment of csrc/:
  *   T  time steps            B  batch size

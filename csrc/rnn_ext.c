@@ -327,8 +327,7 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     SFX(add_into)(dh0, dh, B * H);
     if ((st = GEMM(1, 0, H, I, R, 1, dA, H, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
     if ((st = GEMM(1, 0, H, H, R, 1, dA, H, hmc, H, 1, g->w_hh, H, gemm_ws))) return st;
-    SFX(colsum_add)(g->b_ih, dA, R, H, H);
-    SFX(colsum_add)(g->b_hh, dA, R, H, H);
+    SFX(colsum_add2)(g->b_ih, g->b_hh, dA, R, H, H);
     if ((st = GEMM(0, 0, R, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
     return RNN_OK;
 }

@@ -8,10 +8,12 @@ from typing import Optional
 
 import numpy as np
 
-# The C core's thread limit (RNN_MAX_THREADS in csrc): the one place Python
-# writes the number. When the binding exports rnnpy._core.MAX_THREADS, this
-# line becomes MAX_THREADS = _core.MAX_THREADS.
-MAX_THREADS = 64
+from .. import _core
+
+# The C core's thread limit (RNN_MAX_THREADS in csrc), read from the binding:
+# Python does not write the number.
+MAX_THREADS: int = _core.MAX_THREADS
+
 
 def default_threads() -> int:
     """Threads a layer uses when not told: $RNNPY_NUM_THREADS if set, else 1.

@@ -5,8 +5,8 @@
  * both directions and ragged lengths. Built and run (also under
  * AddressSanitizer and UBSan) by tests/test_c_kernels.py:
  *
- *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/rnn_common.c \
- *       csrc/rnn.c csrc/lstm.c csrc/gru.c tests/c/test_cells.c -lm
+ *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc -Itests/c/ref csrc/gemm.c csrc/rnn_common.c \
+ *       tests/c/ref/{sizes,rnn,lstm,gru}_ref.c tests/c/test_cells.c -lm
  *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cells.h"
+#include "cells_ref.h"
 #include "gemm.h"
 
 #define HARNESS_SEED 0x9E3779B97F4A7C15ULL

@@ -18,8 +18,8 @@
  *
  * Built and run (also under AddressSanitizer and UBSan) by tests/test_c_kernels.py:
  *
- *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/rnn_common.c csrc/rnn.c \
- *       csrc/lstm.c csrc/gru.c csrc/rnn_ext_common.c csrc/rnn_ext.c csrc/lstm_ext.c \
+ *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc -Itests/c/ref csrc/gemm.c csrc/rnn_common.c \
+ *       tests/c/ref/{sizes,rnn,lstm,gru}_ref.c csrc/rnn_ext_common.c csrc/rnn_ext.c csrc/lstm_ext.c \
  *       csrc/gru_ext.c tests/c/test_ext_gru_rnn.c -lm
  *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cells.h"
+#include "cells_ref.h"
 #include "cells_ext.h"
 #include "gemm.h"
 

@@ -5,13 +5,13 @@
  * forward for each option alone and all together (peepholes, projection,
  * layer norm, zoneout with per-step and shared masks, recurrent dropout),
  * both layouts, both directions, ragged lengths with a zero length, B = 1;
- * the zero config (and peepholes only) against the plain kernel of lstm.c;
+ * the zero config (and peepholes only) against the reference kernel tests/c/ref/lstm_ref.c;
  * float32 against float64; backward twice adds twice; threads = 2 gives
  * the bits of threads = 1. Built and run (also under AddressSanitizer and
  * UBSan) by tests/test_c_kernels.py:
  *
- *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/rnn_common.c \
- *       csrc/rnn.c csrc/lstm.c csrc/gru.c csrc/rnn_ext_common.c csrc/rnn_ext.c \
+ *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc -Itests/c/ref csrc/gemm.c csrc/rnn_common.c \
+ *       tests/c/ref/{sizes,rnn,lstm,gru}_ref.c csrc/rnn_ext_common.c csrc/rnn_ext.c \
  *       csrc/lstm_ext.c csrc/gru_ext.c tests/c/test_ext_lstm.c -lm
  *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cells.h"
+#include "cells_ref.h"
 #include "cells_ext.h"
 #include "gemm.h"
 
@@ -345,7 +345,7 @@ static void gradient_check(options o, int64_t T, int64_t B, int64_t I, int64_t H
     free_problem(&p);
 }
 
-/* The zero config (or peepholes only) without masks against lstm.c. */
+/* The zero config (or peepholes only) without masks against lstm_ref.c. */
 static void plain_check(int peep, int bf, int rev, int len) {
     problem p;
     options o = {.peep = peep};

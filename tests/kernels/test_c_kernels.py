@@ -2,7 +2,9 @@
 once optimised and once under AddressSanitizer and UBSan.
 
 tests/c/test_gemm.c checks the blocked GEMM against its plain loop on every
-instruction set the CPU has; tests/c/test_cells.c checks every cell kernel's
+instruction set the CPU has; tests/c/test_one_kernel.c checks that the library's
+cell kernels at a zero config give the plain reference kernels' results bit for
+bit (tests/c/ref, kept for tests only); tests/c/test_cells.c checks every reference kernel's
 backward against central differences, float32 against float64, and the
 status codes; tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
@@ -20,7 +22,11 @@ import pytest
 
 ROOT = Path(helpers.ROOT)
 CSRC = ROOT / "csrc"
-KERNELS = ["gemm.c", "pool.c", "rnn_common.c", "rnn.c", "lstm.c", "gru.c"]
+REF = ROOT / "tests" / "c" / "ref"
+# the library's cells (cells_ext.h) and, for tests only, the plain reference kernels
+CELLS = ["gemm.c", "pool.c", "rnn_common.c", "rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c",
+         "gru_ext.c"]
+REFERENCE = [str(REF / f) for f in ("sizes_ref.c", "rnn_ref.c", "lstm_ref.c", "gru_ref.c")]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
             "-fno-omit-frame-pointer"]
 
@@ -28,9 +34,10 @@ PROGRAMS = {
     "test_gemm": ["gemm.c", "pool.c"],
     "test_pool": ["pool.c"],
     "test_bf16": ["gemm_bf16.c"],
-    "test_cells": KERNELS,
-    "test_ext_gru_rnn": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
-    "test_ext_lstm": KERNELS + ["rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c", "gru_ext.c"],
+    "test_cells": ["gemm.c", "pool.c", "rnn_common.c"] + REFERENCE,
+    "test_ext_gru_rnn": CELLS + REFERENCE,
+    "test_ext_lstm": CELLS + REFERENCE,
+    "test_one_kernel": CELLS + REFERENCE,
 }
 
 
@@ -47,9 +54,10 @@ def test_c_program(program, sanitize, tmp_path):
     cc = _compiler()
     exe = tmp_path / program
     flags = SANITIZE if sanitize else ["-O2"]
-    sources = [str(CSRC / s) for s in PROGRAMS[program]] + [str(ROOT / "tests" / "c" / f"{program}.c")]
+    sources = [s if os.path.isabs(s) else str(CSRC / s) for s in PROGRAMS[program]]
+    sources.append(str(ROOT / "tests" / "c" / f"{program}.c"))
     build = subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{CSRC}", *sources, "-lm",
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{CSRC}", f"-I{REF}", *sources, "-lm",
          "-pthread", "-o", str(exe)],
         capture_output=True, text=True,
     )

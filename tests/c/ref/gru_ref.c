@@ -1,5 +1,5 @@
 /*
- * gru.c: the GRU cell in PyTorch's formulation, forward and backward
+ * gru_ref.c (tests only, see cells_ref.h): the GRU cell in PyTorch's formulation, forward and backward
  * through time, float32 and float64 from one template.
  *
  *   r = sig(W_ir x + b_ir + W_hr h + b_hr)   z = sig(W_iz x + b_iz + W_hz h + b_hz)
@@ -12,18 +12,18 @@
  * kept separately as dHN.
  */
 #ifndef REAL
-#include "cells.h"
+#include "cells_ref.h"
 
 #define REAL float
 #define SFX(name) name##_f32
-#include "gru.c"
+#include "gru_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM
 
 #define REAL double
 #define SFX(name) name##_f64
-#include "gru.c"
+#include "gru_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM

@@ -1,5 +1,5 @@
 /*
- * rnn.c: the Elman RNN cell (tanh or relu), forward and backward through
+ * rnn_ref.c (tests only, see cells_ref.h): the Elman RNN cell (tanh or relu), forward and backward through
  * time, float32 and float64 from one template.
  *
  *   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
@@ -9,18 +9,18 @@
  * gradients and dx into three products over all steps.
  */
 #ifndef REAL
-#include "cells.h"
+#include "cells_ref.h"
 
 #define REAL float
 #define SFX(name) name##_f32
-#include "rnn.c"
+#include "rnn_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM
 
 #define REAL double
 #define SFX(name) name##_f64
-#include "rnn.c"
+#include "rnn_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM

@@ -1,5 +1,5 @@
 /*
- * lstm.c: the LSTM cell, with optional diagonal peepholes (Gers &
+ * lstm_ref.c (tests only, see cells_ref.h): the LSTM cell, with optional diagonal peepholes (Gers &
  * Schmidhuber), forward and backward through time, float32 and float64
  * from one template.
  *
@@ -10,18 +10,18 @@
  * Without peepholes p = 0, which is PyTorch's nn.LSTM.
  */
 #ifndef REAL
-#include "cells.h"
+#include "cells_ref.h"
 
 #define REAL float
 #define SFX(name) name##_f32
-#include "lstm.c"
+#include "lstm_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM
 
 #define REAL double
 #define SFX(name) name##_f64
-#include "lstm.c"
+#include "lstm_ref.c"
 #undef REAL
 #undef SFX
 #undef GEMM

@@ -1,6 +1,8 @@
 /*
- * cells.h: forward and backward through time for the RNN, LSTM (with or
- * without peepholes) and GRU cells, float32 (_f32) and float64 (_f64).
+ * cells_ref.h: the plain RNN, LSTM and GRU kernels, kept for the C tests
+ * only: the library's one kernel per cell is cells_ext.h's, which at a zero
+ * config gives these kernels' cache, outputs and input gradients bit for bit
+ * (tests/c/test_one_kernel.c checks it). float32 (_f32) and float64 (_f64).
  *
  * One call runs one layer in one direction over a whole batch (see
  * rnn_common.h for the dimension key and the row(t, b) layout). Weights are
@@ -30,8 +32,8 @@
  * `gemm_ws`, rnn_gemm_workspace_size() bytes (64-byte aligned). Kernels
  * never allocate. They return RNN_OK or an rnn_status code.
  */
-#ifndef RNNPY_CELLS_H
-#define RNNPY_CELLS_H
+#ifndef RNNPY_CELLS_REF_H
+#define RNNPY_CELLS_REF_H
 
 #include "rnn_common.h"
 
@@ -89,4 +91,4 @@ int64_t rnn_backward_work_len(int kind, const rnn_dims *d);
 RNNPY_DECLARE_CELLS(float, f32)
 RNNPY_DECLARE_CELLS(double, f64)
 
-#endif /* RNNPY_CELLS_H */
+#endif /* RNNPY_CELLS_REF_H */
