@@ -51,6 +51,18 @@ MODES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "LSTM_PEEPHOLE": 4, "GRU": 3}
 # ---------------------------------------------------------------------------
 # helpers
 
+
+def _step_out(m_t, new, h):
+    """(h_t, out_t) from a step's new state: where a sequence still runs
+    (m_t = 1) the new state, past its end the old one kept and a zero output."""
+    return m_t * new + (1 - m_t) * h, m_t * new
+
+
+def _with_cache(results, return_cache, **cache):
+    """A forward's results, followed by its cache (a dict) when asked for."""
+    return (*results, cache) if return_cache else results
+
+
 def sigmoid(a):
     """Logistic function without overflow for large |a| (same dtype as a)."""
     e = np.exp(-np.abs(a))
@@ -106,13 +118,9 @@ def rnn_cell_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, nonlinearity="tanh",
         a = x[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
         hn = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
         hs[t] = hn
-        h = m[t] * hn + (1 - m[t]) * h
-        out[t] = m[t] * hn
-    if not return_cache:
-        return out, h
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, m=m, hs=hs, hprev=hprev,
-                 nonlinearity=nonlinearity, reverse=reverse)
-    return out, h, cache
+        h, out[t] = _step_out(m[t], hn, h)
+    return _with_cache((out, h), return_cache, x=x, w_ih=w_ih, w_hh=w_hh, m=m, hs=hs,
+                       hprev=hprev, nonlinearity=nonlinearity, reverse=reverse)
 
 
 def rnn_cell_backward(dout, dhT, cache):
@@ -184,11 +192,9 @@ def lstm_cell_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, w_peep=None,
         h = m[t] * hn + (1 - m[t]) * h
         c = m[t] * cn + (1 - m[t]) * c
         out[t] = m[t] * hn
-    if not return_cache:
-        return out, h, c
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, peep=peep, has_peep=w_peep is not None,
-                 m=m, gates=gates, cs=cs, hprev=hprev, cprev=cprev, reverse=reverse)
-    return out, h, c, cache
+    return _with_cache((out, h, c), return_cache, x=x, w_ih=w_ih, w_hh=w_hh, peep=peep,
+                       has_peep=w_peep is not None, m=m, gates=gates, cs=cs, hprev=hprev,
+                       cprev=cprev, reverse=reverse)
 
 
 def lstm_cell_backward(dout, dhT, dcT, cache):
@@ -264,13 +270,9 @@ def gru_cell_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=Fal
         hnew = (1 - z) * n + z * h
         gates[t] = (r, z, n)
         hn_lin[t] = gh_n
-        h = m[t] * hnew + (1 - m[t]) * h
-        out[t] = m[t] * hnew
-    if not return_cache:
-        return out, h
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, m=m, gates=gates, hn_lin=hn_lin,
-                 hprev=hprev, reverse=reverse)
-    return out, h, cache
+        h, out[t] = _step_out(m[t], hnew, h)
+    return _with_cache((out, h), return_cache, x=x, w_ih=w_ih, w_hh=w_hh, m=m, gates=gates,
+                       hn_lin=hn_lin, hprev=hprev, reverse=reverse)
 
 
 def gru_cell_backward(dout, dhT, cache):
@@ -389,11 +391,9 @@ def stack_forward(mode, params, x, state=None, lengths=None, *, num_layers,
         inp = np.concatenate(outs, axis=2)
     out = np.swapaxes(inp, 0, 1) if batch_first else inp
     st = (hn, cn) if is_lstm else hn
-    if not return_cache:
-        return out, st
-    cache = dict(mode=mode, caches=caches, num_layers=num_layers, D=D, H=H,
-                 batch_first=batch_first, dtype=dt, T=T, B=B)
-    return out, st, cache
+    return _with_cache((out, st), return_cache, mode=mode, caches=caches,
+                       num_layers=num_layers, D=D, H=H, batch_first=batch_first, dtype=dt,
+                       T=T, B=B)
 
 
 def stack_backward(cache, dout, dstate=None):
@@ -583,11 +583,8 @@ def ext_cell_forward(kind, x, h0, c0, p, masks=None, *, relu=False, lengths=None
             c = m[t] * cn + (1 - m[t]) * c
         out[t] = m[t] * hn
         steps[t] = s
-    if not return_cache:
-        return out, h, c
-    cache = dict(kind=kind, relu=relu, x=x, p=p, rec=rec, m=m, steps=steps, reverse=reverse,
-                 H=H, Hs=Hs, ln=ln)
-    return out, h, c, cache
+    return _with_cache((out, h, c), return_cache, kind=kind, relu=relu, x=x, p=p, rec=rec,
+                       m=m, steps=steps, reverse=reverse, H=H, Hs=Hs, ln=ln)
 
 
 def ext_cell_backward(dout, dhT, dcT, cache):
@@ -733,10 +730,8 @@ def ext_stack_forward(kind, params, x, state=None, lengths=None, *, num_layers=1
         inp = np.concatenate(outs, axis=2)
     out = np.swapaxes(inp, 0, 1) if batch_first else inp
     st = (hn, cn) if lstm else hn
-    if not return_cache:
-        return out, st
-    return out, st, dict(kind=kind, caches=caches, L=num_layers, D=D, Hs=Hs, H=H,
-                         batch_first=batch_first, dtype=dt, T=T, B=B)
+    return _with_cache((out, st), return_cache, kind=kind, caches=caches, L=num_layers, D=D,
+                       Hs=Hs, H=H, batch_first=batch_first, dtype=dt, T=T, B=B)
 
 
 def ext_stack_backward(cache, dout, dstate=None):

@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -195,18 +195,23 @@ def _defaults_decided_later(p: argparse.ArgumentParser, helps: Dict[str, str],
             action.help = helps[action.dest] + default_text(action.dest)
 
 
+def _numbers(p: argparse.ArgumentParser, *rows: Tuple[str, Callable[[str], Any], Any, str]) -> None:
+    """Numeric options from (flag, parser, default, what) rows; each help
+    ends with its default."""
+    for flag, kind, default, what in rows:
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default %(default)s)")
+
+
 def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epochs: int,
             batch_size: int, lr: float, seed: int = 0) -> None:
     p.add_argument("--cell", choices=list(DEMO_CELLS), default=cell,
                    help="recurrent cell (default %(default)s)")
-    for flag, kind, default, what in (
-            ("--hidden", positive_int, hidden, "hidden units"),
-            ("--layers", positive_int, layers, "recurrent layers"),
-            ("--epochs", nonnegative_int, epochs, "passes over the training data"),
-            ("--batch-size", positive_int, batch_size, "sequences per batch"),
-            ("--lr", positive_float, lr, "learning rate"),
-            ("--seed", nonnegative_int, seed, "seed of the weights and the data")):
-        p.add_argument(flag, type=kind, default=default, help=f"{what} (default %(default)s)")
+    _numbers(p, ("--hidden", positive_int, hidden, "hidden units"),
+             ("--layers", positive_int, layers, "recurrent layers"),
+             ("--epochs", nonnegative_int, epochs, "passes over the training data"),
+             ("--batch-size", positive_int, batch_size, "sequences per batch"),
+             ("--lr", positive_float, lr, "learning rate"),
+             ("--seed", nonnegative_int, seed, "seed of the weights and the data"))
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
@@ -244,12 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("echo", help="repeat a random binary series echo_step steps later")
     _common(p, "rnn", 4, 1, 5, 5, 1e-3, seed=1)
-    p.add_argument("--echo-step", type=positive_int, default=3,
-                   help="steps between an input and its echo (default %(default)s)")
-    p.add_argument("--series-length", type=positive_int, default=20000,
-                   help="length of each batch row's series (default %(default)s)")
-    p.add_argument("--truncated-length", type=positive_int, default=20,
-                   help="steps per chunk of truncated BPTT (default %(default)s)")
+    _numbers(p, ("--echo-step", positive_int, 3, "steps between an input and its echo"),
+             ("--series-length", positive_int, 20000, "length of each batch row's series"),
+             ("--truncated-length", positive_int, 20, "steps per chunk of truncated BPTT"))
     p.add_argument("--nonlinearity", choices=["tanh", "relu"], default="relu",
                    help="for --cell rnn (default %(default)s)")
     p.set_defaults(func=cmd_echo)
@@ -283,12 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final-lr", type=fraction, default=0.05,
                    help="with --schedule cosine, the learning rate at the deadline as a fraction "
                    "of --lr (default %(default)s)")
-    p.add_argument("--clip", type=positive_float, default=5.0,
-                   help="global gradient-norm clip (default %(default)s)")
-    p.add_argument("--sample", type=nonnegative_int, default=200,
-                   help="characters to sample after training (default %(default)s)")
-    p.add_argument("--temperature", type=positive_float, default=0.8,
-                   help="sampling temperature: lower is more conservative (default %(default)s)")
+    _numbers(p, ("--clip", positive_float, 5.0, "global gradient-norm clip"),
+             ("--sample", nonnegative_int, 200, "characters to sample after training"),
+             ("--temperature", positive_float, 0.8,
+              "sampling temperature: lower is more conservative"))
     p.add_argument("--prime", default="The ", help="text the sample starts from (default %(default)r)")
     p.set_defaults(func=cmd_char_rnn)
 
