@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .._validate import seed_value, token_ids
+from .._validate import array, seed_value, token_ids
 from ..nn.module import Module
 
 
@@ -130,6 +130,10 @@ class Vocabulary:
         unknown tokens become unk_id."""
         if not isinstance(tokens, (str, list, tuple)):
             raise TypeError(f"tokens: expected a str or a list of str, got {type(tokens).__name__}")
+        bad = next((i for i, t in enumerate(tokens) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"tokens[{bad}]: expected a str token, got {tokens[bad]!r:.60} "
+                            f"({type(tokens[bad]).__name__})")
         get, unk = self.token_to_id.get, self.unk_id
         return np.array([get(t, unk) for t in tokens], dtype=np.int64)
 
@@ -220,14 +224,14 @@ class Sampler:
             texts = list(prompts) if batched else [prompts]
             rows = [np.asarray(self.vocab.encode(t), dtype=np.int64) for t in texts]
         else:
-            arr = np.asarray(prompts) if not isinstance(prompts, (list, tuple)) or not prompts or \
+            arr = array(prompts, "prompts") if not isinstance(prompts, (list, tuple)) or not prompts or \
                 not isinstance(prompts[0], (list, tuple, np.ndarray)) else None
             if arr is not None and arr.ndim in (1, 2) and arr.dtype.kind in "iu":
                 batched = arr.ndim == 2
                 rows = list(arr) if batched else [arr]
             elif arr is None:
                 batched = True
-                rows = [np.asarray(p) for p in prompts]
+                rows = [array(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
                 if not all(r.ndim == 1 and (r.dtype.kind in "iu" or r.size == 0) for r in rows):
                     raise TypeError("prompts: expected lists of integer ids")
             else:
