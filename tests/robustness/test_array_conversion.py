@@ -203,3 +203,12 @@ def test_dropout_drops_an_infinite_entry_to_zero():
     d = rnnpy.Dropout(0.5, seed=0)
     out = d.forward(np.full(64, np.inf, np.float32))
     assert set(np.unique(out).tolist()) == {0.0, np.inf}
+
+
+@pytest.mark.parametrize("kwargs,name", [(dict(x=[[1.0, 2, 3], [1.0]]), "x"),
+                                         (dict(x=np.ones((5, 3)), lengths=[[1], [2, 3]]), "lengths")])
+def test_hidden_states_names_ragged_input(kwargs, name):
+    from rnnpy.tools import plot
+
+    model = rnnpy.Sequential(rnnpy.LSTM(3, 4), rnnpy.Dense(4, 2))
+    _refused(lambda: plot.hidden_states(model, **kwargs), name)
