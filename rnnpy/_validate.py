@@ -35,26 +35,29 @@ def _is_rows(e: Any) -> bool:
     return isinstance(e, (list, tuple)) or (isinstance(e, np.ndarray) and e.ndim > 0)
 
 
-def _ragged_where(obj: Any) -> str:
-    """Where a nested list first stops being rectangular: " (rows 0 and 1 of
-    [2] have lengths 2 and 1)"; "" when not found at the top levels."""
+def _ragged_where(obj: Any, name: str) -> str:
+    """Where a nested list first stops being rectangular, as " (x[0] has length
+    2, x[1] length 1)" with x for the argument; "" when not found in the first
+    levels. Every element at one depth must be a sequence of one length."""
     level: list = [((), obj)]
-    for _ in range(8):
-        nxt: list = []
-        for path, seq in level:
-            if not _is_rows(seq):
-                continue
-            lens = [(i, len(e)) for i, e in enumerate(seq) if _is_rows(e)]
-            if lens and (len(lens) != len(seq) or len({n for _, n in lens}) > 1):
-                at = "" if not path else " of " + "".join(f"[{i}]" for i in path)
-                if len(lens) != len(seq):
-                    k = next(i for i, e in enumerate(seq) if not _is_rows(e))
-                    return f" (row {k}{at} is no sequence, other rows are)"
-                (i, a), (j, b) = lens[0], next(x for x in lens if x[1] != lens[0][1])
-                return f" (rows {i} and {j}{at} have lengths {a} and {b})"
-            nxt.extend((path + (i,), e) for i, e in enumerate(seq))
-        level = nxt
+    for _ in range(32):
+        rows = [(p, e) for p, e in level if _is_rows(e)]
+        if not rows:
+            return ""
+        if len(rows) != len(level):
+            (p, _), (q, _) = rows[0], next(x for x in level if not _is_rows(x[1]))
+            return f" ({name}{_at(p)} is a sequence, {name}{_at(q)} is not)"
+        n = len(rows[0][1])
+        other = next(((p, e) for p, e in rows if len(e) != n), None)
+        if other is not None:
+            return (f" ({name}{_at(rows[0][0])} has length {n}, {name}{_at(other[0])} "
+                    f"length {len(other[1])})")
+        level = [(p + (i,), e) for p, seq in rows for i, e in enumerate(seq)]
     return ""
+
+
+def _at(path: tuple) -> str:
+    return "".join(f"[{i}]" for i in path)
 
 
 def array(obj: Any, name: str) -> np.ndarray:
@@ -71,7 +74,8 @@ def array(obj: Any, name: str) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"{name}: expected an array-like of equal-length rows (pad "
                              f"variable-length sequences with rnnpy.data.pad_sequences), got a "
-                             f"ragged {type(obj).__name__}{_ragged_where(obj)}") from exc
+                             f"ragged {type(obj).__name__}"
+                             + _ragged_where(obj, name)) from exc
         except (TypeError, OverflowError) as exc:
             raise TypeError(f"{name}: expected an array-like of numbers, got "
                             f"{type(obj).__name__}") from exc

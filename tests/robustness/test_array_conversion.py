@@ -28,12 +28,13 @@ def _refused(fn, name, exc=ValueError, what=EXPECTED_ROWS):
 
 # -- the conversion itself ---------------------------------------------------------
 @pytest.mark.parametrize("obj,where", [
-    ([[1, 2], [3]], "rows 0 and 1 have lengths 2 and 1"),
-    (([1, 2], (3,)), "rows 0 and 1 have lengths 2 and 1"),
-    ([[1, 2], [3, 4], [5, 6, 7]], "rows 0 and 2 have lengths 2 and 3"),
-    ([[[1, 2], [3, 4]], [[1], [2, 3]]], "rows 0 and 1 of [1] have lengths 1 and 2"),
-    ([1, [2]], "row 0 is no sequence"),
-    ([np.ones(2), np.ones(3)], "rows 0 and 1 have lengths 2 and 3"),
+    ([[1, 2], [3]], "x[0] has length 2, x[1] length 1"),
+    (([1, 2], (3,)), "x[0] has length 2, x[1] length 1"),
+    ([[1, 2], [3, 4], [5, 6, 7]], "x[0] has length 2, x[2] length 3"),
+    ([[[1, 2], [3, 4]], [[1], [2, 3]]], "x[0][0] has length 2, x[1][0] length 1"),
+    ([[[1, 2]], [[1]]], "x[0][0] has length 2, x[1][0] length 1"),
+    ([1, [2]], "x[1] is a sequence, x[0] is not"),
+    ([np.ones(2), np.ones(3)], "x[0] has length 2, x[1] length 3"),
 ])
 def test_array_refuses_ragged_nesting_saying_where(obj, where):
     msg = _refused(lambda: _validate.array(obj, "x"), "x")
