@@ -213,3 +213,20 @@ def test_hidden_states_names_ragged_input(kwargs, name):
 
     model = rnnpy.Sequential(rnnpy.LSTM(3, 4), rnnpy.Dense(4, 2))
     _refused(lambda: plot.hidden_states(model, **kwargs), name)
+
+
+@pytest.mark.parametrize("call", [lambda m, p: rnnpy.sample(m, p, 2),
+                                  lambda m, p: list(rnnpy.generate(m, p, 2))])
+@pytest.mark.parametrize("prime,name,exc,what", [
+    ([1, [2]], "prime", ValueError, EXPECTED_ROWS),
+    ([[1, [2]], [3]], "prime[0]", ValueError, EXPECTED_ROWS),
+    ([[1, 2], []], "prime", ValueError, "expected at least one token"),
+    (np.ones(3), "prime", TypeError, "expected a str, a list of str, or integer ids")])
+def test_sample_and_generate_name_their_prime(call, prime, name, exc, what):
+    """sample and generate take prime; their refusals name it, not Sampler.feed's prompts."""
+    model = rnnpy.Sequential(rnnpy.Embedding(5, 3), rnnpy.LSTM(3, 4), rnnpy.Dense(4, 5))
+    _refused(lambda: call(model, prime), name, exc, what)
+
+
+def test_softmax_names_ragged_logits():
+    _refused(lambda: rnnpy.softmax([[1.0, 2.0], [3.0]]), "logits")
