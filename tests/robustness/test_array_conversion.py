@@ -230,3 +230,16 @@ def test_sample_and_generate_name_their_prime(call, prime, name, exc, what):
 
 def test_softmax_names_ragged_logits():
     _refused(lambda: rnnpy.softmax([[1.0, 2.0], [3.0]]), "logits")
+
+
+@pytest.mark.parametrize("run", ["fit", "evaluate"])
+def test_batches_given_as_a_sequence_name_a_ragged_x(run):
+    model = _classifier()
+    good = (np.ones((2, 5, 3)), np.zeros(2, int))
+    batches = [good, ([[[1.0, 2, 3]], [[1.0, 2, 3], [4, 5, 6]]], [0, 1])]
+    if run == "fit":
+        call = lambda: rnnpy.fit(model, batches, loss="cross_entropy",  # noqa: E731
+                                 optimizer=optim.SGD(model, lr=0.1), progress=False)
+    else:
+        call = lambda: rnnpy.evaluate(model, batches, loss="cross_entropy")  # noqa: E731
+    _refused(call, "x")
