@@ -28,13 +28,90 @@ def as_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return dt
 
 
-def real_array(obj: Any, name: str, kinds: str = "fiu") -> np.ndarray:
-    """np.asarray(obj), refused (TypeError naming the argument) unless it holds
-    real numbers: dtype kinds among ``kinds`` (f float, i/u integers, b bool)."""
+_INT64 = np.iinfo(np.int64)
+
+
+def _is_rows(e: Any) -> bool:
+    return isinstance(e, (list, tuple)) or (isinstance(e, np.ndarray) and e.ndim > 0)
+
+
+def _ragged_where(obj: Any, name: str) -> str:
+    """Where a nested list first stops being rectangular, as " (x[0] has length
+    2, x[1] length 1)" with x for the argument; "" when not found in the first
+    levels. Every element at one depth must be a sequence of one length."""
+    level: list = [((), obj)]
+    for _ in range(32):
+        rows = [(p, e) for p, e in level if _is_rows(e)]
+        if not rows:
+            return ""
+        if len(rows) != len(level):
+            (p, _), (q, _) = rows[0], next(x for x in level if not _is_rows(x[1]))
+            return f" ({name}{_at(p)} is a sequence, {name}{_at(q)} is not)"
+        n = len(rows[0][1])
+        other = next(((p, e) for p, e in rows if len(e) != n), None)
+        if other is not None:
+            return (f" ({name}{_at(rows[0][0])} has length {n}, {name}{_at(other[0])} "
+                    f"length {len(other[1])})")
+        level = [(p + (i,), e) for p, seq in rows for i, e in enumerate(seq)]
+    return ""
+
+
+def _at(path: tuple) -> str:
+    return "".join(f"[{i}]" for i in path)
+
+
+def array(obj: Any, name: str) -> np.ndarray:
+    """np.asarray(obj) for an argument given by the user: the one conversion of
+    user arrays. Refuses, naming the argument, what NumPy would refuse with a
+    message naming nothing or turn into an object array silently: ragged nested
+    sequences (ValueError: rows of different lengths) and Python integers
+    outside int64 (ValueError). An ndarray comes back as it is."""
+    if isinstance(obj, np.ndarray):
+        arr = obj
+    else:
+        try:
+            arr = np.asarray(obj)
+        except ValueError as exc:
+            raise ValueError(f"{name}: expected an array-like of equal-length rows (pad "
+                             f"variable-length sequences with rnnpy.data.pad_sequences), got a "
+                             f"ragged {type(obj).__name__}"
+                             + _ragged_where(obj, name)) from exc
+        except (TypeError, OverflowError) as exc:
+            raise TypeError(f"{name}: expected an array-like of numbers, got "
+                            f"{type(obj).__name__}") from exc
+    if arr.dtype == object and arr.size:
+        for k, v in enumerate(arr.flat):
+            if isinstance(v, numbers.Integral) and not isinstance(v, bool) \
+                    and not _INT64.min <= v <= _INT64.max:
+                raise ValueError(f"{name}: expected integers in the int64 range [-2**63, 2**63), "
+                                 f"got {v} at flat index {k}")
+    return arr
+
+
+def new_array(shape: tuple, dtype: Any, name: str, value: Any, fill: Any = 0,
+              fill_name: str = "value") -> np.ndarray:
+    """np.full(shape, fill, dtype) for a shape that the argument ``name`` (given
+    as ``value``) sets; ValueError naming it when no such array can be made:
+    more bytes than an address space holds, or than this machine can allocate.
+    A fill that does not fit dtype: TypeError naming ``fill_name``."""
+    nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    want = f"{name}: expected a size whose result, shape {tuple(shape)} of {np.dtype(dtype)}"
+    if nbytes > np.iinfo(np.intp).max:
+        raise ValueError(f"{want} ({nbytes:.3g} bytes), fits in memory, got {value!r:.60}")
     try:
-        arr = np.asarray(obj)
+        return np.full(shape, fill, dtype=dtype)
+    except MemoryError:
+        raise ValueError(f"{want} ({nbytes:.3g} bytes), can be allocated, got "
+                         f"{value!r:.60}") from None
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(obj).__name__}") from exc
+        raise TypeError(f"{fill_name}: expected a value of dtype {np.dtype(dtype)}, got "
+                        f"{fill!r:.60}") from exc
+
+
+def real_array(obj: Any, name: str, kinds: str = "fiu") -> np.ndarray:
+    """array(obj, name), refused (TypeError naming the argument) unless it holds
+    real numbers: dtype kinds among ``kinds`` (f float, i/u integers, b bool)."""
+    arr = array(obj, name)
     if arr.dtype.kind not in kinds:
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
     return arr
@@ -50,7 +127,8 @@ def as_float_array(obj: Any, name: str, dtype: np.dtype) -> np.ndarray:
         if obj.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {obj.dtype}")
         return np.asarray(obj, dtype=dtype, order="C")
-    return np.ascontiguousarray(real_array(obj, name), dtype=dtype)
+    # not np.ascontiguousarray: it turns a scalar into shape (1,)
+    return np.asarray(real_array(obj, name), dtype=dtype, order="C")
 
 
 def check_shape(arr: np.ndarray, name: str, expected: tuple, symbols: str) -> None:
@@ -182,7 +260,7 @@ def real(value: Any, name: str) -> float:
 def token_ids(ids: Any, size: int, name: str = "ids") -> np.ndarray:
     """(N,) integer ids in [0, size) from any array-like (raveled); TypeError
     or ValueError naming the first bad one otherwise."""
-    arr = np.asarray(ids)
+    arr = array(ids, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integers, got dtype {arr.dtype}")
     arr = arr.ravel()

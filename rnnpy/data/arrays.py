@@ -7,7 +7,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._validate import positive_int, probability, seed_value
+from .._validate import array, new_array, positive_int, probability, seed_value
 from .minibatches import minibatches
 from .sequences import _as_sequence, _choice
 
@@ -53,10 +53,9 @@ def pad_sequences(sequences: Sequence[Any], maxlen: Optional[int] = None,
         except TypeError:
             raise TypeError(f"dtype: expected a NumPy dtype, got {dtype!r}") from None
     T = max(a.shape[0] for a in arrs) if maxlen is None else maxlen
-    try:
-        out = np.full((len(arrs), T) + step_shape, value, dtype=dt)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"value: expected a value of dtype {dt}, got {value!r}") from exc
+    out = new_array((len(arrs), T) + step_shape, dt, "maxlen" if maxlen is not None else "sequences",
+                    maxlen if maxlen is not None else f"{len(arrs)} sequences of up to {T} steps",
+                    fill=value, fill_name="value")
     lengths = np.zeros(len(arrs), dtype=np.int64)
     for i, a in enumerate(arrs):
         keep = a[:T] if truncating == "post" else a[a.shape[0] - min(a.shape[0], T):]
@@ -80,7 +79,7 @@ def one_hot(indices: Any, num_classes: int, dtype: Any = "float32") -> np.ndarra
         raise TypeError(f"dtype: expected a numeric dtype, got {dtype!r}") from None
     if dt.kind not in "biuf":
         raise TypeError(f"dtype: expected a numeric dtype, got {dtype!r}")
-    idx = np.asarray(indices)
+    idx = array(indices, "indices")
     if idx.dtype.kind not in "iu":
         raise TypeError(f"indices: expected integers, got dtype {idx.dtype}")
     bad = (idx < 0) | (idx >= num_classes)
@@ -88,7 +87,7 @@ def one_hot(indices: Any, num_classes: int, dtype: Any = "float32") -> np.ndarra
         k = int(np.flatnonzero(bad.ravel())[0])
         raise ValueError(f"indices: expected integers in [0, {num_classes}), "
                          f"got {int(idx.ravel()[k])} at flat index {k}")
-    out = np.zeros(idx.shape + (num_classes,), dtype=dt)
+    out = new_array(idx.shape + (num_classes,), dt, "num_classes", num_classes)
     np.put_along_axis(out, idx[..., None].astype(np.intp), 1, axis=-1)
     return out
 
@@ -98,7 +97,7 @@ def _aligned(arrays: Tuple[Any, ...]) -> List[np.ndarray]:
         raise ValueError("arrays: expected at least one array, got none")
     out = []
     for i, a in enumerate(arrays):
-        arr = np.asarray(a)
+        arr = array(a, f"arrays[{i}]")
         if arr.ndim == 0:
             raise ValueError(f"arrays[{i}]: expected at least 1-D, got a scalar")
         if out and arr.shape[0] != out[0].shape[0]:

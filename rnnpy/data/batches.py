@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import array
 from .minibatches import minibatches
 
 
@@ -18,7 +19,7 @@ Batch = Tuple[Any, ...]
 
 def lengths_mask(lengths: Any, B: int, T: int) -> np.ndarray:
     """(B, T) bool mask, True where step t < lengths[b]."""
-    lengths = np.asarray(lengths)
+    lengths = array(lengths, "lengths")
     return np.arange(T)[None, :] < lengths[:, None]
 
 
@@ -51,15 +52,7 @@ def _minibatches(arrays: Sequence[Any], batch_size: int, shuffle: bool, seed: Op
 
 def _as_column(a: Any, name: str) -> np.ndarray:
     """One array of a data tuple (x, y or lengths) as an ndarray with rows."""
-    if isinstance(a, np.ndarray):
-        arr = a
-    else:
-        try:
-            arr = np.asarray(a)
-        except ValueError as exc:   # ragged nested lists
-            raise ValueError(f"{name}: expected an array-like of equal-length rows (pad variable-"
-                             f"length sequences with rnnpy.data.pad_sequences), got "
-                             f"{type(a).__name__} ({exc})") from None
+    arr = array(a, name)
     if arr.ndim == 0:
         raise ValueError(f"{name}: expected an array-like with a leading batch axis, got "
                          f"{type(a).__name__} {a!r:.50}")

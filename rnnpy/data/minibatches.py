@@ -8,6 +8,8 @@ from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import array
+
 
 def minibatches(arrays: Sequence[Any], batch_size: int, order: Optional[np.ndarray] = None,
                 stop: Optional[int] = None) -> Iterator[Tuple[Optional[np.ndarray], ...]]:
@@ -19,7 +21,7 @@ def minibatches(arrays: Sequence[Any], batch_size: int, order: Optional[np.ndarr
     stop: rows to walk (default N): (N // batch_size) * batch_size drops the
         last, smaller batch.
     """
-    arrs = [None if a is None else np.asarray(a) for a in arrays]
+    arrs = [None if a is None else array(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
     n = next(len(a) for a in arrs if a is not None)
     for s in range(0, n if stop is None else stop, batch_size):
         rows = slice(s, s + batch_size) if order is None else order[s:s + batch_size]

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence, Tuple
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import array, positive_int
 
 
 def _as_sequence(obj: Any, name: str) -> np.ndarray:
@@ -17,10 +17,7 @@ def _as_sequence(obj: Any, name: str) -> np.ndarray:
     if isinstance(obj, (str, bytes)):
         raise TypeError(f"{name}: expected an array-like of tokens, got {type(obj).__name__} "
                         "(encode text to ids first, e.g. with CharVocab)")
-    try:
-        arr = np.asarray(obj)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array-like, got {type(obj).__name__}") from exc
+    arr = array(obj, name)
     if arr.ndim == 0:
         raise ValueError(f"{name}: expected a sequence (at least 1-D), got a scalar")
     if arr.dtype.kind not in "biuf":
@@ -91,7 +88,7 @@ def _successors(data: np.ndarray, next_value: Any) -> np.ndarray:
     if next_value is None:
         nxt[-1] = flat[0]
     else:
-        last = np.asarray(next_value)
+        last = array(next_value, "next_value")
         if last.shape != flat.shape[1:]:
             raise ValueError(f"next_value: expected shape {tuple(flat.shape[1:])} "
                              f"(one element of data), got {tuple(last.shape)}")

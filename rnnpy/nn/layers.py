@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._validate import (as_dtype, as_float_array, boolean, check_finite, check_shape,
+from .._validate import (array, as_dtype, as_float_array, boolean, check_finite, check_shape,
                          positive_int, probability, seed_value)
 from .module import Module
 
@@ -147,7 +147,7 @@ class Embedding(Module):
         pad = self.pad_token
         if pad is None:
             return None
-        arr = np.asarray(ids)
+        arr = array(ids, "ids")
         if arr.ndim != 2:
             raise ValueError(f"ids: expected (B, T) token ids to derive lengths from padding, "
                              f"got shape {arr.shape}")
@@ -163,7 +163,7 @@ class Embedding(Module):
 
     def forward(self, ids: Any) -> np.ndarray:
         """ids: integer array of any shape S -> (*S, embedding_dim)."""
-        arr = np.asarray(ids)
+        arr = array(ids, "ids")
         if arr.dtype.kind not in "iu":
             raise TypeError(f"ids: expected integer token ids, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):
@@ -232,7 +232,7 @@ class LastStep(Module):
         if lengths is None:
             idx = np.full(B, T - 1)
         else:
-            idx = np.asarray(lengths)
+            idx = array(lengths, "lengths")
             if idx.dtype.kind not in "iu":
                 raise TypeError(f"lengths: expected integers, got dtype {idx.dtype}")
             check_shape(idx, "lengths", (B,), "(B,)")
@@ -294,7 +294,8 @@ class Dropout(Module):
         if not (self._masks_held and self._mask is not None
                 and self._mask.shape == x.shape):
             self._mask = ((self._rng.random(x.shape) < keep) / keep).astype(self.dtype)
-        return x * self._mask
+        # a dropped entry is 0 whatever it held (inf * 0 would be NaN)
+        return np.multiply(x, self._mask, out=np.zeros_like(x), where=self._mask != 0)
 
     def backward(self, dy: Any) -> np.ndarray:
         """dy: like the forward's x; returns dx = dy * mask."""

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .._validate import as_float_array, check_finite, check_shape
+from .._validate import array, as_float_array, check_finite, check_shape
 from .live_arrays import LiveArrays
 from .generators import generator_from_state, generator_state
 from .locking import (_EXCLUSIVE, _SERIALIZED, ModelLock, _exclusive, _serialized, bump_version,
@@ -366,7 +366,7 @@ class Module(metaclass=_ModuleType):
             raise KeyError(f"state: missing {missing}, unexpected {extra}")
         checked = {}
         for name, dst in self.params.items():
-            src = as_float_array(np.asarray(state[name]), f"state[{name!r}]", self.dtype)
+            src = as_float_array(array(state[name], f"state[{name!r}]"), f"state[{name!r}]", self.dtype)
             check_shape(src, f"state[{name!r}]", dst.shape, "the parameter's shape")
             check_finite(src, f"state[{name!r}]")
             checked[name] = src

@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _core
-from .._validate import (as_dtype, as_float_array, check_finite, check_shape, choice, positive_int,
+from .._validate import (array, as_dtype, as_float_array, check_finite, check_shape, choice, positive_int,
                          probability, seed_value)
 from ..cells import Family
 from .init import _init_options, _orthogonal
@@ -275,6 +275,8 @@ class _RNNBase(Module):
         check_shape(x, "x", (None, None, self.input_size), self._layout())
         B = x.shape[1] if self.time_major else x.shape[0]
         h0, c0 = self._split_state(state, "state", B)
+        if lengths is not None:   # the kernels check dtype, shape and range
+            lengths = array(lengths, "lengths")
         D, H, L, Hs = self.num_directions, self.hidden_size, self.num_layers, self.state_size
         T = x.shape[0] if self.time_major else x.shape[1]
         batch_first = not self.time_major

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .._validate import seed_value, token_ids
+from .._validate import array, seed_value, token_ids
 from ..nn.module import Module
 
 
@@ -34,7 +34,7 @@ def softmax(logits: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray
     (computed stably, float64 in, float64 out; float32 stays float32).
 
     logits: (..., C) -> (..., C), each row summing to 1."""
-    z = np.asarray(logits)
+    z = array(logits, "logits")
     if z.dtype.kind not in "fiu":
         raise TypeError(f"logits: expected real numbers, got dtype {z.dtype}")
     if not (isinstance(temperature, (int, float)) and temperature > 0 and np.isfinite(temperature)):
@@ -130,6 +130,10 @@ class Vocabulary:
         unknown tokens become unk_id."""
         if not isinstance(tokens, (str, list, tuple)):
             raise TypeError(f"tokens: expected a str or a list of str, got {type(tokens).__name__}")
+        bad = next((i for i, t in enumerate(tokens) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"tokens[{bad}]: expected a str token, got {tokens[bad]!r:.60} "
+                            f"({type(tokens[bad]).__name__})")
         get, unk = self.token_to_id.get, self.unk_id
         return np.array([get(t, unk) for t in tokens], dtype=np.int64)
 
@@ -210,8 +214,9 @@ class Sampler:
         self.state: Any = None
         self.logits: Optional[np.ndarray] = None   # (B, V) at each prompt's last step
 
-    def _ids(self, prompts: Any) -> tuple:
-        """(ids (B, P), lengths (B,) or None, batched)."""
+    def _ids(self, prompts: Any, name: str = "prompts") -> tuple:
+        """(ids (B, P), lengths (B,) or None, batched); errors name the argument
+        ``name`` (sample's and generate's is prime)."""
         if isinstance(prompts, str) or (isinstance(prompts, (list, tuple)) and prompts
                                         and all(isinstance(p, str) for p in prompts)):
             if self.vocab is None:
@@ -220,24 +225,24 @@ class Sampler:
             texts = list(prompts) if batched else [prompts]
             rows = [np.asarray(self.vocab.encode(t), dtype=np.int64) for t in texts]
         else:
-            arr = np.asarray(prompts) if not isinstance(prompts, (list, tuple)) or not prompts or \
+            arr = array(prompts, name) if not isinstance(prompts, (list, tuple)) or not prompts or \
                 not isinstance(prompts[0], (list, tuple, np.ndarray)) else None
             if arr is not None and arr.ndim in (1, 2) and arr.dtype.kind in "iu":
                 batched = arr.ndim == 2
                 rows = list(arr) if batched else [arr]
             elif arr is None:
                 batched = True
-                rows = [np.asarray(p) for p in prompts]
+                rows = [array(p, f"{name}[{i}]") for i, p in enumerate(prompts)]
                 if not all(r.ndim == 1 and (r.dtype.kind in "iu" or r.size == 0) for r in rows):
-                    raise TypeError("prompts: expected lists of integer ids")
+                    raise TypeError(f"{name}: expected lists of integer ids")
             else:
-                raise TypeError(f"prompts: expected a str, a list of str, or integer ids (P,) or "
+                raise TypeError(f"{name}: expected a str, a list of str, or integer ids (P,) or "
                                 f"(B, P), got {type(prompts).__name__}"
                                 + (f" of dtype {arr.dtype} and shape {arr.shape}" if arr is not None else ""))
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
         if (lengths == 0).any():
             k = int(np.flatnonzero(lengths == 0)[0])
-            raise ValueError(f"prompts: expected at least one token in each prompt, prompt {k} is empty")
+            raise ValueError(f"{name}: expected at least one token in each prompt, prompt {k} is empty")
         ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
         for i, r in enumerate(rows):
             ids[i, :len(r)] = r
@@ -267,9 +272,12 @@ class Sampler:
     def feed(self, prompts: Any) -> "Sampler":
         """Runs prompts through the model from the current state (None at
         first: zeros). Returns self."""
-        ids, lengths, self._batched = self._ids(prompts)
+        return self._feed(prompts, "prompts")
+
+    def _feed(self, prompts: Any, name: str) -> "Sampler":
+        ids, lengths, self._batched = self._ids(prompts, name)
         if self.logits is not None and len(ids) != len(self.logits):
-            raise ValueError(f"prompts: expected {len(self.logits)} prompts like the ones fed "
+            raise ValueError(f"{name}: expected {len(self.logits)} prompts like the ones fed "
                              f"before, got {len(ids)} (call reset() to start over)")
         self._run(ids, lengths)
         return self
@@ -306,7 +314,7 @@ def generate(model: Module, prime: Any, length: int, *, vocab: Any = None, tempe
     """Yields ``length`` tokens one at a time, each (B,) ids (B = 1 for one
     prompt), with the state carried; stop early by leaving the loop."""
     length = _length(length)
-    sampler = Sampler(model, vocab, temperature, top_k, seed).feed(prime)
+    sampler = Sampler(model, vocab, temperature, top_k, seed)._feed(prime, "prime")
     for _ in range(length):
         yield sampler.next()
 
@@ -331,7 +339,7 @@ def sample(model: Module, prime: Any, length: int = 100, *, vocab: Any = None,
     """
     length = _length(length)
     sampler = Sampler(model, vocab, temperature, top_k, seed)
-    ids, lengths, batched = sampler._ids(prime)
+    ids, lengths, batched = sampler._ids(prime, "prime")
     sampler._run(ids, lengths)
     drawn = np.stack([sampler.next() for _ in range(length)], axis=1) if length else \
         np.zeros((len(ids), 0), dtype=np.int64)

@@ -117,7 +117,7 @@ def gradcheck(
                          f"got {np.dtype(layer.dtype).name}")
     rng = np.random.default_rng(seed)
     # C order, so that reshape(-1) in _check_entries is a view that perturbs x itself
-    x = np.array(x, order="C")
+    x = np.array(_checks.array(x, "x"), order="C")
     if x.dtype.kind not in "iuf":   # casting complex or object data would check garbage
         raise TypeError(f"x: expected real numbers (or integer tokens), got dtype {x.dtype}")
     if x.dtype.kind == "f":

@@ -17,6 +17,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .._validate import array as _array
+
 
 __all__ = ["training_curves", "state_heatmap", "hidden_states", "accuracy_vs_echo_step"]
 
@@ -241,7 +243,7 @@ def hidden_states(model: Any, x: Any, lengths: Optional[int] = None
     only). Runs in evaluation mode (no dropout) and restores the model's mode.
     """
     before, layer = _first_recurrent(model)
-    xb = np.asarray(x)
+    xb = _array(x, "x")
     want = 2 if (before and type(before[0]).__name__ == "Embedding") else 3
     if xb.ndim == want - 1:
         xb = xb[None]
@@ -250,7 +252,7 @@ def hidden_states(model: Any, x: Any, lengths: Optional[int] = None
         raise ValueError(f"x: expected one sequence of shape {shape}, got {tuple(xb.shape)}")
     T = xb.shape[1]
     if lengths is not None:
-        n = np.asarray(lengths).reshape(-1)
+        n = _array(lengths, "lengths").reshape(-1)
         if n.size != 1 or not np.issubdtype(n.dtype, np.integer) or not 0 < int(n[0]) <= T:
             raise ValueError(f"lengths: expected one integer in [1, T] = [1, {T}], got {lengths!r}")
         xb = xb[:, :int(n[0])]

@@ -399,12 +399,15 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
                                    or batch_size <= 0):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
     _verbosity(verbose, None)
-    if not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)):
-        x = _as_column(x, "x")
+    x = _as_column(x, "x")
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected a batch of at least one row (B >= 1), got shape {x.shape}")
     _require_batch_first(model, "predict")
-    if lengths is not None and np.shape(lengths) != (_batch_size_of(x),):
-        raise ValueError(f"lengths: expected shape (B,) = ({_batch_size_of(x)},), got "
-                         f"{np.shape(lengths)}")
+    if lengths is not None:
+        lengths = _checks.array(lengths, "lengths")
+        if lengths.shape != (x.shape[0],):
+            raise ValueError(f"lengths: expected shape (B,) = ({x.shape[0]},), got "
+                             f"{lengths.shape}")
     was_training = model.training
     model.eval()
     try:
@@ -413,8 +416,8 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
         dist = _dist.Session() if distributed else None
         outs, bounds = [], []
         for s in range(0, n, step):
-            xb = np.asarray(x)[s:s + step]
-            lb = None if lengths is None else np.asarray(lengths)[s:s + step]
+            xb = x[s:s + step]
+            lb = None if lengths is None else lengths[s:s + step]
             if dist is not None:
                 shard = dist.shard(len(xb), lb)
                 bounds.append(shard.bounds)

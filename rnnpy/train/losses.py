@@ -24,7 +24,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .._validate import FLOAT_DTYPES, check_finite, real_array
+from .._validate import FLOAT_DTYPES, array, check_finite, real_array
 
 
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "accuracy"]
@@ -59,7 +59,7 @@ def _real_targets(obj: Any, shape: Tuple[int, ...], name: str = "targets") -> np
 
 def _class_targets(obj: Any, shape: Tuple[int, ...], name: str = "targets") -> np.ndarray:
     """Integer class indices of exactly ``shape`` (range checked by the caller)."""
-    arr = np.asarray(obj)
+    arr = array(obj, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class indices, got dtype {arr.dtype}")
     if arr.shape != shape:
@@ -82,7 +82,7 @@ def _mask(mask: Any, shape: Tuple[int, ...], leading_ok: bool) -> Optional[np.nd
     axes of size 1 added when it covers only the leading axes)."""
     if mask is None:
         return None
-    arr = np.asarray(mask)
+    arr = array(mask, "mask")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"mask: expected bool or 0/1 values, got dtype {arr.dtype}")
     if leading_ok:
@@ -125,7 +125,7 @@ def _weights(weights: Any, shape: Tuple[int, ...], name: str, leading_ok: bool) 
     """None, or non-negative finite float64 weights broadcastable to ``shape``."""
     if weights is None:
         return None
-    arr = np.asarray(weights)
+    arr = array(weights, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real weights, got dtype {arr.dtype}")
     ok = arr.shape == shape or (leading_ok and arr.ndim <= len(shape) and arr.shape == shape[:arr.ndim])
@@ -263,7 +263,7 @@ def accuracy(logits: Any, targets: Any, mask: Any = None) -> float:
     leading axes).
     """
     x = _float_input(logits, "logits")
-    t = np.asarray(targets)
+    t = array(targets, "targets")
     binary = x.shape == t.shape
     if binary:
         y = _real_targets(t, x.shape)

@@ -7,16 +7,17 @@ from typing import Any, Callable, Dict, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import array
 from . import losses as _losses
 from .resolve import LOSSES
 
 
 def _masked_pairs(out: np.ndarray, y: Any, mask: Any) -> Tuple[np.ndarray, np.ndarray]:
     """(y, out) at the unmasked positions, flattened over the masked axes."""
-    y = np.asarray(y)
+    y = array(y, "targets")
     if mask is None:
         return y, out
-    keep = np.asarray(mask, dtype=bool)
+    keep = array(mask, "mask").astype(bool)
     return y[keep], out[keep]
 
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from .._validate import FLOAT_DTYPES, in_range, integer
+from .._validate import FLOAT_DTYPES, array, in_range, integer
 from ..nn.locking import bump_version, run_locked
 
 
@@ -298,7 +298,7 @@ class Optimizer:
         steps = integer(state["step"], "state['step']", 0)
         arrays = {}
         for k in wanted:
-            a = np.asarray(state[k])
+            a = array(state[k], f"state[{k!r}]")
             if a.dtype.kind != "f" or a.shape != (self.size,):
                 raise ValueError(f"state[{k!r}]: expected a float vector of shape "
                                  f"(num_params,) = ({self.size},), got {a.dtype} {a.shape}")

@@ -42,7 +42,8 @@ def _class_weighted(loss_fn: LossFn, class_weight: Any) -> LossFn:
     if isinstance(class_weight, dict):
         items = list(class_weight.items())
     else:
-        items = list(enumerate(np.asarray(class_weight, dtype=np.float64).ravel().tolist()))
+        items = list(enumerate(_checks.real_array(class_weight, "class_weight").astype(np.float64)
+                               .ravel().tolist()))
     for k, v in items:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (
                 isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v >= 0):

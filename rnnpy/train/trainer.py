@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .._validate import file_path
+from .._validate import array, file_path
 from ..data.batches import _batch_size_of, _is_batch_sequence, _unpack, lengths_mask
 from ..nn.module import Module
 from . import distributed as _dist
@@ -59,6 +59,7 @@ def _run_batches(model: Module, batches: Iterable[Any], loss_fn: LossFn, statefu
     state, last = None, -1
     for i, batch in enumerate(batches):
         x, y, lengths = _unpack(batch, where)
+        x = array(x, "x")   # batches given as a sequence reach here unconverted
         n = _batch_size_of(x)
         if stateful and state is not None and last != n:
             state = None

@@ -94,9 +94,9 @@ def test_bad_arguments_are_named():
         rnnpy.sample(model, "a", length=-1, vocab=v)
     with pytest.raises(ValueError, match="^vocab: expected a vocabulary"):
         rnnpy.sample(model, "a")
-    with pytest.raises(ValueError, match="^prompts: expected at least one token"):
+    with pytest.raises(ValueError, match="^prime: expected at least one token"):
         rnnpy.sample(model, ["a", ""], vocab=v)
-    with pytest.raises(TypeError, match="^prompts: expected"):
+    with pytest.raises(TypeError, match="^prime: expected"):
         rnnpy.sample(model, np.array([0.5, 1.0]))
 
 
