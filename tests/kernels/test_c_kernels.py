@@ -31,9 +31,9 @@ SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=
             "-fno-omit-frame-pointer"]
 
 PROGRAMS = {
-    "test_gemm": ["gemm.c", "pool.c"],
+    "test_gemm": ["gemm.c", "pool.c", "rnn_common.c"],
     "test_pool": ["pool.c"],
-    "test_bf16": ["gemm_bf16.c"],
+    "test_bf16": ["gemm_bf16.c", "rnn_common.c"],
     "test_cells": ["gemm.c", "pool.c", "rnn_common.c"] + REFERENCE,
     "test_ext_gru_rnn": CELLS + REFERENCE,
     "test_ext_lstm": CELLS + REFERENCE,
