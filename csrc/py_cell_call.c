@@ -451,18 +451,20 @@ error:
  * __index__) that calls back into this cell, or another thread can enter while
  * the GIL is released; either must get a RuntimeError, never a cache, buffers
  * or sizes that change under the running call. */
-PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
-    if (cell_ready(self, "forward")) return NULL;
+static PyObject *cell_call_busy(CellObject *self, const char *what,
+                                PyObject *(*impl)(CellObject *, PyObject *, PyObject *),
+                                PyObject *args, PyObject *kw) {
+    if (cell_ready(self, what)) return NULL;
     self->busy = current_pid();
-    PyObject *result = cell_forward_impl(self, args, kw);
+    PyObject *result = impl(self, args, kw);
     self->busy = 0;
     return result;
 }
 
+PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
+    return cell_call_busy(self, "forward", cell_forward_impl, args, kw);
+}
+
 PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
-    if (cell_ready(self, "backward")) return NULL;
-    self->busy = current_pid();
-    PyObject *result = cell_backward_impl(self, args, kw);
-    self->busy = 0;
-    return result;
+    return cell_call_busy(self, "backward", cell_backward_impl, args, kw);
 }
