@@ -12,7 +12,7 @@
  * same bits whether a vector FMA instruction or libm computes it; the gate
  * loops are compiled with FMA for AVX2 and AVX-512), so a loop of them
  * vectorises and gives the same bits at every vector width. Their accuracy
- * against libm is tested over a dense sweep (rnnpy._core.activation; tests/test_bench.py):
+ * against libm is tested over a dense sweep (rnnpy._core.activation; tests/tools/test_bench.py):
  * exp within 2 ulp, sigmoid and tanh within a few ulp and 2e-7 absolute.
  */
 #include <math.h>

@@ -1,7 +1,7 @@
 /*
  * cell_common.h: helpers the cell templates share, instantiated per dtype.
  *
- * Included by the cell kernels (and tests/c/ref) inside their template section, after
+ * Included by the cell kernels inside their template section, after
  * REAL and SFX are defined (SFX(name) -> name_f32 or name_f64).
  */
 #include <string.h>

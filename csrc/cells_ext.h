@@ -128,6 +128,20 @@ RNNPY_DECLARE_EXT_LENS(rnn)
 RNNPY_DECLARE_EXT_LENS(lstm)
 RNNPY_DECLARE_EXT_LENS(gru)
 
+/* forward and backward of a cell whose only state is h (rnn, gru) */
+#define RNNPY_DECLARE_H_CELL(CELL, REAL, SFX)                                                 \
+    int CELL##_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cache, const REAL *x,            \
+                                 const REAL *h0, const rnn_ext_params_##SFX *p,              \
+                                 const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,    \
+                                 const int64_t *lengths, const rnn_dims *d, REAL *work,      \
+                                 void *gemm_ws);                                             \
+    int CELL##_ext_backward_##SFX(REAL *dx, REAL *dh0, const rnn_ext_grads_##SFX *g,         \
+                                  const REAL *dout, const REAL *dhT, const REAL *cache,      \
+                                  const REAL *x, const rnn_ext_params_##SFX *p,              \
+                                  const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,   \
+                                  const int64_t *lengths, const rnn_dims *d, REAL *work,     \
+                                  void *gemm_ws);
+
 #define RNNPY_DECLARE_EXT_CELLS(REAL, SFX)                                                    \
     typedef struct {                                                                         \
         const REAL *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *w_hr, *ln_ih, *ln_hh, *ln_c;          \
@@ -142,17 +156,7 @@ RNNPY_DECLARE_EXT_LENS(gru)
         const REAL *zc;                                                                      \
         int64_t zc_ld;                                                                       \
     } rnn_ext_masks_##SFX;                                                                   \
-    int rnn_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cache, const REAL *x,               \
-                              const REAL *h0, const rnn_ext_params_##SFX *p,                 \
-                              const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,       \
-                              const int64_t *lengths, const rnn_dims *d, REAL *work,         \
-                              void *gemm_ws);                                                \
-    int rnn_ext_backward_##SFX(REAL *dx, REAL *dh0, const rnn_ext_grads_##SFX *g,            \
-                               const REAL *dout, const REAL *dhT, const REAL *cache,         \
-                               const REAL *x, const rnn_ext_params_##SFX *p,                 \
-                               const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,      \
-                               const int64_t *lengths, const rnn_dims *d, REAL *work,        \
-                               void *gemm_ws);                                               \
+    RNNPY_DECLARE_H_CELL(rnn, REAL, SFX)                                                     \
     int lstm_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,    \
                                const REAL *h0, const REAL *c0,                               \
                                const rnn_ext_params_##SFX *p, const rnn_ext_masks_##SFX *m,  \
@@ -165,17 +169,7 @@ RNNPY_DECLARE_EXT_LENS(gru)
                                 const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,     \
                                 const int64_t *lengths, const rnn_dims *d, REAL *work,       \
                                 void *gemm_ws);                                              \
-    int gru_ext_forward_##SFX(REAL *out, REAL *hT, REAL *cache, const REAL *x,               \
-                              const REAL *h0, const rnn_ext_params_##SFX *p,                 \
-                              const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,       \
-                              const int64_t *lengths, const rnn_dims *d, REAL *work,         \
-                              void *gemm_ws);                                                \
-    int gru_ext_backward_##SFX(REAL *dx, REAL *dh0, const rnn_ext_grads_##SFX *g,            \
-                               const REAL *dout, const REAL *dhT, const REAL *cache,         \
-                               const REAL *x, const rnn_ext_params_##SFX *p,                 \
-                               const rnn_ext_masks_##SFX *m, const rnn_ext_config *cfg,      \
-                               const int64_t *lengths, const rnn_dims *d, REAL *work,        \
-                               void *gemm_ws);
+    RNNPY_DECLARE_H_CELL(gru, REAL, SFX)
 
 RNNPY_DECLARE_EXT_CELLS(float, f32)
 RNNPY_DECLARE_EXT_CELLS(double, f64)

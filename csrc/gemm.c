@@ -174,27 +174,15 @@ static int isa_supported(int isa) {
     return 0;
 }
 
-int rnn_gemm_best_isa(void) {
-    if (isa_supported(RNN_ISA_AVX512)) return RNN_ISA_AVX512;
-    if (isa_supported(RNN_ISA_AVX2)) return RNN_ISA_AVX2;
-    return RNN_ISA_GENERIC;
-}
+static const rnn_isa_path gemm_paths[] = {
+    {RNN_ISA_AVX512, "avx512"}, {RNN_ISA_AVX2, "avx2"}, {RNN_ISA_GENERIC, "generic"}};
+#define N_GEMM_PATHS ((int)(sizeof gemm_paths / sizeof gemm_paths[0]))
 
-const char *rnn_gemm_isa_name(int isa) {
-    switch (isa) {
-    case RNN_ISA_AVX512: return "avx512";
-    case RNN_ISA_AVX2: return "avx2";
-    case RNN_ISA_GENERIC: return "generic";
-    default: return "unknown";
-    }
-}
+int rnn_gemm_best_isa(void) { return rnn_isa_pick(gemm_paths, N_GEMM_PATHS, isa_supported, -1); }
 
-static int resolve_isa(int isa) {
-    if ((isa == RNN_ISA_GENERIC || isa == RNN_ISA_AVX2 || isa == RNN_ISA_AVX512) &&
-        isa_supported(isa))
-        return isa;
-    return rnn_gemm_best_isa();
-}
+const char *rnn_gemm_isa_name(int isa) { return rnn_isa_path_name(gemm_paths, N_GEMM_PATHS, isa); }
+
+static int resolve_isa(int isa) { return rnn_isa_pick(gemm_paths, N_GEMM_PATHS, isa_supported, isa); }
 
 #if GEMM_X86
 /* The prefetch walk of a micro-kernel (see gemm_prefetch). */

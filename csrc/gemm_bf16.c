@@ -124,26 +124,18 @@ int rnn_bf16_isa_supported(int isa) {
     return 0;
 }
 
+static const rnn_isa_path bf16_paths[] = {
+    {RNN_BF16_AMX, "amx"}, {RNN_BF16_AVX512, "avx512_bf16"}, {RNN_BF16_GENERIC, "generic"}};
+#define N_BF16_PATHS ((int)(sizeof bf16_paths / sizeof bf16_paths[0]))
+
 int rnn_bf16_best_isa(void) {
-    if (rnn_bf16_isa_supported(RNN_BF16_AMX)) return RNN_BF16_AMX;
-    if (rnn_bf16_isa_supported(RNN_BF16_AVX512)) return RNN_BF16_AVX512;
-    return RNN_BF16_GENERIC;
+    return rnn_isa_pick(bf16_paths, N_BF16_PATHS, rnn_bf16_isa_supported, -1);
 }
 
-const char *rnn_bf16_isa_name(int isa) {
-    switch (isa) {
-    case RNN_BF16_AMX: return "amx";
-    case RNN_BF16_AVX512: return "avx512_bf16";
-    case RNN_BF16_GENERIC: return "generic";
-    default: return "unknown";
-    }
-}
+const char *rnn_bf16_isa_name(int isa) { return rnn_isa_path_name(bf16_paths, N_BF16_PATHS, isa); }
 
 static int resolve_isa(int isa) {
-    if ((isa == RNN_BF16_GENERIC || isa == RNN_BF16_AVX512 || isa == RNN_BF16_AMX) &&
-        rnn_bf16_isa_supported(isa))
-        return isa;
-    return rnn_bf16_best_isa();
+    return rnn_isa_pick(bf16_paths, N_BF16_PATHS, rnn_bf16_isa_supported, isa);
 }
 
 /* ----------------------------------------------------------- conversion */

@@ -39,19 +39,8 @@
 #ifndef REAL
 #include "cells_ext.h"
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "gru_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "gru_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
+#define DTYPE_TEMPLATE "gru_ext.c"
+#include "dtype_template.h"
 
 int64_t rnn_ext_cache_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;

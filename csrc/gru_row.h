@@ -1,8 +1,7 @@
 /*
- * gru_row.h: one row of a GRU forward step, the same arithmetic for the
- * reference kernel (tests/c/ref/gru_ref.c) and the library's without layer
- * norm (gru_ext.c), so that a GRU with no options gives the reference's bits.
- * Instantiated per dtype inside both template sections (after
+ * gru_row.h: one row of a GRU forward step without layer norm, as gru_ext.c
+ * computes it.
+ * Instantiated per dtype inside its template section (after
  * cell_common.h, with REAL and SFX defined).
  */
 

@@ -159,29 +159,14 @@ int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *
 
 /* float32 rows are compiled per instruction set (cell_common.h); float64
  * rows call libm's exp and tanh, which no width vectorises, so one copy. */
-#define LX_VARIANTS 1
-#define REAL float
-#define SFX(name) name##_f32
-#include "lstm_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
-#undef LX_VARIANTS
-
-#define LX_VARIANTS 0
-#define REAL double
-#define SFX(name) name##_f64
-#include "lstm_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
-#undef LX_VARIANTS
+#define DTYPE_TEMPLATE "lstm_ext.c"
+#include "dtype_template.h"
 
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
 #undef LX_ROW_VARIANTS
-#if LX_VARIANTS
+#if DTYPE_F32
 #define LX_ROW_VARIANTS CELL_ROW_VARIANTS
 #else
 #define LX_ROW_VARIANTS(fn, PARAMS, ARGS)                                                   \

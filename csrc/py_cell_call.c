@@ -55,6 +55,24 @@ static int family_of(int kind) {
          : (kind == RNN_CELL_LSTM || kind == RNN_CELL_PEEPHOLE) ? FAMILY_LSTM : FAMILY_RNN;
 }
 
+/* forward and backward calls of a cell whose only state is h (rnn, gru:
+ * RNNPY_DECLARE_H_CELL in cells_ext.h) */
+#define DEFINE_H_CELL_CALLS(CELL, SFX)                                                        \
+    static int CELL##_fwd_##SFX(const kernel_call *c) {                                        \
+        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
+        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
+        return CELL##_ext_forward_##SFX(c->out, c->hT, c->cache, c->x, c->h0, &p, &m, c->cfg,  \
+                                        c->lengths, c->d, c->work, c->gemm_ws);                \
+    }                                                                                          \
+    static int CELL##_bwd_##SFX(const kernel_call *c) {                                        \
+        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
+        rnn_ext_grads_##SFX g = grads_##SFX(c, 0);                                             \
+        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
+        return CELL##_ext_backward_##SFX(c->dx, c->dh0, &g, c->dout, c->dhT, c->cache, c->x,   \
+                                         &p, &m, c->cfg, c->lengths, c->d, c->work,            \
+                                         c->gemm_ws);                                          \
+    }
+
 /* The kernels' parameter, gradient and mask structs of one call, per dtype:
  * fields whose option is off stay NULL; then one forward and one backward
  * adapter per cell family. */
@@ -83,19 +101,7 @@ static int family_of(int kind) {
         return (rnn_ext_masks_##SFX){.rec = c->rec, .zh = c->zh, .zh_ld = c->zh_ld,            \
                                      .zc = c->zc, .zc_ld = c->zc_ld};                         \
     }                                                                                          \
-    static int rnn_fwd_##SFX(const kernel_call *c) {                                           \
-        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
-        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
-        return rnn_ext_forward_##SFX(c->out, c->hT, c->cache, c->x, c->h0, &p, &m, c->cfg,     \
-                                     c->lengths, c->d, c->work, c->gemm_ws);                   \
-    }                                                                                          \
-    static int rnn_bwd_##SFX(const kernel_call *c) {                                           \
-        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
-        rnn_ext_grads_##SFX g = grads_##SFX(c, 0);                                             \
-        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
-        return rnn_ext_backward_##SFX(c->dx, c->dh0, &g, c->dout, c->dhT, c->cache, c->x, &p,  \
-                                      &m, c->cfg, c->lengths, c->d, c->work, c->gemm_ws);      \
-    }                                                                                          \
+    DEFINE_H_CELL_CALLS(rnn, SFX)                                                              \
     static int lstm_fwd_##SFX(const kernel_call *c) {                                          \
         rnn_ext_params_##SFX p = params_##SFX(c, c->params, 1);                                \
         rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
@@ -110,19 +116,7 @@ static int family_of(int kind) {
                                        c->cache, c->x, &p, &m, c->cfg, c->lengths, c->d,       \
                                        c->work, c->gemm_ws);                                   \
     }                                                                                          \
-    static int gru_fwd_##SFX(const kernel_call *c) {                                           \
-        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
-        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
-        return gru_ext_forward_##SFX(c->out, c->hT, c->cache, c->x, c->h0, &p, &m, c->cfg,     \
-                                     c->lengths, c->d, c->work, c->gemm_ws);                   \
-    }                                                                                          \
-    static int gru_bwd_##SFX(const kernel_call *c) {                                           \
-        rnn_ext_params_##SFX p = params_##SFX(c, c->params, 0);                                \
-        rnn_ext_grads_##SFX g = grads_##SFX(c, 0);                                             \
-        rnn_ext_masks_##SFX m = masks_##SFX(c);                                                \
-        return gru_ext_backward_##SFX(c->dx, c->dh0, &g, c->dout, c->dhT, c->cache, c->x, &p,  \
-                                      &m, c->cfg, c->lengths, c->d, c->work, c->gemm_ws);      \
-    }
+    DEFINE_H_CELL_CALLS(gru, SFX)
 DEFINE_KERNEL_CALLS(float, f32)
 DEFINE_KERNEL_CALLS(double, f64)
 
@@ -451,18 +445,20 @@ error:
  * __index__) that calls back into this cell, or another thread can enter while
  * the GIL is released; either must get a RuntimeError, never a cache, buffers
  * or sizes that change under the running call. */
-PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
-    if (cell_ready(self, "forward")) return NULL;
+static PyObject *cell_call_busy(CellObject *self, const char *what,
+                                PyObject *(*impl)(CellObject *, PyObject *, PyObject *),
+                                PyObject *args, PyObject *kw) {
+    if (cell_ready(self, what)) return NULL;
     self->busy = current_pid();
-    PyObject *result = cell_forward_impl(self, args, kw);
+    PyObject *result = impl(self, args, kw);
     self->busy = 0;
     return result;
 }
 
+PyObject *cell_forward(CellObject *self, PyObject *args, PyObject *kw) {
+    return cell_call_busy(self, "forward", cell_forward_impl, args, kw);
+}
+
 PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw) {
-    if (cell_ready(self, "backward")) return NULL;
-    self->busy = current_pid();
-    PyObject *result = cell_backward_impl(self, args, kw);
-    self->busy = 0;
-    return result;
+    return cell_call_busy(self, "backward", cell_backward_impl, args, kw);
 }

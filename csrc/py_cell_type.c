@@ -371,6 +371,18 @@ static PyGetSetDef cell_getset[] = {
     "Returns out shaped like x with Hs features, and the final state (B, Hs).\n"           \
     "Keeps what backward() needs; the GIL is released while the kernel runs."
 
+#define BACKWARD_DOC_COMMON                                                                 \
+    "Gradients for the most recent forward; None means zeros. Parameter gradients are\n"    \
+    "added into grads."
+
+/* the methods every cell type has beside forward and backward, and the end */
+#define CELL_COMMON_METHODS                                                                 \
+    {"zero_grad", (PyCFunction)cell_zero_grad, METH_NOARGS, "Sets grads to zero."},         \
+    {"clear_cache", (PyCFunction)cell_clear_cache, METH_NOARGS, "Frees what forward kept."}, \
+    {"layout", (PyCFunction)cell_layout_list, METH_NOARGS,                                  \
+     "[(name, offset, shape), ...] of the named parameters inside params."},                \
+    {NULL, NULL, 0, NULL},
+
 static PyMethodDef lstm_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))cell_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(x, h0=None, c0=None, lengths=None, *, reverse=False, batch_first=False,"
@@ -378,13 +390,8 @@ static PyMethodDef lstm_methods[] = {
      "\nzoneout_c: the same for the cell state c, with H features."},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None, dcT=None) -> (dx, dh0, dc0)\n\n"
-     "Gradients for the most recent forward; None means zeros. Parameter gradients are\n"
-     "added into grads."},
-    {"zero_grad", (PyCFunction)cell_zero_grad, METH_NOARGS, "Sets grads to zero."},
-    {"clear_cache", (PyCFunction)cell_clear_cache, METH_NOARGS, "Frees what forward kept."},
-    {"layout", (PyCFunction)cell_layout_list, METH_NOARGS,
-     "[(name, offset, shape), ...] of the named parameters inside params."},
-    {NULL, NULL, 0, NULL},
+     BACKWARD_DOC_COMMON},
+    CELL_COMMON_METHODS
 };
 
 static PyMethodDef plain_methods[] = {
@@ -394,13 +401,8 @@ static PyMethodDef plain_methods[] = {
      FORWARD_DOC_COMMON},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None) -> (dx, dh0)\n\n"
-     "Gradients for the most recent forward; None means zeros. Parameter gradients are\n"
-     "added into grads."},
-    {"zero_grad", (PyCFunction)cell_zero_grad, METH_NOARGS, "Sets grads to zero."},
-    {"clear_cache", (PyCFunction)cell_clear_cache, METH_NOARGS, "Frees what forward kept."},
-    {"layout", (PyCFunction)cell_layout_list, METH_NOARGS,
-     "[(name, offset, shape), ...] of the named parameters inside params."},
-    {NULL, NULL, 0, NULL},
+     BACKWARD_DOC_COMMON},
+    CELL_COMMON_METHODS
 };
 
 #define CELL_SLOTS(INIT, METHODS, DOC)                                 \

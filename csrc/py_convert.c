@@ -110,26 +110,20 @@ int check_shape(PyArrayObject *arr, const char *name, int ndim, const npy_intp *
 
 /* Whether any of p[0:n] is NaN or Inf (x * 0 is NaN exactly then), in
  * independent lanes without an early exit so that the loop vectorises. */
-static int any_nonfinite_f32(const float *p, npy_intp n) {
-    float acc[16] = {0};
-    npy_intp i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] += p[i + l] * 0.0f;
-    for (; i < n; i++) acc[0] += p[i] * 0.0f;
-    float s = 0;
-    for (int l = 0; l < 16; l++) s += acc[l];
-    return s != s;
-}
-static int any_nonfinite_f64(const double *p, npy_intp n) {
-    double acc[8] = {0};
-    npy_intp i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += p[i + l] * 0.0;
-    for (; i < n; i++) acc[0] += p[i] * 0.0;
-    double s = 0;
-    for (int l = 0; l < 8; l++) s += acc[l];
-    return s != s;
-}
+#define ANY_NONFINITE(SUF, REAL, LANES)                                                   \
+    static int any_nonfinite_##SUF(const REAL *p, npy_intp n) {                           \
+        REAL acc[LANES] = {0};                                                            \
+        npy_intp i = 0;                                                                   \
+        for (; i + LANES <= n; i += LANES)                                                \
+            for (int l = 0; l < LANES; l++) acc[l] += p[i + l] * (REAL)0;                 \
+        for (; i < n; i++) acc[0] += p[i] * (REAL)0;                                      \
+        REAL s = 0;                                                                       \
+        for (int l = 0; l < LANES; l++) s += acc[l];                                      \
+        return s != s;                                                                    \
+    }
+ANY_NONFINITE(f32, float, 16) /* 64 bytes of lanes each */
+ANY_NONFINITE(f64, double, 8)
+#undef ANY_NONFINITE
 
 int check_finite(PyArrayObject *arr, const char *name) {
     npy_intp n = PyArray_SIZE(arr);

@@ -22,6 +22,49 @@ static int parse_isa(PyObject *obj) {
     return -1;
 }
 
+/* The operands of gemm and gemm_bf16: a and b as 2-D typenum arrays whose
+ * op(a) (M, K) and op(b) (K, N) agree, and c, the caller's (M, N) array or a
+ * new zero one. New references in *a, *b, *c (NULL where not made); 0, or -1
+ * with an exception set. */
+static int gemm_operands(PyObject *a_obj, PyObject *b_obj, PyObject *c_obj, int typenum, int ta,
+                         int tb, PyArrayObject **a, PyArrayObject **b, PyArrayObject **c,
+                         npy_intp *M_out, npy_intp *N_out, npy_intp *K_out) {
+    if (!(*a = as_real_array(a_obj, "a", typenum)) || !(*b = as_real_array(b_obj, "b", typenum)))
+        return -1;
+    if (PyArray_NDIM(*a) != 2 || PyArray_NDIM(*b) != 2) {
+        PyErr_SetString(PyExc_ValueError, "a, b: expected 2-D arrays");
+        return -1;
+    }
+    npy_intp M = ta ? PyArray_DIM(*a, 1) : PyArray_DIM(*a, 0), K = ta ? PyArray_DIM(*a, 0) : PyArray_DIM(*a, 1);
+    npy_intp K2 = tb ? PyArray_DIM(*b, 1) : PyArray_DIM(*b, 0), N = tb ? PyArray_DIM(*b, 0) : PyArray_DIM(*b, 1);
+    if (K != K2) {
+        PyErr_Format(PyExc_ValueError, "b: expected %zd rows of op(b) to match op(a)'s columns, got %zd",
+                     K, K2);
+        return -1;
+    }
+    npy_intp cdims[2] = {M, N};
+    if (c_obj != Py_None) {
+        if (!PyArray_Check(c_obj) || PyArray_TYPE((PyArrayObject *)c_obj) != typenum ||
+            !PyArray_ISCARRAY((PyArrayObject *)c_obj)) {
+            PyErr_Format(PyExc_TypeError, "c: expected a C-contiguous writeable %s array",
+                         dtype_name(typenum));
+            return -1;
+        }
+        *c = (PyArrayObject *)Py_NewRef(c_obj);
+        if (check_shape(*c, "c", 2, cdims, "(M, N)")) return -1;
+        if (overlaps(*c, *a) || overlaps(*c, *b)) {   /* the product reads a and b while writing c */
+            PyErr_SetString(PyExc_ValueError, "c: must not share memory with a or b");
+            return -1;
+        }
+    } else if (!(*c = (PyArrayObject *)PyArray_ZEROS(2, cdims, typenum, 0))) {
+        return -1;
+    }
+    *M_out = M;
+    *N_out = N;
+    *K_out = K;
+    return 0;
+}
+
 static PyObject *core_gemm(PyObject *m, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"a", "b", "trans_a", "trans_b", "alpha", "beta", "c", "isa", "threads",
                              NULL};
@@ -40,36 +83,8 @@ static PyObject *core_gemm(PyObject *m, PyObject *args, PyObject *kw) {
     if (isa == -1) return NULL;
     int typenum = NPY_FLOAT;
     if (PyArray_Check(a_obj) && PyArray_TYPE((PyArrayObject *)a_obj) == NPY_DOUBLE) typenum = NPY_DOUBLE;
-    if (!(a = as_real_array(a_obj, "a", typenum)) || !(b = as_real_array(b_obj, "b", typenum)))
-        goto error;
-    if (PyArray_NDIM(a) != 2 || PyArray_NDIM(b) != 2) {
-        PyErr_SetString(PyExc_ValueError, "a, b: expected 2-D arrays");
-        goto error;
-    }
-    npy_intp M = ta ? PyArray_DIM(a, 1) : PyArray_DIM(a, 0), K = ta ? PyArray_DIM(a, 0) : PyArray_DIM(a, 1);
-    npy_intp K2 = tb ? PyArray_DIM(b, 1) : PyArray_DIM(b, 0), N = tb ? PyArray_DIM(b, 0) : PyArray_DIM(b, 1);
-    if (K != K2) {
-        PyErr_Format(PyExc_ValueError, "b: expected %zd rows of op(b) to match op(a)'s columns, got %zd",
-                     K, K2);
-        goto error;
-    }
-    npy_intp cdims[2] = {M, N};
-    if (c_obj != Py_None) {
-        if (!PyArray_Check(c_obj) || PyArray_TYPE((PyArrayObject *)c_obj) != typenum ||
-            !PyArray_ISCARRAY((PyArrayObject *)c_obj)) {
-            PyErr_Format(PyExc_TypeError, "c: expected a C-contiguous writeable %s array",
-                         dtype_name(typenum));
-            goto error;
-        }
-        c = (PyArrayObject *)Py_NewRef(c_obj);
-        if (check_shape(c, "c", 2, cdims, "(M, N)")) goto error;
-        if (overlaps(c, a) || overlaps(c, b)) {   /* the product reads a and b while writing c */
-            PyErr_SetString(PyExc_ValueError, "c: must not share memory with a or b");
-            goto error;
-        }
-    } else if (!(c = (PyArrayObject *)PyArray_ZEROS(2, cdims, typenum, 0))) {
-        goto error;
-    }
+    npy_intp M, N, K;
+    if (gemm_operands(a_obj, b_obj, c_obj, typenum, ta, tb, &a, &b, &c, &M, &N, &K)) goto error;
     void *ws = NULL;
     if (!alloc_scratch(0, 1, threads, &raw, &ws)) goto error;
     int st;
@@ -178,35 +193,8 @@ static PyObject *core_gemm_bf16(PyObject *Py_UNUSED(m), PyObject *args, PyObject
         return NULL;
     int isa = parse_bf16_isa(isa_obj);
     if (isa < 0) return NULL;
-    if (!(a = as_real_array(a_obj, "a", NPY_FLOAT)) || !(b = as_real_array(b_obj, "b", NPY_FLOAT)))
-        goto error;
-    if (PyArray_NDIM(a) != 2 || PyArray_NDIM(b) != 2) {
-        PyErr_SetString(PyExc_ValueError, "a, b: expected 2-D arrays");
-        goto error;
-    }
-    npy_intp M = ta ? PyArray_DIM(a, 1) : PyArray_DIM(a, 0), K = ta ? PyArray_DIM(a, 0) : PyArray_DIM(a, 1);
-    npy_intp K2 = tb ? PyArray_DIM(b, 1) : PyArray_DIM(b, 0), N = tb ? PyArray_DIM(b, 0) : PyArray_DIM(b, 1);
-    if (K != K2) {
-        PyErr_Format(PyExc_ValueError, "b: expected %zd rows of op(b) to match op(a)'s columns, got %zd",
-                     K, K2);
-        goto error;
-    }
-    npy_intp cdims[2] = {M, N};
-    if (c_obj != Py_None) {
-        if (!PyArray_Check(c_obj) || PyArray_TYPE((PyArrayObject *)c_obj) != NPY_FLOAT ||
-            !PyArray_ISCARRAY((PyArrayObject *)c_obj)) {
-            PyErr_SetString(PyExc_TypeError, "c: expected a C-contiguous writeable float32 array");
-            goto error;
-        }
-        c = (PyArrayObject *)Py_NewRef(c_obj);
-        if (check_shape(c, "c", 2, cdims, "(M, N)")) goto error;
-        if (overlaps(c, a) || overlaps(c, b)) {
-            PyErr_SetString(PyExc_ValueError, "c: must not share memory with a or b");
-            goto error;
-        }
-    } else if (!(c = (PyArrayObject *)PyArray_ZEROS(2, cdims, NPY_FLOAT, 0))) {
-        goto error;
-    }
+    npy_intp M, N, K;
+    if (gemm_operands(a_obj, b_obj, c_obj, NPY_FLOAT, ta, tb, &a, &b, &c, &M, &N, &K)) goto error;
     size_t pk_bytes = prepack ? rnn_gemm_bf16_packed_size(N, K) : 0;
     if (prepack && pk_bytes == 0) {
         PyErr_NoMemory();

@@ -48,3 +48,17 @@ int rnn_lengths_check(const rnn_dims *d, const int64_t *lengths) {
         if (lengths[b] < 0 || lengths[b] > d->T) return RNN_ERR_LENGTHS;
     return RNN_OK;
 }
+
+int rnn_isa_pick(const rnn_isa_path *paths, int n, int (*supported)(int), int want) {
+    for (int i = 0; i < n; i++)
+        if (paths[i].isa == want && supported(want)) return want;
+    for (int i = 0; i < n - 1; i++)
+        if (supported(paths[i].isa)) return paths[i].isa;
+    return paths[n - 1].isa;
+}
+
+const char *rnn_isa_path_name(const rnn_isa_path *paths, int n, int isa) {
+    for (int i = 0; i < n; i++)
+        if (paths[i].isa == isa) return paths[i].name;
+    return "unknown";
+}

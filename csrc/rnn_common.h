@@ -102,4 +102,18 @@ static inline int64_t rnn_mul(int64_t a, int64_t b) {
     return a * b;
 }
 
+/* The instruction-set paths of a kernel family (gemm.c, gemm_bf16.c), best
+ * first, the last one portable C that every CPU runs. */
+typedef struct {
+    int isa;          /* the family's enum value */
+    const char *name; /* as the binding reports it */
+} rnn_isa_path;
+
+/* want, if it is one of the n paths and supported(want); else the first
+ * supported path (the best this CPU runs). want = -1 asks for the best. */
+int rnn_isa_pick(const rnn_isa_path *paths, int n, int (*supported)(int), int want);
+
+/* The name of path isa, or "unknown". */
+const char *rnn_isa_path_name(const rnn_isa_path *paths, int n, int isa);
+
 #endif /* RNNPY_RNN_COMMON_H */

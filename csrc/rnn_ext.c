@@ -29,23 +29,12 @@
 #ifndef REAL
 #include "cells_ext.h"
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "rnn_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "rnn_ext.c"
-#undef REAL
-#undef SFX
-#undef GEMM
-
 static int rx_kind(const rnn_ext_config *cfg) {
     return cfg && cfg->relu ? RNN_CELL_RELU : RNN_CELL_TANH;
 }
+
+#define DTYPE_TEMPLATE "rnn_ext.c"
+#include "dtype_template.h"
 
 int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
@@ -188,10 +177,9 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
                          REAL *work, void *gemm_ws) {
-    if (!cfg) return RNN_ERR_NULL;
-    const int relu = cfg->relu != 0;
-    int st = rnn_ext_dims_check(relu ? RNN_CELL_RELU : RNN_CELL_TANH, d, cfg);
+    int st = rnn_ext_dims_check(rx_kind(cfg), d, cfg);
     if (st) return st;
+    const int relu = cfg->relu != 0;
     if (!out || !hT || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!p->w_ih || !p->w_hh || !p->b_ih || !p->b_hh) return RNN_ERR_NULL;
     if ((st = rnn_lengths_check(d, lengths))) return st;
@@ -278,10 +266,9 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
                           const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                           const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
                           REAL *work, void *gemm_ws) {
-    if (!cfg) return RNN_ERR_NULL;
-    const int relu = cfg->relu != 0;
-    int st = rnn_ext_dims_check(relu ? RNN_CELL_RELU : RNN_CELL_TANH, d, cfg);
+    int st = rnn_ext_dims_check(rx_kind(cfg), d, cfg);
     if (st) return st;
+    const int relu = cfg->relu != 0;
     if (!dx || !dh0 || !g || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh || !p->w_ih || !p->w_hh) return RNN_ERR_NULL;
     if ((st = rnn_lengths_check(d, lengths))) return st;

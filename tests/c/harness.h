@@ -61,4 +61,25 @@ static inline void *aligned64(size_t n, void **raw) {
     return (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
 }
 
+/* The argument checks of a product with rnn_gemm's signature (ta, tb, M, N,
+ * K, alpha, A, lda, B, ldb, beta, C, ldc, workspace): negative sizes, each
+ * NULL pointer, each leading dimension shorter than a row; a, b, c hold at
+ * least 16 elements. */
+#define CHECK_GEMM_ARG_ERRORS(GEMM, a, b, c, ws)                                               \
+    do {                                                                                      \
+        check(GEMM(0, 0, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2, ws) == RNN_ERR_SIZE, "M < 0");    \
+        check(GEMM(0, 0, 2, -1, 2, 1, a, 2, b, 2, 0, c, 2, ws) == RNN_ERR_SIZE, "N < 0");    \
+        check(GEMM(0, 0, 2, 2, -1, 1, a, 2, b, 2, 0, c, 2, ws) == RNN_ERR_SIZE, "K < 0");    \
+        check(GEMM(0, 0, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2, ws) == RNN_ERR_NULL, "A NULL"); \
+        check(GEMM(0, 0, 2, 2, 2, 1, a, 2, NULL, 2, 0, c, 2, ws) == RNN_ERR_NULL, "B NULL"); \
+        check(GEMM(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, NULL, 2, ws) == RNN_ERR_NULL, "C NULL"); \
+        check(GEMM(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2, NULL) == RNN_ERR_NULL,             \
+              "workspace NULL");                                                             \
+        check(GEMM(0, 0, 2, 3, 4, 1, a, 3, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "lda < K");     \
+        check(GEMM(1, 0, 2, 3, 4, 1, a, 1, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "lda < M (ta)"); \
+        check(GEMM(0, 0, 2, 3, 4, 1, a, 4, b, 2, 0, c, 3, ws) == RNN_ERR_LD, "ldb < N");     \
+        check(GEMM(0, 1, 2, 3, 4, 1, a, 4, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "ldb < K (tb)"); \
+        check(GEMM(0, 0, 2, 3, 4, 1, a, 4, b, 3, 0, c, 2, ws) == RNN_ERR_LD, "ldc < N");     \
+    } while (0)
+
 #endif /* RNNPY_TEST_HARNESS_H */

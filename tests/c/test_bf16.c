@@ -372,18 +372,8 @@ static void test_packed_layout(void) {
 static void test_errors(void) {
     float a[64] = {0}, b[64] = {0}, c[64] = {0};
     void *ws = workspace;
-    check(rnn_gemm_bf16(0, 0, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2, ws) == RNN_ERR_SIZE, "M < 0");
-    check(rnn_gemm_bf16(0, 0, 2, 2, -1, 1, a, 2, b, 2, 0, c, 2, ws) == RNN_ERR_SIZE, "K < 0");
-    check(rnn_gemm_bf16(0, 0, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2, ws) == RNN_ERR_NULL, "A NULL");
-    check(rnn_gemm_bf16(0, 0, 2, 2, 2, 1, a, 2, NULL, 2, 0, c, 2, ws) == RNN_ERR_NULL, "B NULL");
-    check(rnn_gemm_bf16(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, NULL, 2, ws) == RNN_ERR_NULL, "C NULL");
-    check(rnn_gemm_bf16(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2, NULL) == RNN_ERR_NULL,
-          "workspace NULL");
-    check(rnn_gemm_bf16(0, 0, 2, 3, 4, 1, a, 3, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "lda < K");
+    CHECK_GEMM_ARG_ERRORS(rnn_gemm_bf16, a, b, c, ws);
     check(rnn_gemm_bf16(1, 0, 3, 3, 4, 1, a, 2, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "lda < M (T)");
-    check(rnn_gemm_bf16(0, 0, 2, 3, 4, 1, a, 4, b, 2, 0, c, 3, ws) == RNN_ERR_LD, "ldb < N");
-    check(rnn_gemm_bf16(0, 1, 2, 3, 4, 1, a, 4, b, 3, 0, c, 3, ws) == RNN_ERR_LD, "ldb < K (T)");
-    check(rnn_gemm_bf16(0, 0, 2, 3, 4, 1, a, 4, b, 3, 0, c, 2, ws) == RNN_ERR_LD, "ldc < N");
     c[0] = 5;
     check(rnn_gemm_bf16(0, 0, 0, 3, 4, 1, NULL, 4, NULL, 3, 0, c, 3, NULL) == RNN_OK && c[0] == 5,
           "M = 0 is a no-op");

@@ -15,7 +15,7 @@
  *   - threads = 2 against threads = 1, bit for bit (on the core's pool);
  *   - status codes and the cache / scratch sizes.
  *
- * Built and run (also under AddressSanitizer and UBSan) by tests/test_c_kernels.py:
+ * Built and run (also under AddressSanitizer and UBSan) by tests/kernels/test_c_kernels.py:
  *
  *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/pool.c csrc/rnn_common.c \
  *       csrc/rnn_ext_common.c csrc/rnn_ext.c csrc/lstm_ext.c csrc/gru_ext.c \

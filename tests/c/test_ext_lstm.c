@@ -8,7 +8,7 @@
  * (every layout, direction and lengths for the zero config and peepholes);
  * float32 against float64; backward twice adds twice; threads = 2 gives
  * the bits of threads = 1. Built and run (also under AddressSanitizer and
- * UBSan) by tests/test_c_kernels.py:
+ * UBSan) by tests/kernels/test_c_kernels.py:
  *
  *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/pool.c csrc/rnn_common.c \
  *       csrc/rnn_ext_common.c csrc/rnn_ext.c csrc/lstm_ext.c csrc/gru_ext.c \
@@ -135,26 +135,23 @@ static void free_problem(problem *p) {
 }
 
 #define PARAM(base, off) ((off) < 0 ? NULL : (base) + (off))
+/* the fields of rnn_ext_params / rnn_ext_grads, in order, inside w */
+#define PARAMS_AT(w, p)                                                                   \
+    PARAM(w, (p)->o_ih), PARAM(w, (p)->o_hh), PARAM(w, (p)->o_bih), PARAM(w, (p)->o_bhh), \
+        PARAM(w, (p)->o_peep), PARAM(w, (p)->o_hr), PARAM(w, (p)->o_lnih),                \
+        PARAM(w, (p)->o_lnhh), PARAM(w, (p)->o_lnc)
 
 static rnn_ext_params_f64 params64(const problem *p, const double *w) {
-    return (rnn_ext_params_f64){PARAM(w, p->o_ih), PARAM(w, p->o_hh), PARAM(w, p->o_bih),
-                                PARAM(w, p->o_bhh), PARAM(w, p->o_peep), PARAM(w, p->o_hr),
-                                PARAM(w, p->o_lnih), PARAM(w, p->o_lnhh), PARAM(w, p->o_lnc)};
+    return (rnn_ext_params_f64){PARAMS_AT(w, p)};
 }
 static rnn_ext_grads_f64 grads64(const problem *p, double *w) {
-    return (rnn_ext_grads_f64){PARAM(w, p->o_ih), PARAM(w, p->o_hh), PARAM(w, p->o_bih),
-                               PARAM(w, p->o_bhh), PARAM(w, p->o_peep), PARAM(w, p->o_hr),
-                               PARAM(w, p->o_lnih), PARAM(w, p->o_lnhh), PARAM(w, p->o_lnc)};
+    return (rnn_ext_grads_f64){PARAMS_AT(w, p)};
 }
 static rnn_ext_params_f32 params32(const problem *p, const float *w) {
-    return (rnn_ext_params_f32){PARAM(w, p->o_ih), PARAM(w, p->o_hh), PARAM(w, p->o_bih),
-                                PARAM(w, p->o_bhh), PARAM(w, p->o_peep), PARAM(w, p->o_hr),
-                                PARAM(w, p->o_lnih), PARAM(w, p->o_lnhh), PARAM(w, p->o_lnc)};
+    return (rnn_ext_params_f32){PARAMS_AT(w, p)};
 }
 static rnn_ext_grads_f32 grads32(const problem *p, float *w) {
-    return (rnn_ext_grads_f32){PARAM(w, p->o_ih), PARAM(w, p->o_hh), PARAM(w, p->o_bih),
-                               PARAM(w, p->o_bhh), PARAM(w, p->o_peep), PARAM(w, p->o_hr),
-                               PARAM(w, p->o_lnih), PARAM(w, p->o_lnhh), PARAM(w, p->o_lnc)};
+    return (rnn_ext_grads_f32){PARAMS_AT(w, p)};
 }
 static rnn_ext_masks_f64 masks64(const problem *p) {
     return (rnn_ext_masks_f64){p->rec, p->zh, p->zh_ld, p->zc, p->zc_ld};

@@ -151,19 +151,7 @@ static void test_empty(void) {
 static void test_errors(void) {
     double a[64] = {0}, b[64] = {0}, c[64] = {0};
     void *w = workspace;
-    check(rnn_gemm_f64(0, 0, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "M < 0");
-    check(rnn_gemm_f64(0, 0, 2, -1, 2, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "N < 0");
-    check(rnn_gemm_f64(0, 0, 2, 2, -1, 1, a, 2, b, 2, 0, c, 2, w) == RNN_ERR_SIZE, "K < 0");
-    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2, w) == RNN_ERR_NULL, "A NULL");
-    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, NULL, 2, 0, c, 2, w) == RNN_ERR_NULL, "B NULL");
-    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, NULL, 2, w) == RNN_ERR_NULL, "C NULL");
-    check(rnn_gemm_f64(0, 0, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2, NULL) == RNN_ERR_NULL,
-          "workspace NULL");
-    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 3, b, 3, 0, c, 3, w) == RNN_ERR_LD, "lda < K");
-    check(rnn_gemm_f64(1, 0, 2, 3, 4, 1, a, 1, b, 3, 0, c, 3, w) == RNN_ERR_LD, "lda < M (ta)");
-    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 4, b, 2, 0, c, 3, w) == RNN_ERR_LD, "ldb < N");
-    check(rnn_gemm_f64(0, 1, 2, 3, 4, 1, a, 4, b, 3, 0, c, 3, w) == RNN_ERR_LD, "ldb < K (tb)");
-    check(rnn_gemm_f64(0, 0, 2, 3, 4, 1, a, 4, b, 3, 0, c, 2, w) == RNN_ERR_LD, "ldc < N");
+    CHECK_GEMM_ARG_ERRORS(rnn_gemm_f64, a, b, c, w);
     check(rnn_gemm_f64(1, 1, 2, 3, 4, 1, a, 2, b, 4, 0, c, 3, w) == RNN_OK, "minimal lds ok");
     check(rnn_gemm_ref_f32(0, 0, -1, 1, 1, 1, NULL, 1, NULL, 1, 0, NULL, 1) == RNN_ERR_SIZE,
           "ref M < 0");

@@ -32,9 +32,9 @@ SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=
             "-fno-omit-frame-pointer"]
 
 PROGRAMS = {
-    "test_gemm": ["gemm.c", "pool.c"],
+    "test_gemm": ["gemm.c", "pool.c", "rnn_common.c"],
     "test_pool": ["pool.c"],
-    "test_bf16": ["gemm_bf16.c"],
+    "test_bf16": ["gemm_bf16.c", "rnn_common.c"],
     "test_ext_gru_rnn": CELLS,
     "test_ext_lstm": CELLS,
 }
