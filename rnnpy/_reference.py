@@ -123,21 +123,31 @@ def rnn_cell_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, nonlinearity="tanh",
                        hprev=hprev, nonlinearity=nonlinearity, reverse=reverse)
 
 
-def rnn_cell_backward(dout, dhT, cache):
-    """Gradients of an Elman RNN. dout (T, B, H) or None, dhT (B, H) or None.
+def _back_start(dout, dhT, cache):
+    """Common start of a backward: gradient buffers from a forward's cache.
 
-    Returns dx (T, B, I), dh0 (B, H), grads dict.
+    Returns x (T, B, I), m (T, B, 1), dout (T, B, H), dh (B, H) (a copy), dx (T, B, I) zeros
+    and the grads dict of zeros (weights like the cache's, biases (G*H,)).
     """
-    x, w_ih, w_hh, m = cache["x"], cache["w_ih"], cache["w_hh"], cache["m"]
-    hs, hprev = cache["hs"], cache["hprev"]
+    x, w_ih, w_hh = cache["x"], cache["w_ih"], cache["w_hh"]
     dt = x.dtype
     T, B, _ = x.shape
     H = w_hh.shape[1]
     dout = np.zeros((T, B, H), dt) if dout is None else np.asarray(dout, dt)
     dh = np.zeros((B, H), dt) if dhT is None else np.asarray(dhT, dt).copy()
-    dx = np.zeros_like(x)
     g = {"weight_ih": np.zeros_like(w_ih), "weight_hh": np.zeros_like(w_hh),
          "bias_ih": np.zeros(w_ih.shape[0], dt), "bias_hh": np.zeros(w_hh.shape[0], dt)}
+    return x, cache["m"], dout, dh, np.zeros_like(x), g
+
+
+def rnn_cell_backward(dout, dhT, cache):
+    """Gradients of an Elman RNN. dout (T, B, H) or None, dhT (B, H) or None.
+
+    Returns dx (T, B, I), dh0 (B, H), grads dict.
+    """
+    x, m, dout, dh, dx, g = _back_start(dout, dhT, cache)
+    w_ih, w_hh, hs, hprev = cache["w_ih"], cache["w_hh"], cache["hs"], cache["hprev"]
+    T = x.shape[0]
     for t in _steps(T, not cache["reverse"]):
         dht = dh + dout[t]                   # both only matter where m = 1
         if cache["nonlinearity"] == "tanh":
@@ -280,15 +290,8 @@ def gru_cell_backward(dout, dhT, cache):
 
     Returns dx (T, B, I), dh0 (B, H), grads dict.
     """
-    x, w_ih, w_hh, m = cache["x"], cache["w_ih"], cache["w_hh"], cache["m"]
-    dt = x.dtype
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dout = np.zeros((T, B, H), dt) if dout is None else np.asarray(dout, dt)
-    dh = np.zeros((B, H), dt) if dhT is None else np.asarray(dhT, dt).copy()
-    dx = np.zeros_like(x)
-    g = {"weight_ih": np.zeros_like(w_ih), "weight_hh": np.zeros_like(w_hh),
-         "bias_ih": np.zeros(3 * H, dt), "bias_hh": np.zeros(3 * H, dt)}
+    x, m, dout, dh, dx, g = _back_start(dout, dhT, cache)
+    w_ih, w_hh, T = cache["w_ih"], cache["w_hh"], x.shape[0]
     for t in _steps(T, not cache["reverse"]):
         r, z, n = cache["gates"][t]
         hp, gh_n = cache["hprev"][t], cache["hn_lin"][t]
