@@ -481,11 +481,14 @@ typedef struct {
     int zo;
 } SFX(lx_masks);
 
+/* What forward and backward check before the step loop: the lengths, then the masks, whose
+ * absent zoneout rows read as zero. */
 static int SFX(lx_masks_get)(const SFX(rnn_ext_masks) *m, const lx_layout *L, const rnn_dims *d,
-                             const REAL *zero, SFX(lx_masks) *k) {
+                             const int64_t *lengths, const REAL *zero, SFX(lx_masks) *k) {
     *k = (SFX(lx_masks)){NULL, zero, zero, 0, 0, 0};
-    if (!m) return RNN_OK;
     int st;
+    if ((st = rnn_lengths_check(d, lengths))) return st;
+    if (!m) return RNN_OK;
     if ((st = rnn_ext_mask_check(m->zh, m->zh_ld, L->Hs, d))) return st;
     if ((st = rnn_ext_mask_check(m->zc, m->zc_ld, L->H, d))) return st;
     k->rec = m->rec;
@@ -530,10 +533,9 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         !p->b_ih || !p->b_hh || (L.peep && !p->w_peep) || (L.proj && !p->w_hr) ||
         (L.ln && (!p->ln_ih || !p->ln_hh || !p->ln_c)))
         return RNN_ERR_NULL;
-    if ((st = rnn_lengths_check(d, lengths))) return st;
     REAL *zero = work + L.f_zero;
     SFX(lx_masks) k;
-    if ((st = SFX(lx_masks_get)(m, &L, d, zero, &k))) return st;
+    if ((st = SFX(lx_masks_get)(m, &L, d, lengths, zero, &k))) return st;
     const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
     REAL *bias = work + L.f_bias, *pre = work + L.f_pre, *hm = work + L.f_hm;
     REAL *ub = L.proj ? work + L.f_ub : NULL, *hpr = L.proj ? work + L.f_hpr : NULL;
@@ -638,10 +640,9 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
         (L.peep && (!p->w_peep || !g->w_peep)) || (L.proj && (!p->w_hr || !g->w_hr)) ||
         (L.ln && (!p->ln_ih || !p->ln_hh || !p->ln_c || !g->ln_ih || !g->ln_hh || !g->ln_c)))
         return RNN_ERR_NULL;
-    if ((st = rnn_lengths_check(d, lengths))) return st;
     REAL *zero = work + L.b_zero;
     SFX(lx_masks) k;
-    if ((st = SFX(lx_masks_get)(m, &L, d, zero, &k))) return st;
+    if ((st = SFX(lx_masks_get)(m, &L, d, lengths, zero, &k))) return st;
     const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
     REAL *dh = work + L.b_dh, *dc = work + L.b_dc, *dhr = work + L.b_dhr;
     void *wpk = work + L.b_wpk, *wrpk = work + L.b_wrpk;
