@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "pool.h"
+#include "rnn_common.h"
 
 static int n_pass, n_fail;
 
@@ -32,6 +33,27 @@ static inline void check(int ok, const char *what) {
     else {
         n_fail++;
         if (n_fail <= 40) printf("FAIL: %s\n", what);
+    }
+}
+
+/* The i-th of the dims every kernel refuses, each one change to the valid dims d: writes
+ * the changed dims to e, the status expected to want and what the check says to what;
+ * returns 0 past the last. */
+static inline int harness_bad_dims(const rnn_dims *d, int i, rnn_dims *e, int *want,
+                                   const char **what) {
+    *e = *d;
+    switch (i) {
+    case 0: e->T = 0; *want = RNN_ERR_SIZE; *what = "T = 0 gives RNN_ERR_SIZE"; return 1;
+    case 1:
+        e->H = INT64_MAX / 2;
+        e->ldo = e->H;
+        *want = RNN_ERR_SIZE;
+        *what = "overflowing H gives RNN_ERR_SIZE";
+        return 1;
+    case 2: e->ldx = 1; *want = RNN_ERR_LD; *what = "ldx < I gives RNN_ERR_LD"; return 1;
+    case 3: e->bs = 7; *want = RNN_ERR_SIZE; *what = "batch stride of neither layout"; return 1;
+    case 4: e->ts = 5; *want = RNN_ERR_SIZE; *what = "time stride of neither layout"; return 1;
+    default: return 0;
     }
 }
 
