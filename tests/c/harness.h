@@ -36,6 +36,13 @@ static inline void check(int ok, const char *what) {
     }
 }
 
+/* Frees each pointer given. */
+#define FREE_ALL(...)                                                                              \
+    do {                                                                                           \
+        void *free_all_[] = {__VA_ARGS__};                                                         \
+        for (size_t i_ = 0; i_ < sizeof free_all_ / sizeof *free_all_; i_++) free(free_all_[i_]); \
+    } while (0)
+
 /* The i-th of the dims every kernel refuses, each one change to the valid dims d: writes
  * the changed dims to e, the status expected to want and what the check says to what;
  * returns 0 past the last. */

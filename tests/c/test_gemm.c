@@ -63,10 +63,7 @@ static void *workspace;
                            (long long)K, (long long)i, (long long)j, c, r);                   \
             }                                                                                 \
         ok = ok && memcmp(&C[nc - 1], &R[nc - 1], sizeof(REAL)) == 0;                         \
-        free(A);                                                                              \
-        free(B);                                                                              \
-        free(C);                                                                              \
-        free(R);                                                                              \
+        FREE_ALL(A, B, C, R);                                                                 \
         return ok;                                                                            \
     }
 
@@ -226,12 +223,7 @@ static void test_isa(void) {
                  rnn_gemm_packed_##SFX(M, N, K, 1, A, lda, NULL, 0, C, ldc, ws) ==            \
                      RNN_ERR_NULL;                                                            \
         }                                                                                     \
-        free(A);                                                                              \
-        free(B);                                                                              \
-        free(C);                                                                              \
-        free(U);                                                                              \
-        free(R);                                                                              \
-        free(praw);                                                                           \
+        FREE_ALL(A, B, C, U, R, praw);                                                        \
         return ok;                                                                            \
     }
 
