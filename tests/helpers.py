@@ -29,7 +29,7 @@ class CellKind:
 
     mode: the reference's name (rnnpy._reference.MODES); layer: the rnnpy
     class name and its extra keyword arguments; gates: G; lstm: has a cell
-    state c; ext: the extended reference's kind (rnnpy._reference.EXT_KINDS)
+    state c; ext: the extended reference's kind (rnnpy._reference_ext.EXT_KINDS)
     and whether it is the relu RNN; torch: torch.nn class name, None when
     torch has no such cell; options: the extended options it takes."""
     mode: str

@@ -7,8 +7,9 @@ check each cell kernel (cells_ext.h), at a zero config and with every option:
 float64 backward against central differences for both layouts, both
 directions and ragged lengths, float32 against float64, threads, and the
 status codes for bad dims, NULLs and leading dimensions (the plain reference
-the project keeps is rnnpy/_reference.py, which tests/kernels and tests/nn
-compare the kernels against); tests/c/test_pool.c checks the thread pool;
+the project keeps is NumPy's: rnnpy/_reference.py, and _reference_ext.py for the
+options, which tests/kernels and tests/nn compare the kernels against);
+tests/c/test_pool.c checks the thread pool;
 tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
 the bound derived in csrc/bf16.h. Each program prints "N passed, M failed" and exits non-zero on

@@ -1,7 +1,7 @@
 """The extended options (layer norm, zoneout, recurrent dropout, projection,
 peepholes) in the NumPy reference, and the kernels against it.
 
-- The kernels, through the public layers, against rnnpy._reference's
+- The kernels, through the public layers, against rnnpy._reference_ext's
   ext_stack_forward/backward for every combination of the options a cell
   takes, fed the very masks the layer drew: outputs, final states, input and
   initial-state gradients and every entry of `grads`; float64 to 1e-10,
@@ -19,10 +19,10 @@ import pytest
 from helpers import (CELL_KINDS, ErrorTable, make_layer, numeric_grad, rel_err, seeded,
                      torch_stack)
 
-from rnnpy import _reference as ref
+from rnnpy import _reference_ext as ref
 
 ERRORS = ErrorTable("extended options: largest relative error of the kernels against "
-                    "rnnpy._reference, max|a-b| / max|b|")
+                    "rnnpy._reference_ext, max|a-b| / max|b|")
 TOL = {"float64": 1e-10, "float32": 1e-5}
 T, B, I, H, P = 5, 3, 4, 6, 3
 OPTION_VALUES = {"peephole": True, "layer_norm": True, "zoneout": (0.2, 0.35),
