@@ -93,6 +93,20 @@ def test_bench_gemm_and_memory_in_subprocess():
         assert ("torch" in m) == _has_torch()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak is reset through /proc")
+def test_memory_of_a_step_counts_what_the_step_allocates():
+    """The LSTM's training cache alone is 7*T*B*H float32 values (5.6 MiB here):
+    a measure that reads an old high-water mark (ru_maxrss after the imports)
+    reported 0 for steps like this one."""
+    T, B, I, H = 50, 32, 128, 128
+    rows = bench.bench_memory(["lstm"], [(T, B, I, H)], 1, False, lambda line: None)
+    m = rows[0]["rnnpy"]
+    assert m["method"] == "VmHWM"
+    cache_kib = 7 * T * B * H * 4 / 1024
+    assert m["step_kib"] >= cache_kib, m
+    assert m["step_kib"] < 20 * cache_kib, m     # and not the whole process
+
+
 @pytest.mark.parametrize("bad", [["--cells", "lstmx"], ["--shapes", "1,2,3"], ["--modes", "back"]])
 def test_bench_rejects_bad_options(bad):
     with pytest.raises(SystemExit):
