@@ -178,11 +178,17 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
         "sample:", r["sample"]])
 
 
+def _char_rnn() -> Any:
+    """The char-rnn demo module, whose defaults and schedules the parser shows."""
+    from ..demos import char_rnn
+
+    return char_rnn
+
+
 def _both(name: str) -> str:
     """The two defaults of a char-rnn option, for its help."""
-    from ..demos.char_rnn import BUDGET_DEFAULTS, EPOCH_DEFAULTS
-
-    return f" (default {EPOCH_DEFAULTS[name]}; {BUDGET_DEFAULTS[name]} with --minutes)"
+    demo = _char_rnn()
+    return f" (default {demo.EPOCH_DEFAULTS[name]}; {demo.BUDGET_DEFAULTS[name]} with --minutes)"
 
 
 def _defaults_decided_later(p: argparse.ArgumentParser, helps: Dict[str, str],
@@ -279,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "output layer), in [0, 1)" + _both("dropout"))
     p.add_argument("--seq-len", type=positive_int, default=None,
                    help="steps per training window" + _both("seq_len"))
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+    p.add_argument("--schedule", choices=list(_char_rnn().SCHEDULES), default="cosine",
                    help="learning rate over a --minutes budget: warm-up then cosine decay to "
                    "--final-lr times --lr at the deadline, or constant (default %(default)s)")
     p.add_argument("--final-lr", type=fraction, default=0.05,
