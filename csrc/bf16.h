@@ -135,6 +135,29 @@ int rnn_gemm_bf16_packed(int trans_a, int64_t M, int64_t N, int64_t K, float alp
                          const float *A, int64_t lda, const void *packed, float beta, float *C,
                          int64_t ldc, void *workspace);
 
+/* The same products on up to `threads` threads of `pool` (NULL: the calling
+ * thread), C split into blocks of whole column strips (or rows) that each
+ * task computes exactly as the one-thread product would, so the bits do not
+ * depend on the thread count. `workspace` holds one workspace per thread,
+ * ws_step >= rnn_gemm_bf16_workspace_size() bytes apart (RNN_ERR_WORKSPACE
+ * otherwise). isa as for rnn_gemm_bf16_isa. */
+struct rnn_pool;
+int rnn_gemm_bf16_mt(int isa, struct rnn_pool *pool, int threads, int trans_a, int trans_b,
+                     int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                     void *workspace, size_t ws_step);
+int rnn_gemm_bf16_packed_mt(int isa, struct rnn_pool *pool, int threads, int trans_a, int64_t M,
+                            int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                            const void *packed, float beta, float *C, int64_t ldc,
+                            void *workspace, size_t ws_step);
+/* Rows of A below which AMX's 16-row tiles lose to AVX512-BF16. */
+#ifndef RNN_BF16_AMX_MIN_ROWS
+#define RNN_BF16_AMX_MIN_ROWS 16
+#endif
+/* The micro-kernel a product of this shape runs best on (measured on AMX
+ * hardware: few rows of A waste most of a 16-row tile). */
+int rnn_bf16_isa_for(int64_t M, int64_t N, int64_t K);
+
 /* The accuracy bound above for one entry: S = sum_k |a_k||b_k| of the
  * original float32 inputs, c0 the entry of C before the call, amax/bmax the
  * largest |op(A)| and |op(B)|. */

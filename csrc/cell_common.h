@@ -6,6 +6,7 @@
  */
 #include <string.h>
 #include "gemm.h"
+#include "bf16.h"
 #include "activations.h"
 
 #ifndef RNNPY_CELL_COMMON_ONCE
@@ -105,25 +106,65 @@ static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
 #endif
 #endif /* RNNPY_CELL_COMMON_ONCE */
 
-/* Every product of a kernel: the best micro-kernel of this CPU, on up to
- * d->threads threads (the kernel's rnn_dims must be in scope as d). */
-#define GEMM(...) SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->pool, d->threads, __VA_ARGS__)
+/* Every product of a kernel, in the precision d->compute asks for: the best
+ * micro-kernel of this CPU, on up to d->threads threads (the kernel's
+ * rnn_dims must be in scope as d). bfloat16 products (float32 kernels only)
+ * use the same per-thread GEMM workspaces, which rnn_gemm_workspace_size()
+ * makes large enough for either. */
+static inline int SFX(cell_gemm)(const rnn_dims *d, int trans_a, int trans_b, int64_t M,
+                                 int64_t N, int64_t K, REAL alpha, const REAL *A, int64_t lda,
+                                 const REAL *B, int64_t ldb, REAL beta, REAL *C, int64_t ldc,
+                                 void *gemm_ws) {
+#if DTYPE_F32
+    if (d->compute == RNN_COMPUTE_BF16)
+        return rnn_gemm_bf16_mt(rnn_bf16_isa_for(M, N, K), d->pool, d->threads, trans_a, trans_b,
+                                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, gemm_ws,
+                                rnn_gemm_workspace_size());
+#endif
+    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
+    return SFX(rnn_gemm_mt)(rnn_gemm_best_isa(), d->pool, d->threads, trans_a, trans_b, M, N, K,
+                            alpha, A, lda, B, ldb, beta, C, ldc, gemm_ws);
+}
+#define GEMM(...) SFX(cell_gemm)(d, __VA_ARGS__)
 
 /* The step products h_{t-1} W_hh^T (forward) and dG_t W_hh (backward), with
- * op(W_hh) packed once per call into `packed`: at B > 1 it spares packing
- * the weights every step, and at B == 1 (inference) the packed row-vector
- * product runs eight accumulator chains over contiguous strips. */
+ * op(W) (K x N, ldw apart) packed once per call into `packed`
+ * (rnn_ext_packed_len(d, N, K) elements): at B > 1 it spares packing the
+ * weights every step, and at B == 1 (inference) the packed row-vector
+ * product runs eight accumulator chains over contiguous strips. With
+ * bfloat16 products the weights are rounded once, here. */
+static inline int SFX(step_pack_ld)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
+                                    const REAL *w, int64_t ldw, void *packed) {
+#if DTYPE_F32
+    if (d->compute == RNN_COMPUTE_BF16) return rnn_gemm_bf16_pack_b(trans_b, N, K, w, ldw, packed);
+#endif
+    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
+    return SFX(rnn_gemm_pack_b)(trans_b, N, K, w, ldw, packed);
+}
 static inline int SFX(step_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
                                  const REAL *w, void *packed) {
-    return SFX(rnn_gemm_pack_b)(trans_b, N, K, w, d->H, packed);
+    return SFX(step_pack_ld)(d, trans_b, N, K, w, d->H, packed);
+}
+/* C (B, N; ldc apart) = A (B, K) op(W) + beta C, op(W) as step_pack_ld packed it. */
+static inline int SFX(step_product)(const rnn_dims *d, int64_t N, int64_t K, const REAL *A,
+                                    const void *packed, REAL beta, REAL *C, int64_t ldc,
+                                    void *gemm_ws) {
+#if DTYPE_F32
+    if (d->compute == RNN_COMPUTE_BF16)
+        return rnn_gemm_bf16_packed_mt(rnn_bf16_isa_for(d->B, N, K), d->pool, d->threads, 0, d->B,
+                                       N, K, 1, A, K, packed, beta, C, ldc, gemm_ws,
+                                       rnn_gemm_workspace_size());
+#endif
+    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, beta, C, ldc,
+                                   gemm_ws);
 }
 static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
                                  const REAL *A, const REAL *w, const void *packed, REAL *C,
                                  void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
-                                   gemm_ws);
+    return SFX(step_product)(d, N, K, A, packed, 0, C, N, gemm_ws);
 }
 
 /* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
@@ -134,8 +175,7 @@ static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, 
                                      int64_t ldc, void *gemm_ws) {
     (void)trans_b;
     (void)w;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 1, C, ldc,
-                                   gemm_ws);
+    return SFX(step_product)(d, N, K, A, packed, 1, C, ldc, gemm_ws);
 }
 
 /* dst[j] += src[j], j < n (no aliasing, so it vectorises). */

@@ -118,6 +118,10 @@ static inline int64_t rnn_ext_state_size(const rnn_dims *d, const rnn_ext_config
 int64_t rnn_ext_cache_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_forward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_backward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+/* Elements (of float) of a step product's packed op(W), K x N, in the
+ * precision d->compute asks for (the larger of the two layouts, so a kernel's
+ * scratch suits either); -1 on overflow. */
+int64_t rnn_ext_packed_len(const rnn_dims *d, int64_t N, int64_t K);
 /* The same per kind, defined beside each kernel (rnn_ext.c, lstm_ext.c,
  * gru_ext.c); the three above check cfg and dispatch to them. */
 #define RNNPY_DECLARE_EXT_LENS(K)                                                             \

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE /* syscall() and clock_gettime() under -std=c11 */
 
 #include "bf16.h"
+#include "pool.h"
 #include "rnn_common.h"
 
 #include <math.h>
@@ -580,11 +581,12 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
 }
 
 /* The blocked product (arguments checked, M, N, K > 0). op(B) is packed
- * per panel from B, or read from `pk` (its packed strips; B unused). */
+ * per panel from B, or read from `pk` (its packed strips from column j0 on,
+ * a multiple of 16; B unused). */
 static void gemm_blocked(const bf16_isa *d, int trans_a, int trans_b, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                         int64_t ldb, const bf16_packed_hdr *pk, float beta, float *C,
-                         int64_t ldc, void *workspace) {
+                         int64_t ldb, const bf16_packed_hdr *pk, int64_t j0, float beta,
+                         float *C, int64_t ldc, void *workspace) {
     const int MR = d->mr, NR = d->nr;
     uintptr_t base = ((uintptr_t)workspace + 63) & ~(uintptr_t)63;
     rnn_bf16 *pa = (rnn_bf16 *)base;
@@ -602,7 +604,7 @@ static void gemm_blocked(const bf16_isa *d, int trans_a, int trans_b, int64_t M,
             const rnn_bf16 *pb;
             int64_t sb;
             if (pkd) {
-                pb = pkd + jc * pk->kp + pc * 16;
+                pb = pkd + (j0 + jc) * pk->kp + pc * 16;
                 sb = 16 * pk->kp;
             } else {
                 d->packb(trans_b, B, ldb, pc, jc, kc, nc, round_up64(nc, NR), kp, pbuf);
@@ -661,7 +663,7 @@ int rnn_gemm_bf16_isa(int isa, int trans_a, int trans_b, int64_t M, int64_t N, i
         return RNN_OK;
     }
     gemm_blocked(isa_desc(resolve_isa(isa)), trans_a != 0, trans_b != 0, M, N, K, alpha, A, lda,
-                 B, ldb, NULL, beta, C, ldc, workspace);
+                 B, ldb, NULL, 0, beta, C, ldc, workspace);
     return RNN_OK;
 }
 
@@ -709,7 +711,7 @@ int rnn_gemm_bf16_packed_isa(int isa, int trans_a, int64_t M, int64_t N, int64_t
         (const bf16_packed_hdr *)(((uintptr_t)packed + 63) & ~(uintptr_t)63);
     if (h->magic != PACK_MAGIC || h->n != N || h->k != K) return RNN_ERR_SIZE;
     gemm_blocked(isa_desc(resolve_isa(isa)), trans_a != 0, 0, M, N, K, alpha, A, lda, NULL, 0, h,
-                 beta, C, ldc, workspace);
+                 0, beta, C, ldc, workspace);
     return RNN_OK;
 }
 
@@ -718,6 +720,118 @@ int rnn_gemm_bf16_packed(int trans_a, int64_t M, int64_t N, int64_t K, float alp
                          int64_t ldc, void *workspace) {
     return rnn_gemm_bf16_packed_isa(rnn_bf16_best_isa(), trans_a, M, N, K, alpha, A, lda, packed,
                                     beta, C, ldc, workspace);
+}
+
+/* ------------------------------------------------------------- threads */
+
+int rnn_bf16_isa_for(int64_t M, int64_t N, int64_t K) {
+    (void)N;
+    (void)K;
+    int best = rnn_bf16_best_isa();
+    if (best == RNN_BF16_AMX && M < RNN_BF16_AMX_MIN_ROWS) return RNN_BF16_AVX512;
+    return best;
+}
+
+/* One task per block of C: columns [s0, s0 + n) when by_cols, else rows. */
+typedef struct {
+    const bf16_isa *d;
+    int trans_a, trans_b, by_cols;
+    int64_t M, N, K, lda, ldb, ldc, len, chunk;
+    float alpha, beta;
+    const float *A, *B;
+    const bf16_packed_hdr *pk;
+    float *C;
+    char *workspace;
+    size_t ws_step;
+} bf16_job;
+
+static void bf16_task(void *ctx, int i) {
+    const bf16_job *j = ctx;
+    int64_t s0 = i * j->chunk, n = min64(j->chunk, j->len - s0);
+    void *ws = j->workspace + (size_t)i * j->ws_step;
+    if (j->by_cols) {
+        const float *B = j->pk ? NULL : j->trans_b ? j->B + s0 * j->ldb : j->B + s0;
+        gemm_blocked(j->d, j->trans_a, j->trans_b, j->M, n, j->K, j->alpha, j->A, j->lda, B,
+                     j->ldb, j->pk, s0, j->beta, j->C + s0, j->ldc, ws);
+    } else {
+        const float *A = j->trans_a ? j->A + s0 : j->A + s0 * j->lda;
+        gemm_blocked(j->d, j->trans_a, j->trans_b, n, j->N, j->K, j->alpha, A, j->lda, j->B,
+                     j->ldb, j->pk, 0, j->beta, j->C + s0 * j->ldc, j->ldc, ws);
+    }
+}
+
+/* Below this many multiply-adds a second thread costs more than it saves
+ * (bfloat16 products run several times faster than float32 ones). */
+#ifndef RNN_BF16_MT_MIN_MADDS
+#define RNN_BF16_MT_MIN_MADDS (1 << 22)
+#endif
+
+/* Checked arguments, M, N, K > 0: the product on up to `threads` threads. */
+static void bf16_run(const bf16_isa *d, rnn_pool *pool, int threads, int trans_a, int trans_b,
+                     int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, const bf16_packed_hdr *pk, float beta,
+                     float *C, int64_t ldc, void *workspace, size_t ws_step) {
+    int64_t nt = 1;
+    if (threads > 1) {
+        double madds = (double)M * (double)N * (double)K;
+        nt = (int64_t)(madds / RNN_BF16_MT_MIN_MADDS);
+        nt = min64(nt, threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS);
+    }
+    if (nt <= 1) {
+        gemm_blocked(d, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, pk, 0, beta, C, ldc,
+                     workspace);
+        return;
+    }
+    /* whole strips of NR_PACK columns (a multiple of every kernel's NR and
+     * of the packed strips' 16), or 32 rows (an AMX pair of tiles) */
+    bf16_job j = {.d = d, .trans_a = trans_a, .trans_b = trans_b, .by_cols = N >= M, .M = M,
+                  .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                  .beta = beta, .A = A, .B = B, .pk = pk, .C = C, .workspace = workspace,
+                  .ws_step = ws_step};
+    const int64_t quantum = j.by_cols ? NR_PACK : 32;
+    j.len = j.by_cols ? N : M;
+    j.chunk = round_up64((j.len + nt - 1) / nt, quantum);
+    nt = (j.len + j.chunk - 1) / j.chunk;
+    rnn_pool_run(pool, (int)nt, bf16_task, &j);
+}
+
+int rnn_gemm_bf16_mt(int isa, rnn_pool *pool, int threads, int trans_a, int trans_b, int64_t M,
+                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                     void *workspace, size_t ws_step) {
+    int st = gemm_check(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, 1);
+    if (st < 0) return RNN_OK;
+    if (st != RNN_OK) return st;
+    if (!workspace) return RNN_ERR_NULL;
+    if (ws_step < rnn_gemm_bf16_workspace_size()) return RNN_ERR_WORKSPACE;
+    if (K == 0 || alpha == 0) {
+        scale_c(M, N, beta, C, ldc);
+        return RNN_OK;
+    }
+    bf16_run(isa_desc(resolve_isa(isa)), pool, threads, trans_a != 0, trans_b != 0, M, N, K,
+             alpha, A, lda, B, ldb, NULL, beta, C, ldc, workspace, ws_step);
+    return RNN_OK;
+}
+
+int rnn_gemm_bf16_packed_mt(int isa, rnn_pool *pool, int threads, int trans_a, int64_t M,
+                            int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                            const void *packed, float beta, float *C, int64_t ldc,
+                            void *workspace, size_t ws_step) {
+    int st = gemm_check(trans_a, 0, M, N, K, A, lda, NULL, 0, C, ldc, 0);
+    if (st < 0) return RNN_OK;
+    if (st != RNN_OK) return st;
+    if (!workspace || (K > 0 && !packed)) return RNN_ERR_NULL;
+    if (ws_step < rnn_gemm_bf16_workspace_size()) return RNN_ERR_WORKSPACE;
+    if (K == 0 || alpha == 0) {
+        scale_c(M, N, beta, C, ldc);
+        return RNN_OK;
+    }
+    const bf16_packed_hdr *h =
+        (const bf16_packed_hdr *)(((uintptr_t)packed + 63) & ~(uintptr_t)63);
+    if (h->magic != PACK_MAGIC || h->n != N || h->k != K) return RNN_ERR_SIZE;
+    bf16_run(isa_desc(resolve_isa(isa)), pool, threads, trans_a != 0, 0, M, N, K, alpha, A, lda,
+             NULL, 0, h, beta, C, ldc, workspace, ws_step);
+    return RNN_OK;
 }
 
 double rnn_gemm_bf16_bound(int64_t K, double alpha, double beta, double S, double c0,

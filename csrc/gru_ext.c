@@ -54,14 +54,14 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
     int64_t BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_mul(BH, 4);
-    return rnn_add(n, rnn_gemm_packed_len(rnn_mul(3, d->H), d->H));
+    return rnn_add(n, rnn_ext_packed_len(d, rnn_mul(3, d->H), d->H));
 }
 
 int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
     int64_t R = rnn_mul(d->T, d->B), BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_add(rnn_mul(rnn_mul(R, d->H), 6), rnn_mul(BH, 5));
-    return rnn_add(n, rnn_gemm_packed_len(d->H, rnn_mul(3, d->H)));
+    return rnn_add(n, rnn_ext_packed_len(d, d->H, rnn_mul(3, d->H)));
 }
 
 #else /* template body, instantiated once per dtype */

@@ -114,8 +114,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->f_y = lx_take(&f, ln ? rnn_mul(B, H) : 0);
     L->f_ub = lx_take(&f, proj ? rnn_mul(B, H) : 0);
     L->f_hpr = lx_take(&f, proj ? rnn_mul(B, P) : 0);
-    L->f_wpk = lx_take(&f, rnn_gemm_packed_len(G, Hs));
-    L->f_wrpk = lx_take(&f, proj ? rnn_gemm_packed_len(P, H) : 0);
+    L->f_wpk = lx_take(&f, rnn_ext_packed_len(d, G, Hs));
+    L->f_wrpk = lx_take(&f, proj ? rnn_ext_packed_len(d, P, H) : 0);
     L->fwork_len = f.off;
 
     lx_alloc w = {0, 0};
@@ -136,8 +136,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->b_accli = lx_take(&w, ln ? rnn_mul(B, G) : 0);
     L->b_acclh = lx_take(&w, ln ? rnn_mul(B, G) : 0);
     L->b_acclc = lx_take(&w, ln ? rnn_mul(B, 2 * H) : 0);
-    L->b_wpk = lx_take(&w, rnn_gemm_packed_len(Hs, G));
-    L->b_wrpk = lx_take(&w, proj ? rnn_gemm_packed_len(H, P) : 0);
+    L->b_wpk = lx_take(&w, rnn_ext_packed_len(d, Hs, G));
+    L->b_wrpk = lx_take(&w, proj ? rnn_ext_packed_len(d, H, P) : 0);
     L->bwork_len = w.off;
     return c.bad || f.bad || w.bad ? RNN_ERR_SIZE : RNN_OK;
 }
@@ -457,8 +457,7 @@ LX_ROW_VARIANTS(lx_bwd_row, (const SFX(lx_bctx) *c, int64_t b, int64_t r), (c, b
 
 static int SFX(lx_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *w,
                         int64_t ldw, void *packed) {
-    (void)d;
-    return SFX(rnn_gemm_pack_b)(trans_b, N, K, w, ldw, packed);
+    return SFX(step_pack_ld)(d, trans_b, N, K, w, ldw, packed);
 }
 
 /* C (B, N) = A (B, K) op(w), op(w) K x N */
@@ -467,8 +466,7 @@ static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, co
     (void)trans_b;
     (void)w;
     (void)ldw;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, 0, C, N,
-                                   gemm_ws);
+    return SFX(step_product)(d, N, K, A, packed, 0, C, N, gemm_ws);
 }
 
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0

@@ -65,6 +65,7 @@ typedef struct {
                              * with the GIL held; a copy made by fork mid-call is free
                              * in the child, where the calling thread does not exist) */
     int threads;            /* threads a kernel call may use (>= 1) */
+    int compute;            /* rnn_compute: the precision of the kernels' products */
     /* what forward keeps for backward (valid while have_cache) */
     int have_cache;
     rnn_dims dims;

@@ -265,7 +265,8 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     rnn_dims d = {.T = T, .B = B, .I = self->I, .H = H,
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
                   .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads,
-                  .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads)};
+                  .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads),
+                  .compute = self->compute};
     int64_t cache_len = rnn_ext_cache_len(self->kind, &d, &self->cfg);
     int64_t work_len = rnn_ext_forward_work_len(self->kind, &d, &self->cfg);
     int64_t x_len = rnn_mul(rnn_mul(T, B), self->I);

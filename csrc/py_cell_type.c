@@ -119,6 +119,7 @@ static int cell_init_common(CellObject *self, int kind, PyObject *I_obj, PyObjec
     self->I = I;
     self->H = H;
     self->threads = threads;
+    self->compute = RNN_COMPUTE_NATIVE;
     return 0;
 }
 
@@ -329,6 +330,39 @@ static int cell_set_threads(CellObject *self, PyObject *value, void *Py_UNUSED(c
     return 0;
 }
 
+static PyObject *cell_get_compute_dtype(CellObject *self, void *Py_UNUSED(c)) {
+    if (cell_ready(self, "compute_dtype")) return NULL;
+    return PyUnicode_FromString(self->compute == RNN_COMPUTE_BF16 ? "bfloat16"
+                                                                  : dtype_name(self->typenum));
+}
+static int cell_set_compute_dtype(CellObject *self, PyObject *value, void *Py_UNUSED(c)) {
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "compute_dtype: cannot be deleted");
+        return -1;
+    }
+    if (cell_ready(self, "compute_dtype")) return -1;
+    const char *own = dtype_name(self->typenum);
+    const char *s = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
+    if (PyUnicode_Check(value) && !s) return -1;
+    int compute;
+    if (s && strcmp(s, own) == 0) {
+        compute = RNN_COMPUTE_NATIVE;
+    } else if (s && strcmp(s, "bfloat16") == 0) {
+        if (self->typenum != NPY_FLOAT) {
+            PyErr_Format(PyExc_ValueError,
+                         "compute_dtype: 'bfloat16' needs a float32 cell, this one is %s", own);
+            return -1;
+        }
+        compute = RNN_COMPUTE_BF16;
+    } else {
+        PyErr_Format(PyExc_ValueError, "compute_dtype: expected '%s' or 'bfloat16', got %R", own,
+                     value);
+        return -1;
+    }
+    self->compute = compute;
+    return 0;
+}
+
 static PyGetSetDef cell_getset[] = {
     {"weight_ih", (getter)cell_get_weight, NULL, "(G*H, I) input weights, a view of params", (void *)0},
     {"weight_hh", (getter)cell_get_weight, NULL, "(G*H, H) recurrent weights, a view of params", (void *)1},
@@ -354,6 +388,11 @@ static PyGetSetDef cell_getset[] = {
     {"has_cache", (getter)cell_get_has_cache, NULL, "whether backward() has a forward to use", NULL},
     {"threads", (getter)cell_get_threads, (setter)cell_set_threads,
      "threads each forward/backward may use (results are bit-identical run to run at a fixed count)",
+     NULL},
+    {"compute_dtype", (getter)cell_get_compute_dtype, (setter)cell_set_compute_dtype,
+     "precision of the matrix products: the cell's dtype, or 'bfloat16' (float32 cells: operands\n"
+     "rounded to bfloat16, float32 sums; state, gates and gradients stay float32). Runs on AMX\n"
+     "or AVX512-BF16 where the CPU has them, else on portable C",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

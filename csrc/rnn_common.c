@@ -11,6 +11,7 @@ const char *rnn_status_string(int status) {
     case RNN_ERR_LENGTHS: return "a sequence length was outside [0, T]";
     case RNN_ERR_LD: return "a leading dimension was smaller than its row";
     case RNN_ERR_WORKSPACE: return "the workspace was too small";
+    case RNN_ERR_COMPUTE: return "the compute precision is not offered for this dtype";
     default: return "unknown error";
     }
 }
@@ -39,6 +40,7 @@ int rnn_dims_check(const rnn_dims *d) {
     int time_major = d->ts == d->B && d->bs == 1;
     int batch_first = d->ts == 1 && d->bs == d->T;
     if (!time_major && !batch_first) return RNN_ERR_SIZE;
+    if (d->compute != RNN_COMPUTE_NATIVE && d->compute != RNN_COMPUTE_BF16) return RNN_ERR_COMPUTE;
     return RNN_OK;
 }
 

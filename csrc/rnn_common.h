@@ -32,7 +32,8 @@ typedef enum {
     RNN_ERR_SIZE = 2,     /* a size was not positive, or a product overflowed */
     RNN_ERR_LENGTHS = 3,  /* lengths[b] outside [0, T] */
     RNN_ERR_LD = 4,       /* a leading dimension smaller than its row */
-    RNN_ERR_WORKSPACE = 5 /* workspace smaller than the kernel asked for */
+    RNN_ERR_WORKSPACE = 5, /* workspace smaller than the kernel asked for */
+    RNN_ERR_COMPUTE = 6    /* a compute precision the kernel's dtype does not offer */
 } rnn_status;
 
 /* Human-readable text for a status code (static storage, never NULL). */
@@ -53,7 +54,18 @@ typedef struct {
                      * The GEMM workspace must then hold threads workspaces. */
     struct rnn_pool *pool; /* where the other threads come from (pool.h); NULL: the
                      * calling thread runs everything, with the same results */
+    int compute;    /* precision of the products (rnn_compute): RNN_COMPUTE_NATIVE, or
+                     * RNN_COMPUTE_BF16 (float32 kernels only) */
 } rnn_dims;
+
+/* The precision a kernel's matrix products run in. Everything else (gates,
+ * states, elementwise work, sums of the small gradients) stays in the
+ * kernel's dtype.
+ *   NATIVE  the kernel's dtype (float32 or float64)
+ *   BF16    float32 kernels: both operands of every product rounded to
+ *           bfloat16 (nearest even), float32 accumulation (bf16.h), on
+ *           AMX tiles or AVX512-BF16 where the CPU has them */
+typedef enum { RNN_COMPUTE_NATIVE = 0, RNN_COMPUTE_BF16 = 1 } rnn_compute;
 
 /* Most threads a kernel call uses (bounds the workspace a caller sizes). */
 #define RNN_MAX_THREADS 64

@@ -44,13 +44,13 @@ int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     return rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2),
-                  rnn_gemm_packed_len(d->H, d->H));
+                  rnn_ext_packed_len(d, d->H, d->H));
 }
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     int64_t n = rnn_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
-    return rnn_add(n, rnn_gemm_packed_len(d->H, d->H));
+    return rnn_add(n, rnn_ext_packed_len(d, d->H, d->H));
 }
 
 #else /* template body, instantiated once per dtype */

@@ -3,6 +3,8 @@
  * (the kernels themselves are rnn_ext.c, lstm_ext.c and gru_ext.c).
  */
 #include "cells_ext.h"
+#include "bf16.h"
+#include "gemm.h"
 
 static int is_lstm_kind(int kind) { return kind == RNN_CELL_LSTM || kind == RNN_CELL_PEEPHOLE; }
 
@@ -44,4 +46,13 @@ int64_t rnn_ext_backward_work_len(int kind, const rnn_dims *d, const rnn_ext_con
     if (is_lstm_kind(kind)) return rnn_ext_backward_work_len_lstm(d, cfg);
     return kind == RNN_CELL_GRU ? rnn_ext_backward_work_len_gru(d, cfg)
                                 : rnn_ext_backward_work_len_rnn(d, cfg);
+}
+
+int64_t rnn_ext_packed_len(const rnn_dims *d, int64_t N, int64_t K) {
+    int64_t n = rnn_gemm_packed_len(N, K);
+    if (n < 0 || d->compute != RNN_COMPUTE_BF16) return n;
+    size_t bytes = rnn_gemm_bf16_packed_size(N, K);
+    if (bytes == 0 || bytes > (size_t)INT64_MAX - sizeof(float)) return -1;
+    int64_t m = (int64_t)((bytes + sizeof(float) - 1) / sizeof(float));
+    return m > n ? m : n;
 }

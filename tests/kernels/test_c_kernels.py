@@ -27,15 +27,15 @@ import pytest
 ROOT = Path(helpers.ROOT)
 CSRC = ROOT / "csrc"
 # the library's cells (cells_ext.h)
-CELLS = ["gemm.c", "pool.c", "rnn_common.c", "rnn_ext_common.c", "rnn_ext.c", "lstm_ext.c",
-         "gru_ext.c"]
+CELLS = ["gemm.c", "gemm_bf16.c", "pool.c", "rnn_common.c", "rnn_ext_common.c", "rnn_ext.c",
+         "lstm_ext.c", "gru_ext.c"]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
             "-fno-omit-frame-pointer"]
 
 PROGRAMS = {
     "test_gemm": ["gemm.c", "pool.c", "rnn_common.c"],
     "test_pool": ["pool.c"],
-    "test_bf16": ["gemm_bf16.c", "rnn_common.c"],
+    "test_bf16": ["gemm_bf16.c", "pool.c", "rnn_common.c"],
     "test_ext_gru_rnn": CELLS,
     "test_ext_lstm": CELLS,
 }
