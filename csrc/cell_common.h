@@ -79,11 +79,6 @@ static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
 #define RNN_GRAD_ROWS 256
 #endif
 
-/* Elements of gates per block of steps whose input projection the LSTM
- * forward pass computes just ahead of those steps. */
-#ifndef RNN_PROJ_ELEMS
-#define RNN_PROJ_ELEMS 65536
-#endif
 
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
@@ -145,19 +140,30 @@ static inline int SFX(step_pack)(const rnn_dims *d, int trans_b, int64_t N, int6
                                  const REAL *w, void *packed) {
     return SFX(step_pack_ld)(d, trans_b, N, K, w, d->H, packed);
 }
-/* C (B, N; ldc apart) = A (B, K) op(W) + beta C, op(W) as step_pack_ld packed it. */
+/* C (M, N; ldc apart) = A (M, K; lda apart) op(W) + beta C, op(W) as
+ * step_pack_ld packed it. bfloat16 products run on the micro-kernel
+ * rnn_bf16_isa_for picks for isa_m rows: M, or the rows of the one product
+ * that this one is a block of, so that both give the same bits. */
+static inline int SFX(packed_product)(const rnn_dims *d, int64_t M, int64_t isa_m, int64_t N,
+                                      int64_t K, const REAL *A, int64_t lda, const void *packed,
+                                      REAL beta, REAL *C, int64_t ldc, void *gemm_ws) {
+#if DTYPE_F32
+    if (d->compute == RNN_COMPUTE_BF16)
+        return rnn_gemm_bf16_packed_mt(rnn_bf16_isa_for(isa_m, N, K), d->pool, d->threads, 0, M, N,
+                                       K, 1, A, lda, packed, beta, C, ldc, gemm_ws,
+                                       rnn_gemm_workspace_size());
+#else
+    (void)isa_m;
+#endif
+    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
+    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, M, N, K, 1, A, lda, packed, beta, C, ldc,
+                                   gemm_ws);
+}
+/* The step product: M = B rows of A, K apart. */
 static inline int SFX(step_product)(const rnn_dims *d, int64_t N, int64_t K, const REAL *A,
                                     const void *packed, REAL beta, REAL *C, int64_t ldc,
                                     void *gemm_ws) {
-#if DTYPE_F32
-    if (d->compute == RNN_COMPUTE_BF16)
-        return rnn_gemm_bf16_packed_mt(rnn_bf16_isa_for(d->B, N, K), d->pool, d->threads, 0, d->B,
-                                       N, K, 1, A, K, packed, beta, C, ldc, gemm_ws,
-                                       rnn_gemm_workspace_size());
-#endif
-    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
-    return SFX(rnn_gemm_packed_mt)(d->pool, d->threads, d->B, N, K, 1, A, K, packed, beta, C, ldc,
-                                   gemm_ws);
+    return SFX(packed_product)(d, d->B, d->B, N, K, A, K, packed, beta, C, ldc, gemm_ws);
 }
 static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
                                  const REAL *A, const REAL *w, const void *packed, REAL *C,
@@ -165,6 +171,28 @@ static inline int SFX(step_gemm)(const rnn_dims *d, int trans_b, int64_t N, int6
     (void)trans_b;
     (void)w;
     return SFX(step_product)(d, N, K, A, packed, 0, C, N, gemm_ws);
+}
+
+/* The rows of x that steps s0 .. s0+n-1 read, step by step (row j*B + b is
+ * step s0+j of sequence b), as A and lda of a product: in place when they
+ * are already so in x (time-major, forward), else gathered into xs (n*B, I)
+ * with zero rows for sequences that have ended. */
+static inline const REAL *SFX(steps_x_rows)(const rnn_dims *d, const int64_t *lengths,
+                                            int64_t s0, int64_t n, const REAL *x, REAL *xs,
+                                            int64_t *lda) {
+    if (!d->reverse && d->ts == d->B && d->bs == 1) {
+        *lda = d->ldx;
+        return x + s0 * d->B * d->ldx;
+    }
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t b = 0; b < d->B; b++) {
+            REAL *dst = xs + (j * d->B + b) * d->I;
+            int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
+            if (t >= 0) memcpy(dst, x + (t * d->ts + b * d->bs) * d->ldx, (size_t)d->I * sizeof(REAL));
+            else memset(dst, 0, (size_t)d->I * sizeof(REAL));
+        }
+    *lda = d->I;
+    return xs;
 }
 
 /* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array

@@ -118,6 +118,19 @@ static inline int64_t rnn_ext_state_size(const rnn_dims *d, const rnn_ext_config
 int64_t rnn_ext_cache_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_forward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_backward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
+/* Elements of gates per block of steps whose input projection an inference
+ * forward (d->inference) computes just ahead of those steps: enough rows to
+ * keep the product efficient at small B, few enough to stay in cache. */
+#ifndef RNN_PROJ_ELEMS
+#define RNN_PROJ_ELEMS 65536
+#endif
+/* Steps per such block for G gate rows per step: at least min(2, T) (a
+ * block may start a step early), at most T. */
+static inline int64_t rnn_ext_proj_steps(const rnn_dims *d, int64_t G) {
+    int64_t per = d->B * G, tc = per > 0 ? RNN_PROJ_ELEMS / per : 1;
+    tc = tc < 2 ? 2 : tc;
+    return tc > d->T ? d->T : tc;
+}
 /* Elements (of float) of a step product's packed op(W), K x N, in the
  * precision d->compute asks for (the larger of the two layouts, so a kernel's
  * scratch suits either); -1 on overflow. */

@@ -74,12 +74,12 @@ static int64_t lx_take(lx_alloc *a, int64_t n) {
 }
 
 typedef struct {
-    int64_t H, Hs, P, G, R, B;
+    int64_t H, Hs, P, G, R, B, Tc;
     int peep, ln, proj;
     /* cache */
     int64_t gates, cs, cp, hp, u, xn, hn, cn, rs, cache_len;
     /* forward scratch */
-    int64_t f_bias, f_pre, f_hm, f_zero, f_y, f_ub, f_hpr, f_wpk, f_wrpk, fwork_len;
+    int64_t f_bias, f_pre, f_hm, f_zero, f_y, f_ub, f_hpr, f_wpk, f_wrpk, f_xs, f_wipk, fwork_len;
     /* backward scratch */
     int64_t b_dxg, b_dhh, b_dht, b_dh, b_dc, b_dhr, b_dgs, b_du, b_dt, b_da, b_dy, b_zero,
         b_accp, b_accb, b_accli, b_acclh, b_acclc, b_wpk, b_wrpk, bwork_len;
@@ -93,20 +93,25 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     const int64_t G = 4 * H, B = d->B, R = d->T * d->B; /* fit: rnn_dims_check */
     *L = (lx_layout){.H = H, .Hs = Hs, .P = P, .G = G, .R = R, .B = B,
                      .peep = cfg->peephole != 0, .ln = cfg->layer_norm != 0, .proj = P > 0};
-    const int ln = L->ln, proj = L->proj;
-    lx_alloc c = {0, 0};
-    L->gates = lx_take(&c, rnn_mul(R, G));
-    L->cs = lx_take(&c, rnn_mul(R, H));
-    L->hp = lx_take(&c, rnn_mul(R, Hs));
-    L->cp = lx_take(&c, rnn_mul(R, H));
-    L->u = lx_take(&c, proj ? rnn_mul(R, H) : 0);
-    L->xn = lx_take(&c, ln ? rnn_mul(R, G) : 0);
-    L->hn = lx_take(&c, ln ? rnn_mul(R, G) : 0);
-    L->cn = lx_take(&c, ln ? rnn_mul(R, H) : 0);
-    L->rs = lx_take(&c, ln ? rnn_mul(R, 3) : 0);
+    const int ln = L->ln, proj = L->proj, inf = d->inference != 0;
+    /* the per-row arrays: the cache (R rows), or at inference one step's B
+     * rows at the start of the forward scratch, and the gates of a block of
+     * Tc steps, whose input projection is computed ahead of them */
+    lx_alloc c = {0, 0}, f = {0, 0};
+    lx_alloc *a = inf ? &f : &c;
+    const int64_t Rc = inf ? B : R;
+    L->Tc = inf ? rnn_ext_proj_steps(d, G) : 0;
+    L->gates = lx_take(a, rnn_mul(inf ? rnn_mul(L->Tc, B) : R, G));
+    L->cs = lx_take(a, rnn_mul(Rc, H));
+    L->hp = lx_take(a, rnn_mul(Rc, Hs));
+    L->cp = lx_take(a, rnn_mul(Rc, H));
+    L->u = lx_take(a, proj ? rnn_mul(Rc, H) : 0);
+    L->xn = lx_take(a, ln ? rnn_mul(Rc, G) : 0);
+    L->hn = lx_take(a, ln ? rnn_mul(Rc, G) : 0);
+    L->cn = lx_take(a, ln ? rnn_mul(Rc, H) : 0);
+    L->rs = lx_take(a, ln ? rnn_mul(Rc, 3) : 0);
     L->cache_len = c.off;
 
-    lx_alloc f = {0, 0};
     L->f_bias = lx_take(&f, G);
     L->f_pre = lx_take(&f, rnn_mul(B, G));
     L->f_hm = lx_take(&f, rnn_mul(B, Hs));
@@ -116,6 +121,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->f_hpr = lx_take(&f, proj ? rnn_mul(B, P) : 0);
     L->f_wpk = lx_take(&f, rnn_ext_packed_len(d, G, Hs));
     L->f_wrpk = lx_take(&f, proj ? rnn_ext_packed_len(d, P, H) : 0);
+    L->f_xs = lx_take(&f, inf ? rnn_mul(rnn_mul(L->Tc, B), d->I) : 0);
+    L->f_wipk = lx_take(&f, inf ? rnn_ext_packed_len(d, G, d->I) : 0);
     L->fwork_len = f.off;
 
     lx_alloc w = {0, 0};
@@ -277,32 +284,36 @@ static void SFX(lx_fwd_proj_out)(int64_t P, const REAL *restrict ht, const REAL 
 typedef struct {
     int64_t H, Hs, P, G, ldo, zh_ld, zc_ld;
     int peep, ln, proj;
+    int inf;      /* the per-row arrays hold one step's rows, indexed by b (inference) */
+    int64_t goff; /* inference: the step's first row in the block of gates */
     const REAL *bias, *b_ih, *b_hh, *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
     const REAL *pre, *A, *hpr;
     REAL *gates, *cs, *cp, *hp, *U, *XN, *HN, *CN, *RS, *hT, *cT, *ub, *Y, *out;
 } SFX(lx_fctx);
 
-/* One row of a forward step, up to h_t (or u before the projection). */
+/* One row of a forward step, up to h_t (or u before the projection): r is
+ * the row of x and out, q the row of the per-row arrays (r, or b at
+ * inference, where nothing is kept for backward). */
 static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r) {
-    const int64_t H = c->H, Hs = c->Hs, G = c->G;
-    REAL *gr = c->gates + r * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
-    REAL *csr = c->cs + r * H, *cpr = c->cp + r * H, *o = c->out + r * c->ldo;
+    const int64_t H = c->H, Hs = c->Hs, G = c->G, q = c->inf ? b : r;
+    REAL *gr = c->gates + (c->inf ? c->goff + b : r) * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
+    REAL *csr = c->cs + q * H, *cpr = c->cp + q * H, *o = c->out + r * c->ldo;
     const REAL *pr = c->pre + b * G;
-    memcpy(c->hp + r * Hs, c->A + b * Hs, (size_t)Hs * sizeof(REAL));
+    if (!c->inf) memcpy(c->hp + q * Hs, c->A + b * Hs, (size_t)Hs * sizeof(REAL));
     const REAL *zhr = c->zh + r * c->zh_ld, *zcr = c->zc + r * c->zc_ld;
     if (c->ln)
-        SFX(lx_fwd_ln_in)(G, gr, pr, c->ln_ih, c->b_ih, c->ln_hh, c->b_hh, c->XN + r * G,
-                          c->HN + r * G, c->RS + r * 3);
+        SFX(lx_fwd_ln_in)(G, gr, pr, c->ln_ih, c->b_ih, c->ln_hh, c->b_hh, c->XN + q * G,
+                          c->HN + q * G, c->RS + q * 3);
     else
         SFX(lx_fwd_sum)(G, gr, pr, c->bias);
     if (c->peep) SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 1);
     else SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 0);
     const REAL *og = gr + 3 * H;
-    REAL *ub = c->proj ? c->ub + b * H : NULL, *ur = c->proj ? c->U + r * H : NULL;
+    REAL *ub = c->proj ? c->ub + b * H : NULL, *ur = c->proj ? c->U + q * H : NULL;
     const REAL *y = csr;
     if (c->ln) {
         REAL *yr = c->Y + b * H;
-        SFX(lx_fwd_ln_c)(H, csr, c->g0, c->g1, c->CN + r * H, yr, c->RS + r * 3 + 2);
+        SFX(lx_fwd_ln_c)(H, csr, c->g0, c->g1, c->CN + q * H, yr, c->RS + q * 3 + 2);
         y = yr;
     }
     if (c->proj) SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 1);
@@ -527,8 +538,9 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     lx_layout L;
     int st = lx_layout_make(d, cfg, &L);
     if (st) return st;
-    if (!out || !hT || !cT || !cache || !x || !p || !work || !gemm_ws || !p->w_ih || !p->w_hh ||
-        !p->b_ih || !p->b_hh || (L.peep && !p->w_peep) || (L.proj && !p->w_hr) ||
+    const int inf = d->inference != 0;
+    if (!out || !hT || !cT || (!cache && !inf) || !x || !p || !work || !gemm_ws || !p->w_ih ||
+        !p->w_hh || !p->b_ih || !p->b_hh || (L.peep && !p->w_peep) || (L.proj && !p->w_hr) ||
         (L.ln && (!p->ln_ih || !p->ln_hh || !p->ln_c)))
         return RNN_ERR_NULL;
     REAL *zero = work + L.f_zero;
@@ -537,24 +549,31 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
     REAL *bias = work + L.f_bias, *pre = work + L.f_pre, *hm = work + L.f_hm;
     REAL *ub = L.proj ? work + L.f_ub : NULL, *hpr = L.proj ? work + L.f_hpr : NULL;
-    void *wpk = work + L.f_wpk, *wrpk = work + L.f_wrpk;
+    void *wpk = work + L.f_wpk, *wrpk = work + L.f_wrpk, *wipk = work + L.f_wipk;
+    REAL *rows = inf ? work : cache; /* where the per-row arrays are */
     SFX(lx_fctx) c = {
         .H = H, .Hs = Hs, .P = P, .G = G, .ldo = d->ldo, .zh_ld = k.zh_ld, .zc_ld = k.zc_ld,
-        .peep = L.peep, .ln = L.ln, .proj = L.proj,
+        .peep = L.peep, .ln = L.ln, .proj = L.proj, .inf = inf,
         .bias = bias, .b_ih = p->b_ih, .b_hh = p->b_hh, .ln_ih = p->ln_ih, .ln_hh = p->ln_hh,
         .g0 = L.ln ? p->ln_c : NULL, .g1 = L.ln ? p->ln_c + H : NULL,
         .pi = L.peep ? p->w_peep : NULL, .pf = L.peep ? p->w_peep + H : NULL,
         .po = L.peep ? p->w_peep + 2 * H : NULL, .zh = k.zh, .zc = k.zc,
         .pre = pre, .A = k.rec ? hm : hT, .hpr = hpr,
-        .gates = cache + L.gates, .cs = cache + L.cs, .cp = cache + L.cp, .hp = cache + L.hp,
-        .U = L.proj ? cache + L.u : NULL, .XN = L.ln ? cache + L.xn : NULL,
-        .HN = L.ln ? cache + L.hn : NULL, .CN = L.ln ? cache + L.cn : NULL,
-        .RS = L.ln ? cache + L.rs : NULL, .hT = hT, .cT = cT, .ub = ub,
+        .gates = rows + L.gates, .cs = rows + L.cs, .cp = rows + L.cp, .hp = rows + L.hp,
+        .U = L.proj ? rows + L.u : NULL, .XN = L.ln ? rows + L.xn : NULL,
+        .HN = L.ln ? rows + L.hn : NULL, .CN = L.ln ? rows + L.cn : NULL,
+        .RS = L.ln ? rows + L.rs : NULL, .hT = hT, .cT = cT, .ub = ub,
         .Y = L.ln ? work + L.f_y : NULL, .out = out};
 
     memset(zero, 0, (size_t)H * sizeof(REAL));
     for (int64_t j = 0; j < G; j++) bias[j] = p->b_ih[j] + p->b_hh[j];
-    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, c.gates, G, gemm_ws))) return st;
+    /* W_ih x_t: for every step at once into the cache, or at inference step
+     * by step into the step's rows, W_ih packed once */
+    if (inf) {
+        if ((st = SFX(lx_pack)(d, 1, G, I, p->w_ih, I, wipk))) return st;
+    } else if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, c.gates, G, gemm_ws))) {
+        return st;
+    }
     if ((st = SFX(lx_pack)(d, 1, G, Hs, p->w_hh, Hs, wpk))) return st;
     if (L.proj) {
         if ((st = SFX(lx_pack)(d, 1, P, H, p->w_hr, H, wrpk))) return st;
@@ -565,7 +584,24 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     const SFX(lx_fwd_row_fn) row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
 
+    int64_t p0 = 0, pend = 0; /* inference: the block of steps whose gates are in c.gates */
     for (int64_t s = 0; s < T; s++) {
+        if (inf && s == pend) {
+            /* the next block of steps, with the sums of the cache path's one
+             * product: a last block of one row starts a step early (a one-row
+             * product sums in another order), and a bfloat16 block runs on
+             * the micro-kernel chosen for all R rows */
+            int64_t lda, n = T - s < L.Tc ? T - s : L.Tc;
+            p0 = n * B == 1 && s > 0 ? s - 1 : s;
+            pend = s + n;
+            const REAL *xa =
+                SFX(steps_x_rows)(d, lengths, p0, pend - p0, x, work + L.f_xs, &lda);
+            st = R == 1 ? GEMM(0, 1, 1, G, I, 1, xa, lda, p->w_ih, I, 0, c.gates, G, gemm_ws)
+                        : SFX(packed_product)(d, (pend - p0) * B, R, G, I, xa, lda, wipk, 0,
+                                              c.gates, G, gemm_ws);
+            if (st) return st;
+        }
+        c.goff = inf ? (s - p0) * B : 0;
         if (k.rec)
             for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
         if ((st = SFX(lx_step)(d, 1, G, Hs, c.A, p->w_hh, Hs, wpk, pre, gemm_ws))) return st;
@@ -581,6 +617,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         }
     }
     SFX(zero_padded_rows)(out, Hs, d->ldo, lengths, d);
+    if (inf) return RNN_OK;
     SFX(zero_padded_rows)(c.gates, G, G, lengths, d);
     SFX(zero_padded_rows)(c.cs, H, H, lengths, d);
     SFX(zero_padded_rows)(c.cp, H, H, lengths, d);
@@ -633,6 +670,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     lx_layout L;
     int st = lx_layout_make(d, cfg, &L);
     if (st) return st;
+    if (d->inference) return RNN_ERR_SIZE; /* an inference forward keeps nothing */
     if (!dx || !dh0 || !dc0 || !g || !cache || !x || !p || !work || !gemm_ws || !p->w_ih ||
         !p->w_hh || !g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh ||
         (L.peep && (!p->w_peep || !g->w_peep)) || (L.proj && (!p->w_hr || !g->w_hr)) ||

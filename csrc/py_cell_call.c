@@ -192,12 +192,12 @@ static void *scratch_take(CellObject *self, int dir, int64_t work_len, size_t es
 
 static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *kw) {
     static char *kw_lstm[] = {"x", "h0", "c0", "lengths", "reverse", "batch_first", "rec_mask",
-                              "zoneout_h", "zoneout_c", NULL};
+                              "zoneout_h", "zoneout_c", "keep_cache", NULL};
     static char *kw_plain[] = {"x", "h0", "lengths", "reverse", "batch_first", "rec_mask",
-                               "zoneout_h", NULL};
+                               "zoneout_h", "keep_cache", NULL};
     PyObject *x_obj, *h0_obj = Py_None, *c0_obj = Py_None, *len_obj = Py_None;
     PyObject *rec_obj = Py_None, *zh_obj = Py_None, *zc_obj = Py_None;
-    int reverse = 0, batch_first = 0;
+    int reverse = 0, batch_first = 0, keep = 1;
     PyArrayObject *x = NULL, *h0 = NULL, *c0 = NULL, *out = NULL, *hT = NULL, *cT = NULL;
     PyArrayObject *rec = NULL, *zh = NULL, *zc = NULL;
     int64_t *lengths = NULL;
@@ -208,13 +208,13 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     const int lstm = is_lstm(self);
 
     if (lstm) {
-        if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO$ppOOO:forward", kw_lstm, &x_obj, &h0_obj,
-                                         &c0_obj, &len_obj, &reverse, &batch_first, &rec_obj,
-                                         &zh_obj, &zc_obj))
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO$ppOOOp:forward", kw_lstm, &x_obj,
+                                         &h0_obj, &c0_obj, &len_obj, &reverse, &batch_first,
+                                         &rec_obj, &zh_obj, &zc_obj, &keep))
             return NULL;
-    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO$ppOO:forward", kw_plain, &x_obj,
+    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO$ppOOp:forward", kw_plain, &x_obj,
                                             &h0_obj, &len_obj, &reverse, &batch_first, &rec_obj,
-                                            &zh_obj)) {
+                                            &zh_obj, &keep)) {
         return NULL;
     }
     const int typenum = self->typenum;
@@ -266,7 +266,7 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
                   .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads,
                   .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads),
-                  .compute = self->compute};
+                  .compute = self->compute, .inference = !keep && lstm};
     int64_t cache_len = rnn_ext_cache_len(self->kind, &d, &self->cfg);
     int64_t work_len = rnn_ext_forward_work_len(self->kind, &d, &self->cfg);
     int64_t x_len = rnn_mul(rnn_mul(T, B), self->I);
@@ -288,11 +288,13 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     cell_buf *kept[N_KEPT] = {&self->cache, &self->x_saved, &self->lengths,
                               &self->m_rec, &self->m_zh, &self->m_zc};
     PyArrayObject *masks[3] = {rec, zh, zc};
-    size_t size[N_KEPT] = {(size_t)cache_len * es, (size_t)x_len * es,
-                           lengths ? (size_t)B * sizeof(int64_t) : 0};
+    /* keep_cache=False keeps nothing for backward (the LSTM needs no cache
+     * then; the other cells' cache is scratch) */
+    size_t size[N_KEPT] = {(size_t)cache_len * es, keep ? (size_t)x_len * es : 0,
+                           keep && lengths ? (size_t)B * sizeof(int64_t) : 0};
     void *dst[N_KEPT];
     for (int k = K_REC; k < N_KEPT; k++)
-        size[k] = masks[k - K_REC] ? (size_t)PyArray_NBYTES(masks[k - K_REC]) : 0;
+        size[k] = keep && masks[k - K_REC] ? (size_t)PyArray_NBYTES(masks[k - K_REC]) : 0;
     int in_place = 0;
     for (int k = 0; k < N_KEPT; k++) {
         dst[k] = buf_take(kept[k], size[k], &fresh[k]);
@@ -304,7 +306,12 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     if (!work) goto error;
     for (int k = K_REC; k < N_KEPT; k++)
         if (size[k]) memcpy(dst[k], PyArray_DATA(masks[k - K_REC]), size[k]);
-    if (lengths) memcpy(dst[K_LEN], lengths, size[K_LEN]);
+    if (size[K_LEN]) memcpy(dst[K_LEN], lengths, size[K_LEN]);
+    if (!keep) { /* the call reads the arrays themselves */
+        dst[K_LEN] = lengths;
+        for (int k = K_REC; k < N_KEPT; k++)
+            dst[k] = masks[k - K_REC] ? PyArray_DATA(masks[k - K_REC]) : NULL;
+    }
 
     /* from here the kept blocks reused in place hold the new call's data */
     const int had_cache = self->have_cache;
@@ -324,7 +331,7 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
         void *x_saved = dst[K_X];
         size_t x_bytes = size[K_X];
         Py_BEGIN_ALLOW_THREADS
-        memcpy(x_saved, c.x, x_bytes);
+        if (x_bytes) memcpy(x_saved, c.x, x_bytes);
         st = forward(&c);
         Py_END_ALLOW_THREADS
     }
@@ -333,14 +340,15 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
         raise_status("forward", st);
         goto error;
     }
-    /* the new cache replaces the old one only once the kernel succeeded */
+    /* the new cache replaces the old one only once the kernel succeeded
+     * (without keep_cache, the blocks it did not use stay for later calls) */
     for (int k = 0; k < N_KEPT; k++) {
-        buf_commit(kept[k], fresh[k], size[k]);
+        if (keep || size[k]) buf_commit(kept[k], fresh[k], size[k]);
         fresh[k] = NULL;
     }
     self->dims = d;
     self->batch_first = batch_first;
-    self->have_cache = 1;
+    self->have_cache = keep;
     self->zh_ld = zh_ld;
     self->zc_ld = zc_ld;
     result = lstm ? PyTuple_Pack(3, out, hT, cT) : PyTuple_Pack(2, out, hT);

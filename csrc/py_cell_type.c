@@ -408,7 +408,9 @@ static PyGetSetDef cell_getset[] = {
     "(1 keeps h_{t-1}, 0 takes the new h), or (Hs,) for every step (evaluation: the\n"    \
     "probability); h_t = z*h_{t-1} + (1-z)*h~_t. The masks are kept for backward.\n"      \
     "Returns out shaped like x with Hs features, and the final state (B, Hs).\n"           \
-    "Keeps what backward() needs; the GIL is released while the kernel runs."
+    "Keeps what backward() needs; the GIL is released while the kernel runs.\n"              \
+    "keep_cache=False: inference; nothing is kept, and backward() then refuses (the LSTM\n" \
+    "also skips writing its cache, working step by step in small scratch)."
 
 #define BACKWARD_DOC_COMMON                                                                 \
     "Gradients for the most recent forward; None means zeros. Parameter gradients are\n"    \
@@ -425,8 +427,8 @@ static PyGetSetDef cell_getset[] = {
 static PyMethodDef lstm_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))cell_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(x, h0=None, c0=None, lengths=None, *, reverse=False, batch_first=False,"
-     " rec_mask=None, zoneout_h=None, zoneout_c=None) -> (out, hT, cT)\n\n" FORWARD_DOC_COMMON
-     "\nzoneout_c: the same for the cell state c, with H features."},
+     " rec_mask=None, zoneout_h=None, zoneout_c=None, keep_cache=True) -> (out, hT, cT)\n\n"
+     FORWARD_DOC_COMMON "\nzoneout_c: the same for the cell state c, with H features."},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None, dcT=None) -> (dx, dh0, dc0)\n\n"
      BACKWARD_DOC_COMMON},
@@ -436,7 +438,7 @@ static PyMethodDef lstm_methods[] = {
 static PyMethodDef plain_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))cell_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(x, h0=None, lengths=None, *, reverse=False, batch_first=False, rec_mask=None,"
-     " zoneout_h=None) -> (out, hT)\n\n"
+     " zoneout_h=None, keep_cache=True) -> (out, hT)\n\n"
      FORWARD_DOC_COMMON},
     {"backward", (PyCFunction)(void (*)(void))cell_backward, METH_VARARGS | METH_KEYWORDS,
      "backward(dout=None, dhT=None) -> (dx, dh0)\n\n"

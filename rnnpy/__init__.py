@@ -14,7 +14,7 @@ checks any module's gradients against finite differences.
 from . import _core, data, distributed, losses, optim, training
 from .io import ModelFileError, export_onnx, load, load_with_extra, save
 from .model_methods import install as _install_model_methods
-from .nn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, Module, Sequential
+from .nn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, Module, Sequential, no_grad
 from .tools.generate import Sampler, Vocabulary, generate, sample, softmax
 from .tools.gradcheck import GradcheckResult, gradcheck
 from .train import EarlyStopping, History, ModelCheckpoint, evaluate, fit, predict
@@ -30,5 +30,5 @@ __all__ = [
     "gradcheck", "GradcheckResult", "save", "load", "load_with_extra", "ModelFileError",
     "fit", "evaluate", "predict", "History", "EarlyStopping", "ModelCheckpoint",
     "export_onnx", "data", "losses", "optim", "__version__",
-    "sample", "generate", "Sampler", "Vocabulary", "softmax",
+    "sample", "generate", "Sampler", "Vocabulary", "softmax", "no_grad",
 ]

@@ -18,6 +18,7 @@ from .._validate import (array, as_dtype, as_float_array, check_finite, check_sh
 from ..cells import Family
 from .init import _init_options, _orthogonal
 from .module import Module
+from .grad_mode import grad_enabled
 from .threads import resolve_threads
 
 
@@ -286,6 +287,7 @@ class _RNNBase(Module):
         cell_masks = []
         merged: Optional[list] = None
         inp = x
+        keep = grad_enabled()   # under rnnpy.no_grad(), nothing is kept for backward
         for layer in range(L):
             outs = []
             for d in range(D):
@@ -297,10 +299,11 @@ class _RNNBase(Module):
                 if self._has_cell_state:
                     c = None if c0 is None else c0[i]
                     out, h_n[i], c_n[i] = cell.forward(inp, h, c, lengths, reverse=d == 1,
-                                                       batch_first=batch_first, **cm)
+                                                       batch_first=batch_first, keep_cache=keep,
+                                                       **cm)
                 else:
                     out, h_n[i] = cell.forward(inp, h, lengths, reverse=d == 1,
-                                               batch_first=batch_first, **cm)
+                                               batch_first=batch_first, keep_cache=keep, **cm)
                 outs.append(out)
             if D == 1:
                 out = outs[0]
@@ -316,7 +319,8 @@ class _RNNBase(Module):
             else:
                 masks.append(None)
             inp = out
-        self._last = {"B": B, "T": T, "masks": masks, "merged": merged, "cell_masks": cell_masks}
+        self._last = {"B": B, "T": T, "masks": masks, "merged": merged,
+                      "cell_masks": cell_masks} if keep else None
         state_out: State = (h_n, c_n) if self._has_cell_state else h_n
         return inp, state_out
 
@@ -413,7 +417,8 @@ class _RNNBase(Module):
         Parameter gradients are added into ``grads``.
         """
         if self._last is None:
-            raise RuntimeError("backward: nothing to differentiate; call forward first")
+            raise RuntimeError("backward: nothing to differentiate; call forward first "
+                               "(outside rnnpy.no_grad(), which keeps nothing for backward)")
         B, T = self._last["B"], self._last["T"]
         D, L, Hc, H = self.num_directions, self.num_layers, self.hidden_size, self.state_size
         top: Optional[list] = None   # per-direction gradients of a merged last layer

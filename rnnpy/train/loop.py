@@ -40,6 +40,7 @@ import numpy as np
 
 from .. import _validate as _checks
 from ..data.batches import _as_column, _batch_size_of, _batches, _is_batch_sequence
+from ..nn.grad_mode import no_grad
 from ..nn.locking import holds_model_lock, model_lock
 from ..nn.module import Module
 from . import distributed as _dist
@@ -373,13 +374,14 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        meter = _Meter(metrics)
-        for _, n, out, y, value, _, mask in _run_batches(model, epoch_batches(0), loss_fn, stateful,
-                                                         "data", dist):
-            meter.add(n, value, out, y, mask)
-        if dist is not None:
-            dist.reduce_meter(meter)
-        return meter.means("data")
+        with no_grad():   # nothing is kept for backward
+            meter = _Meter(metrics)
+            for _, n, out, y, value, _, mask in _run_batches(model, epoch_batches(0), loss_fn, stateful,
+                                                             "data", dist):
+                meter.add(n, value, out, y, mask)
+            if dist is not None:
+                dist.reduce_meter(meter)
+            return meter.means("data")
     finally:
         model.train(was_training)
 
@@ -422,7 +424,8 @@ def predict(model: Module, x: Any, *, lengths: Any = None, batch_size: Optional[
                 shard = dist.shard(len(xb), lb)
                 bounds.append(shard.bounds)
                 xb, _, lb = shard.take(xb, None, lb)
-            outs.append(_forward(model, xb, None, lb)[0])
+            with no_grad():   # nothing is kept for backward
+                outs.append(_forward(model, xb, None, lb)[0])
         if dist is not None:
             return dist.gather_rows(outs, bounds)
         return np.concatenate(outs, axis=0)
