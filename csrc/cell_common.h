@@ -99,6 +99,13 @@ static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
     typedef void(*SFX(fn##_fn)) PARAMS;                                                 \
     static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }
 #endif
+/* An inference forward's input projection (d->inference): the block of
+ * steps [p0, pend) whose rows of x W_ih^T are in the kernel's block buffer,
+ * step s's row of sequence b at (s - p0) * B + b. */
+typedef struct {
+    int64_t p0, pend;
+} rnn_proj_block;
+
 #endif /* RNNPY_CELL_COMMON_ONCE */
 
 /* Every product of a kernel, in the precision d->compute asks for: the best
@@ -193,6 +200,28 @@ static inline const REAL *SFX(steps_x_rows)(const rnn_dims *d, const int64_t *le
         }
     *lda = d->I;
     return xs;
+}
+
+/* At the first step past the block, the next block of up to Tc steps
+ * (rnn_ext_proj_steps), computed into dst (Tc*B, G) from W_ih packed in
+ * wipk (op(W) = W_ih^T, G columns), x's rows gathered in xs when needed.
+ * The sums are those of the training forward's one product of all R rows:
+ * a last block of one row starts a step early (a one-row product sums in
+ * another order; Tc >= 2 leaves room), and bfloat16 blocks run on the
+ * micro-kernel chosen for R rows. */
+static inline int SFX(proj_block_next)(const rnn_dims *d, const int64_t *lengths, int64_t s,
+                                       int64_t Tc, int64_t G, const REAL *x, const REAL *w_ih,
+                                       const void *wipk, REAL *xs, REAL *dst, rnn_proj_block *pb,
+                                       void *gemm_ws) {
+    if (s != pb->pend) return RNN_OK;
+    const int64_t B = d->B, I = d->I, R = d->T * d->B, n = d->T - s < Tc ? d->T - s : Tc;
+    int64_t lda;
+    pb->p0 = n * B == 1 && s > 0 ? s - 1 : s;
+    pb->pend = s + n;
+    const REAL *xa = SFX(steps_x_rows)(d, lengths, pb->p0, pb->pend - pb->p0, x, xs, &lda);
+    if (R == 1) return GEMM(0, 1, 1, G, I, 1, xa, lda, w_ih, I, 0, dst, G, gemm_ws);
+    return SFX(packed_product)(d, (pb->pend - pb->p0) * B, R, G, I, xa, lda, wipk, 0, dst, G,
+                               gemm_ws);
 }
 
 /* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array

@@ -44,6 +44,7 @@
 
 int64_t rnn_ext_cache_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
+    if (d->inference) return 0;
     int64_t R = rnn_mul(d->T, d->B), RH = rnn_mul(R, d->H);
     int64_t n = rnn_mul(RH, 5);
     if (cfg->layer_norm) n = rnn_add(rnn_add(n, rnn_mul(RH, 6)), rnn_mul(R, 2));
@@ -54,7 +55,16 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
     int64_t BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_mul(BH, 4);
-    return rnn_add(n, rnn_ext_packed_len(d, rnn_mul(3, d->H), d->H));
+    n = rnn_add(n, rnn_ext_packed_len(d, rnn_mul(3, d->H), d->H));
+    if (!d->inference) return n;
+    /* inference: the block of x W_ih^T rows, one step's rows of the cache's
+     * arrays, x's rows gathered, W_ih packed (gx_infer_layout) */
+    int64_t G = rnn_mul(3, d->H), tcb = rnn_mul(rnn_ext_proj_steps(d, G), d->B);
+    n = rnn_add(n, rnn_mul(tcb, G));
+    n = rnn_add(n, rnn_mul(BH, cfg->layer_norm ? 8 : 2));
+    n = rnn_add(n, cfg->layer_norm ? rnn_mul(d->B, 2) : 0);
+    n = rnn_add(n, rnn_mul(tcb, d->I));
+    return rnn_add(n, rnn_ext_packed_len(d, G, d->I));
 }
 
 int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
@@ -279,6 +289,8 @@ typedef struct {
     REAL *hp;
     const REAL *zh;
     int64_t zld;
+    int inf;      /* inference: xin holds a block of steps, the rest one step's rows */
+    int64_t goff; /* inference: the step's first row in xin */
 } SFX(gx_fwd_rows_ctx);
 static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(gx_fwd_rows_ctx) *c_ = ctx;
@@ -307,9 +319,10 @@ static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
-        row(H, xin + r * G, pre + b * G, ln ? xh + r * G : NULL, ln ? rs + 2 * r : NULL, ln_ih,
-            ln_hh, p->b_ih, p->b_hh, gates + r * G, hT + b * H, out + r * d->ldo, vn + r * H,
-            hp + r * H, zh ? zh + r * zld : NULL);
+        int64_t q = c_->inf ? b : r, xq = c_->inf ? c_->goff + b : r; /* rows of the arrays */
+        row(H, xin + xq * G, pre + b * G, ln ? xh + q * G : NULL, ln ? rs + 2 * q : NULL, ln_ih,
+            ln_hh, p->b_ih, p->b_hh, gates + (ln ? q : xq) * G, hT + b * H, out + r * d->ldo,
+            vn + q * H, hp + q * H, zh ? zh + r * zld : NULL);
     }
 }
 
@@ -319,7 +332,8 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
                          REAL *work, void *gemm_ws) {
     int st = rnn_ext_dims_check(RNN_CELL_GRU, d, cfg);
     if (st) return st;
-    if (!out || !hT || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    const int inf = d->inference != 0;
+    if (!out || !hT || (!cache && !inf) || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!p->w_ih || !p->w_hh || !p->b_ih || !p->b_hh) return RNN_ERR_NULL;
     const int ln = cfg->layer_norm != 0;
     if (ln && (!p->ln_ih || !p->ln_hh)) return RNN_ERR_NULL;
@@ -329,25 +343,49 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
-    REAL *gates = cache;        /* (R, 3H) */
-    REAL *vn = gates + R * G;   /* (R, H) */
-    REAL *hp = vn + R * H;      /* (R, H) */
-    REAL *xi = ln ? hp + R * H : NULL;  /* (R, 3H), layer norm only */
-    REAL *xh = ln ? xi + R * G : NULL;  /* (R, 3H), layer norm only */
-    REAL *rs = ln ? xh + R * G : NULL;  /* (R, 2), layer norm only */
     REAL *pre = work;           /* (B, 3H) */
     REAL *hm = pre + B * G;     /* (B, H) */
     REAL *wpk = hm + B * H;     /* W_hh^T packed */
+    REAL *gates, *vn, *hp, *xi, *xh, *rs, *xs = NULL, *wipk = NULL;
+    const int64_t Tc = inf ? rnn_ext_proj_steps(d, G) : 0;
+    if (!inf) {
+        gates = cache;                /* (R, 3H) */
+        vn = gates + R * G;           /* (R, H) */
+        hp = vn + R * H;              /* (R, H) */
+        xi = ln ? hp + R * H : NULL;  /* (R, 3H), layer norm only */
+        xh = ln ? xi + R * G : NULL;  /* (R, 3H), layer norm only */
+        rs = ln ? xh + R * G : NULL;  /* (R, 2), layer norm only */
+    } else {
+        /* inference: the block of x W_ih^T rows (xi, or gates without a norm),
+         * one step's rows of the rest, then xs and W_ih packed */
+        REAL *blk = wpk + rnn_ext_packed_len(d, G, H);
+        REAL *next = blk + Tc * B * G;
+        gates = ln ? next : blk;
+        next += ln ? B * G : 0;
+        vn = next;
+        hp = vn + B * H;
+        xi = ln ? blk : NULL;
+        xh = ln ? hp + B * H : NULL;
+        rs = ln ? xh + B * G : NULL;
+        xs = (ln ? rs + 2 * B : hp + B * H);
+        wipk = xs + Tc * B * I;
+    }
     REAL *xin = ln ? xi : gates;
     const REAL *ln_ih = ln ? p->ln_ih : NULL, *ln_hh = ln ? p->ln_hh : NULL;
 
-    if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, xin, G, gemm_ws))) return st;
+    if (inf) st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk);
+    else st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, xin, G, gemm_ws);
+    if (st) return st;
     if ((st = SFX(step_pack)(d, 1, G, H, p->w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     const SFX(gx_fwd_row_fn) row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
 
+    rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
+        if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, xin,
+                                              &pb, gemm_ws)))
+            return st;
         const REAL *a = hT;
         if (rec) {
             SFX(gx_mul)(hm, rec, hT, B * H);
@@ -358,10 +396,12 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
                                          .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh,
                                          .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p,
                                          .gates = gates, .hT = hT, .out = out, .vn = vn, .hp = hp,
-                                         .zh = zh, .zld = zld};
+                                         .zh = zh, .zld = zld, .inf = inf,
+                                         .goff = inf ? (s - pb.p0) * B : 0};
         rnn_par_rows(d, ne, B, SFX(gx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    if (inf) return RNN_OK;
     SFX(zero_padded_rows)(gates, G, G, lengths, d);
     SFX(zero_padded_rows)(vn, H, H, lengths, d);
     SFX(zero_padded_rows)(hp, H, H, lengths, d);
@@ -454,6 +494,7 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
                           REAL *work, void *gemm_ws) {
     int st = rnn_ext_dims_check(RNN_CELL_GRU, d, cfg);
     if (st) return st;
+    if (d->inference) return RNN_ERR_SIZE; /* an inference forward keeps nothing */
     if (!dx || !dh0 || !g || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh || !p->w_ih || !p->w_hh) return RNN_ERR_NULL;
     const int ln = cfg->layer_norm != 0;

@@ -584,24 +584,12 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     const SFX(lx_fwd_row_fn) row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
 
-    int64_t p0 = 0, pend = 0; /* inference: the block of steps whose gates are in c.gates */
+    rnn_proj_block pb = {0, 0}; /* inference: the steps whose gates are in c.gates */
     for (int64_t s = 0; s < T; s++) {
-        if (inf && s == pend) {
-            /* the next block of steps, with the sums of the cache path's one
-             * product: a last block of one row starts a step early (a one-row
-             * product sums in another order), and a bfloat16 block runs on
-             * the micro-kernel chosen for all R rows */
-            int64_t lda, n = T - s < L.Tc ? T - s : L.Tc;
-            p0 = n * B == 1 && s > 0 ? s - 1 : s;
-            pend = s + n;
-            const REAL *xa =
-                SFX(steps_x_rows)(d, lengths, p0, pend - p0, x, work + L.f_xs, &lda);
-            st = R == 1 ? GEMM(0, 1, 1, G, I, 1, xa, lda, p->w_ih, I, 0, c.gates, G, gemm_ws)
-                        : SFX(packed_product)(d, (pend - p0) * B, R, G, I, xa, lda, wipk, 0,
-                                              c.gates, G, gemm_ws);
-            if (st) return st;
-        }
-        c.goff = inf ? (s - p0) * B : 0;
+        if (inf && (st = SFX(proj_block_next)(d, lengths, s, L.Tc, G, x, p->w_ih, wipk,
+                                               work + L.f_xs, c.gates, &pb, gemm_ws)))
+            return st;
+        c.goff = inf ? (s - pb.p0) * B : 0;
         if (k.rec)
             for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
         if ((st = SFX(lx_step)(d, 1, G, Hs, c.A, p->w_hh, Hs, wpk, pre, gemm_ws))) return st;

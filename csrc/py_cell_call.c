@@ -266,7 +266,7 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
                   .ts = batch_first ? 1 : B, .bs = batch_first ? T : 1,
                   .ldx = self->I, .ldo = Hs, .reverse = reverse, .threads = self->threads,
                   .pool = pool_of(state_of_type(Py_TYPE(self)), self->threads),
-                  .compute = self->compute, .inference = !keep && lstm};
+                  .compute = self->compute, .inference = !keep};
     int64_t cache_len = rnn_ext_cache_len(self->kind, &d, &self->cfg);
     int64_t work_len = rnn_ext_forward_work_len(self->kind, &d, &self->cfg);
     int64_t x_len = rnn_mul(rnn_mul(T, B), self->I);
@@ -288,8 +288,8 @@ static PyObject *cell_forward_impl(CellObject *self, PyObject *args, PyObject *k
     cell_buf *kept[N_KEPT] = {&self->cache, &self->x_saved, &self->lengths,
                               &self->m_rec, &self->m_zh, &self->m_zc};
     PyArrayObject *masks[3] = {rec, zh, zc};
-    /* keep_cache=False keeps nothing for backward (the LSTM needs no cache
-     * then; the other cells' cache is scratch) */
+    /* keep_cache=False keeps nothing for backward (and the kernels need no
+     * cache then: cache_len is 0) */
     size_t size[N_KEPT] = {(size_t)cache_len * es, keep ? (size_t)x_len * es : 0,
                            keep && lengths ? (size_t)B * sizeof(int64_t) : 0};
     void *dst[N_KEPT];

@@ -56,9 +56,9 @@ typedef struct {
                      * calling thread runs everything, with the same results */
     int compute;    /* precision of the products (rnn_compute): RNN_COMPUTE_NATIVE, or
                      * RNN_COMPUTE_BF16 (float32 kernels only) */
-    int inference;  /* forward only: 1 keeps no cache for backward (the LSTM kernel then
-                     * works in step-sized scratch and ignores its cache argument, which
-                     * may be NULL; the cache length is 0); 0 for backward */
+    int inference;  /* forward only: 1 keeps no cache for backward (the kernels then work
+                     * in step-sized scratch and ignore their cache argument, which may
+                     * be NULL; the cache length is 0); backward refuses it */
 } rnn_dims;
 
 /* The precision a kernel's matrix products run in. Everything else (gates,

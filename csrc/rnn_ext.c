@@ -38,13 +38,21 @@ static int rx_kind(const rnn_ext_config *cfg) {
 
 int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
+    if (d->inference) return 0;
     return rnn_mul(rnn_mul(rnn_mul(d->T, d->B), d->H), 2);
 }
 
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
-    return rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2),
-                  rnn_ext_packed_len(d, d->H, d->H));
+    int64_t n = rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2), rnn_ext_packed_len(d, d->H, d->H));
+    if (!d->inference) return n;
+    /* inference: the block of x W_ih^T rows, one step's hm rows, x's rows
+     * gathered, W_ih packed */
+    int64_t tcb = rnn_mul(rnn_ext_proj_steps(d, d->H), d->B);
+    n = rnn_add(n, rnn_mul(tcb, d->H));
+    n = rnn_add(n, rnn_mul(d->B, d->H));
+    n = rnn_add(n, rnn_mul(tcb, d->I));
+    return rnn_add(n, rnn_ext_packed_len(d, d->H, d->I));
 }
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
@@ -146,6 +154,8 @@ typedef struct {
     const REAL *zh;
     int64_t zld;
     int relu;
+    int inf;      /* inference: hs holds a block of steps, hmc one step's rows */
+    int64_t goff; /* inference: the step's first row in hs */
 } SFX(rx_fwd_rows_ctx);
 static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(rx_fwd_rows_ctx) *c_ = ctx;
@@ -168,8 +178,9 @@ static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
-        row(H, hs + r * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
-            hmc + r * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
+        int64_t q = c_->inf ? b : r, xq = c_->inf ? c_->goff + b : r; /* rows of the arrays */
+        row(H, hs + xq * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
+            hmc + q * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
     }
 }
 
@@ -180,7 +191,8 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     int st = rnn_ext_dims_check(rx_kind(cfg), d, cfg);
     if (st) return st;
     const int relu = cfg->relu != 0;
-    if (!out || !hT || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
+    const int inf = d->inference != 0;
+    if (!out || !hT || (!cache && !inf) || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!p->w_ih || !p->w_hh || !p->b_ih || !p->b_hh) return RNN_ERR_NULL;
     if ((st = rnn_lengths_check(d, lengths))) return st;
     const REAL *rec = m ? m->rec : NULL, *zh = m ? m->zh : NULL;
@@ -188,20 +200,32 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
-    REAL *hs = cache;          /* (R, H) h~ */
-    REAL *hmc = cache + R * H; /* (R, H) m_b*h_{t-1} */
     REAL *pre = work;          /* (B, H) */
     REAL *hm = pre + B * H;    /* (B, H) */
     REAL *wpk = hm + B * H;    /* W_hh^T packed */
+    const int64_t Tc = inf ? rnn_ext_proj_steps(d, H) : 0;
+    /* hs (R, H) h~ and hmc (R, H) m_b*h_{t-1} in the cache; at inference a
+     * block of Tc steps' rows of hs and one step's of hmc, then x's rows
+     * gathered and W_ih packed, in the scratch */
+    REAL *hs = inf ? wpk + rnn_ext_packed_len(d, H, H) : cache;
+    REAL *hmc = inf ? hs + Tc * B * H : cache + R * H;
+    REAL *xs = inf ? hmc + B * H : NULL, *wipk = inf ? xs + Tc * B * I : NULL;
 
-    /* hs = x W_ih^T for every step at once; the time loop adds the rest */
-    if ((st = GEMM(0, 1, R, H, I, 1, x, d->ldx, p->w_ih, I, 0, hs, H, gemm_ws))) return st;
+    /* hs = x W_ih^T for every step at once (at inference, block by block);
+     * the time loop adds the rest */
+    if (inf) st = SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk);
+    else st = GEMM(0, 1, R, H, I, 1, x, d->ldx, p->w_ih, I, 0, hs, H, gemm_ws);
+    if (st) return st;
     if ((st = SFX(step_pack)(d, 1, H, H, p->w_hh, wpk))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const SFX(rx_fwd_row_fn) row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
 
+    rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
+        if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, hs, &pb,
+                                              gemm_ws)))
+            return st;
         const REAL *a = hT;
         if (rec) {
             for (int64_t k = 0; k < B * H; k++) hm[k] = rec[k] * hT[k];
@@ -211,10 +235,12 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
         SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
                                          .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out,
                                          .hmc = hmc, .rec = rec, .zh = zh, .zld = zld,
-                                         .relu = relu};
+                                         .relu = relu, .inf = inf,
+                                         .goff = inf ? (s - pb.p0) * B : 0};
         rnn_par_rows(d, ne, B, SFX(rx_fwd_rows), &rows_ctx);
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
+    if (inf) return RNN_OK;
     SFX(zero_padded_rows)(hs, H, H, lengths, d);
     SFX(zero_padded_rows)(hmc, H, H, lengths, d);
     return RNN_OK;
@@ -268,6 +294,7 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
                           REAL *work, void *gemm_ws) {
     int st = rnn_ext_dims_check(rx_kind(cfg), d, cfg);
     if (st) return st;
+    if (d->inference) return RNN_ERR_SIZE; /* an inference forward keeps nothing */
     const int relu = cfg->relu != 0;
     if (!dx || !dh0 || !g || !cache || !x || !p || !work || !gemm_ws) return RNN_ERR_NULL;
     if (!g->w_ih || !g->w_hh || !g->b_ih || !g->b_hh || !p->w_ih || !p->w_hh) return RNN_ERR_NULL;

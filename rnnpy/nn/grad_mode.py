@@ -1,30 +1,36 @@
 """rnnpy.no_grad(): forward passes that keep nothing for backward.
 
 Inside ``with rnnpy.no_grad():`` the recurrent layers run their inference
-path: nothing is kept for backward (the LSTM kernel does not even write its
-cache, and works step by step in scratch that stays in cache), so forward is
-faster and uses less memory, and a backward() after it raises. The outputs
-are those of an ordinary forward. The mode is per thread, as in PyTorch.
-predict() and evaluate() use it.
-"""
-import contextlib
-import threading
-from typing import Iterator
+path: nothing is kept for backward (the kernels write no cache and project the
+input block by block in scratch that stays in cache), so forward is faster and
+uses less memory, and a backward() after it raises. The outputs are bit for
+bit those of an ordinary forward. The mode is per thread, as in PyTorch, and
+nests. predict() and evaluate() use it.
 
-_state = threading.local()
+The mode is "this thread holds its own re-entrant lock": the lock's
+__enter__ and __exit__ are C, so an interrupt (Ctrl-C) cannot land between
+setting the mode and the with-block that undoes it, nor inside the undoing.
+"""
+import _thread
+import threading
+from typing import Any
+
+_local = threading.local()
+
+
+def _mode_lock() -> Any:
+    lock = getattr(_local, "lock", None)
+    if lock is None:
+        lock = _local.lock = _thread.RLock()
+    return lock
 
 
 def grad_enabled() -> bool:
     """False inside no_grad() on this thread."""
-    return getattr(_state, "enabled", True)
+    return not _mode_lock()._is_owned()
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Forward passes inside keep nothing for backward (see the module)."""
-    prev = grad_enabled()
-    _state.enabled = False
-    try:
-        yield
-    finally:
-        _state.enabled = prev
+def no_grad() -> Any:
+    """A context manager: forward passes inside keep nothing for backward
+    (see the module)."""
+    return _mode_lock()

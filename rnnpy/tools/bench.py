@@ -3,7 +3,8 @@
 For every cell (RNN, LSTM, GRU), shape (T, B, I, H) and thread count it times,
 in one run, with the same float32 data and weights:
 
-  forward   the layer's forward pass over T steps (PyTorch under no_grad)
+  forward   the layer's forward pass over T steps (both libraries keeping nothing for
+            backward: rnnpy.no_grad(), PyTorch's no_grad)
   train     one training step: forward, then backward for every gradient
             (inputs, initial state, all weights; PyTorch with x.requires_grad)
 
@@ -67,6 +68,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..cells import FAMILIES
+from ..nn.grad_mode import no_grad
 from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
                            _format_gemm_row, _format_mem_row, _format_option_row)
 from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
@@ -191,7 +193,8 @@ def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch:
     x, dout = _data(T, B, I, layer.state_size)
 
     def r_fwd():
-        layer.forward(x)
+        with no_grad():   # as PyTorch's forward below: nothing kept for backward
+            layer.forward(x)
 
     def r_train():
         layer.zero_grad()

@@ -54,21 +54,38 @@ def test_lstm_inference_equals_training_forward(dtype, compute, peep, proj, ln):
             cell.backward()
 
 
-@pytest.mark.parametrize("kind", ["rnn", "gru"])
-def test_other_cells_keep_nothing_either(kind):
-    rng = np.random.default_rng(1)
-    cell = _core.GRUCell(4, 6) if kind == "gru" else _core.RNNCell(4, 6)
-    cell.params[:] = rng.standard_normal(cell.num_params) * 0.3
-    x = rng.standard_normal((5, 3, 4)).astype(np.float32)
-    want = cell.forward(x)
-    got = cell.forward(x, keep_cache=False)
-    for w, g in zip(want, got):
-        np.testing.assert_array_equal(g, w)
-    with pytest.raises(RuntimeError, match="nothing to differentiate"):
-        cell.backward()
-    cell.forward(x)                      # an ordinary forward makes backward possible again
-    dx, dh0 = cell.backward(np.ones_like(want[0]))
-    assert np.abs(dx).sum() > 0
+@pytest.mark.parametrize("dtype,compute", COMPUTES)
+@pytest.mark.parametrize("kind,ln", [("gru", False), ("gru", True), ("tanh", False),
+                                     ("relu", False)])
+def test_gru_rnn_inference_equals_training_forward(dtype, compute, kind, ln):
+    rng = np.random.default_rng(11)
+    for (T, B, I, H), batch_first, reverse, lengths, masks in itertools.product(
+            [(1, 1, 5, 7), (65, 1, 8, 400), (9, 5, 6, 11), (3, 40, 4, 9)], [False, True],
+            [False, True], [False, True], [False, True]):
+        if kind == "gru":
+            cell = _core.GRUCell(I, H, layer_norm=ln, dtype=dtype)
+        else:
+            cell = _core.RNNCell(I, H, nonlinearity=kind, dtype=dtype)
+        cell.params[:] = rng.standard_normal(cell.num_params) * (0.3 if kind != "relu" else 0.05)
+        cell.compute_dtype = compute
+        x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
+        kw = {"reverse": reverse, "batch_first": batch_first}
+        if lengths:
+            kw["lengths"] = rng.integers(0, T + 1, B)
+        if masks:
+            kw["zoneout_h"] = (rng.random(x.shape[:2] + (H,)) < 0.3).astype(dtype)
+            kw["rec_mask"] = (rng.random((B, H)) < 0.7).astype(dtype) / 0.7
+        h0 = rng.standard_normal((B, H)).astype(dtype)
+        want = cell.forward(x, h0, **kw)
+        got = cell.forward(x, h0, keep_cache=False, **kw)
+        assert np.isfinite(want[0]).all()
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w, err_msg=f"T,B,I,H={(T, B, I, H)} {sorted(kw)}")
+        with pytest.raises(RuntimeError, match="nothing to differentiate"):
+            cell.backward()
+        cell.forward(x, h0, **kw)        # an ordinary forward makes backward possible again
+        dx, _ = cell.backward(np.ones_like(want[0]))
+        assert dx.shape == x.shape and (lengths or np.abs(dx).sum() > 0)
 
 
 def _models():
