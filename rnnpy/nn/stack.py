@@ -192,7 +192,8 @@ class _RNNBase(Module):
         projection and the backward products) are rounded to bfloat16, nearest
         even, and accumulated in float32. Setting it drops the latest forward
         (backward then asks for a new one: it would differentiate a different
-        function). Saved with the model; ONNX export writes the float32 graph.
+        function; masks_held() still reuses its masks). Saved with the model;
+        ONNX export writes the float32 graph (see rnnpy.io.onnx).
         """
         return self._compute_dtype
 
@@ -205,7 +206,9 @@ class _RNNBase(Module):
         for cell in self._cells:
             cell.compute_dtype = resolved
         self._compute_dtype, self._compute_request = resolved, request
-        self._last = None
+        if self._last is not None:   # no backward of the old forward; masks_held keeps the masks
+            self._last = {"masks": self._last["masks"], "cell_masks": self._last["cell_masks"],
+                          "compute_dtype_changed": True}
 
     def reset_parameters(self) -> None:
         """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does;
@@ -452,6 +455,9 @@ class _RNNBase(Module):
         """
         if self._last is None:
             raise RuntimeError("backward: nothing to differentiate; call forward first")
+        if self._last.get("compute_dtype_changed"):
+            raise RuntimeError("backward: compute_dtype changed since the last forward, whose "
+                               "gradients would be of another function; call forward again")
         B, T = self._last["B"], self._last["T"]
         D, L, Hc, H = self.num_directions, self.num_layers, self.hidden_size, self.state_size
         top: Optional[list] = None   # per-direction gradients of a merged last layer

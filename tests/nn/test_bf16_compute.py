@@ -343,3 +343,71 @@ def test_sequences_and_gradients_no_worse_than_torch_bf16(cfg, shape):
             worst = max(worst, (a, b))
     ERRORS.record((f"{_seq_id(cfg)} {shape[:7]}", "rnnpy"), worst[0])
     ERRORS.record((f"{_seq_id(cfg)} {shape[:7]}", "torch"), worst[1])
+
+
+# -- the gradients are those of the bf16 forward ----------------------------------
+# max|bf16 - float32| / max|float32| over outputs and gradients, in units of u:
+# measured at most ~2u for the plain cells and their options (products rounded
+# once per step, errors that do not grow over these lengths); layer norm divides
+# a product by the standard deviation of its G*H entries, which amplifies the
+# product's absolute rounding by sum|w||h| / std (measured up to ~46u)
+GRAD_TOL_U = {"plain": 4, "layer_norm": 64}
+
+
+@pytest.mark.parametrize("shape", SEQ_SHAPES, ids=["L2-bi-batchfirst-ragged", "L1-timemajor",
+                                                   "L2-K70-ragged"])
+@pytest.mark.parametrize("cfg", [c for c in SEQ_CONFIGS if c[0] != "rnn_relu"], ids=_seq_id)
+def test_gradients_follow_the_bf16_forward(cfg, shape):
+    """bf16 outputs and gradients against float32's on the same weights, inputs
+    and masks: within GRAD_TOL_U[...] * u, u = 2^-8.
+
+    Finite differences do not apply to bf16: each call rounds the weights and
+    activations to 8 significant bits, so the bf16 forward is a step function
+    of the weights at the scale u |w| ~ 4e-3 |w|; a difference quotient with a
+    step below that is zero or a jump, and one above it measures curvature.
+    The float32 gradients are checked by finite differences elsewhere
+    (rnnpy.gradcheck); here the bf16 ones must agree with them to a multiple
+    of u. Backward rounds the operands of its own products (dA W, dA^T x) the
+    same way, which is why the tolerance is in u, not float32's 2^-24.
+    The relu RNN is left out: its gradient jumps where a pre-activation
+    rounds across zero (see the torch comparison above)."""
+    kind, opts = cfg
+    m = _make_seq(kind, opts, shape, seed=3)
+    m.train(True)
+    rng, x, h0, c0 = _draw(m, shape, 3)
+    bf16, _ = _run_rnnpy(m, kind, shape, x, h0, c0, rng)
+    with m.masks_held():   # the same zoneout and recurrent-dropout masks
+        m.compute_dtype = "float32"
+        rng, x, h0, c0 = _draw(m, shape, 3)
+        f32, _ = _run_rnnpy(m, kind, shape, x, h0, c0, rng)
+    tol = GRAD_TOL_U["layer_norm" if opts.get("layer_norm") else "plain"] * U
+    for name in bf16:
+        err = rel_err(bf16[name], f32[name])
+        assert err <= tol, f"{name}: bf16 vs float32 {err / U:.2f}u > {tol / U:.0f}u"
+        assert err > 0 or not np.any(f32[name]), f"{name}: bf16 gave float32's bits"
+
+
+# -- threads --------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("dims", [(7, 48, 24, 96, True), (5, 3, 70, 40, False)],
+                         ids=["B48-bi", "B3"])
+def test_bits_identical_across_threads(kind, dims):
+    """threads=1 and threads=2 give the same bits in bf16: outputs, states and
+    every gradient (the products' K slices are summed in a fixed order)."""
+    T, B, I, H, bi = dims
+    cls = {"lstm": rnnpy.LSTM, "gru": rnnpy.GRU, "rnn": rnnpy.RNN}[kind]
+    rng = np.random.default_rng(T * B)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    lengths = rng.integers(1, T + 1, B)
+    results = []
+    for threads in (1, 2):
+        m = cls(I, H, num_layers=2, bidirectional=bi, seed=4, threads=threads,
+                compute_dtype="bfloat16")
+        out, st = m.forward(x, lengths=lengths)
+        dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+        m.zero_grad()
+        dx, _ = m.backward(dout)
+        hT = st[0] if kind == "lstm" else st
+        results.append((out, hT, dx, m.flat_grads.copy()))
+    for a, b, name in zip(results[0], results[1], ("out", "hT", "dx", "grads")):
+        assert np.array_equal(a, b), f"{name}: threads 1 and 2 differ"
