@@ -502,14 +502,16 @@ def _main_bf16(args: argparse.Namespace, use_torch: bool, log: Callable[[str], N
     from . import bench_bf16
 
     try:
-        bf16 = bench_bf16.run(args, use_torch, log)
+        bf16 = bench_bf16.run(sys.modules[__name__], args, use_torch, log)
     except ValueError as exc:   # no AMX-BF16 or AVX512-BF16
         print(f"rnnpy bench: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        import torch
+        info: Dict[str, Any] = {"cpu_count": os.cpu_count(), "torch": None}
+        if use_torch:
+            import torch
 
-        info = {"cpu_count": os.cpu_count(), "torch": torch.__version__ if use_torch else None}
+            info["torch"] = torch.__version__
         print(json.dumps({"info": info, "bf16": bf16}))
     return 0
 

@@ -18,12 +18,14 @@ independent AMX TDPBF16PS tile products, or AVX512-BF16 vdpbf16ps where the
 CPU has no tiles. ``torch/rnnpy`` is torch bf16's median time over rnnpy
 bf16's (above 1: rnnpy is faster); ``f32/bf16`` rnnpy float32's over rnnpy
 bf16's. A CPU with neither AMX-BF16 nor AVX512-BF16 gets the layers' refusal.
+
+rnnpy.tools.bench runs this and hands it its own timing and layer helpers
+(the ``bench`` argument), so that the two modules do not import each other.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Sequence, Tuple
-
-from .bench import _data, _grid, _rnnpy_layer, _torch_layer, flops, time_paired
 
 # (T, B, I, H): the issue's range (H 256-512, B 32-128), a small and a batch-1 shape
 BF16_SHAPES: List[Tuple[int, int, int, int]] = [
@@ -59,15 +61,15 @@ def _format_row(r: dict) -> str:
     return s + f"{'-':>9} {'-':>6} | {'-':>11}"
 
 
-def _bf16_steps(cell: str, shape: Tuple[int, int, int, int], threads: int,
+def _bf16_steps(bench: ModuleType, cell: str, shape: Tuple[int, int, int, int], threads: int,
                 use_torch: bool) -> Dict[str, Dict[str, Callable[[], Any]]]:
     """forward and train callables of rnnpy bf16, rnnpy f32 and torch bf16."""
     T, B, I, H = shape
-    x, dout = _data(T, B, I, H)
+    x, dout = bench._data(T, B, I, H)
     out: Dict[str, Dict[str, Callable[[], Any]]] = {}
     layers = {}
     for name, compute in (("rnnpy_bf16", "bfloat16"), ("rnnpy_f32", "float32")):
-        layer = _rnnpy_layer(cell, I, H, threads, compute_dtype=compute)
+        layer = bench._rnnpy_layer(cell, I, H, threads, compute_dtype=compute)
         layers[name] = layer
 
         def fwd(layer: Any = layer) -> None:
@@ -82,7 +84,7 @@ def _bf16_steps(cell: str, shape: Tuple[int, int, int, int], threads: int,
     if use_torch:
         import torch
 
-        m = _torch_layer(cell, I, H, layers["rnnpy_f32"]).to(torch.bfloat16)
+        m = bench._torch_layer(cell, I, H, layers["rnnpy_f32"]).to(torch.bfloat16)
         tx = torch.from_numpy(x).to(torch.bfloat16)
         txg = tx.clone().requires_grad_(True)
         tdout = torch.from_numpy(dout).to(torch.bfloat16)
@@ -101,17 +103,18 @@ def _bf16_steps(cell: str, shape: Tuple[int, int, int, int], threads: int,
     return out
 
 
-def bench_bf16(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
+def bench_bf16(bench: ModuleType, cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]],
                threads: Sequence[int], modes: Sequence[str], use_torch: bool, peak: float,
                repeat: int, warmup: int, min_time: float, log: Callable[[str], None]) -> List[dict]:
-    """One row per (threads, cell, shape, mode); peak is one core's bf16 GFLOP/s."""
+    """One row per (threads, cell, shape, mode); peak is one core's bf16 GFLOP/s;
+    bench is rnnpy.tools.bench (its timing, data and layer helpers)."""
     rows = []
-    for n, cell, shape in _grid(cells, shapes, threads, use_torch):
+    for n, cell, shape in bench._grid(cells, shapes, threads, use_torch):
         T, B, I, H = shape
-        steps = _bf16_steps(cell, shape, n, use_torch)
+        steps = _bf16_steps(bench, cell, shape, n, use_torch)
         for mode in modes:
-            fl = flops(cell, T, B, I, H, mode)
-            timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat, warmup,
+            fl = bench.flops(cell, T, B, I, H, mode)
+            timed = bench.time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat, warmup,
                                 min_time)
             row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H, "threads": n,
                                    "mode": mode}
@@ -126,8 +129,8 @@ def bench_bf16(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]]
     return rows
 
 
-def run(args: Any, use_torch: bool, log: Callable[[str], None]) -> Dict[str, Any]:
-    """The bf16 part of `bench` (args: bench's parsed options)."""
+def run(bench: ModuleType, args: Any, use_torch: bool, log: Callable[[str], None]) -> Dict[str, Any]:
+    """The bf16 part of `bench` (bench: rnnpy.tools.bench; args: its parsed options)."""
     peak = bf16_peak()
     log(f"rnnpy bench: bfloat16 compute, bf16 peak {peak['gflops']:.0f} GFLOP/s per core "
         f"(measured: {peak['isa']} multiply-add loop, one core)")
@@ -135,7 +138,7 @@ def run(args: Any, use_torch: bool, log: Callable[[str], None]) -> Dict[str, Any
         "torch/rnnpy > 1 means rnnpy bf16 is faster")
     log("")
     log(BF16_HEADER)
-    rows = bench_bf16(args.cells, args.shapes or BF16_SHAPES, args.threads, args.modes,
+    rows = bench_bf16(bench, args.cells, args.shapes or BF16_SHAPES, args.threads, args.modes,
                       use_torch, peak["gflops"], args.repeat, args.warmup, args.min_time, log)
     return {"peak": {**peak, "source": f"rnnpy._core.bf16_peak(isa={peak['isa']!r}), one core"},
             "rows": rows}
