@@ -51,6 +51,10 @@ below it reads as 0. Where /proc cannot reset the mark (not Linux), the row
 says so and gives ``ru_maxrss`` before and after. A fresh process per number
 means no library's allocator caches leak into another's figure. PyTorch's
 process imports torch, rnnpy's does not.
+
+bfloat16 (``--compute-dtype bfloat16``): instead of the float32 tables, the
+layers with bfloat16 products against PyTorch's bfloat16 and rnnpy's float32,
+with GFLOP/s against the machine's measured bf16 peak (rnnpy.tools.bench_bf16).
 """
 from __future__ import annotations
 
