@@ -12,7 +12,9 @@ Commands:
 Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
 prints a progress bar on a terminal, and with --json prints one final line of JSON
 with its metrics. With --distributed, under ``mpiexec -n N``, a demo trains
-data-parallel over the N ranks and only rank 0 reports.
+data-parallel over the N ranks and only rank 0 reports. seq-classification and
+char-rnn take --compute-dtype (float32, bfloat16 or auto: the recurrent layers'
+products, see rnnpy.LSTM's compute_dtype).
 """
 from __future__ import annotations
 

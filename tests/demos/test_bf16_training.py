@@ -37,3 +37,17 @@ def test_temporal_order_is_solved_in_bf16():
     assert bf16["test_accuracy"] >= 0.99
     assert abs(bf16["sequences_seen"] - f32["sequences_seen"]) <= 0.25 * f32["sequences_seen"]
     assert bf16["history"]["loss"] != f32["history"]["loss"]
+
+
+def test_a_budgeted_char_rnn_keeps_or_changes_its_precision_on_resume(tmp_path):
+    """A checkpoint keeps compute_dtype; a resumed run keeps it unless told."""
+    ck = str(tmp_path / "ck.rnnpy")
+    small = dict(hidden=16, layers=1, embedding=8, batch_size=8, seq_len=32, sample_length=0,
+                 progress=False, max_chars=5000, checkpoint=ck)
+    first = char_rnn.run(minutes=0.002, compute_dtype="bfloat16", **small)
+    assert first["compute_dtype"] == "bfloat16"
+    kept = char_rnn.run(minutes=0.002, resume=True, **small)
+    assert kept["compute_dtype"] == "bfloat16"
+    changed = char_rnn.run(minutes=0.002, resume=True, compute_dtype="float32", **small)
+    assert changed["compute_dtype"] == "float32"
+    assert changed["model"].modules[1].compute_dtype == "float32"
