@@ -114,9 +114,9 @@ class _RNNBase(Module):
                                  f"(|forget_bias| <= {np.finfo(self.dtype).max:.6g}), got "
                                  f"{self.forget_bias!r}")
         self.seed = seed_value(seed)
+        self._compute_dtype = resolve_compute_dtype(compute_dtype, self.dtype)
         # "auto" is kept as asked (a saved model resolves it again where it is loaded)
         self._compute_request = "auto" if compute_dtype == "auto" else None
-        self._compute_dtype = resolve_compute_dtype(compute_dtype, self.dtype)
         self.num_directions = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(self.seed)
         # (input size, parameter count, [(name, offset, shape)]) of each cell, in storage order

@@ -114,6 +114,12 @@ def test_float64_auto_and_native():
     assert m.compute_dtype == "float64" and cell_dtypes(m) == ["float64"]
 
 
+@pytest.mark.parametrize("value", [np.array(["auto", "auto"]), ["auto"], b"auto"])
+def test_non_strings_are_refused_naming_the_argument(value):
+    with pytest.raises(TypeError, match="compute_dtype: expected"):
+        rnnpy.LSTM(3, 4, compute_dtype=value)
+
+
 def test_the_setter_checks_like_the_constructor():
     m = rnnpy.RNN(3, 4)
     with pytest.raises(ValueError, match="compute_dtype: expected"):
