@@ -190,9 +190,9 @@ class _RNNBase(Module):
         float32 arrays and every elementwise operation (gates, cell state, layer
         norm) float32; the operands of each product (x W_ih^T, h W_hh^T, the
         projection and the backward products) are rounded to bfloat16, nearest
-        even, and accumulated in float32. Setting it drops the latest forward
-        (backward then asks for a new one: it would differentiate a different
-        function; masks_held() still reuses its masks). Saved with the model;
+        even, and accumulated in float32. Setting another precision drops the
+        latest forward (backward then asks for a new one: it would differentiate
+        a different function; masks_held() still reuses its masks). Saved with the model;
         ONNX export writes the float32 graph (see rnnpy.io.onnx).
         """
         return self._compute_dtype
@@ -203,6 +203,9 @@ class _RNNBase(Module):
         run_locked(self, self._set_compute_dtype, resolved, "auto" if value == "auto" else None)
 
     def _set_compute_dtype(self, resolved: str, request: Optional[str]) -> None:
+        if resolved == self._compute_dtype:   # the same function: the forward stays valid
+            self._compute_request = request
+            return
         for cell in self._cells:
             cell.compute_dtype = resolved
         self._compute_dtype, self._compute_request = resolved, request
