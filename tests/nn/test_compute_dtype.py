@@ -161,6 +161,9 @@ def test_cells_remade_later_keep_it():
     assert cell_dtypes(m) == ["float32"] * 2
     m.compute_dtype = "bfloat16"
     m.load_state_dict(m.state_dict())
+    solo = rnnpy.GRU(3, 4, num_layers=2, compute_dtype="bfloat16")
+    solo.bind(np.full(solo.num_params, 0.1, np.float32), np.zeros(solo.num_params, np.float32))
+    assert cell_dtypes(solo) == ["bfloat16"] * 2 and cell_dtypes(copy.copy(solo)) == ["bfloat16"] * 2
     twin = copy.deepcopy(model)
     assert cell_dtypes(twin.modules[0]) == ["bfloat16"] * 2
     assert twin.modules[0].compute_dtype == "bfloat16"
