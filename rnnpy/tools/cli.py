@@ -10,11 +10,10 @@ Commands:
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
 Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
-prints a progress bar on a terminal, and with --json prints one final line of JSON
-with its metrics. With --distributed, under ``mpiexec -n N``, a demo trains
-data-parallel over the N ranks and only rank 0 reports. seq-classification and
-char-rnn take --compute-dtype (float32, bfloat16 or auto: the recurrent layers'
-products, see rnnpy.LSTM's compute_dtype).
+--compute-dtype (float32, bfloat16 or auto: the precision of the recurrent layers'
+products, see rnnpy.LSTM), prints a progress bar on a terminal, and with --json
+prints one final line of JSON with its metrics. With --distributed, under
+``mpiexec -n N``, a demo trains data-parallel over the N ranks and only rank 0 reports.
 """
 from __future__ import annotations
 
@@ -155,9 +154,10 @@ def cmd_echo(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, truncated_length=args.truncated_length,
                       epochs=args.epochs, lr=args.lr, seed=args.seed,
                       nonlinearity=args.nonlinearity, progress=_progress(args),
-                      distributed=args.distributed)
+                      distributed=args.distributed, compute_dtype=args.compute_dtype)
     return _report(args, r, [
-        f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}): "
+        f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}, "
+        f"{r['compute_dtype']} products): "
         f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"])
 
 
@@ -224,6 +224,7 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
              ("--seed", nonnegative_int, seed, "seed of the weights and the data"))
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
+    _compute_dtype_option(p)
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of "
@@ -262,7 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --cell rnn (default %(default)s, as in the course)")
     p.add_argument("--padding", choices=["pre", "post"], default="pre",
                    help="pre: zeros in front (the course); post: zeros last, read with lengths")
-    _compute_dtype_option(p)
     p.set_defaults(func=cmd_seq_classification)
 
     p = sub.add_parser("echo", help="repeat a random binary series echo_step steps later")
@@ -308,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
              ("--temperature", positive_float, 0.8,
               "sampling temperature: lower is more conservative"))
     p.add_argument("--prime", default="The ", help="text the sample starts from (default %(default)r)")
-    _compute_dtype_option(p)
     p.set_defaults(func=cmd_char_rnn)
 
     sub.add_parser("bench", help="time rnnpy against PyTorch on the same shapes (--help for options)")

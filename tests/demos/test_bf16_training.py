@@ -51,3 +51,11 @@ def test_a_budgeted_char_rnn_keeps_or_changes_its_precision_on_resume(tmp_path):
     changed = char_rnn.run(minutes=0.002, resume=True, compute_dtype="float32", **small)
     assert changed["compute_dtype"] == "float32"
     assert changed["model"].modules[1].compute_dtype == "float32"
+
+
+def test_the_echo_demo_takes_it_too():
+    from rnnpy.demos import echo_demo
+
+    r = echo_demo.run(epochs=1, series_length=200, progress=False, compute_dtype="bfloat16")
+    assert r["compute_dtype"] == "bfloat16" and r["model"].modules[0].compute_dtype == "bfloat16"
+    assert 0.0 <= r["test_accuracy"] <= 1.0 and np.isfinite(r["test_loss"])

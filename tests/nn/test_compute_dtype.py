@@ -130,7 +130,7 @@ def test_the_setter_checks_like_the_constructor():
 
 
 def test_cli_offers_the_option():
-    for demo in ("seq-classification", "char-rnn"):
+    for demo in ("seq-classification", "char-rnn", "echo"):
         args = cli.build_parser().parse_args([demo, "--compute-dtype", "auto"])
         assert args.compute_dtype == "auto"
         with pytest.raises(SystemExit):
