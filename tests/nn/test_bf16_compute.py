@@ -53,7 +53,7 @@ def sigmoid(a):
 
 
 # -- one step against float64, within a derived bound ------------------------------
-STEP_KINDS = ["RNN_TANH", "RNN_RELU", "LSTM", "LSTM_PEEPHOLE", "GRU"]
+STEP_KINDS = ["RNN_TANH", "RNN_RELU", "LSTM", "LSTM_PEEPHOLE", "LSTM_PROJ", "GRU"]
 STEP_SHAPES = [(3, 5, 7), (16, 64, 32), (5, 300, 24), (33, 40, 130)]   # (B, I, H)
 F32_SLACK = 64 * V   # absolute: float32 evaluation of a nonlinearity or an elementwise op
 
@@ -62,6 +62,7 @@ def _layer(kind, I, H, **kw):
     opts = {"RNN_TANH": (rnnpy.RNN, {"nonlinearity": "tanh"}),
             "RNN_RELU": (rnnpy.RNN, {"nonlinearity": "relu"}),
             "LSTM": (rnnpy.LSTM, {}), "LSTM_PEEPHOLE": (rnnpy.LSTM, {"peephole": True}),
+            "LSTM_PROJ": (rnnpy.LSTM, {"proj_size": max(1, H // 3)}),
             "GRU": (rnnpy.GRU, {})}
     cls, extra = opts[kind]
     return cls(I, H, **extra, **kw)
@@ -120,6 +121,11 @@ def one_step_reference(kind, p, x, h, c):
     do = eo / 4 + F32_SLACK
     hn = o * np.tanh(cn)
     dh = do * np.abs(np.tanh(cn)) + (o + do) * dc + gamma(2) * np.abs(hn) + F32_SLACK
+    Wr = p.get("weight_hr_l0")
+    if Wr is not None:   # h = W_hr (o tanh c): a third product (K = H) of a perturbed operand
+        dh = product_bound(Wr.shape[1], np.abs(hn) @ np.abs(Wr).T) + (dh @ np.abs(Wr).T) * (1 + 2 * U) \
+            + gamma(Wr.shape[1]) * (np.abs(hn) @ np.abs(Wr).T)
+        hn = hn @ Wr.T
     return {"h": (hn, dh), "c": (cn, dc)}
 
 
@@ -138,7 +144,8 @@ def test_one_step_within_bound(kind, shape):
     |d sig(a)| <= |da| / 4 and |d tanh(a)| <= |da|. Through the products of
     the state update, |d(pq)| <= |dp||q| + (|p| + |dp|)|dq|:
       LSTM  dc = |c_0| df + (i + di) dg + |g| di,  dh = |tanh c| do + (o + do) dc
-            (peepholes: the o gate also sees |p_o| dc)
+            (peepholes: the o gate also sees |p_o| dc; with proj_size, h = W_hr m for
+            m = o tanh c: dh = bound(K = H, |W_hr||m|) + (1 + 2u)|W_hr| dm)
       GRU   dn = |du_n| + dr |v_n| + (r + dr)|dv_n|,  dh = dz |n - h_0| + (1 - z + dz) dn
             (u_n = W_in x + b_in and v_n = W_hn h + b_hn are the two products apart)
     plus gamma(k) of the magnitudes for the k float32 roundings of each
@@ -150,7 +157,7 @@ def test_one_step_within_bound(kind, shape):
     rng = np.random.default_rng(sum(shape) + len(kind))
     m = _layer(kind, I, H, seed=5, compute_dtype="bfloat16")
     x = rng.standard_normal((B, 1, I)).astype(np.float32)
-    h0 = (0.8 * rng.standard_normal((1, B, H))).astype(np.float32)
+    h0 = (0.8 * rng.standard_normal((1, B, m.state_size))).astype(np.float32)
     c0 = rng.standard_normal((1, B, H)).astype(np.float32)
     lstm = kind.startswith("LSTM")
     st = (h0, c0) if lstm else h0
