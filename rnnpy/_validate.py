@@ -28,6 +28,31 @@ def as_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return dt
 
 
+COMPUTE_DTYPES = ("bfloat16", "auto")   # besides None and the layer's own dtype name
+
+
+def compute_dtype_name(value: Any, dtype: np.dtype, name: str = "compute_dtype") -> str:
+    """The spelling of a recurrent layer's compute precision, checked against
+    its dtype: None -> dtype's name; the dtype's name; "bfloat16" (float32
+    layers only); "auto". TypeError for a non-string, ValueError otherwise.
+    Whether the CPU can run bfloat16 is rnnpy.nn.precision's question."""
+    if value is None:
+        return dtype.name
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        value = np.dtype(value).name   # np.float32 for "float32"
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected None, {dtype.name!r}, 'bfloat16' or 'auto', "
+                        f"got {value!r:.100} ({type(value).__name__})")
+    if value not in (dtype.name,) + COMPUTE_DTYPES:
+        raise ValueError(f"{name}: expected None, {dtype.name!r} (the layer's dtype), 'bfloat16' "
+                         f"or 'auto', got {value!r:.100}")
+    if value == "bfloat16" and dtype != np.float32:
+        raise ValueError(f"{name}: 'bfloat16' needs a float32 layer (parameters and states stay "
+                         f"float32, only the products' operands are rounded); this layer is "
+                         f"{dtype.name}")
+    return value
+
+
 _INT64 = np.iinfo(np.int64)
 
 

@@ -85,8 +85,10 @@ def unigram_entropy(ids: np.ndarray, size: int) -> float:
 
 def build_model(vocab_size: int, hidden: int = 128, layers: int = 2, embedding: int = 32,
                 cell: str = "lstm", dropout: float = 0.0, seed: Optional[int] = 0,
-                dtype: Any = "float32") -> Sequential:
+                dtype: Any = "float32", compute_dtype: Optional[str] = None) -> Sequential:
     """Embedding(V, E) -> recurrent (E -> H) -> Dense(H, V) at every step.
+
+    compute_dtype: of the recurrent layers (None, "float32", "bfloat16", "auto").
 
     dropout: on every recurrent layer's output during training, as in
     Karpathy's char-rnn: between the layers and, when positive, on the top
@@ -95,7 +97,7 @@ def build_model(vocab_size: int, hidden: int = 128, layers: int = 2, embedding: 
     top = [Dropout(dropout, dtype=dtype, seed=s(3))] if dropout > 0 else []
     return Sequential(Embedding(vocab_size, embedding, dtype=dtype, seed=s(0)),
                       make_recurrent(cell, embedding, hidden, layers, dropout=dropout, dtype=dtype,
-                                     seed=s(1)),
+                                     seed=s(1), compute_dtype=compute_dtype),
                       *top, Dense(hidden, vocab_size, dtype=dtype, seed=s(2)))
 
 
@@ -138,7 +140,8 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
         progress: Optional[bool] = None, minutes: Optional[float] = None,
         checkpoint: Optional[str] = None, resume: bool = False,
         checkpoint_every: float = 60.0, distributed: bool = False,
-        schedule: str = "cosine", final_lr: float = 0.05) -> Dict[str, Any]:
+        schedule: str = "cosine", final_lr: float = 0.05,
+        compute_dtype: Optional[str] = None) -> Dict[str, Any]:
     """Trains on text (a path; the shipped sample by default) and samples from
     the model; returns val_loss (nats/char on the held-out tail of the text),
     the unigram entropy it must beat, a sample, the history and the model.
@@ -158,6 +161,10 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
         rank stops and saves, and only rank 0 writes the checkpoint.
     schedule, final_lr: with minutes, the learning rate over the budget
         ("cosine": warm-up, then decay to lr * final_lr; "constant"); see budget_lr.
+    compute_dtype: of the recurrent layers: None (float32; a resumed run keeps
+        the checkpoint's), "float32", "bfloat16" (products on bfloat16 operands,
+        AMX-BF16 or AVX512-BF16) or "auto" (bfloat16 where the CPU has it); the
+        result's compute_dtype is what ran.
     """
     given = {"hidden": hidden, "layers": layers, "embedding": embedding, "dropout": dropout,
              "batch_size": batch_size, "seq_len": seq_len, "lr": lr}
@@ -181,7 +188,8 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
                         seq_len=seq_len, lr=lr, clip=clip, val_fraction=val_fraction,
                         sample_length=sample_length, temperature=temperature, prime=prime,
                         seed=seed, progress=progress, distributed=distributed,
-                        schedule=schedule, final_lr=float(final_lr))
+                        schedule=schedule, final_lr=float(final_lr),
+                        compute_dtype=compute_dtype)
     vocab = CharVocab(corpus)
     _check_prime(vocab, prime)
     ids = vocab.encode(corpus)
@@ -189,7 +197,8 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
     train = char_batches(train_ids, batch_size, seq_len)
     val_rows = max(1, min(batch_size, len(val_ids) // (seq_len + 1)))
     val = char_batches(val_ids, val_rows, seq_len)
-    model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
+    model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed,
+                        compute_dtype=compute_dtype)
     history = fit(model, lambda: iter(train), loss="softmax_cross_entropy",
                   optimizer=Adam(model, lr=lr), epochs=epochs, clip_norm=clip, stateful=True,
                   val=lambda: iter(val), metrics=(), progress=progress, distributed=distributed)
@@ -197,10 +206,16 @@ def run(text: Optional[str] = None, max_chars: Optional[int] = None, cell: str =
         model, lambda: iter(val), loss="softmax_cross_entropy", metrics=(), stateful=True,
         distributed=distributed)["loss"]
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
-    return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss,
+    return {"demo": "char-rnn", "cell": cell, "compute_dtype": _compute_dtype(model),
+            "val_loss": val_loss,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
             "history": history.history, "model": model, "vocab": vocab,
             "text": text or DEFAULT_TEXT, "chars": len(corpus)}
+
+
+def _compute_dtype(model: Sequential) -> str:
+    """The recurrent layer's compute precision (what ran)."""
+    return next(m.compute_dtype for m in model.modules if getattr(m, "is_recurrent", False))
 
 
 def _check_prime(vocab: CharVocab, prime: str) -> None:
@@ -226,7 +241,7 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
              clip: float, val_fraction: float, sample_length: int, temperature: float,
              prime: str, seed: int, progress: Optional[bool],
              distributed: bool = False, schedule: str = "cosine",
-             final_lr: float = 0.05) -> Dict[str, Any]:
+             final_lr: float = 0.05, compute_dtype: Optional[str] = None) -> Dict[str, Any]:
     """run() on a wall-clock budget, with a checkpoint to resume from.
 
     distributed: each rank trains on its rows of every batch (the state of
@@ -276,11 +291,16 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
         else:   # another text: keep the model, start at its beginning
             position.update(chars_trained=saved["chars_trained"], seconds=saved["seconds"])
         cell = extra.get("cell", cell)
+        if compute_dtype is not None:   # a precision, not a width: the run's choice applies
+            for m in model.modules:
+                if getattr(m, "is_recurrent", False):
+                    m.compute_dtype = compute_dtype
     else:
         vocab = CharVocab(corpus)
         ids = vocab.encode(corpus)
         train_ids, val_ids = split_sequence(ids, val_fraction)
-        model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed)
+        model = build_model(vocab.size, hidden, layers, embedding, cell, dropout, seed,
+                            compute_dtype=compute_dtype)
         opt = Adam(model, lr=lr)
     _check_prime(vocab, prime)
     dist = _dist.Session() if distributed else None
@@ -396,7 +416,8 @@ def _run_for(corpus: str, text_name: str, *, minutes: float, checkpoint: Optiona
                         batch_size=val_rows, stateful=True, distributed=distributed)["loss"]
     val_seconds = time.monotonic() - t_val
     text_out = sample(model, vocab, sample_length, prime, temperature, seed=seed)
-    return {"demo": "char-rnn", "cell": cell, "val_loss": val_loss, "val_seconds": val_seconds,
+    return {"demo": "char-rnn", "cell": cell, "compute_dtype": _compute_dtype(model),
+            "val_loss": val_loss, "val_seconds": val_seconds,
             "unigram_entropy": unigram_entropy(train_ids, vocab.size), "sample": text_out,
             "history": history, "model": model, "vocab": vocab, "text": text_name,
             "chars": len(corpus), "val_chars": int(len(val_ids)), "minutes": minutes,

@@ -23,11 +23,14 @@ from .echo import echo_chunks, echo_data
 def run(cell: str = "rnn", hidden: int = 4, layers: int = 1, echo_step: int = 3,
         series_length: int = 20000, batch_size: int = 5, truncated_length: int = 20,
         epochs: int = 5, lr: float = 1e-3, seed: int = 1, nonlinearity: str = "relu",
-        progress: Optional[bool] = None, distributed: bool = False) -> Dict[str, Any]:
+        progress: Optional[bool] = None, distributed: bool = False,
+        compute_dtype: Optional[str] = None) -> Dict[str, Any]:
     """Trains statefully over consecutive chunks; returns test accuracy over
     every step of a fresh series, the history and the model. distributed:
-    over the ranks of an MPI job, each taking its rows (see rnnpy.fit)."""
-    rec = make_recurrent(cell, 1, hidden, layers, nonlinearity=nonlinearity, seed=seed)
+    over the ranks of an MPI job, each taking its rows (see rnnpy.fit).
+    compute_dtype: of the recurrent layer (None, "float32", "bfloat16", "auto")."""
+    rec = make_recurrent(cell, 1, hidden, layers, nonlinearity=nonlinearity, seed=seed,
+                         compute_dtype=compute_dtype)
     model = Sequential(rec, Dense(hidden, 1, seed=seed + 1))
     epoch = {"n": 0}
 
@@ -44,6 +47,7 @@ def run(cell: str = "rnn", hidden: int = 4, layers: int = 1, echo_step: int = 3,
     final = evaluate(model, test, loss="binary_cross_entropy_with_logits", stateful=True,
                      distributed=distributed)
     return {"demo": "echo", "cell": cell, "echo_step": echo_step,
+            "compute_dtype": rec.compute_dtype,
             "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "history": history.history, "model": model}
 

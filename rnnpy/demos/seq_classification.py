@@ -58,11 +58,12 @@ def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = 
         epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, seed: int = 3,
         nonlinearity: str = "relu", padding: str = "pre", test_batches: int = 10,
         batches_per_epoch: Optional[int] = None, progress: Optional[bool] = None,
-        distributed: bool = False) -> Dict[str, Any]:
+        distributed: bool = False, compute_dtype: Optional[str] = None) -> Dict[str, Any]:
     """Trains on fresh batches every epoch; returns test accuracy and loss (on
     test_batches batches drawn from another seed), the history and the model.
     distributed: over the ranks of an MPI job, each taking its rows of every
-    batch (see rnnpy.fit)."""
+    batch (see rnnpy.fit).
+    compute_dtype: of the recurrent layer (None, "float32", "bfloat16", "auto"; see rnnpy.LSTM)."""
     gen = TemporalOrder(difficulty, batch_size, seed=seed, padding=padding)
     x_test, y_test, len_test = TemporalOrder(difficulty, batch_size, seed=seed + 10_000,
                                              padding=padding).dataset(test_batches)
@@ -74,13 +75,14 @@ def run(cell: str = "lstm", hidden: int = 4, layers: int = 1, difficulty: str = 
             x, y, lengths = gen.batch()
             yield (x, y, lengths) if use_lengths else (x, y)
 
-    model = build_model(cell, hidden, layers, nonlinearity, seed)
+    model = build_model(cell, hidden, layers, nonlinearity, seed, compute_dtype=compute_dtype)
     test = (x_test, y_test, len_test) if use_lengths else (x_test, y_test)
     history = fit(model, epoch_batches, loss="softmax_cross_entropy", optimizer=RMSprop(model, lr=lr),
                   epochs=epochs, batch_size=batch_size, val=test, progress=progress,
                   distributed=distributed)
     final = evaluate(model, test, loss="softmax_cross_entropy", distributed=distributed)
     return {"demo": "seq-classification", "cell": cell, "difficulty": difficulty, "epochs": epochs,
+            "compute_dtype": model.modules[0].compute_dtype,
             "test_accuracy": final["accuracy"], "test_loss": final["loss"],
             "history": history.history, "model": model,
             "sequences_seen": epochs * n_batches * batch_size}
@@ -143,7 +145,8 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
           epochs: Optional[int] = None, optimizer: Optional[str] = None, clip: Optional[float] = None,
           layers: int = 1, seed: int = 0, nonlinearity: str = "relu", padding: str = "pre",
           target: float = 0.99, window: int = 256, test_size: int = 1000, threads: int = 1,
-          progress: Optional[bool] = None, distributed: bool = False) -> Dict[str, Any]:
+          progress: Optional[bool] = None, distributed: bool = False,
+          compute_dtype: Optional[str] = None) -> Dict[str, Any]:
     """Trains on fresh batches until the level is solved, with PRESETS[difficulty]
     and any setting given here in its place.
 
@@ -157,6 +160,9 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     training loss and accuracy per epoch (the last one partial when solved
     mid-epoch) and the model.
     threads: of the recurrent layer (1 leaves the other core to other work).
+    compute_dtype: of the recurrent layer: None (its dtype), "float32", "bfloat16"
+        (products on bfloat16 operands; AMX-BF16 or AVX512-BF16) or "auto"
+        (bfloat16 where the CPU has it); the result's compute_dtype is what ran.
     A plain RNN (cell="rnn") at a level whose preset is chrono gets the
     orthogonal initialisation instead, unless init is given.
     distributed: over the ranks of an MPI job (see rnnpy.fit): every rank
@@ -184,7 +190,7 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
     test_gen = TemporalOrder(difficulty, 250, seed=seed + 10_000, padding=padding)
     use_lengths = padding == "post"
     model = build_model(s["cell"], s["hidden"], layers, nonlinearity, seed, threads=threads,
-                        **layer_kw)
+                        compute_dtype=compute_dtype, **layer_kw)
     dist = _dist.Session() if distributed else None
     if dist is not None:
         dist.start(model, seed)   # rank 0's parameters everywhere
@@ -273,6 +279,7 @@ def solve(difficulty: str = "hard", *, cell: Optional[str] = None, hidden: Optio
         test_acc = check()
         checks.append({"sequences_seen": seen, "test_accuracy": test_acc})
     return {"demo": "seq-classification", "difficulty": difficulty, **s, "layers": layers,
-            "seed": seed, "padding": padding, "layer_options": layer_kw, "solved": solved,
+            "seed": seed, "padding": padding, "layer_options": layer_kw,
+            "compute_dtype": model.modules[0].compute_dtype, "solved": solved,
             "sequences_seen": seen, "test_accuracy": test_acc, "checks": checks,
             "history": history, "model": model}

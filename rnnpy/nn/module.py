@@ -76,7 +76,9 @@ class Module(metaclass=_ModuleType):
     parameter names are fixed: assigning ``layer.hidden_size = 5`` or
     ``lstm.weight_hh_l0 = w`` raises AttributeError (the buffer and kernels are
     laid out for the configuration; parameter values are changed through
-    ``params[name] = value``). ``training`` and ``threads`` stay settable.
+    ``params[name] = value``). ``training`` and ``threads`` stay settable, and so
+    does configuration held by a property with a setter (a recurrent layer's
+    ``compute_dtype``), which checks the value itself.
 
     Threads: different models may run in different threads at once (the C
     kernels release the GIL); within one model tree the rule of ModelLock

@@ -22,6 +22,10 @@ Options beyond PyTorch's, all computed in the C kernels (rnnpy/_core):
     recurrent_dropout   in training one dropout mask per sequence on h_{t-1} where it
                         enters W_hh (Gal & Ghahramani); nothing in evaluation
     proj_size           LSTM: h = W_hr (o * tanh(c)), as PyTorch's nn.LSTM
+    compute_dtype       "bfloat16": the matrix products on bfloat16 operands with float32
+                        accumulation (AMX or AVX512-BF16), everything else float32;
+                        "auto": that where the CPU has it, else the dtype (see
+                        _RNNBase.compute_dtype and rnnpy.nn.precision)
 
 Initialisations for long time lags (see ``_RNNBase.reset_parameters``):
     init="chrono", t_max  LSTM, GRU: gate biases that spread the units' memory over
@@ -59,11 +63,13 @@ class RNN(_RNNBase):
                  threads: Optional[int] = None, merge_mode: Optional[str] = "concat",
                  zoneout: float = 0.0, recurrent_dropout: float = 0.0,
                  init: str = "uniform", t_max: Optional[float] = None,
-                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
+                 compute_dtype: Optional[str] = None) -> None:
         self.nonlinearity = choice(nonlinearity, "nonlinearity", ("tanh", "relu"))
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
-                         forget_bias=forget_bias, recurrent_init=recurrent_init)
+                         forget_bias=forget_bias, recurrent_init=recurrent_init,
+                         compute_dtype=compute_dtype)
 
     family = RNN_FAMILY
 
@@ -130,7 +136,8 @@ class LSTM(_RNNBase):
                  zoneout: Union[float, Tuple[float, float]] = 0.0,
                  recurrent_dropout: float = 0.0,
                  init: str = "uniform", t_max: Optional[float] = None,
-                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
+                 compute_dtype: Optional[str] = None) -> None:
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole: expected a bool, got {peephole!r}")
         if not isinstance(layer_norm, (bool, np.bool_)):
@@ -146,7 +153,8 @@ class LSTM(_RNNBase):
         self.proj_size = int(proj_size)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
-                         forget_bias=forget_bias, recurrent_init=recurrent_init)
+                         forget_bias=forget_bias, recurrent_init=recurrent_init,
+                         compute_dtype=compute_dtype)
 
     def _cell_options(self) -> dict:
         return {"peephole": self.peephole, "proj_size": self.proj_size,
@@ -197,13 +205,15 @@ class GRU(_RNNBase):
                  layer_norm: bool = False, zoneout: float = 0.0,
                  recurrent_dropout: float = 0.0,
                  init: str = "uniform", t_max: Optional[float] = None,
-                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform") -> None:
+                 forget_bias: Optional[float] = None, recurrent_init: str = "uniform",
+                 compute_dtype: Optional[str] = None) -> None:
         if not isinstance(layer_norm, (bool, np.bool_)):
             raise TypeError(f"layer_norm: expected a bool, got {layer_norm!r}")
         self.layer_norm = bool(layer_norm)
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, dtype, seed,
                          time_major, threads, merge_mode, zoneout, recurrent_dropout, init=init, t_max=t_max,
-                         forget_bias=forget_bias, recurrent_init=recurrent_init)
+                         forget_bias=forget_bias, recurrent_init=recurrent_init,
+                         compute_dtype=compute_dtype)
 
     def _cell_options(self) -> dict:
         return {"layer_norm": self.layer_norm}

@@ -17,8 +17,10 @@ from .._validate import (array, as_dtype, as_float_array, check_finite, check_sh
                          probability, seed_value)
 from ..cells import Family
 from .init import _init_options, _orthogonal
+from .locking import run_locked
 from .module import Module
 from .grad_mode import grad_enabled
+from .precision import resolve_compute_dtype
 from .threads import resolve_threads
 
 
@@ -83,6 +85,7 @@ class _RNNBase(Module):
         t_max: Optional[float] = None,
         forget_bias: Optional[float] = None,
         recurrent_init: str = "uniform",
+        compute_dtype: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.init, self.t_max, self.forget_bias, self.recurrent_init = _init_options(
@@ -112,6 +115,9 @@ class _RNNBase(Module):
                                  f"(|forget_bias| <= {np.finfo(self.dtype).max:.6g}), got "
                                  f"{self.forget_bias!r}")
         self.seed = seed_value(seed)
+        self._compute_dtype = resolve_compute_dtype(compute_dtype, self.dtype)
+        # "auto" is kept as asked (a saved model resolves it again where it is loaded)
+        self._compute_request = "auto" if compute_dtype == "auto" else None
         self.num_directions = 2 if self.bidirectional else 1
         self._rng = np.random.default_rng(self.seed)
         # (input size, parameter count, [(name, offset, shape)]) of each cell, in storage order
@@ -136,8 +142,10 @@ class _RNNBase(Module):
     def _make_cell(self, input_size: int, **buffers: Any) -> Any:
         """The C cell (rnnpy._core's type of this family) of one layer and direction."""
         cell_type = getattr(_core, self.family.c_type)
-        return cell_type(input_size, self.hidden_size, dtype=self.dtype.name,
+        cell = cell_type(input_size, self.hidden_size, dtype=self.dtype.name,
                          **self._cell_options(), **buffers)
+        cell.compute_dtype = self._compute_dtype   # every cell made, whenever it is (re)made
+        return cell
 
     def _cell_options(self) -> dict:
         """The family's keyword arguments of its C type (nonlinearity, peephole, ...)."""
@@ -171,6 +179,40 @@ class _RNNBase(Module):
         self._threads = resolve_threads(value)
         for cell in self._cells:
             cell.threads = self._threads
+
+    @property
+    def compute_dtype(self) -> str:
+        """The precision of the matrix products, resolved: the layer's dtype name,
+        or "bfloat16" (float32 layers on a CPU with AMX-BF16 or AVX512-BF16).
+        Settable to None (the dtype), the dtype's name, "bfloat16" or "auto"
+        ("bfloat16" where it runs, else the dtype; reading gives what it chose).
+
+        With "bfloat16" parameters, gradients, inputs, outputs and states stay
+        float32 arrays and every elementwise operation (gates, cell state, layer
+        norm) float32; the operands of each product (x W_ih^T, h W_hh^T, the
+        projection and the backward products) are rounded to bfloat16, nearest
+        even, and accumulated in float32. Setting another precision drops the
+        latest forward (backward then asks for a new one: it would differentiate
+        a different function; masks_held() still reuses its masks). Saved with the model;
+        ONNX export writes the float32 graph (see rnnpy.io.onnx).
+        """
+        return self._compute_dtype
+
+    @compute_dtype.setter
+    def compute_dtype(self, value: Optional[str]) -> None:
+        resolved = resolve_compute_dtype(value, self.dtype)   # checked before anything changes
+        run_locked(self, self._set_compute_dtype, resolved, "auto" if value == "auto" else None)
+
+    def _set_compute_dtype(self, resolved: str, request: Optional[str]) -> None:
+        if resolved == self._compute_dtype:   # the same function: the forward stays valid
+            self._compute_request = request
+            return
+        for cell in self._cells:
+            cell.compute_dtype = resolved
+        self._compute_dtype, self._compute_request = resolved, request
+        if self._last is not None:   # no backward of the old forward; masks_held keeps the masks
+            self._last = {"masks": self._last["masks"], "cell_masks": self._last["cell_masks"],
+                          "compute_dtype_changed": True}
 
     def reset_parameters(self) -> None:
         """Draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does;
@@ -228,7 +270,9 @@ class _RNNBase(Module):
                 "zoneout": list(self.zoneout) if isinstance(self.zoneout, tuple) else self.zoneout,
                 "recurrent_dropout": self.recurrent_dropout, "init": self.init,
                 "t_max": self.t_max, "forget_bias": self.forget_bias,
-                "recurrent_init": self.recurrent_init, **self._extra_config()}
+                "recurrent_init": self.recurrent_init,
+                "compute_dtype": self._compute_request or self._compute_dtype,
+                **self._extra_config()}
 
     def _extra_config(self) -> dict:
         return {}
@@ -419,6 +463,9 @@ class _RNNBase(Module):
         if self._last is None:
             raise RuntimeError("backward: nothing to differentiate; call forward first "
                                "(outside rnnpy.no_grad(), which keeps nothing for backward)")
+        if self._last.get("compute_dtype_changed"):
+            raise RuntimeError("backward: compute_dtype changed since the last forward, whose "
+                               "gradients would be of another function; call forward again")
         B, T = self._last["B"], self._last["T"]
         D, L, Hc, H = self.num_directions, self.num_layers, self.hidden_size, self.state_size
         top: Optional[list] = None   # per-direction gradients of a merged last layer
@@ -465,9 +512,11 @@ class _RNNBase(Module):
             extra += f", zoneout={self.zoneout}"
         if self.recurrent_dropout:
             extra += f", recurrent_dropout={self.recurrent_dropout}"
+        compute = (f", compute_dtype='{self._compute_dtype}'"
+                   if self._compute_dtype != self.dtype.name else "")
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
-                f"dropout={self.dropout}{extra}, dtype='{self.dtype.name}')")
+                f"dropout={self.dropout}{extra}, dtype='{self.dtype.name}'{compute})")
 
     def _extra_repr(self) -> str:
         return ""

@@ -52,6 +52,10 @@ below it reads as 0. Where /proc cannot reset the mark (not Linux), the row
 says so and gives ``ru_maxrss`` before and after. A fresh process per number
 means no library's allocator caches leak into another's figure. PyTorch's
 process imports torch, rnnpy's does not.
+
+bfloat16 (``--compute-dtype bfloat16``): instead of the float32 tables, the
+layers with bfloat16 products against PyTorch's bfloat16 and rnnpy's float32,
+with GFLOP/s against the machine's measured bf16 peak (rnnpy.tools.bench_bf16).
 """
 from __future__ import annotations
 
@@ -434,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", action="store_true",
                    help="also measure peak memory of a training step (fresh process each)")
     p.add_argument("--json", action="store_true", help="print one line of JSON with every result")
+    p.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="bfloat16: the layers with bfloat16 products against PyTorch's bfloat16 "
+                        "and rnnpy's float32, against the measured bf16 peak, instead of the "
+                        "float32 tables (see rnnpy.tools.bench_bf16; needs AMX-BF16 or "
+                        "AVX512-BF16) (default %(default)s)")
     p.add_argument("--_gemm-worker", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -453,6 +462,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not quiet:
             print(line, flush=True)
 
+    if args.compute_dtype == "bfloat16":
+        return _main_bf16(args, use_torch, log)
     peak_source = "given (--peak)"
     if args.peak is None:
         args.peak = measure_peak()
@@ -491,6 +502,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         result["memory"] = bench_memory(args.cells, shapes, args.threads[0], use_torch, log)
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def _main_bf16(args: argparse.Namespace, use_torch: bool, log: Callable[[str], None]) -> int:
+    from . import bench_bf16
+
+    try:
+        bf16 = bench_bf16.run(sys.modules[__name__], args, use_torch, log)
+    except ValueError as exc:   # no AMX-BF16 or AVX512-BF16
+        print(f"rnnpy bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        info: Dict[str, Any] = {"cpu_count": os.cpu_count(), "torch": None}
+        if use_torch:
+            import torch
+
+            info["torch"] = torch.__version__
+        print(json.dumps({"info": info, "bf16": bf16}))
     return 0
 
 

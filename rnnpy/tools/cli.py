@@ -10,9 +10,10 @@ Commands:
                         PyTorch is installed, compare it with torch.nn in float64 and float32
 
 Every demo takes --cell, --hidden, --layers, --epochs, --batch-size, --lr, --seed,
-prints a progress bar on a terminal, and with --json prints one final line of JSON
-with its metrics. With --distributed, under ``mpiexec -n N``, a demo trains
-data-parallel over the N ranks and only rank 0 reports.
+--compute-dtype (float32, bfloat16 or auto: the precision of the recurrent layers'
+products, see rnnpy.LSTM), prints a progress bar on a terminal, and with --json
+prints one final line of JSON with its metrics. With --distributed, under
+``mpiexec -n N``, a demo trains data-parallel over the N ranks and only rank 0 reports.
 """
 from __future__ import annotations
 
@@ -135,11 +136,12 @@ def cmd_seq_classification(args: argparse.Namespace) -> int:
                                  epochs=args.epochs, layers=args.layers, seed=args.seed,
                                  nonlinearity=args.nonlinearity, padding=args.padding,
                                  threads=args.threads, progress=_progress(args),
-                                 distributed=args.distributed)
+                                 distributed=args.distributed, compute_dtype=args.compute_dtype)
     status = (f"solved after {r['sequences_seen']} sequences" if r["solved"]
               else f"not solved after {r['sequences_seen']} sequences")
     return _report(args, r, [
         f"seq-classification ({args.difficulty}, {r['cell']}, hidden {r['hidden']}, "
+        f"{r['compute_dtype']} products, "
         f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch_size']}, init {r['init']}): "
         f"{status}, test accuracy {r['test_accuracy']:.3f} on fresh sequences"])
 
@@ -152,9 +154,10 @@ def cmd_echo(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, truncated_length=args.truncated_length,
                       epochs=args.epochs, lr=args.lr, seed=args.seed,
                       nonlinearity=args.nonlinearity, progress=_progress(args),
-                      distributed=args.distributed)
+                      distributed=args.distributed, compute_dtype=args.compute_dtype)
     return _report(args, r, [
-        f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}): "
+        f"echo (echo_step {args.echo_step}, {args.cell}, hidden {args.hidden}, "
+        f"{r['compute_dtype']} products): "
         f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"])
 
 
@@ -169,11 +172,12 @@ def cmd_char_rnn(args: argparse.Namespace) -> int:
                      progress=_progress(args), minutes=args.minutes,
                      checkpoint=args.checkpoint, resume=args.resume,
                      distributed=args.distributed, schedule=args.schedule,
-                     final_lr=args.final_lr)
+                     final_lr=args.final_lr, compute_dtype=args.compute_dtype)
     budget = ([f"trained {r['train_seconds'] / 60:.1f} minutes in all, {r['epochs_done']:.2f} "
                f"epochs; checkpoint {r['checkpoint']}"] if args.minutes is not None else [])
     return _report(args, r, [
-        f"char-rnn on {r['text']} ({r['chars']} characters): validation loss {r['val_loss']:.4f} "
+        f"char-rnn on {r['text']} ({r['chars']} characters, {r['compute_dtype']} products): "
+        f"validation loss {r['val_loss']:.4f} "
         f"nats/char (unigram entropy {r['unigram_entropy']:.4f})", *budget,
         "sample:", r["sample"]])
 
@@ -220,11 +224,19 @@ def _common(p: argparse.ArgumentParser, cell: str, hidden: int, layers: int, epo
              ("--seed", nonnegative_int, seed, "seed of the weights and the data"))
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per layer (default: $RNNPY_NUM_THREADS, else 1)")
+    _compute_dtype_option(p)
     p.add_argument("--json", action="store_true", help="print one final line of JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of "
                    "an MPI job: mpiexec -n N python -m rnnpy ... --distributed "
                    '(needs pip install "rnnpy[mpi]"); rank 0 reports')
+
+
+def _compute_dtype_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compute-dtype", choices=["float32", "bfloat16", "auto"], default=None,
+                   help="precision of the recurrent layers' matrix products: bfloat16 operands "
+                   "with float32 accumulation need AMX-BF16 or AVX512-BF16; auto uses them where "
+                   "the CPU has them (default float32)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,9 @@ def _rows(model: Module, x: Any) -> List[Tuple[str, str, int]]:
             out = x if isinstance(x, np.ndarray) else x[0]
             shape = str(("B",) + tuple(np.shape(out)[1:])).replace("'", "")
         name = f"{i} {type(m).__name__}" if prefix else type(m).__name__
+        compute = getattr(m, "compute_dtype", None)   # a recurrent layer's product precision
+        if compute is not None and compute != m.dtype.name:
+            name += f" ({compute} compute)"
         rows.append((name, shape, m.num_params))
     return rows
 

@@ -41,6 +41,9 @@ def test_configuration_cannot_be_rebound(kind):
     for key, value in config.items():
         if key == "modules":
             continue   # Sequential.modules has its own refusal (test_parameter_buffer)
+        prop = getattr(type(m), key, None)
+        if isinstance(prop, property) and prop.fset is not None:
+            continue   # settable configuration (compute_dtype): test_settable_configuration
         with pytest.raises(AttributeError, match=rf"{type(m).__name__}\.{key}: cannot be "
                                                  r"assigned: .*configuration.*build a new"):
             setattr(m, key, _value_like(value))
@@ -72,6 +75,20 @@ def test_dense_bias_flag_and_values_stay_consistent_through_save(tmp_path):
     back = rnnpy.load(tmp_path / "a.npz")
     np.testing.assert_array_equal(back.params["bias"], np.ones(2))
     assert back.get_config()["bias"] is True
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_settable_configuration(kind):
+    """compute_dtype is configuration that may change (the parameters' layout
+    does not depend on it): assignment goes through its checks, deletion is refused."""
+    m = MODULES[kind]()
+    m.compute_dtype = "float64"
+    assert m.compute_dtype == "float64" and m.get_config()["compute_dtype"] == "float64"
+    with pytest.raises(ValueError, match="compute_dtype: expected"):
+        m.compute_dtype = "x"
+    with pytest.raises(AttributeError, match="compute_dtype"):
+        del m.compute_dtype
+    assert m.compute_dtype == "float64"
 
 
 def test_derived_configuration_is_fixed():

@@ -40,7 +40,8 @@ RECURRENT = {"input_size": BAD["int+"], "hidden_size": BAD["int+"], "num_layers"
              "seed": BAD["seed"], "time_major": BAD["bool"], "threads": [v for v in BAD["int+"] if v is not None] + [1000],
              "merge_mode": choice("Concat", "max", ""), "zoneout": BAD["prob"],
              "recurrent_dropout": BAD["prob"], "init": choice("Chrono", "", None),
-             "recurrent_init": choice("Orthogonal", None)}
+             "recurrent_init": choice("Orthogonal", None),
+             "compute_dtype": choice("bf16", "BFLOAT16", "float64", "float16", "")}
 GATED = {"forget_bias": ["1", True, NAN, INF, [1.0], 1e300]}
 TABLE = {
     "Dense": (rnnpy.Dense, dict(in_features=2, out_features=3),
@@ -117,11 +118,11 @@ def test_np_bool_and_np_integer_are_accepted():
 
 @pytest.mark.parametrize("cls,key,value", [
     ("Dense", "bias", "yes"), ("Dense", "bias", 1), ("Dense", "in_features", 2.0),
-    ("LastStep", "time_major", "no"), ("Dropout", "p", "0.5"),
+    ("LastStep", "time_major", "no"), ("Dropout", "p", "0.5"), ("LSTM", "compute_dtype", "bf16"),
 ])
 def test_a_model_file_with_a_wrong_config_type_is_refused(tmp_path, cls, key, value):
     model = {"Dense": lambda: rnnpy.Dense(2, 2, seed=0), "LastStep": rnnpy.LastStep,
-             "Dropout": rnnpy.Dropout}[cls]()
+             "Dropout": rnnpy.Dropout, "LSTM": lambda: rnnpy.LSTM(2, 3, seed=0)}[cls]()
     p, q = str(tmp_path / "m.npz"), str(tmp_path / "bad.npz")
     rnnpy.save(model, p)
     with zipfile.ZipFile(p) as z:

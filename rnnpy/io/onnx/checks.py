@@ -31,9 +31,10 @@ _KNOWN_CONFIG = {
 }
 
 
-# how the weights started (chrono, forget bias, orthogonal) changes nothing at inference
+# how the weights started (chrono, forget bias, orthogonal) changes nothing at inference;
+# a bfloat16-compute layer exports its float32 graph (see export_onnx)
 for _name in ("RNN", "LSTM", "GRU"):
-    _KNOWN_CONFIG[_name] |= {"init", "t_max", "forget_bias", "recurrent_init"}
+    _KNOWN_CONFIG[_name] |= {"init", "t_max", "forget_bias", "recurrent_init", "compute_dtype"}
 
 
 # -- the module tree ----------------------------------------------------------------

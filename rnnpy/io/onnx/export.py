@@ -43,6 +43,13 @@ exports (it does nothing in evaluation); proj_size, layer_norm and zoneout
 have no standard ONNX node and are refused. float64 models export as valid ONNX in double, but
 onnxruntime's CPU RNN/LSTM/GRU kernels run float32 only.
 
+compute_dtype="bfloat16" (products on bfloat16 operands) is not in the graph: the
+layer exports as the float32 layer with the same weights (ONNX's RNN/LSTM/GRU
+operators have no compute precision, and a bfloat16 graph would change the
+inputs' and outputs' type). The runtime's outputs are then the float32 model's,
+which differ from rnnpy's bfloat16 forward by the bfloat16 rounding of the
+products (relative ~2^-8 per product); compare against compute_dtype="float32".
+
 onnx is imported only when export_onnx runs, so rnnpy does not need it.
 """
 from __future__ import annotations
@@ -146,7 +153,9 @@ def export_onnx(model: Module, path: Union[str, "os.PathLike[str]"], *, opset: i
     """Writes model as a standard ONNX file at path, atomically.
 
     model: an rnnpy RNN, LSTM, GRU, Dense, Embedding, LastStep, Dropout, or a
-        Sequential of them; exported as it computes in evaluation mode.
+        Sequential of them; exported as it computes in evaluation mode, in its
+        dtype: a layer with compute_dtype="bfloat16" exports its float32 graph
+        (the same weights, products in float32; see the module docstring).
     opset: the ONNX opset to target (13 or newer).
     batch_size, seq_len: fix those dims of the inputs; None keeps them dynamic.
     with_lengths: the input "lengths" (B,) int64, used as every recurrent
