@@ -12,8 +12,11 @@ __enter__ and __exit__ are C, so an interrupt (Ctrl-C) cannot land between
 setting the mode and the with-block that undoes it, nor inside the undoing.
 """
 import _thread
+import functools
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _local = threading.local()
 
@@ -30,7 +33,26 @@ def grad_enabled() -> bool:
     return not _mode_lock()._is_owned()
 
 
-def no_grad() -> Any:
-    """A context manager: forward passes inside keep nothing for backward
-    (see the module)."""
-    return _mode_lock()
+class _NoGrad:
+    """The context manager (and decorator) no_grad() returns. ``with``
+    looks __enter__ and __exit__ up when the block starts: both are then
+    the C methods of the lock of the thread entering it, so one object may
+    be entered from any thread without waiting on another thread's mode."""
+
+    __slots__ = ()
+    __enter__ = property(lambda self: _mode_lock().__enter__)
+    __exit__ = property(lambda self: _mode_lock().__exit__)
+
+    def __call__(self, fn: _F) -> _F:
+        """fn run under no_grad() at every call."""
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+        return wrapper   # type: ignore[return-value]
+
+
+def no_grad() -> _NoGrad:
+    """A context manager (or function decorator): forward passes inside keep
+    nothing for backward (see the module)."""
+    return _NoGrad()
