@@ -534,7 +534,9 @@ TARGET_AMX static void amx_end(void) { _tile_release(); }
 /* 32 x 32 of C, or 16 rows / 16 columns of it when m / n need no more
  * (small batches, edges). Whole tiles with alpha = 1 and beta = 0 or 1
  * (every slice after the first) go straight between C and the accumulator
- * tiles; the rest through a buffer and store_avx. */
+ * tiles; the rest through a buffer and store_avx. With alpha = beta = 1 a
+ * partial tile's sums go on from C too (through the buffer), so that every
+ * element of C gets the same bits wherever the tiles split the product. */
 TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, const rnn_bf16 *pb,
                                 int64_t sb, float *c, int64_t ldc, float alpha, float beta,
                                 int m, int n) {
@@ -544,11 +546,20 @@ TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, cons
                        n == (two_b ? 32 : 16);
     const long ldcb = (long)(ldc * (int64_t)sizeof(float));
     float *c1 = c + 16, *c2 = c + 16 * ldc, *c3 = c + 16 * ldc + 16;
+    const int from_c = alpha == 1 && beta == 1;
+    float t[32 * 32] __attribute__((aligned(64)));
     if (direct && beta == 1) {
         _tile_loadd(0, c, ldcb);
         if (two_b) _tile_loadd(1, c1, ldcb);
         if (two_a) _tile_loadd(2, c2, ldcb);
         if (two_a && two_b) _tile_loadd(3, c3, ldcb);
+    } else if (from_c) {
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 32; j++) t[i * 32 + j] = i < m && j < n ? c[i * ldc + j] : 0.0f;
+        _tile_loadd(0, t, 128);
+        _tile_loadd(1, t + 16, 128);
+        _tile_loadd(2, t + 16 * 32, 128);
+        _tile_loadd(3, t + 16 * 32 + 16, 128);
     } else {
         _tile_zero(0);
         _tile_zero(1);
@@ -566,12 +577,11 @@ TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, cons
         if (two_a && two_b) _tile_stored(3, c3, ldcb);
         return;
     }
-    float t[32 * 32] __attribute__((aligned(64)));
     _tile_stored(0, t, 128);
     _tile_stored(1, t + 16, 128);
     _tile_stored(2, t + 16 * 32, 128);
     _tile_stored(3, t + 16 * 32 + 16, 128);
-    store_avx(t, 32, 2, c, ldc, alpha, beta, m, n);
+    store_avx(t, 32, 2, c, ldc, alpha, from_c ? 0.0f : beta, m, n);
 }
 #undef AMX_LOOP
 
