@@ -41,7 +41,8 @@ static const cell_case CELLS_[] = {
 
 /* T, B, I, H */
 static const int64_t SHAPES[][4] = {{1, 1, 1, 3}, {7, 1, 2, 3}, {5, 3, 1, 4}, {6, 2, 5, 5},
-                                    {4, 5, 3, 3}, {9, 1, 7, 17}, {3, 3, 6, 17}};
+                                    {4, 5, 3, 3}, {9, 1, 7, 17}, {3, 3, 6, 17},
+                                    {3, 17, 300, 5}, {3, 12, 300, 8}};
 
 static void fill(double *v, int64_t n, double scale) {
     for (int64_t i = 0; i < n; i++) v[i] = uniform() * scale;
@@ -99,7 +100,7 @@ static void fill(double *v, int64_t n, double scale) {
         for (int64_t i = 0; i < B * Hs; i++) rec[i] = uniform() < 0.4 ? 0 : (REAL)(1 / 0.7);       \
         for (int64_t i = 0; i < R * Hs; i++) zh[i] = uniform() < 0.4 ? 1 : 0;                      \
         for (int64_t i = 0; i < R * H; i++) zc[i] = uniform() < 0.4 ? 1 : 0;                       \
-        int64_t len[16];                                                                           \
+        int64_t len[32];                                                                           \
         for (int64_t b = 0; b < B; b++)                                                            \
             len[b] = lens == 2 ? 0 : b % 3 == 0 ? T - 1 : b % 3 == 1 ? T : (T + 1) / 2;            \
         rnn_ext_params_##SFX p = {w_ih, w_hh, b_ih, b_hh, w_peep, w_hr, ln_ih, ln_hh, ln_c};       \
