@@ -182,6 +182,37 @@ int main(void) {
                                     run_f32(cc, sh, bf, rev, lens, masks, threads,
                                             RNN_COMPUTE_BF16, ws);
                             }
+    /* float64 kernels have no bfloat16 products, nor any unknown precision:
+     * both forwards refuse with RNN_ERR_COMPUTE */
+    for (size_t c = 0; c < sizeof CELLS_ / sizeof *CELLS_; c++)
+        for (int inf = 0; inf < 2; inf++)
+            for (int compute = RNN_COMPUTE_BF16; compute <= 7; compute += 6) {
+                const cell_case *cc = &CELLS_[c];
+                rnn_dims d = {.T = 3, .B = 2, .I = 2, .H = 3, .ts = 2, .bs = 1, .ldx = 2,
+                              .ldo = 3, .compute = compute, .inference = inf};
+                rnn_ext_config cfg = cc->cfg;
+                const int64_t G = rnn_cell_gates(cc->kind) * 3;
+                /* (an unknown precision has no sizes: -1) */
+                int64_t wl = rnn_ext_forward_work_len(cc->kind, &d, &cfg);
+                int64_t cl = rnn_ext_cache_len(cc->kind, &d, &cfg);
+                check(compute == RNN_COMPUTE_BF16 || (wl == -1 && cl == -1),
+                      "an unknown precision has no work or cache length");
+                wl = wl > 0 ? wl : 0;
+                cl = cl > 0 ? cl : 0;
+                double *buf = xmalloc((size_t)(wl + cl + 16 * G + 64) * sizeof(double));
+                double *v = buf + wl + cl;
+                for (int64_t i = 0; i < 16 * G + 64; i++) v[i] = 0.5;
+                rnn_ext_params_f64 p = {v, v, v, v, cfg.peephole ? v : NULL, cfg.P ? v : NULL,
+                                        cfg.layer_norm ? v : NULL, cfg.layer_norm ? v : NULL,
+                                        cfg.layer_norm ? v : NULL};
+                int st = fwd_f64(cc, v + 32, v + 48, v + 56, inf ? NULL : buf + wl, v, NULL, NULL,
+                                 &p, NULL, NULL, &d, buf, ws);
+                char what[200];
+                snprintf(what, sizeof what, "%s float64 compute=%d inference=%d: RNN_ERR_COMPUTE",
+                         cc->name, compute, inf);
+                check(st == RNN_ERR_COMPUTE, what);
+                free(buf);
+            }
     free(raw);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
