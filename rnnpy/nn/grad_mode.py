@@ -5,11 +5,14 @@ path: nothing is kept for backward (the kernels write no cache and project the
 input block by block in scratch that stays in cache), so forward is faster and
 uses less memory, and a backward() after it raises. The outputs are bit for
 bit those of an ordinary forward. The mode is per thread, as in PyTorch, and
-nests. predict() and evaluate() use it.
+nests; ``@rnnpy.no_grad()`` decorates a function. predict() and evaluate()
+use it.
 
 The mode is "this thread holds its own re-entrant lock": the lock's
 __enter__ and __exit__ are C, so an interrupt (Ctrl-C) cannot land between
 setting the mode and the with-block that undoes it, nor inside the undoing.
+The object no_grad() returns binds them, when a with-block starts, to the
+lock of the thread starting it.
 """
 import _thread
 import functools
