@@ -98,3 +98,18 @@ def test_interrupt_at_every_point_of_entering_and_leaving():
     for k in range(1, total + 1):
         run(k)
         assert grad_enabled(), f"mode left on after an interrupt at point {k}"
+
+
+def test_cell_backward_after_keep_cache_false_says_why():
+    from rnnpy import _core
+    cell = _core.GRUCell(2, 3)
+    x = np.ones((4, 1, 2), np.float32)
+    with pytest.raises(RuntimeError, match="call forward first"):
+        cell.backward()
+    cell.forward(x, keep_cache=False)
+    with pytest.raises(RuntimeError, match=r"nothing to differentiate; .*keep_cache=False"):
+        cell.backward()
+    cell.forward(x)
+    cell.clear_cache()
+    with pytest.raises(RuntimeError, match="call forward first"):
+        cell.backward()
