@@ -36,6 +36,22 @@ def grad_enabled() -> bool:
     return not _mode_lock()._is_owned()
 
 
+class _ThreadLockMethod:
+    """A descriptor: the method `name` of the lock of the thread looking it
+    up, bound as it is when looked up on an instance (as ``with`` does), or
+    taking the instance first when looked up on the class (as
+    contextlib.ExitStack does)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        method = getattr(_mode_lock(), self.name)
+        if obj is None:
+            return lambda _cm, *args: method(*args)
+        return method
+
+
 class _NoGrad:
     """The context manager (and decorator) no_grad() returns. ``with``
     looks __enter__ and __exit__ up when the block starts: both are then
@@ -43,8 +59,8 @@ class _NoGrad:
     be entered from any thread without waiting on another thread's mode."""
 
     __slots__ = ()
-    __enter__ = property(lambda self: _mode_lock().__enter__)
-    __exit__ = property(lambda self: _mode_lock().__exit__)
+    __enter__ = _ThreadLockMethod("__enter__")
+    __exit__ = _ThreadLockMethod("__exit__")
 
     def __call__(self, fn: _F) -> _F:
         """fn run under no_grad() at every call."""

@@ -113,3 +113,11 @@ def test_cell_backward_after_keep_cache_false_says_why():
     cell.clear_cache()
     with pytest.raises(RuntimeError, match="call forward first"):
         cell.backward()
+
+
+def test_no_grad_in_an_exit_stack():
+    import contextlib
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rnnpy.no_grad())
+        assert not grad_enabled()
+    assert grad_enabled()
