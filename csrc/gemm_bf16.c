@@ -424,31 +424,29 @@ TARGET_BF16 static ALWAYS_INLINE void store_avx(const float *t, int64_t ldt, int
 #define NV_AVX 3
 
 /* One row of C (m == 1: a row-vector product, B = 1 inference): 48
- * columns in six accumulator chains, even and odd k pairs apart, so that
- * the chains hide vdpbf16ps's latency instead of idling seven rows. */
+ * columns, only the strips that hold some, each summed in one chain in k
+ * order exactly as kern_avx sums a row, so that a row's bits do not depend
+ * on the tile it falls in (an inference forward's blocks of steps and the
+ * training forward's one product then agree). */
 TARGET_BF16 static void kern_avx_row(int64_t kp, const rnn_bf16 *pa, const rnn_bf16 *pb,
                                      int64_t sb, float *c, int64_t ldc, float alpha, float beta,
                                      int n) {
-    __m512 e[NV_AVX], o[NV_AVX];
-    for (int j = 0; j < NV_AVX; j++) e[j] = o[j] = _mm512_setzero_ps();
+    __m512 acc[NV_AVX];
+    for (int j = 0; j < NV_AVX; j++) acc[j] = _mm512_setzero_ps();
     const int nv = n > 32 ? 3 : n > 16 ? 2 : 1;
     for (int64_t b = 0; b < kp; b += 32) {
         const rnn_bf16 *ab = pa + b * 16, *bb = pb + b * 16;
-        for (int q = 0; q < 16; q += 2) {
-            int32_t p0, p1;
-            memcpy(&p0, ab + q * 2, sizeof p0);
-            memcpy(&p1, ab + q * 2 + 2, sizeof p1);
-            __m512bh a0 = (__m512bh)_mm512_set1_epi32(p0), a1 = (__m512bh)_mm512_set1_epi32(p1);
-            for (int j = 0; j < nv; j++) {
-                const rnn_bf16 *bj = bb + j * sb + q * 32;
-                e[j] = _mm512_dpbf16_ps(e[j], a0, (__m512bh)_mm512_loadu_si512((const void *)bj));
-                o[j] = _mm512_dpbf16_ps(o[j], a1,
-                                        (__m512bh)_mm512_loadu_si512((const void *)(bj + 32)));
-            }
+        for (int q = 0; q < 16; q++) {
+            int32_t pair;
+            memcpy(&pair, ab + q * 2, sizeof pair);
+            __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+            for (int j = 0; j < nv; j++)
+                acc[j] = _mm512_dpbf16_ps(
+                    acc[j], av, (__m512bh)_mm512_loadu_si512((const void *)(bb + j * sb + q * 32)));
         }
     }
     float t[NV_AVX * 16];
-    for (int j = 0; j < NV_AVX; j++) _mm512_storeu_ps(t + j * 16, _mm512_add_ps(e[j], o[j]));
+    for (int j = 0; j < NV_AVX; j++) _mm512_storeu_ps(t + j * 16, acc[j]);
     store_avx(t, NV_AVX * 16, NV_AVX, c, ldc, alpha, beta, 1, n);
 }
 
@@ -536,7 +534,9 @@ TARGET_AMX static void amx_end(void) { _tile_release(); }
 /* 32 x 32 of C, or 16 rows / 16 columns of it when m / n need no more
  * (small batches, edges). Whole tiles with alpha = 1 and beta = 0 or 1
  * (every slice after the first) go straight between C and the accumulator
- * tiles; the rest through a buffer and store_avx. */
+ * tiles; the rest through a buffer and store_avx. With alpha = beta = 1 a
+ * partial tile's sums go on from C too (through the buffer), so that every
+ * element of C gets the same bits wherever the tiles split the product. */
 TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, const rnn_bf16 *pb,
                                 int64_t sb, float *c, int64_t ldc, float alpha, float beta,
                                 int m, int n) {
@@ -546,11 +546,20 @@ TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, cons
                        n == (two_b ? 32 : 16);
     const long ldcb = (long)(ldc * (int64_t)sizeof(float));
     float *c1 = c + 16, *c2 = c + 16 * ldc, *c3 = c + 16 * ldc + 16;
+    const int from_c = alpha == 1 && beta == 1;
+    float t[32 * 32] __attribute__((aligned(64)));
     if (direct && beta == 1) {
         _tile_loadd(0, c, ldcb);
         if (two_b) _tile_loadd(1, c1, ldcb);
         if (two_a) _tile_loadd(2, c2, ldcb);
         if (two_a && two_b) _tile_loadd(3, c3, ldcb);
+    } else if (from_c) {
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 32; j++) t[i * 32 + j] = i < m && j < n ? c[i * ldc + j] : 0.0f;
+        _tile_loadd(0, t, 128);
+        _tile_loadd(1, t + 16, 128);
+        _tile_loadd(2, t + 16 * 32, 128);
+        _tile_loadd(3, t + 16 * 32 + 16, 128);
     } else {
         _tile_zero(0);
         _tile_zero(1);
@@ -568,12 +577,11 @@ TARGET_AMX static void kern_amx(int64_t kp, const rnn_bf16 *pa, int64_t sa, cons
         if (two_a && two_b) _tile_stored(3, c3, ldcb);
         return;
     }
-    float t[32 * 32] __attribute__((aligned(64)));
     _tile_stored(0, t, 128);
     _tile_stored(1, t + 16, 128);
     _tile_stored(2, t + 16 * 32, 128);
     _tile_stored(3, t + 16 * 32 + 16, 128);
-    store_avx(t, 32, 2, c, ldc, alpha, beta, m, n);
+    store_avx(t, 32, 2, c, ldc, alpha, from_c ? 0.0f : beta, m, n);
 }
 #undef AMX_LOOP
 

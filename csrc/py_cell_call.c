@@ -387,7 +387,10 @@ static PyObject *cell_backward_impl(CellObject *self, PyObject *args, PyObject *
     }
     if (!self->have_cache) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "backward: nothing to differentiate; call forward first");
+                        self->dims.inference
+                            ? "backward: nothing to differentiate; the last forward kept nothing "
+                              "(keep_cache=False): call forward with keep_cache=True first"
+                            : "backward: nothing to differentiate; call forward first");
         return NULL;
     }
     rnn_dims d = self->dims;

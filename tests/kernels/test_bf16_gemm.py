@@ -92,7 +92,8 @@ def check_product(isa, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, 
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (45, 77, 1), (1, 77, 45), (33, 47, 65),
-                                   (31, 17, 300), (130, 70, 513), (64, 1024, 256)])
+                                   (31, 17, 300), (130, 70, 513), (64, 1024, 256), (1, 100, 513),
+                                   (17, 64, 300)])
 def test_product_within_bound(isa, trans_a, trans_b, shape):
     rng = np.random.default_rng(sum(shape) + 2 * trans_a + trans_b)
     m, n, k = shape
@@ -117,6 +118,19 @@ def test_alpha_beta_and_prepack(isa):
     # beta = 0 never reads c: NaN there does not propagate
     out = check_product(isa, a, w, trans_b=True, c=np.full((37, 100), np.nan, np.float32))
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [(37, 100, 300), (32, 64, 600), (1, 100, 513)])
+def test_accumulate_into_c(isa, shape):
+    # alpha = beta = 1: every slice's sums go on from C, whole tiles and partial ones
+    rng = np.random.default_rng(sum(shape))
+    m, n, k = shape
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+    c = rng.uniform(-1, 1, (m, n)).astype(np.float32)
+    got = check_product(isa, a, b, beta=1.0, c=c.copy())
+    assert np.array_equal(got, check_product(isa, a, b, beta=1.0, c=c.copy(), prepack=True))
 
 
 @pytest.mark.parametrize("isa", ISAS)

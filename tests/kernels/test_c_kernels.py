@@ -9,6 +9,9 @@ directions and ragged lengths, float32 against float64, threads, and the
 status codes for bad dims, NULLs and leading dimensions (the plain reference
 the project keeps is NumPy's: rnnpy/_reference.py, and _reference_ext.py for the
 options, which tests/kernels and tests/nn compare the kernels against);
+tests/c/test_ext_inference.c checks every cell's inference forward (no cache, the
+input projected block by block: built with small blocks) against its training
+forward, bit for bit, in scratch of exactly the size asked for;
 tests/c/test_pool.c checks the thread pool;
 tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
@@ -38,7 +41,10 @@ PROGRAMS = {
     "test_bf16": ["gemm_bf16.c", "pool.c", "rnn_common.c"],
     "test_ext_gru_rnn": CELLS,
     "test_ext_lstm": CELLS,
+    "test_ext_inference": CELLS,
 }
+# blocks of the inference forward's input projection a few steps long at small shapes
+DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"]}
 
 
 def _compiler():
@@ -57,7 +63,8 @@ def test_c_program(program, sanitize, tmp_path):
     sources = [s if os.path.isabs(s) else str(CSRC / s) for s in PROGRAMS[program]]
     sources.append(str(ROOT / "tests" / "c" / f"{program}.c"))
     build = subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{CSRC}", *sources, "-lm",
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, *DEFINES.get(program, []),
+         f"-I{CSRC}", *sources, "-lm",
          "-pthread", "-o", str(exe)],
         capture_output=True, text=True,
     )
