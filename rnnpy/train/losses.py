@@ -170,26 +170,32 @@ def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
     cw = _weights(weight, (C,), "weight", leading_ok=False)
     sw = _weights(sample_weight, t.shape, "sample_weight", leading_ok=True)
 
-    z = x.reshape(-1, C).astype(np.float64)
     t = t.reshape(-1)
-    w = np.ones(t.shape) if keep is None else keep.reshape(-1)
-    t = np.where(w > 0, t, 0)
+    w = None if keep is None else keep.reshape(-1)
+    if w is not None:
+        t = np.where(w > 0, t, 0)
     if cw is not None:
-        w = w * cw[t]
+        w = cw[t] if w is None else w * cw[t]
     if sw is not None:
-        w = w * np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
-    rows = np.arange(t.size)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
+        sw = np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
+        w = sw if w is None else w * sw
+    # one float64 work array, updated in place: z - max, then exp, then the gradient
+    z = x.reshape(-1, C)
+    e = np.subtract(z, z.max(axis=1, keepdims=True), dtype=np.float64)
+    at = np.arange(t.size) * C + t        # flat index of each row's target
+    nll = e.take(at)                      # z[t] - max, then -log softmax(x)[t] >= 0 below
+    np.exp(e, out=e)
     s = e.sum(axis=1)
-    nll = np.log(s) - z[rows, t]             # -log softmax(x)[t], >= 0
-    count = float(w.sum())
+    np.subtract(np.log(s), nll, out=nll)
+    count = float(t.size) if w is None else float(w.sum())
     scale = _scale(reduction, count)
-    loss = float(np.dot(nll, w)) * scale
-    grad = e / s[:, None]
-    grad[rows, t] -= 1.0
-    grad *= (w * scale)[:, None]
-    return loss, grad.reshape(x.shape).astype(x.dtype, copy=False)
+    loss = (float(nll.sum()) if w is None else float(np.einsum("i,i->", nll, w))) * scale
+    e /= s[:, None]
+    e.ravel()[at] -= 1.0                  # e is contiguous: ravel is a view
+    grad = np.empty(x.shape, dtype=x.dtype)
+    np.multiply(e, scale if w is None else (w * scale)[:, None], out=grad.reshape(e.shape),
+                casting="same_kind")
+    return loss, grad
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None,
