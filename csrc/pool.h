@@ -58,6 +58,10 @@ void rnn_pool_run(rnn_pool *pool, int ntasks, rnn_pool_fn fn, void *ctx);
 /* Workers the pool has now (tests use it). */
 int rnn_pool_workers(const rnn_pool *pool);
 
+/* Jobs of more than one task the pool ran on several threads and on the
+ * caller alone (after a lost job, see rnn_pool_run), for tests. */
+void rnn_pool_counts(const rnn_pool *pool, int64_t *threaded, int64_t *alone);
+
 /* The part [*lo, *hi) of [0, len) that task i of n takes (contiguous parts,
  * the first len % n one longer). */
 static inline void rnn_pool_part(int64_t len, int n, int i, int64_t *lo, int64_t *hi) {

@@ -19,7 +19,10 @@ change in the machine's load hits all of them alike; the table gives the
 median ms per step, characters per second (B*T / median), torch/rnnpy
 (above 1: rnnpy is faster), each library's speed-up from its first thread
 count to each other one, and ``cores``: rnnpy's process CPU time over wall
-time while it ran (1.0 for a threads=1 step that uses one core).
+time while it ran (1.0 for a threads=1 step that uses one core), and
+``pool thr/all``: the share of the kernels' parallel jobs that ran on
+several threads (the rest ran on the calling thread alone because threads
+had just cost more than they saved: the cores were busy with other work).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ STEP_CLIP = 5.0
 
 STEP_HEADER = (f"{'V':>4} {'E':>4} {'H':>5} {'B':>4} {'T':>4} {'thr':>3} | {'rnnpy ms':>9} "
                f"{'chars/s':>8} {'cores':>5} | {'torch ms':>9} {'chars/s':>8} | "
-               f"{'torch/rnnpy':>11} | {'rnnpy xthr':>10} {'torch xthr':>10}")
+               f"{'torch/rnnpy':>11} | {'rnnpy xthr':>10} {'torch xthr':>10} | {'pool thr/all':>12}")
 
 
 def _format_step_row(r: Dict[str, Any]) -> str:
@@ -47,6 +50,8 @@ def _format_step_row(r: Dict[str, Any]) -> str:
           if tp else f"{'-':>9} {'-':>8} | {'-':>11} | ")
     s += f"{r['rnnpy_speedup']:9.2f}x "
     s += f"{r['torch_speedup']:9.2f}x" if tp else f"{'-':>10}"
+    jobs = rp["pool_threaded"] + rp["pool_alone"]
+    s += f" | {rp['pool_threaded'] / jobs:11.0%} " if jobs else f" | {'-':>12}"
     return s
 
 
@@ -127,23 +132,30 @@ def torch_step(model: Any, threads: int,
 
 def _timed(fns: Dict[str, Callable[[], None]], repeat: int, warmup: int,
            min_time: float) -> Dict[str, Dict[str, List[float]]]:
-    """Wall and process CPU seconds of each callable, run in alternation."""
+    """Wall and process CPU seconds of each callable, run in alternation, and
+    the pool's jobs during its runs: [on several threads, on the caller alone]."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    from .. import _core
+
     wall: Dict[str, List[float]] = {k: [] for k in fns}
     cpu: Dict[str, List[float]] = {k: [] for k in fns}
+    pool: Dict[str, List[int]] = {k: [0, 0] for k in fns}
     start = time.perf_counter()
     while True:
         for k, fn in fns.items():
+            p0 = _core.pool_counts()
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             wall[k].append(time.perf_counter() - t0)
             cpu[k].append(time.process_time() - c0)
+            p1 = _core.pool_counts()
+            pool[k] = [pool[k][0] + p1[0] - p0[0], pool[k][1] + p1[1] - p0[1]]
         n = len(wall[next(iter(fns))])
         if n >= max(3, repeat) or (n >= 3 and time.perf_counter() - start > min_time * len(fns)):
             break
-    return {"wall": wall, "cpu": cpu}
+    return {"wall": wall, "cpu": cpu, "pool": pool}
 
 
 def bench_step(threads: Sequence[int], use_torch: bool, repeat: int, warmup: int,
@@ -166,9 +178,11 @@ def bench_step(threads: Sequence[int], use_torch: bool, repeat: int, warmup: int
     def summary(key: str) -> Dict[str, float]:
         w = [t / steps for t in timed["wall"][key]]
         med = statistics.median(w)
+        threaded, alone = timed["pool"][key]
         return {"median": med, "min": min(w), "max": max(w), "runs": len(w),
                 "chars_per_s": B * T / med,
-                "cores": sum(timed["cpu"][key]) / sum(timed["wall"][key])}
+                "cores": sum(timed["cpu"][key]) / sum(timed["wall"][key]),
+                "pool_threaded": threaded, "pool_alone": alone}
 
     rows = []
     first = threads[0]
