@@ -88,8 +88,9 @@ def rnnpy_step(shape: Tuple[int, int, int, int, int], threads: int,
 
 
 def torch_step(model: Any, threads: int,
-               batches: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Callable[[], None]:
-    """run(): trains PyTorch's twin of the rnnpy model (same weights) over batches."""
+               batches: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Tuple[Any, Callable[[], None]]:
+    """(net, run): run() trains net, PyTorch's twin of the rnnpy model (same
+    weights), over batches."""
     import torch
     import torch.nn.functional as F
 
@@ -127,7 +128,7 @@ def torch_step(model: Any, threads: int,
             torch.nn.utils.clip_grad_norm_(net.parameters(), STEP_CLIP)
             opt.step()
 
-    return run
+    return net, run
 
 
 def _timed(fns: Dict[str, Callable[[], None]], repeat: int, warmup: int,
@@ -172,7 +173,7 @@ def bench_step(threads: Sequence[int], use_torch: bool, repeat: int, warmup: int
     for n in threads:
         model, fns[f"rnnpy/{n}"] = rnnpy_step(shape, n, batches)
         if use_torch:
-            fns[f"torch/{n}"] = torch_step(model, n, batches)
+            fns[f"torch/{n}"] = torch_step(model, n, batches)[1]
     timed = _timed(fns, repeat, warmup, min_time)
 
     def summary(key: str) -> Dict[str, float]:
