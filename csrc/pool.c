@@ -281,6 +281,19 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_store(&p->busy, 0);
 }
 
+int rnn_pool_alone(rnn_pool *p) {
+    int expect = 0;
+    if (!p || rnn_pool_stale(p)) return 1;
+    if (!atomic_compare_exchange_strong(&p->busy, &expect, 1)) return 1; /* another caller's */
+    int alone = p->nworkers > 0 && p->jobs + 1 < p->solo_until;
+    if (alone) {
+        p->jobs++;
+        p->alone++;
+    }
+    atomic_store(&p->busy, 0);
+    return alone;
+}
+
 /* ----------------------------------------------------------- lifetime */
 
 rnn_pool *rnn_pool_new(void) {
@@ -365,6 +378,10 @@ int rnn_pool_workers(const rnn_pool *p) {
 void rnn_pool_counts(const rnn_pool *p, int64_t *threaded, int64_t *alone) {
     (void)p;
     *threaded = *alone = 0;
+}
+int rnn_pool_alone(rnn_pool *p) {
+    (void)p;
+    return 1;
 }
 void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     (void)p;

@@ -220,14 +220,24 @@ static void one_core(void) {
     CPU_SET(cpu, &one);
     if (cpu == CPU_SETSIZE || pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
     rnn_pool *p = rnn_pool_new(); /* its workers inherit the one core */
+    int fresh = rnn_pool_alone(p) == 0; /* no workers yet: the first job makes them */
     for (int r = 0; r < 400; r++) rnn_pool_run(p, 2, busy_task, NULL);
     int64_t threaded, alone;
     rnn_pool_counts(p, &threaded, &alone);
+    /* backing off: the next job is the caller's, counted as one */
+    int backing = rnn_pool_alone(p) == 1, counted = 0;
+    if (backing) {
+        int64_t t2, a2;
+        rnn_pool_counts(p, &t2, &a2);
+        counted = t2 == threaded && a2 == alone + 1;
+    }
     rnn_pool_free(p);
     pthread_setaffinity_np(pthread_self(), sizeof old, &old);
     printf("one core: %lld jobs threaded, %lld alone\n", (long long)threaded, (long long)alone);
     check(threaded + alone == 400 && threaded <= 40,
           "on one core, jobs run on the caller alone after the first few threaded ones");
+    check(fresh && backing && counted && rnn_pool_alone(NULL) == 1,
+          "rnn_pool_alone: 0 for a new pool, 1 (and counted) while it backs off, 1 for none");
 }
 
 static void parts(void) {
