@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from .. import _core
 from .._validate import flag, in_range
 from .optimizer import Optimizer, _lerp
 
@@ -157,6 +158,25 @@ class Adam(Optimizer):
 
     def _state_names(self) -> List[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])
+
+    def _step(self) -> None:
+        # a module with one flat buffer (every rnnpy model): the C kernel makes
+        # the whole update in one pass, the same bits as _update below; it
+        # cannot stop half way, so it needs no copies to be all or nothing
+        chunks = list(self._chunks())
+        if len(chunks) != 1 or type(self)._update is not Adam._update:
+            return super()._step()
+        p, g, _ = chunks[0]
+        state = [self.state[k] for k in self._state_names()]
+        if p.ndim != 1 or not all(a.flags.c_contiguous for a in [p, g] + state):
+            return super()._step()
+        t = float(self.steps + 1)
+        _core.adam_step(p, g, state[0], state[1], state[2] if self.amsgrad else None,
+                        weight_decay=self.weight_decay, decay=1.0 - self.lr * self.weight_decay,
+                        beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+                        step_size=self.lr / (1.0 - self.beta1 ** t),
+                        bc2_sqrt=(1.0 - self.beta2 ** t) ** 0.5, decoupled=self._decoupled)
+        self.steps += 1
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, np.ndarray]) -> None:
         # the operations of the formulas above, each into one of two scratch

@@ -252,3 +252,72 @@ def test_add_rows_edge_cases():
     assert not table.any()
     _add_rows(table, np.array([2, 2, 2]), np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     assert np.array_equal(table, [[0, 0], [0, 0], [9, 12]])
+
+
+# -- Adam's one-pass kernel (a model with one flat buffer) against its NumPy twin
+class _Named:
+    """A module without flat buffers, its parameters in two arrays: the
+    optimizer takes its NumPy path."""
+
+    def __init__(self, model):
+        self.flat = model.flat_params.copy()
+        self.flat_g = model.flat_grads.copy()
+        half = self.flat.size // 2
+        self.params = {"a": self.flat[:half], "b": self.flat[half:]}
+        self.grads = {"a": self.flat_g[:half], "b": self.flat_g[half:]}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cls,kw", [
+    (optim.Adam, {}), (optim.Adam, {"weight_decay": 0.1, "amsgrad": True}),
+    (optim.Adam, {"betas": (0.3, 0.6), "eps": 1e-3}), (optim.AdamW, {"weight_decay": 0.05}),
+    (optim.AdamW, {"amsgrad": True, "betas": (0.2, 0.9)})])
+def test_adam_kernel_same_bits_as_numpy_path(dtype, cls, kw, monkeypatch):
+    model = _model(dtype)
+    twin = _Named(model)
+    calls = []
+    real = rnnpy._core.adam_step
+    monkeypatch.setattr(rnnpy._core, "adam_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    opt, opt2 = cls(model, lr=0.02, **kw), cls(twin, lr=0.02, **kw)
+    for t in range(4):
+        _grads(model, t)
+        twin.flat_g[...] = model.flat_grads
+        if t == 2:
+            model.flat_grads[5] = twin.flat_g[5] = np.nan   # NaN goes through alike
+        opt.step()
+        opt2.step()
+        assert np.array_equal(model.flat_params, twin.flat, equal_nan=True), t
+        for k in opt.state:
+            assert np.array_equal(opt.state[k], opt2.state[k], equal_nan=True), (t, k)
+    assert len(calls) == 4 and opt.steps == opt2.steps == 4
+
+
+def test_adam_subclass_update_is_used():
+    class Half(optim.Adam):
+        def _update(self, p, g, state):
+            p -= 0.5
+
+    model = _model()
+    before = model.flat_params.copy()
+    Half(model, lr=0.1).step()
+    np.testing.assert_allclose(model.flat_params, before - 0.5)
+
+
+def test_adam_step_kernel_refuses_bad_vectors():
+    p = np.zeros(5, np.float32)
+    g, m, v = np.zeros(5, np.float32), np.zeros(5, np.float32), np.zeros(5, np.float32)
+    kw = dict(weight_decay=0.0, decay=1.0, beta1=0.9, beta2=0.999, eps=1e-8, step_size=1e-3,
+              bc2_sqrt=0.03, decoupled=False)
+    with pytest.raises(TypeError, match="^g: expected a contiguous float32"):
+        rnnpy._core.adam_step(p, g.astype(np.float64), m, v, None, **kw)
+    with pytest.raises(ValueError, match="^v: expected 5 values"):
+        rnnpy._core.adam_step(p, g, m, np.zeros(4, np.float32), None, **kw)
+    with pytest.raises(TypeError, match="^m: expected a contiguous writeable"):
+        ro = np.zeros(5, np.float32)
+        ro.flags.writeable = False
+        rnnpy._core.adam_step(p, g, ro, v, None, **kw)
+    with pytest.raises(ValueError, match="must not share memory"):
+        rnnpy._core.adam_step(p, g, m, m, None, **kw)
+    with pytest.raises(TypeError, match="^vmax: expected"):
+        rnnpy._core.adam_step(p, g, m, v, [0.0] * 5, **kw)
+    rnnpy._core.adam_step(p, p.copy(), m, v, None, **kw)   # fine: nothing shared
