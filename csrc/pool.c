@@ -91,6 +91,7 @@ struct rnn_pool {
     int64_t solo_until;          /* jobs before this one run on the caller alone */
     int64_t backoff;             /* jobs to run alone after the next lost job */
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
+    int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
     int64_t threaded, alone;     /* jobs run on several threads, on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
 #if !defined(__linux__)
@@ -270,8 +271,14 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     if (mine > 0) {
         int64_t wall = now_us() - t0, alone = (c1 - c0) * ntasks / mine;
         p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
+        if (alone > wall) p->gain16 += ((alone - wall) * 16 - p->gain16) / 8;
         if (wall > alone + 20 || p->balance < -20) {
+            /* and at least as many as it takes jobs gaining what recent ones
+             * gained (8 us at least) to make up for the time this one lost:
+             * after a loss, small jobs (which gain little) stay alone longer */
+            int64_t repay = (wall - alone) * 16 / (p->gain16 > 128 ? p->gain16 : 128);
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
+            if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
             p->solo_until = p->jobs + 1 + p->backoff;
             p->balance = 0;
         } else {

@@ -168,7 +168,7 @@ static void slow_task(void *ctx, int i) {
         while (atomic_load(&j->started) < 2 && now_s() < until) {
         }
     } else {
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
 }
@@ -240,6 +240,33 @@ static void one_core(void) {
           "rnn_pool_alone: 0 for a new pool, 1 (and counted) while it backs off, 1 for none");
 }
 
+/* After a job that lost far more than a job gains (a worker asleep for 20
+ * ms), the pool runs the next jobs alone for as long as it would take their
+ * gains to make up for it (up to its limit), not for the 8 jobs of a first
+ * loss. */
+static void tiny_task(void *ctx, int i) {
+    (void)ctx;
+    (void)i;
+    volatile double s = 0;
+    for (int k = 0; k < 200; k++) s += k * 0.5;
+}
+
+static void repay(void) {
+    rnn_pool *p = rnn_pool_new();
+    slow_job a;
+    atomic_init(&a.started, 0);
+    atomic_init(&a.on_caller, 0);
+    a.caller = pthread_self();
+    rnn_pool_run(p, 2, slow_task, &a);
+    int64_t t0, a0, t1, a1;
+    rnn_pool_counts(p, &t0, &a0);
+    for (int r = 0; r < 300; r++) rnn_pool_run(p, 2, tiny_task, NULL);
+    rnn_pool_counts(p, &t1, &a1);
+    rnn_pool_free(p);
+    check(t0 == 1 && a0 == 0 && t1 == 1 && a1 == 300,
+          "after a loss of 20 ms, jobs run alone until their gains would have repaid it");
+}
+
 static void parts(void) {
     int ok = 1;
     for (int64_t len = 0; len < 40; len++)
@@ -262,6 +289,7 @@ int main(void) {
     two_callers();
     backoff();
     one_core();
+    repay();
     after_fork();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
