@@ -120,8 +120,8 @@ class Dense(Module):
 
 def _add_rows(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:
     """table[ids[i]] += rows[i] for every i, repeated ids summed: the rows of
-    each id are summed (in their order) and each sum added once, which is
-    several times faster than np.add.at's one row at a time.
+    each id are summed first (sorted by id, one reduceat) and each sum added
+    once, several times faster than np.add.at's one row at a time.
     table (V, E), ids (N,) ints in [0, V), rows (N, E)."""
     if ids.size == 0:
         return
