@@ -30,6 +30,8 @@ from .._validate import FLOAT_DTYPES, array, check_finite, real_array
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "accuracy"]
 
 _REDUCTIONS = ("mean", "sum")
+# float64 values of softmax_cross_entropy's work array per block of rows
+_BLOCK_VALUES = 1 << 16
 
 
 # -- argument checks -----------------------------------------------------------
@@ -179,22 +181,31 @@ def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
     if sw is not None:
         sw = np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
         w = sw if w is None else w * sw
-    # one float64 work array, updated in place: z - max, then exp, then the gradient
-    z = x.reshape(-1, C)
-    e = np.subtract(z, z.max(axis=1, keepdims=True), dtype=np.float64)
-    at = np.arange(t.size) * C + t        # flat index of each row's target
-    nll = e.take(at)                      # z[t] - max, then -log softmax(x)[t] >= 0 below
-    np.exp(e, out=e)
-    s = e.sum(axis=1)
-    np.subtract(np.log(s), nll, out=nll)
     count = float(t.size) if w is None else float(w.sum())
     scale = _scale(reduction, count)
-    loss = (float(nll.sum()) if w is None else float(np.einsum("i,i->", nll, w))) * scale
-    e /= s[:, None]
-    e.ravel()[at] -= 1.0                  # e is contiguous: ravel is a view
+    z = x.reshape(-1, C)
+    N = z.shape[0]
     grad = np.empty(x.shape, dtype=x.dtype)
-    np.multiply(e, scale if w is None else (w * scale)[:, None], out=grad.reshape(e.shape),
-                casting="same_kind")
+    g2 = grad.reshape(N, C)
+    nll = np.empty(N)                     # -log softmax(x)[t] >= 0
+    # blocks of rows whose float64 work array (~512 KiB) stays in the cache, each
+    # updated in place: z - max, then exp, then the gradient
+    rows = max(64, _BLOCK_VALUES // C)
+    work = np.empty((min(rows, N), C))
+    for r0 in range(0, N, rows):
+        r1 = min(N, r0 + rows)
+        zb, e = z[r0:r1], work[:r1 - r0]
+        np.subtract(zb, zb.max(axis=1, keepdims=True), out=e, dtype=np.float64)
+        at = np.arange(r1 - r0) * C + t[r0:r1]    # flat index of each row's target
+        zt = e.take(at)                           # z[t] - max
+        np.exp(e, out=e)
+        s = e.sum(axis=1)
+        np.subtract(np.log(s), zt, out=nll[r0:r1])
+        e /= s[:, None]
+        e.ravel()[at] -= 1.0                      # e is contiguous: ravel is a view
+        np.multiply(e, scale if w is None else (w[r0:r1] * scale)[:, None], out=g2[r0:r1],
+                    casting="same_kind")
+    loss = (float(nll.sum()) if w is None else float(np.einsum("i,i->", nll, w))) * scale
     return loss, grad
 
 

@@ -205,6 +205,20 @@ def test_softmax_cross_entropy_same_gradient_bits(dtype, case):
     assert loss == pytest.approx(want_loss, rel=1e-14, abs=1e-300)
 
 
+@pytest.mark.parametrize("mask", [False, True])
+def test_softmax_cross_entropy_in_row_blocks_same_bits(mask):
+    """Many classes: the rows go through the work array in several blocks
+    (and a last, shorter one); the result is the one-block formula's."""
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((3, 70, 1000)) * 3).astype(np.float32)   # 210 rows, blocks of 65
+    t = rng.integers(0, 1000, (3, 70))
+    keep = rng.random((3, 70)) < 0.7 if mask else None
+    loss, grad = losses.softmax_cross_entropy(x, t, mask=keep)
+    want_loss, want_grad = _ce_ref(x, t, keep=keep)
+    assert np.array_equal(grad, want_grad)
+    assert loss == pytest.approx(want_loss, rel=1e-14)
+
+
 def test_softmax_cross_entropy_extreme_logits_finite():
     x = np.array([[1e30, -1e30, 0.0], [-3e38, 3e38, 1.0]], np.float32)
     loss, grad = losses.softmax_cross_entropy(x, np.array([1, 1]))
