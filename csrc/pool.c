@@ -92,7 +92,8 @@ struct rnn_pool {
     int64_t backoff;             /* jobs to run alone after the next lost job */
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
-    int64_t threaded, alone;     /* jobs run on several threads, on the caller alone */
+    _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
+    _Atomic(int64_t) alone;      /* jobs run on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
 #if !defined(__linux__)
     pthread_mutex_t mu;          /* the futex's stand-in: sleep and wake under mu */
@@ -228,11 +229,11 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     grow(p, ntasks - 1);
     if (p->nworkers == 0 || p->jobs < p->solo_until) {
         run_serial(ntasks, fn, ctx);
-        p->alone++;
+        atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
         atomic_store(&p->busy, 0);
         return;
     }
-    p->threaded++;
+    atomic_fetch_add_explicit(&p->threaded, 1, memory_order_relaxed);
     int64_t t0 = now_us(), c0 = thread_cpu_us();
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
@@ -295,7 +296,7 @@ int rnn_pool_alone(rnn_pool *p) {
     int alone = p->nworkers > 0 && p->jobs + 1 < p->solo_until;
     if (alone) {
         p->jobs++;
-        p->alone++;
+        atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
     }
     atomic_store(&p->busy, 0);
     return alone;
@@ -327,6 +328,8 @@ rnn_pool *rnn_pool_new(void) {
     atomic_init(&p->wake_seq, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->threaded, 0);
+    atomic_init(&p->alone, 0);
     return p;
 }
 
@@ -361,8 +364,9 @@ void rnn_pool_abandon(rnn_pool *p) { free(p); }
 int rnn_pool_workers(const rnn_pool *p) { return p && !rnn_pool_stale(p) ? p->nworkers : 0; }
 
 void rnn_pool_counts(const rnn_pool *p, int64_t *threaded, int64_t *alone) {
-    *threaded = p && !rnn_pool_stale(p) ? p->threaded : 0;
-    *alone = p && !rnn_pool_stale(p) ? p->alone : 0;
+    int live = p && !rnn_pool_stale(p);
+    *threaded = live ? atomic_load_explicit(&p->threaded, memory_order_relaxed) : 0;
+    *alone = live ? atomic_load_explicit(&p->alone, memory_order_relaxed) : 0;
 }
 
 #else /* !POOL_THREADS: no workers, every job on the calling thread */
