@@ -49,15 +49,20 @@ def model_threads(module: Any) -> int:
     and a Dense's when set), else default_threads(). Layers without a count
     of their own (Dense) run their products with it, so that a model runs
     on one thread count, the one its recurrent layers were given."""
-    root = module
-    owner = root._container() if hasattr(root, "_container") else None
+    root, owner = module, _owner(module)
     while owner is not None:
-        root, owner = owner, owner._container()
+        root, owner = owner, _owner(owner)
     counts, stack = [], [root]
-    while stack:
-        m = stack.pop()
-        own = getattr(m, "__dict__", {}).get("_threads")
+    while stack:   # through the instance dicts: Module.__getattr__ is slow to say "no"
+        d = getattr(stack.pop(), "__dict__", {})
+        own = d.get("_threads")
         if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
             counts.append(int(own))
-        stack.extend(getattr(m, "modules", ()))
+        stack.extend(d.get("_modules", ()))
     return max(counts) if counts else default_threads()
+
+
+def _owner(module: Any) -> Any:
+    """The live container module belongs to (Module._container), or None."""
+    ref = getattr(module, "__dict__", {}).get("_owner")
+    return ref() if ref is not None else None
