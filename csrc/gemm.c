@@ -1025,6 +1025,7 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     const REAL *pk = (const REAL *)((const char *)h + PACK_HDR);
     const int64_t npad = h->npad;
     int nt = rnn_gemm_threads_for(threads, M, N, K);
+    if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
     if (nt <= 1) {
         SFX(gemm_packed_blocked)(d, M, 0, N, K, npad, alpha, A, lda, pk, beta, C, ldc, workspace);
         return RNN_OK;
@@ -1105,6 +1106,7 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
                      int64_t N, int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B,
                      int64_t ldb, REAL beta, REAL *C, int64_t ldc, void *workspace) {
     int nt = rnn_gemm_threads_for(threads, M, N, K);
+    if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                  ldc, workspace);

@@ -90,6 +90,10 @@ struct rnn_pool {
     int64_t jobs, retry_at;      /* jobs run; the first job that may create threads again */
     int64_t solo_until;          /* jobs before this one run on the caller alone */
     int64_t backoff;             /* jobs to run alone after the next lost job */
+    int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
+    int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
+    _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
+    _Atomic(int64_t) alone;      /* jobs run on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
 #if !defined(__linux__)
     pthread_mutex_t mu;          /* the futex's stand-in: sleep and wake under mu */
@@ -127,6 +131,17 @@ static int64_t now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The calling thread's CPU time (what its tasks cost, however long it was
+ * descheduled meanwhile); the wall clock where there is no such clock. */
+static int64_t thread_cpu_us(void) {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+#endif
+    return now_us();
 }
 
 /* --------------------------------------------------------------- a job */
@@ -214,10 +229,12 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     grow(p, ntasks - 1);
     if (p->nworkers == 0 || p->jobs < p->solo_until) {
         run_serial(ntasks, fn, ctx);
+        atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
         atomic_store(&p->busy, 0);
         return;
     }
-    int64_t t0 = now_us();
+    atomic_fetch_add_explicit(&p->threaded, 1, memory_order_relaxed);
+    int64_t t0 = now_us(), c0 = thread_cpu_us();
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store(&p->done, 0);
@@ -227,6 +244,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_fetch_add(&p->wake_seq, 1);
     if (atomic_load(&p->sleepers) > 0) word_wake(p, &p->wake_seq, ntasks - 1);
     int mine = claim_tasks(p, t);
+    int64_t c1 = thread_cpu_us();
     /* the tasks workers claimed: spin a little, then sleep */
     int64_t t1 = now_us(), until = t1 + RNN_POOL_SPIN_US;
     int k = 0;
@@ -240,22 +258,48 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             break;
         }
     }
-    /* Lost: the job took longer than the caller alone would have (its own
-     * tasks' time per task, times all tasks) because a worker that claimed a
-     * task ran late (descheduled: the cores are busy with other work). Then
-     * the next jobs run on the caller alone, twice as many each time it
-     * happens again (and fewer again only after many jobs that gained), so
-     * that threads do not cost more than they bring. */
+    /* Lost: the job took longer than the caller alone would have (the CPU
+     * time of its own tasks per task, times all tasks), because a worker
+     * that claimed a task ran late (descheduled: the cores are busy with
+     * other work), or, over the recent threaded jobs, the threads saved
+     * less than they cost (a worker sharing the caller's core: each job
+     * then takes the time of all its tasks plus the switching). The CPU
+     * time, not the wall time, of the caller's tasks: a caller that waits
+     * for its core while a worker runs there would count that wait as work
+     * and see a gain. Then the next jobs run on the caller alone, twice as
+     * many each time it happens again (and fewer again only after many
+     * jobs that gained), so that threads do not cost more than they bring. */
     if (mine > 0) {
-        int64_t t2 = now_us(), own = t1 - t0;
-        if ((t2 - t0) * mine > own * ntasks + 20 * mine) {
+        int64_t wall = now_us() - t0, alone = (c1 - c0) * ntasks / mine;
+        p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
+        if (alone > wall) p->gain16 += ((alone - wall) * 16 - p->gain16) / 8;
+        if (wall > alone + 20 || p->balance < -20) {
+            /* and at least as many as it takes jobs gaining what recent ones
+             * gained (8 us at least) to make up for the time this one lost:
+             * after a loss, small jobs (which gain little) stay alone longer */
+            int64_t repay = (wall - alone) * 16 / (p->gain16 > 128 ? p->gain16 : 128);
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
+            if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
             p->solo_until = p->jobs + 1 + p->backoff;
+            p->balance = 0;
         } else {
             p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
         }
     }
     atomic_store(&p->busy, 0);
+}
+
+int rnn_pool_alone(rnn_pool *p) {
+    int expect = 0;
+    if (!p || rnn_pool_stale(p)) return 1;
+    if (!atomic_compare_exchange_strong(&p->busy, &expect, 1)) return 1; /* another caller's */
+    int alone = p->nworkers > 0 && p->jobs + 1 < p->solo_until;
+    if (alone) {
+        p->jobs++;
+        atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
+    }
+    atomic_store(&p->busy, 0);
+    return alone;
 }
 
 /* ----------------------------------------------------------- lifetime */
@@ -284,6 +328,8 @@ rnn_pool *rnn_pool_new(void) {
     atomic_init(&p->wake_seq, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->threaded, 0);
+    atomic_init(&p->alone, 0);
     return p;
 }
 
@@ -317,6 +363,12 @@ void rnn_pool_abandon(rnn_pool *p) { free(p); }
 
 int rnn_pool_workers(const rnn_pool *p) { return p && !rnn_pool_stale(p) ? p->nworkers : 0; }
 
+void rnn_pool_counts(const rnn_pool *p, int64_t *threaded, int64_t *alone) {
+    int live = p && !rnn_pool_stale(p);
+    *threaded = live ? atomic_load_explicit(&p->threaded, memory_order_relaxed) : 0;
+    *alone = live ? atomic_load_explicit(&p->alone, memory_order_relaxed) : 0;
+}
+
 #else /* !POOL_THREADS: no workers, every job on the calling thread */
 
 struct rnn_pool {
@@ -333,6 +385,14 @@ void rnn_pool_abandon(rnn_pool *p) { free(p); }
 int rnn_pool_workers(const rnn_pool *p) {
     (void)p;
     return 0;
+}
+void rnn_pool_counts(const rnn_pool *p, int64_t *threaded, int64_t *alone) {
+    (void)p;
+    *threaded = *alone = 0;
+}
+int rnn_pool_alone(rnn_pool *p) {
+    (void)p;
+    return 1;
 }
 void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     (void)p;

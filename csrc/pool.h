@@ -55,8 +55,19 @@ void rnn_pool_abandon(rnn_pool *pool);
  * with another job: all tasks run on the calling thread. */
 void rnn_pool_run(rnn_pool *pool, int ntasks, rnn_pool_fn fn, void *ctx);
 
+/* Whether the next job would run on the caller alone (after lost jobs, see
+ * rnn_pool_run; or no pool). When the pool is backing off, this counts as
+ * that job: the caller then runs the work undivided (a product as one block
+ * instead of its thread-sized blocks one after another), with the same
+ * results, since a job's tasks compute the same bits however it is split. */
+int rnn_pool_alone(rnn_pool *pool);
+
 /* Workers the pool has now (tests use it). */
 int rnn_pool_workers(const rnn_pool *pool);
+
+/* Jobs of more than one task the pool ran on several threads and on the
+ * caller alone (after a lost job, see rnn_pool_run), for tests. */
+void rnn_pool_counts(const rnn_pool *pool, int64_t *threaded, int64_t *alone);
 
 /* The part [*lo, *hi) of [0, len) that task i of n takes (contiguous parts,
  * the first len % n one longer). */

@@ -8,6 +8,7 @@
  *   py_cell_type.c  the cell types: construction, parameter layout, getters
  *   py_cell_call.c  forward/backward: the dispatch table and reused buffers
  *   py_gemm.c       the GEMM, bfloat16 and activation functions for tests
+ *   py_optim.c      the optimizer update over flat vectors (optim_ops.h)
  */
 #ifndef RNNPY_PY_BINDING_H
 #define RNNPY_PY_BINDING_H
@@ -111,6 +112,8 @@ PyObject *cell_backward(CellObject *self, PyObject *args, PyObject *kw);
 
 /* py_gemm.c: the module's functions */
 extern PyMethodDef core_methods[];
+/* py_optim.c: the optimizer kernels (added to the module by core_exec) */
+extern PyMethodDef optim_methods[];
 
 /* ------------------------------------------------------------ conversion */
 

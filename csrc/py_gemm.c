@@ -158,6 +158,13 @@ static PyObject *core_activation(PyObject *Py_UNUSED(m), PyObject *args, PyObjec
     return (PyObject *)y;
 }
 
+static PyObject *core_pool_counts(PyObject *m, PyObject *Py_UNUSED(ignored)) {
+    module_state *st = PyModule_GetState(m);
+    int64_t threaded = 0, alone = 0;
+    if (st && st->pool) rnn_pool_counts(st->pool, &threaded, &alone);
+    return Py_BuildValue("(LL)", (long long)threaded, (long long)alone);
+}
+
 static PyObject *core_gemm_isa(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored)) {
     return PyUnicode_FromString(rnn_gemm_isa_name(rnn_gemm_best_isa()));
 }
@@ -311,6 +318,11 @@ PyMethodDef core_methods[] = {
      "'fast' (what the float32 kernels use; exp needs x in [-87, 88]) or 'libm'. For tests."},
     {"gemm_isa", (PyCFunction)core_gemm_isa, METH_NOARGS,
      "Name of the GEMM micro-kernel this CPU uses."},
+    {"pool_counts", (PyCFunction)core_pool_counts, METH_NOARGS,
+     "pool_counts() -> (threaded, alone)\n\n"
+     "Jobs of several tasks the kernels' thread pool ran so far on several threads, and on\n"
+     "the calling thread alone because threads had recently cost more than they saved (the\n"
+     "cores busy with other work). For benchmarks and tests."},
     {"gemm_bf16", (PyCFunction)(void (*)(void))core_gemm_bf16, METH_VARARGS | METH_KEYWORDS,
      "gemm_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, isa=None,\n"
      "          prepack=False) -> c\n\n"

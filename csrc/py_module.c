@@ -62,6 +62,7 @@ rnn_pool *pool_of(module_state *st, int threads) {
 
 static int core_exec(PyObject *m) {
     if (PyArray_ImportNumPyAPI() < 0) return -1;
+    if (PyModule_AddFunctions(m, optim_methods) < 0) return -1;
     module_state *st = PyModule_GetState(m);
     st->rnn_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &rnn_spec, NULL);
     if (!st->rnn_type || PyModule_AddType(m, st->rnn_type) < 0) return -1;

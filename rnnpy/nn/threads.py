@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -41,3 +41,28 @@ def resolve_threads(threads: Optional[int]) -> int:
     if not 1 <= int(threads) <= MAX_THREADS:
         raise ValueError(f"threads: expected an int in [1, {MAX_THREADS}] or None, got {threads!r}")
     return int(threads)
+
+
+def model_threads(module: Any) -> int:
+    """Threads of the model module belongs to: the most given to any layer of
+    the tree of its outermost container (each recurrent layer's ``threads``,
+    and a Dense's when set), else default_threads(). Layers without a count
+    of their own (Dense) run their products with it, so that a model runs
+    on one thread count, the one its recurrent layers were given."""
+    root, owner = module, _owner(module)
+    while owner is not None:
+        root, owner = owner, _owner(owner)
+    counts, stack = [], [root]
+    while stack:   # through the instance dicts: Module.__getattr__ is slow to say "no"
+        d = getattr(stack.pop(), "__dict__", {})
+        own = d.get("_threads")
+        if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
+            counts.append(int(own))
+        stack.extend(d.get("_modules", ()))
+    return max(counts) if counts else default_threads()
+
+
+def _owner(module: Any) -> Any:
+    """The live container module belongs to (Module._container), or None."""
+    ref = getattr(module, "__dict__", {}).get("_owner")
+    return ref() if ref is not None else None

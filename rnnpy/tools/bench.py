@@ -73,6 +73,7 @@ import numpy as np
 
 from ..cells import FAMILIES
 from ..nn.grad_mode import no_grad
+from . import bench_step
 from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
                            _format_gemm_row, _format_mem_row, _format_option_row)
 from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
@@ -443,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "and rnnpy's float32, against the measured bf16 peak, instead of the "
                         "float32 tables (see rnnpy.tools.bench_bf16; needs AMX-BF16 or "
                         "AVX512-BF16) (default %(default)s)")
+    p.add_argument("--step", action="store_true",
+                   help="time the whole char-rnn training step instead (rnnpy.tools.bench_step; "
+                        "not in the default run, which it would lengthen by a minute)")
+    p.add_argument("--step-shape", type=bench_step.parse_step_shape, default=bench_step.STEP_SHAPE,
+                   help="'V,E,H,B,T' of the step (default %s)" % ",".join(map(str, bench_step.STEP_SHAPE)))
+    p.add_argument("--step-batches", type=positive_int, default=5, help="batches per timed fit")
     p.add_argument("--_gemm-worker", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -479,8 +486,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"PyTorch {info['torch'] or 'not installed'}")
     log("times are medians; sprd = (max-min)/median; torch/rnnpy > 1 means rnnpy is faster")
     log("")
-    log(CELL_HEADER)
     result: Dict[str, Any] = {"info": info}
+    if args.step:
+        log(bench_step.step_title(args.threads, args.step_batches, args.step_shape))
+        log(bench_step.STEP_HEADER)
+        result["step"] = bench_step.bench_step(args.threads, use_torch, args.repeat, args.warmup,
+                                               args.min_time, log, args.step_shape, args.step_batches)
+        if args.json:
+            print(json.dumps(result))
+        return 0
+    log(CELL_HEADER)
     result["cells"] = bench_cells(args.cells, shapes, args.threads, args.modes, use_torch, args.peak,
                                   args.repeat, args.warmup, args.min_time, log)
     if not args.no_options:

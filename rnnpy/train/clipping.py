@@ -28,13 +28,20 @@ def clip_grad_norm(module: Any, max_norm: float) -> float:
 def _clip_norm(pairs: List[Tuple[np.ndarray, np.ndarray]], max_norm: float) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         # norm of the per-array norms, as torch; sums of squares in float64
-        squares = [float(np.dot(g64, g64)) for g64 in
-                   (g.astype(np.float64, copy=False).ravel() for _, g in pairs)]
+        squares = [_sum_of_squares(g) for _, g in pairs]
         total = math.sqrt(math.fsum(squares)) if not any(map(math.isnan, squares)) else math.nan
         coef = math.nan if math.isnan(total) else min(max_norm / (total + 1e-6), 1.0)
         if coef != 1.0:   # all gradients scaled, or none (see Optimizer.step)
             _scale_all([g for _, g in pairs], lambda g, out: np.multiply(g, coef, out=out))
     return total
+
+
+def _sum_of_squares(g: np.ndarray) -> float:
+    """sum(g**2) accumulated in float64, without a float64 copy of g and
+    without NumPy's BLAS (np.dot would run its threads beside the recurrent
+    kernels' pool; einsum converts in small buffers on the calling thread)."""
+    flat = g.ravel()
+    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
 
 
 @holds_model_lock

@@ -30,6 +30,8 @@ from .._validate import FLOAT_DTYPES, array, check_finite, real_array
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "accuracy"]
 
 _REDUCTIONS = ("mean", "sum")
+# float64 values of softmax_cross_entropy's work array per block of rows
+_BLOCK_VALUES = 1 << 16
 
 
 # -- argument checks -----------------------------------------------------------
@@ -170,26 +172,41 @@ def softmax_cross_entropy(logits: Any, targets: Any, mask: Any = None,
     cw = _weights(weight, (C,), "weight", leading_ok=False)
     sw = _weights(sample_weight, t.shape, "sample_weight", leading_ok=True)
 
-    z = x.reshape(-1, C).astype(np.float64)
     t = t.reshape(-1)
-    w = np.ones(t.shape) if keep is None else keep.reshape(-1)
-    t = np.where(w > 0, t, 0)
+    w = None if keep is None else keep.reshape(-1)
+    if w is not None:
+        t = np.where(w > 0, t, 0)
     if cw is not None:
-        w = w * cw[t]
+        w = cw[t] if w is None else w * cw[t]
     if sw is not None:
-        w = w * np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
-    rows = np.arange(t.size)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=1)
-    nll = np.log(s) - z[rows, t]             # -log softmax(x)[t], >= 0
-    count = float(w.sum())
+        sw = np.broadcast_to(sw, x.shape[:-1]).reshape(-1)
+        w = sw if w is None else w * sw
+    count = float(t.size) if w is None else float(w.sum())
     scale = _scale(reduction, count)
-    loss = float(np.dot(nll, w)) * scale
-    grad = e / s[:, None]
-    grad[rows, t] -= 1.0
-    grad *= (w * scale)[:, None]
-    return loss, grad.reshape(x.shape).astype(x.dtype, copy=False)
+    z = x.reshape(-1, C)
+    N = z.shape[0]
+    grad = np.empty(x.shape, dtype=x.dtype)
+    g2 = grad.reshape(N, C)
+    nll = np.empty(N)                     # -log softmax(x)[t] >= 0
+    # blocks of rows whose float64 work array (~512 KiB) stays in the cache, each
+    # updated in place: z - max, then exp, then the gradient
+    rows = max(64, _BLOCK_VALUES // C)
+    work = np.empty((min(rows, N), C))
+    for r0 in range(0, N, rows):
+        r1 = min(N, r0 + rows)
+        zb, e = z[r0:r1], work[:r1 - r0]
+        np.subtract(zb, zb.max(axis=1, keepdims=True), out=e, dtype=np.float64)
+        at = np.arange(r1 - r0) * C + t[r0:r1]    # flat index of each row's target
+        zt = e.take(at)                           # z[t] - max
+        np.exp(e, out=e)
+        s = e.sum(axis=1)
+        np.subtract(np.log(s), zt, out=nll[r0:r1])
+        e /= s[:, None]
+        e.ravel()[at] -= 1.0                      # e is contiguous: ravel is a view
+        np.multiply(e, scale if w is None else (w[r0:r1] * scale)[:, None], out=g2[r0:r1],
+                    casting="same_kind")
+    loss = (float(nll.sum()) if w is None else float(np.einsum("i,i->", nll, w))) * scale
+    return loss, grad
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, mask: Any = None,

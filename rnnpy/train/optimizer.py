@@ -71,12 +71,14 @@ def _dtype(pairs: List[Tuple[np.ndarray, np.ndarray]]) -> np.dtype:
     return next(iter(dtypes))
 
 
-def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """start += weight * (end - start) in place, in PyTorch's rounding order."""
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float, tmp: Any = None) -> None:
+    """start += weight * (end - start) in place, in PyTorch's rounding order;
+    tmp: None or a scratch array of start's shape to compute in."""
+    diff = np.subtract(end, start, out=tmp)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        diff = end - start
         diff *= 1.0 - weight
         np.subtract(end, diff, out=start)
 
@@ -187,6 +189,17 @@ class Optimizer:
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, np.ndarray]) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def _temp(self, slot: int, like: np.ndarray) -> np.ndarray:
+        """Scratch array number ``slot`` of like's shape and dtype (contents
+        undefined), kept between steps: an update computes into these with
+        out= instead of allocating a temporary per operation (fresh large
+        arrays cost page faults on every step)."""
+        temps = self.__dict__.setdefault("_temps", {})
+        buf = temps.get(slot)
+        if buf is None or buf.size < like.size or buf.dtype != like.dtype:
+            buf = temps[slot] = np.empty(like.size, dtype=like.dtype)
+        return buf[:like.size].reshape(like.shape)
 
     def _chunks(self) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
         """(param, grad, state views) per buffer, re-read from the module on every

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from .. import _core
 from .._validate import flag, in_range
 from .optimizer import Optimizer, _lerp
 
@@ -43,17 +44,19 @@ class SGD(Optimizer):
         return ["momentum_buffer"] if self.momentum != 0 else []
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, np.ndarray]) -> None:
+        # into two scratch arrays kept between steps (the same roundings)
+        a, b = self._temp(0, p), self._temp(1, p)
         if self.weight_decay != 0:
-            g = g + self.weight_decay * p
+            g = np.add(g, np.multiply(p, self.weight_decay, out=a), out=a)
         if self.momentum != 0:
             buf = state["momentum_buffer"]
             if self.steps == 1:
                 buf[...] = g
             else:
                 buf *= self.momentum
-                buf += (1.0 - self.dampening) * g
-            g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+                buf += np.multiply(g, 1.0 - self.dampening, out=b)
+            g = np.add(g, np.multiply(buf, self.momentum, out=b), out=b) if self.nesterov else buf
+        p -= np.multiply(g, self.lr, out=a)
 
 
 class RMSprop(Optimizer):
@@ -92,25 +95,32 @@ class RMSprop(Optimizer):
         return names
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, np.ndarray]) -> None:
+        # into three scratch arrays kept between steps (the same roundings)
+        a, b, c = self._temp(0, p), self._temp(1, p), self._temp(2, p)
         if self.weight_decay != 0:
-            g = g + self.weight_decay * p
+            g = np.add(g, np.multiply(p, self.weight_decay, out=c), out=c)
         sq = state["square_avg"]
         sq *= self.alpha
-        sq += ((1.0 - self.alpha) * g) * g
+        t = np.multiply(g, 1.0 - self.alpha, out=a)
+        t *= g
+        sq += t
         if self.centered:
             ga = state["grad_avg"]
-            _lerp(ga, g, 1.0 - self.alpha)
-            avg = np.sqrt(sq - ga * ga)
+            _lerp(ga, g, 1.0 - self.alpha, a)
+            avg = np.subtract(sq, np.multiply(ga, ga, out=a), out=a)
+            np.sqrt(avg, out=avg)
         else:
-            avg = np.sqrt(sq)
+            avg = np.sqrt(sq, out=a)
         avg += self.eps
         if self.momentum > 0:
             buf = state["momentum_buffer"]
             buf *= self.momentum
-            buf += g / avg
-            p -= self.lr * buf
+            buf += np.divide(g, avg, out=b)
+            p -= np.multiply(buf, self.lr, out=b)
         else:
-            p += (-self.lr * g) / avg
+            step = np.multiply(g, -self.lr, out=b)
+            step /= avg
+            p += step
 
 
 class Adam(Optimizer):
@@ -149,26 +159,52 @@ class Adam(Optimizer):
     def _state_names(self) -> List[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])
 
+    def _step(self) -> None:
+        # a module with one flat buffer (every rnnpy model): the C kernel makes
+        # the whole update in one pass, the same bits as _update below; it
+        # cannot stop half way, so it needs no copies to be all or nothing
+        chunks = list(self._chunks())
+        if len(chunks) != 1 or type(self)._update is not Adam._update:
+            return super()._step()
+        p, g, _ = chunks[0]
+        state = [self.state[k] for k in self._state_names()]
+        if p.ndim != 1 or not all(a.flags.c_contiguous for a in [p, g] + state):
+            return super()._step()
+        t = float(self.steps + 1)
+        _core.adam_step(p, g, state[0], state[1], state[2] if self.amsgrad else None,
+                        weight_decay=self.weight_decay, decay=1.0 - self.lr * self.weight_decay,
+                        beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+                        step_size=self.lr / (1.0 - self.beta1 ** t),
+                        bc2_sqrt=(1.0 - self.beta2 ** t) ** 0.5, decoupled=self._decoupled)
+        self.steps += 1
+
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, np.ndarray]) -> None:
+        # the operations of the formulas above, each into one of two scratch
+        # arrays kept between steps (the same roundings as without them)
+        a, b = self._temp(0, p), self._temp(1, p)
         if self.weight_decay != 0:
             if self._decoupled:
                 p *= 1.0 - self.lr * self.weight_decay
             else:
-                g = g + self.weight_decay * p
+                g = np.add(g, np.multiply(p, self.weight_decay, out=b), out=b)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp(m, g, 1.0 - self.beta1)
+        _lerp(m, g, 1.0 - self.beta1, a)
         v *= self.beta2
-        v += ((1.0 - self.beta2) * g) * g
+        sq = np.multiply(g, 1.0 - self.beta2, out=a)
+        sq *= g
+        v += sq
         t = float(self.steps)
         step_size = self.lr / (1.0 - self.beta1 ** t)
         bc2_sqrt = (1.0 - self.beta2 ** t) ** 0.5
         if self.amsgrad:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v)
+        denom = np.sqrt(v, out=a)
         denom /= bc2_sqrt
         denom += self.eps
-        p += (-step_size * m) / denom
+        delta = np.multiply(m, -step_size, out=b)
+        delta /= denom
+        p += delta
 
 
 class AdamW(Adam):

@@ -6,7 +6,8 @@
  * of them on its own thread); a pool used before a fork is stale in the
  * child, where a job still runs (on the calling thread) and a new pool runs
  * jobs on threads again; the parent's pool keeps working after the fork; a
- * job that lost time to a slow worker makes the next ones run on the caller.
+ * job that lost time to a slow worker makes the next ones run on the caller,
+ * and so do threaded jobs that gain nothing (caller and worker on one core).
  */
 #define _GNU_SOURCE
 #define HARNESS_SEED 0x5EED0F9001ULL
@@ -167,7 +168,7 @@ static void slow_task(void *ctx, int i) {
         while (atomic_load(&j->started) < 2 && now_s() < until) {
         }
     } else {
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
 }
@@ -194,6 +195,78 @@ static void backoff(void) {
     rnn_pool_free(p);
 }
 
+/* Caller and worker on one core (another process has the other cores, or
+ * the process is pinned to one): every threaded job takes the time of all
+ * its tasks plus the switching, however its time is split between the
+ * threads, so the pool must run nearly every job on the caller alone. The
+ * caller's own task may wait for its core while the worker runs there: the
+ * cost of its tasks is its CPU time, not the wall time they took. */
+static void busy_task(void *ctx, int i) {
+    (void)ctx;
+    (void)i;
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    double until = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + 200e-6;
+    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    while ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec < until);
+}
+
+static void one_core(void) {
+    cpu_set_t old, one;
+    if (pthread_getaffinity_np(pthread_self(), sizeof old, &old) != 0) return;
+    int cpu = 0;
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &old)) cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (cpu == CPU_SETSIZE || pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
+    rnn_pool *p = rnn_pool_new(); /* its workers inherit the one core */
+    int fresh = rnn_pool_alone(p) == 0; /* no workers yet: the first job makes them */
+    for (int r = 0; r < 400; r++) rnn_pool_run(p, 2, busy_task, NULL);
+    int64_t threaded, alone;
+    rnn_pool_counts(p, &threaded, &alone);
+    /* backing off: the next job is the caller's, counted as one */
+    int backing = rnn_pool_alone(p) == 1, counted = 0;
+    if (backing) {
+        int64_t t2, a2;
+        rnn_pool_counts(p, &t2, &a2);
+        counted = t2 == threaded && a2 == alone + 1;
+    }
+    rnn_pool_free(p);
+    pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+    printf("one core: %lld jobs threaded, %lld alone\n", (long long)threaded, (long long)alone);
+    check(threaded + alone == 400 && threaded <= 40,
+          "on one core, jobs run on the caller alone after the first few threaded ones");
+    check(fresh && backing && counted && rnn_pool_alone(NULL) == 1,
+          "rnn_pool_alone: 0 for a new pool, 1 (and counted) while it backs off, 1 for none");
+}
+
+/* After a job that lost far more than a job gains (a worker asleep for 20
+ * ms), the pool runs the next jobs alone for as long as it would take their
+ * gains to make up for it (up to its limit), not for the 8 jobs of a first
+ * loss. */
+static void tiny_task(void *ctx, int i) {
+    (void)ctx;
+    (void)i;
+    volatile double s = 0;
+    for (int k = 0; k < 200; k++) s += k * 0.5;
+}
+
+static void repay(void) {
+    rnn_pool *p = rnn_pool_new();
+    slow_job a;
+    atomic_init(&a.started, 0);
+    atomic_init(&a.on_caller, 0);
+    a.caller = pthread_self();
+    rnn_pool_run(p, 2, slow_task, &a);
+    int64_t t0, a0, t1, a1;
+    rnn_pool_counts(p, &t0, &a0);
+    for (int r = 0; r < 300; r++) rnn_pool_run(p, 2, tiny_task, NULL);
+    rnn_pool_counts(p, &t1, &a1);
+    rnn_pool_free(p);
+    check(t0 == 1 && a0 == 0 && t1 == 1 && a1 == 300,
+          "after a loss of 20 ms, jobs run alone until their gains would have repaid it");
+}
+
 static void parts(void) {
     int ok = 1;
     for (int64_t len = 0; len < 40; len++)
@@ -215,6 +288,8 @@ int main(void) {
     many_jobs();
     two_callers();
     backoff();
+    one_core();
+    repay();
     after_fork();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
