@@ -695,17 +695,8 @@ static int gemm_check(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
 int rnn_gemm_bf16_isa(int isa, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                       float beta, float *C, int64_t ldc, void *workspace) {
-    int st = gemm_check(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, 1);
-    if (st < 0) return RNN_OK;
-    if (st != RNN_OK) return st;
-    if (!workspace) return RNN_ERR_NULL;
-    if (K == 0 || alpha == 0) {
-        scale_c(M, N, beta, C, ldc);
-        return RNN_OK;
-    }
-    gemm_blocked(isa_desc(resolve_isa(isa)), trans_a != 0, trans_b != 0, M, N, K, alpha, A, lda,
-                 B, ldb, NULL, 0, beta, C, ldc, workspace);
-    return RNN_OK;
+    return rnn_gemm_bf16_mt(isa, NULL, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                            C, ldc, workspace, rnn_gemm_bf16_workspace_size());
 }
 
 int rnn_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -740,20 +731,8 @@ int rnn_gemm_bf16_pack_b(int trans_b, int64_t N, int64_t K, const float *B, int6
 int rnn_gemm_bf16_packed_isa(int isa, int trans_a, int64_t M, int64_t N, int64_t K,
                              float alpha, const float *A, int64_t lda, const void *packed,
                              float beta, float *C, int64_t ldc, void *workspace) {
-    int st = gemm_check(trans_a, 0, M, N, K, A, lda, NULL, 0, C, ldc, 0);
-    if (st < 0) return RNN_OK;
-    if (st != RNN_OK) return st;
-    if (!workspace || (K > 0 && !packed)) return RNN_ERR_NULL;
-    if (K == 0 || alpha == 0) {
-        scale_c(M, N, beta, C, ldc);
-        return RNN_OK;
-    }
-    const bf16_packed_hdr *h =
-        (const bf16_packed_hdr *)(((uintptr_t)packed + 63) & ~(uintptr_t)63);
-    if (h->magic != PACK_MAGIC || h->n != N || h->k != K) return RNN_ERR_SIZE;
-    gemm_blocked(isa_desc(resolve_isa(isa)), trans_a != 0, 0, M, N, K, alpha, A, lda, NULL, 0, h,
-                 0, beta, C, ldc, workspace);
-    return RNN_OK;
+    return rnn_gemm_bf16_packed_mt(isa, NULL, 1, trans_a, M, N, K, alpha, A, lda, packed, beta, C,
+                                   ldc, workspace, rnn_gemm_bf16_workspace_size());
 }
 
 int rnn_gemm_bf16_packed(int trans_a, int64_t M, int64_t N, int64_t K, float alpha,
