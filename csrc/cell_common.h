@@ -64,21 +64,6 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
     rnn_pool_run(d->pool, ne, rnn_rows_task, &j);
 }
 
-/* Whether the rows that run at step s all read and write the same time t,
- * so that a step's rows are one strided block of a sequence array: always
- * without lengths, and with lengths when running forward (the rows of ended
- * sequences at t = s are padding, which the kernels zero at the end). */
-static inline int rnn_step_uniform(const rnn_dims *d, const int64_t *lengths) {
-    return !lengths || !d->reverse;
-}
-
-/* Rows of the gate gradients per block of the backward pass's final
- * products (a multiple of the GEMM's KC, so the weight-gradient sums are
- * split where the blocked product splits them anyway). */
-#ifndef RNN_GRAD_ROWS
-#define RNN_GRAD_ROWS 256
-#endif
-
 
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
@@ -222,17 +207,6 @@ static inline int SFX(proj_block_next)(const rnn_dims *d, const int64_t *lengths
     if (R == 1) return GEMM(0, 1, 1, G, I, 1, xa, lda, w_ih, I, 0, dst, G, gemm_ws);
     return SFX(packed_product)(d, (pb->pend - pb->p0) * B, R, G, I, xa, lda, wipk, 0, dst, G,
                                gemm_ws);
-}
-
-/* C += h_{t-1} W_hh^T (or dG_t W_hh) straight into rows of a sequence array
- * (ldc apart), with the same sums as step_gemm followed by an add: each
- * element is C + (the product), rounded once, as before. */
-static inline int SFX(step_gemm_acc)(const rnn_dims *d, int trans_b, int64_t N, int64_t K,
-                                     const REAL *A, const REAL *w, const void *packed, REAL *C,
-                                     int64_t ldc, void *gemm_ws) {
-    (void)trans_b;
-    (void)w;
-    return SFX(step_product)(d, N, K, A, packed, 1, C, ldc, gemm_ws);
 }
 
 /* dst[j] += src[j], j < n (no aliasing, so it vectorises). */

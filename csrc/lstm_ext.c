@@ -463,23 +463,6 @@ static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_
 }
 LX_ROW_VARIANTS(lx_bwd_row, (const SFX(lx_bctx) *c, int64_t b, int64_t r), (c, b, r))
 
-/* ---- the step products: lstm.c's step_pack/step_gemm with the weight's
- * own leading dimension (K may be P rather than H) ---- */
-
-static int SFX(lx_pack)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *w,
-                        int64_t ldw, void *packed) {
-    return SFX(step_pack_ld)(d, trans_b, N, K, w, ldw, packed);
-}
-
-/* C (B, N) = A (B, K) op(w), op(w) K x N */
-static int SFX(lx_step)(const rnn_dims *d, int trans_b, int64_t N, int64_t K, const REAL *A,
-                        const REAL *w, int64_t ldw, const void *packed, REAL *C, void *gemm_ws) {
-    (void)trans_b;
-    (void)w;
-    (void)ldw;
-    return SFX(step_product)(d, N, K, A, packed, 0, C, N, gemm_ws);
-}
-
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0
  * gives h_t = h~ exactly), so that every row has one form (measured: this
  * one vectorised loop per piece ran a peephole LSTM 5x faster than a fused
@@ -570,13 +553,13 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     /* W_ih x_t: for every step at once into the cache, or at inference step
      * by step into the step's rows, W_ih packed once */
     if (inf) {
-        if ((st = SFX(lx_pack)(d, 1, G, I, p->w_ih, I, wipk))) return st;
+        if ((st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) return st;
     } else if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, c.gates, G, gemm_ws))) {
         return st;
     }
-    if ((st = SFX(lx_pack)(d, 1, G, Hs, p->w_hh, Hs, wpk))) return st;
+    if ((st = SFX(step_pack_ld)(d, 1, G, Hs, p->w_hh, Hs, wpk))) return st;
     if (L.proj) {
-        if ((st = SFX(lx_pack)(d, 1, P, H, p->w_hr, H, wrpk))) return st;
+        if ((st = SFX(step_pack_ld)(d, 1, P, H, p->w_hr, H, wrpk))) return st;
         memset(ub, 0, (size_t)(B * H) * sizeof(REAL)); /* rows of ended sequences */
     }
     SFX(copy_or_zero)(hT, h0, B * Hs);
@@ -592,11 +575,11 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         c.goff = inf ? (s - pb.p0) * B : 0;
         if (k.rec)
             for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
-        if ((st = SFX(lx_step)(d, 1, G, Hs, c.A, p->w_hh, Hs, wpk, pre, gemm_ws))) return st;
+        if ((st = SFX(step_product)(d, G, Hs, c.A, wpk, 0, pre, G, gemm_ws))) return st;
         SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c};
         rnn_par_rows(d, ne, B, SFX(lx_fwd_rows), &rows_ctx);
         if (!L.proj) continue;
-        if ((st = SFX(lx_step)(d, 1, P, H, ub, p->w_hr, H, wrpk, hpr, gemm_ws))) return st;
+        if ((st = SFX(step_product)(d, P, H, ub, wrpk, 0, hpr, P, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             if (t < 0) continue;
@@ -708,8 +691,8 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     }
     SFX(copy_or_zero)(dh, dhT, B * Hs);
     SFX(copy_or_zero)(dc, dcT, B * H);
-    if ((st = SFX(lx_pack)(d, 0, Hs, G, p->w_hh, Hs, wpk))) return st;
-    if (L.proj && (st = SFX(lx_pack)(d, 0, H, P, p->w_hr, H, wrpk))) return st;
+    if ((st = SFX(step_pack_ld)(d, 0, Hs, G, p->w_hh, Hs, wpk))) return st;
+    if (L.proj && (st = SFX(step_pack_ld)(d, 0, H, P, p->w_hr, H, wrpk))) return st;
     const SFX(lx_bwd_row_fn) row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
 
@@ -720,14 +703,14 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
                 int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
                 if (t >= 0) SFX(lx_bwd_row_h)(&c, b, t * d->ts + b * d->bs);
             }
-            if ((st = SFX(lx_step)(d, 0, H, P, c.dt, p->w_hr, H, wrpk, c.du, gemm_ws))) return st;
+            if ((st = SFX(step_product)(d, H, P, c.dt, wrpk, 0, c.du, H, gemm_ws))) return st;
         }
         SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c,
                                          .G = G, .proj = L.proj};
         rnn_par_rows(d, ne, B, SFX(lx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
          * for running rows; ended rows pass dh through */
-        if ((st = SFX(lx_step)(d, 0, Hs, G, c.dGs, p->w_hh, Hs, wpk, dhr, gemm_ws))) return st;
+        if ((st = SFX(step_product)(d, Hs, G, c.dGs, wpk, 0, dhr, Hs, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
             REAL *dhb = dh + b * Hs;
