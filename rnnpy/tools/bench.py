@@ -190,42 +190,55 @@ def _data(T: int, B: int, I: int, H: int) -> Tuple[np.ndarray, np.ndarray]:
     return x, dout
 
 
+def _rnnpy_calls(layer: Any, x: np.ndarray, dout: np.ndarray) -> Dict[str, Callable[[], Any]]:
+    """rnnpy's forward (keeping nothing for backward, as PyTorch's under
+    no_grad) and training step of layer on x (T, B, I), dout (T, B, Hs)."""
+    def forward():
+        with no_grad():
+            layer.forward(x)
+
+    def train():
+        layer.zero_grad()
+        layer.forward(x)
+        layer.backward(dout)
+
+    return {"forward": forward, "train": train}
+
+
+def _torch_calls(m: Any, x: np.ndarray, dout: np.ndarray,
+                 dtype: Any = None) -> Dict[str, Callable[[], Any]]:
+    """PyTorch's forward (no_grad) and training step (x.requires_grad) of module m
+    on x, dout; dtype: a torch dtype both are converted to (None: float32 as given)."""
+    import torch
+
+    tx = torch.from_numpy(x)
+    tdout = torch.from_numpy(dout)
+    if dtype is not None:
+        tx, tdout = tx.to(dtype), tdout.to(dtype)
+    txg = tx.clone().requires_grad_(True)
+
+    def forward():
+        with torch.no_grad():
+            m(tx)
+
+    def train():
+        m.zero_grad(set_to_none=True)
+        txg.grad = None
+        y, _ = m(txg)
+        y.backward(tdout)
+
+    return {"forward": forward, "train": train}
+
+
 def _steps(cell: str, shape: Tuple[int, int, int, int], threads: int, use_torch: bool,
            **options: Any):
     """The four callables: rnnpy forward/train and, when asked, torch's."""
     T, B, I, H = shape
     layer = _rnnpy_layer(cell, I, H, threads, **options)
     x, dout = _data(T, B, I, layer.state_size)
-
-    def r_fwd():
-        with no_grad():   # as PyTorch's forward below: nothing kept for backward
-            layer.forward(x)
-
-    def r_train():
-        layer.zero_grad()
-        layer.forward(x)
-        layer.backward(dout)
-
-    out = {"rnnpy": {"forward": r_fwd, "train": r_train}}
+    out = {"rnnpy": _rnnpy_calls(layer, x, dout)}
     if use_torch:
-        import torch
-
-        m = _torch_layer(cell, I, H, layer, **options)
-        tx = torch.from_numpy(x)
-        txg = tx.clone().requires_grad_(True)
-        tdout = torch.from_numpy(dout)
-
-        def t_fwd():
-            with torch.no_grad():
-                m(tx)
-
-        def t_train():
-            m.zero_grad(set_to_none=True)
-            txg.grad = None
-            y, _ = m(txg)
-            y.backward(tdout)
-
-        out["torch"] = {"forward": t_fwd, "train": t_train}
+        out["torch"] = _torch_calls(_torch_layer(cell, I, H, layer, **options), x, dout)
     return out
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
-from ..nn.grad_mode import no_grad
 
 # (T, B, I, H): the range (H 256-512, B 32-128), a small and a batch-1 shape
 BF16_SHAPES: List[Tuple[int, int, int, int]] = [
@@ -71,38 +70,13 @@ def _bf16_steps(bench: ModuleType, cell: str, shape: Tuple[int, int, int, int], 
     out: Dict[str, Dict[str, Callable[[], Any]]] = {}
     layers = {}
     for name, compute in (("rnnpy_bf16", "bfloat16"), ("rnnpy_f32", "float32")):
-        layer = bench._rnnpy_layer(cell, I, H, threads, compute_dtype=compute)
-        layers[name] = layer
-
-        def fwd(layer: Any = layer) -> None:
-            with no_grad():   # as torch's forward below: nothing kept for backward
-                layer.forward(x)
-
-        def train(layer: Any = layer) -> None:
-            layer.zero_grad()
-            layer.forward(x)
-            layer.backward(dout)
-
-        out[name] = {"forward": fwd, "train": train}
+        layers[name] = bench._rnnpy_layer(cell, I, H, threads, compute_dtype=compute)
+        out[name] = bench._rnnpy_calls(layers[name], x, dout)
     if use_torch:
         import torch
 
         m = bench._torch_layer(cell, I, H, layers["rnnpy_f32"]).to(torch.bfloat16)
-        tx = torch.from_numpy(x).to(torch.bfloat16)
-        txg = tx.clone().requires_grad_(True)
-        tdout = torch.from_numpy(dout).to(torch.bfloat16)
-
-        def t_fwd() -> None:
-            with torch.no_grad():
-                m(tx)
-
-        def t_train() -> None:
-            m.zero_grad(set_to_none=True)
-            txg.grad = None
-            y, _ = m(txg)
-            y.backward(tdout)
-
-        out["torch_bf16"] = {"forward": t_fwd, "train": t_train}
+        out["torch_bf16"] = bench._torch_calls(m, x, dout, torch.bfloat16)
     return out
 
 
