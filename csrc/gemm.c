@@ -365,6 +365,13 @@ typedef void (*SFX(kern_fn))(int64_t kc, const REAL *pa, const REAL *pb, REAL *c
                              int64_t ldc, REAL alpha, REAL beta, int m, int n,
                              const gemm_prefetch *pf);
 
+/* kern_fn with op(A) read in place instead of from a packed strip: element
+ * (i, k) of the tile's rows of op(A) is a[i * si + k * sk], where si == 1
+ * (op(A) = A^T, sk = lda) or sk == 1 (op(A) = A, si = lda). */
+typedef void (*SFX(kernd_fn))(int64_t kc, const REAL *a, int64_t si, int64_t sk,
+                              const REAL *pb, REAL *c, int64_t ldc, REAL alpha, REAL beta,
+                              int m, int n, const gemm_prefetch *pf);
+
 /* Packs columns [n0, n0+n) x rows [k0, k0+kc) of op(B) as one NR-wide strip
  * (NR values per k), zero-padding columns n..NR-1. */
 typedef void (*SFX(packb_fn))(int trans_b, const REAL *B, int64_t ldb, int64_t k0,
@@ -396,6 +403,7 @@ typedef struct {
     SFX(packb_fn) packb;
     SFX(gemv_fn) gemv;
     SFX(pgemv_fn) pgemv;  /* NULL: M == 1 takes the blocked path */
+    SFX(kernd_fn) kernd;  /* NULL: op(A) is always packed */
 } SFX(gemm_isa);
 
 /* Stores an MR x NR tile computed in a local buffer (ldt = NR) into the
@@ -603,7 +611,10 @@ static M512 SFX(mask512)(int n) {
     return n >= VL512 ? (M512)-1 : n <= 0 ? (M512)0 : (M512)((1u << n) - 1);
 }
 
+/* The tile's op(A) element (i, k) is pa[i * si + k * sk]: a packed strip
+ * (si = 1, sk = MR512), or A read in place (kernd512). */
 TARGET_AVX512 static ALWAYS_INLINE void SFX(k512_body)(int mr, int64_t kc, const REAL *pa,
+                                                       int64_t si, int64_t sk,
                                                        const REAL *pb, REAL *c, int64_t ldc,
                                                        REAL alpha, REAL beta, int n,
                                                        const gemm_prefetch *pf) {
@@ -620,7 +631,7 @@ TARGET_AVX512 static ALWAYS_INLINE void SFX(k512_body)(int mr, int64_t kc, const
         V512 b[NV512];
         for (int j = 0; j < NV512; j++) b[j] = LD512(pb + k * NR512 + j * VL512);
         for (int i = 0; i < mr; i++) {
-            V512 a = SET512(pa[k * MR512 + i]);
+            V512 a = SET512(pa[k * sk + i * si]);
             for (int j = 0; j < NV512; j++) acc[i][j] = FMA512(a, b[j], acc[i][j]);
         }
     }
@@ -647,22 +658,44 @@ TARGET_AVX512 static ALWAYS_INLINE void SFX(k512_body)(int mr, int64_t kc, const
     }
 }
 
-#define K512_CASE(r) \
-    case r: SFX(k512_body)(r < MR512 ? r : MR512, kc, pa, pb, c, ldc, alpha, beta, n, pf); break;
+#define K512_SWITCH(m, SI, SK)                                                                \
+    switch (m) {                                                                              \
+    K512_CASE(1, SI, SK) K512_CASE(2, SI, SK) K512_CASE(3, SI, SK) K512_CASE(4, SI, SK)       \
+    K512_CASE(5, SI, SK) K512_CASE(6, SI, SK) K512_CASE(7, SI, SK) K512_MORE(SI, SK)          \
+    default: SFX(k512_body)(MR512, kc, pa, SI, SK, pb, c, ldc, alpha, beta, n, pf); break;    \
+    }
+#define K512_CASE(r, SI, SK)                                                                  \
+    case r:                                                                                   \
+        SFX(k512_body)(r < MR512 ? r : MR512, kc, pa, SI, SK, pb, c, ldc, alpha, beta, n, pf); \
+        break;
+#if MR512 > 8
+#define K512_MORE(SI, SK)                                                                     \
+    K512_CASE(8, SI, SK) K512_CASE(9, SI, SK) K512_CASE(10, SI, SK) K512_CASE(11, SI, SK)     \
+    K512_CASE(12, SI, SK) K512_CASE(13, SI, SK)
+#else
+#define K512_MORE(SI, SK)
+#endif
 
 TARGET_AVX512 static void SFX(kern512)(int64_t kc, const REAL *pa, const REAL *pb, REAL *c,
                                        int64_t ldc, REAL alpha, REAL beta, int m, int n,
                                        const gemm_prefetch *pf) {
-    switch (m) {
-    K512_CASE(1) K512_CASE(2) K512_CASE(3) K512_CASE(4) K512_CASE(5) K512_CASE(6)
-    K512_CASE(7)
-#if MR512 > 8
-    K512_CASE(8) K512_CASE(9) K512_CASE(10) K512_CASE(11) K512_CASE(12) K512_CASE(13)
-#endif
-    default: SFX(k512_body)(MR512, kc, pa, pb, c, ldc, alpha, beta, n, pf); break;
+    K512_SWITCH(m, 1, MR512)
+}
+
+/* The same tile with op(A) read where it lies (see kernd_fn): the sums,
+ * and so the bits, of kern512 on the packed strip. */
+TARGET_AVX512 static void SFX(kernd512)(int64_t kc, const REAL *pa, int64_t si, int64_t sk,
+                                        const REAL *pb, REAL *c, int64_t ldc, REAL alpha,
+                                        REAL beta, int m, int n, const gemm_prefetch *pf) {
+    if (si == 1) {
+        K512_SWITCH(m, 1, sk)
+    } else {
+        K512_SWITCH(m, si, 1)
     }
 }
+#undef K512_SWITCH
 #undef K512_CASE
+#undef K512_MORE
 
 /* Strip packer of op(B): rows of B copied with masked loads, or (trans_b)
  * VL x VL blocks of W transposed in registers. */
@@ -843,15 +876,27 @@ TARGET_AVX512 static void SFX(packa512)(int trans_a, const REAL *A, int64_t lda,
 
 static const SFX(gemm_isa) SFX(isa_generic) = {MRG, NRG, KC_T, MC_T, NC_T,
                                                 SFX(kern_gen), SFX(pack_a), SFX(packb_gen_nrg),
-                                                SFX(gemv_gen), NULL};
+                                                SFX(gemv_gen), NULL, NULL};
 #if GEMM_X86
 static const SFX(gemm_isa) SFX(isa_avx2) = {MR256, NR256, KC_T, MC_T, NC_T,
                                              SFX(kern256), SFX(pack_a), SFX(packb256),
-                                             SFX(gemv256), NULL};
+                                             SFX(gemv256), NULL, NULL};
 static const SFX(gemm_isa) SFX(isa_avx512) = {MR512, NR512, KC_T, MC_T, NC_T,
                                                SFX(kern512), SFX(packa512), SFX(packb512),
-                                               SFX(gemv512), SFX(pgemv512)};
+                                               SFX(gemv512), SFX(pgemv512), SFX(kernd512)};
 #endif
+
+/* Whether the tiles of a product with N columns read op(A) in place rather
+ * than from packed strips. A packed block of op(A) serves every strip of
+ * N; with few strips, packing costs more than the strided reads it saves.
+ * Measured in the cells' products (LSTM, GRU, RNN training at H = 32-512):
+ * reading in place wins 8-17% of a whole training call at H = 64 and 2-4%
+ * at H = 128, and loses up to 8% where N spans many strips (H = 512). A^T
+ * (rows of op(A) strided in memory by lda, often a power of two that maps
+ * them onto few L1 sets) only pays off up to two strips. */
+static int SFX(direct_a)(const SFX(gemm_isa) *d, int trans_a, int64_t N) {
+    return d->kernd && N <= (trans_a ? 2 : 4) * d->nr;
+}
 
 /* The blocked product (arguments already checked, M, N, K > 0). */
 static void SFX(gemm_blocked)(const SFX(gemm_isa) *d, int trans_a, int trans_b, int64_t M,
@@ -863,6 +908,8 @@ static void SFX(gemm_blocked)(const SFX(gemm_isa) *d, int trans_a, int trans_b, 
     REAL *pb = (REAL *)base;
     REAL *pa = (REAL *)(base + ALIGN_UP((size_t)(d->nc + NR_MAX) * d->kc * sizeof(REAL)));
 
+    const int direct = SFX(direct_a)(d, trans_a, N);
+    const int64_t si = trans_a ? 1 : lda, sk = trans_a ? lda : 1;
     for (int64_t jc = 0; jc < N; jc += d->nc) {
         int64_t nc = min64(d->nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += d->kc) {
@@ -870,7 +917,7 @@ static void SFX(gemm_blocked)(const SFX(gemm_isa) *d, int trans_a, int trans_b, 
             REAL beta_p = pc == 0 ? beta : (REAL)1;
             for (int64_t ic = 0; ic < M; ic += d->mc) {
                 int64_t mc = min64(d->mc, M - ic);
-                d->packa(trans_a, A, lda, ic, pc, mc, kc, MR, pa);
+                if (!direct) d->packa(trans_a, A, lda, ic, pc, mc, kc, MR, pa);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int nr = (int)min64(NR, nc - jr);
                     REAL *pbj = pb + jr * kc;
@@ -887,8 +934,13 @@ static void SFX(gemm_blocked)(const SFX(gemm_isa) *d, int trans_a, int trans_b, 
                     }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)min64(MR, mc - ir);
-                        d->kern(kc, pa + ir * kc, pbj, C + (ic + ir) * ldc + jc + jr, ldc,
-                                alpha, beta_p, mr, nr, ir == 0 && next.p ? &next : NULL);
+                        const gemm_prefetch *pf = ir == 0 && next.p ? &next : NULL;
+                        REAL *cr = C + (ic + ir) * ldc + jc + jr;
+                        if (direct)
+                            d->kernd(kc, A + (ic + ir) * si + pc * sk, si, sk, pbj, cr, ldc,
+                                     alpha, beta_p, mr, nr, pf);
+                        else
+                            d->kern(kc, pa + ir * kc, pbj, cr, ldc, alpha, beta_p, mr, nr, pf);
                     }
                 }
             }
@@ -924,6 +976,7 @@ static void SFX(gemm_packed_blocked)(const SFX(gemm_isa) *d, int64_t M, int64_t 
         d->pgemv(n0, N, K, d->kc, npad, alpha, A, pk, beta, C);
         return;
     }
+    const int direct = SFX(direct_a)(d, 0, N);
     for (int64_t jc = 0; jc < N; jc += d->nc) {
         int64_t nc = min64(d->nc, N - jc);
         for (int64_t pc = 0; pc < K; pc += d->kc) {
@@ -932,14 +985,18 @@ static void SFX(gemm_packed_blocked)(const SFX(gemm_isa) *d, int64_t M, int64_t 
             const REAL *slice = pk + pc * npad + (n0 + jc) * kc;
             for (int64_t ic = 0; ic < M; ic += d->mc) {
                 int64_t mc = min64(d->mc, M - ic);
-                d->packa(0, A, lda, ic, pc, mc, kc, MR, pa);
+                if (!direct) d->packa(0, A, lda, ic, pc, mc, kc, MR, pa);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int nr = (int)min64(NR, nc - jr);
                     const REAL *pbj = slice + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)min64(MR, mc - ir);
-                        d->kern(kc, pa + ir * kc, pbj, C + (ic + ir) * ldc + jc + jr, ldc,
-                                alpha, beta_p, mr, nr, NULL);
+                        REAL *cr = C + (ic + ir) * ldc + jc + jr;
+                        if (direct)
+                            d->kernd(kc, A + (ic + ir) * lda + pc, lda, 1, pbj, cr, ldc, alpha,
+                                     beta_p, mr, nr, NULL);
+                        else
+                            d->kern(kc, pa + ir * kc, pbj, cr, ldc, alpha, beta_p, mr, nr, NULL);
                     }
                 }
             }
