@@ -63,7 +63,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -74,6 +73,7 @@ import numpy as np
 from ..cells import FAMILIES
 from ..nn.grad_mode import no_grad
 from . import bench_step
+from .timing import settle_for, time_paired
 from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
                            _format_gemm_row, _format_mem_row, _format_option_row)
 from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
@@ -138,30 +138,6 @@ def flops(cell: str, T: int, B: int, I: int, H: int, mode: str) -> float:
     """Floating-point operations of one layer: train 6*G*T*B*H*(I+H), forward a third."""
     train = 6.0 * GATES[cell] * T * B * H * (I + H)
     return train if mode == "train" else train / 3.0
-
-
-def _summary(times: List[float]) -> Dict[str, float]:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
-
-
-def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
-                min_time: float) -> Dict[str, Dict[str, float]]:
-    """Times several callables in alternation (a, b, a, b, ...), so that a
-    change in the machine's load while measuring hits them alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: Dict[str, List[float]] = {k: [] for k in fns}
-    start = time.perf_counter()
-    while True:
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-        n = len(next(iter(times.values())))
-        if n >= max(3, repeat) or (n >= 3 and time.perf_counter() - start > min_time * len(fns)):
-            break
-    return {k: _summary(v) for k, v in times.items()}
 
 
 # ---------------------------------------------------------------- the layers
@@ -279,7 +255,7 @@ def bench_cells(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, int]
                                    "threads": n, "mode": mode}
             fl = flops(cell, T, B, I, H, mode)
             timed = time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat,
-                                warmup, min_time)
+                                warmup, min_time, settle_for(n, use_torch))
             for lib, t in timed.items():
                 row[lib] = {**t, "gflops": fl / t["median"] / 1e9,
                             "peak_frac": fl / t["median"] / 1e9 / (peak * n)}
@@ -309,7 +285,7 @@ def bench_options(cells: Sequence[str], shapes: Sequence[Tuple[int, int, int, in
                 fns = {"plain": plain[mode], "rnnpy": steps["rnnpy"][mode]}
                 if with_torch:
                     fns["torch"] = steps["torch"][mode]
-                timed = time_paired(fns, repeat, warmup, min_time)
+                timed = time_paired(fns, repeat, warmup, min_time, settle_for(n, with_torch))
                 row: Dict[str, Any] = {"cell": cell, "option": label, "T": T, "B": B,
                                        "I": I, "H": H, "threads": n, "mode": mode, **timed,
                                        "cost": timed["rnnpy"]["median"] / timed["plain"]["median"]}

@@ -92,7 +92,7 @@ def bench_bf16(bench: ModuleType, cells: Sequence[str], shapes: Sequence[Tuple[i
         for mode in modes:
             fl = bench.flops(cell, T, B, I, H, mode)
             timed = bench.time_paired({lib: fns[mode] for lib, fns in steps.items()}, repeat, warmup,
-                                min_time)
+                                      min_time, bench.settle_for(n, use_torch))
             row: Dict[str, Any] = {"cell": cell, "T": T, "B": B, "I": I, "H": H, "threads": n,
                                    "mode": mode}
             for lib, t in timed.items():

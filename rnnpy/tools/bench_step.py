@@ -32,6 +32,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .timing import settle_for, time_alternating
+
 # (V, E, H, B, T): the char-rnn step of the benchmark
 STEP_SHAPE: Tuple[int, int, int, int, int] = (65, 64, 256, 64, 100)
 STEP_LR = 2e-3
@@ -131,36 +133,6 @@ def torch_step(model: Any, threads: int,
     return net, run
 
 
-def _timed(fns: Dict[str, Callable[[], None]], repeat: int, warmup: int,
-           min_time: float) -> Dict[str, Dict[str, List[float]]]:
-    """Wall and process CPU seconds of each callable, run in alternation, and
-    the pool's jobs during its runs: [on several threads, on the caller alone]."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    from .. import _core
-
-    # (this module also runs over an older rnnpy's build, to compare before and after)
-    counts = getattr(_core, "pool_counts", lambda: (0, 0))
-    wall: Dict[str, List[float]] = {k: [] for k in fns}
-    cpu: Dict[str, List[float]] = {k: [] for k in fns}
-    pool: Dict[str, List[int]] = {k: [0, 0] for k in fns}
-    start = time.perf_counter()
-    while True:
-        for k, fn in fns.items():
-            p0 = counts()
-            c0, t0 = time.process_time(), time.perf_counter()
-            fn()
-            wall[k].append(time.perf_counter() - t0)
-            cpu[k].append(time.process_time() - c0)
-            p1 = counts()
-            pool[k] = [pool[k][0] + p1[0] - p0[0], pool[k][1] + p1[1] - p0[1]]
-        n = len(wall[next(iter(fns))])
-        if n >= max(3, repeat) or (n >= 3 and time.perf_counter() - start > min_time * len(fns)):
-            break
-    return {"wall": wall, "cpu": cpu, "pool": pool}
-
-
 def bench_step(threads: Sequence[int], use_torch: bool, repeat: int, warmup: int,
                min_time: float, log: Callable[[str], None],
                shape: Tuple[int, int, int, int, int] = STEP_SHAPE,
@@ -176,7 +148,8 @@ def bench_step(threads: Sequence[int], use_torch: bool, repeat: int, warmup: int
         model, fns[f"rnnpy/{n}"] = rnnpy_step(shape, n, batches)
         if use_torch:
             fns[f"torch/{n}"] = torch_step(model, n, batches)[1]
-    timed = _timed(fns, repeat, warmup, min_time)
+    timed = time_alternating(fns, repeat, warmup, min_time,
+                             settle_for(max(threads), use_torch))
 
     def summary(key: str) -> Dict[str, float]:
         w = [t / steps for t in timed["wall"][key]]

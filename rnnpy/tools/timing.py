@@ -1,0 +1,71 @@
+"""Timing of callables in alternation, shared by the benchmarks."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, Dict, List
+
+
+# PyTorch's OpenMP threads (GNU OpenMP) spin for some milliseconds after each
+# call before they sleep: measured here at 5-10 ms, during which a thread
+# started on the other core shares it with them. Timed right after a PyTorch
+# call, rnnpy's two-thread LSTM step (50, 64, 256, 256) took 74 ms instead of
+# the 52 ms it takes 10 ms later, a cost of the comparison, not of either
+# library. With threads > 1, the bench waits this long before each timed call.
+SETTLE_S = 0.025
+
+
+def settle_for(threads: int, use_torch: bool) -> float:
+    """Seconds to wait before each timed call: SETTLE_S when PyTorch runs
+    beside rnnpy on more than one thread, else 0."""
+    return SETTLE_S if use_torch and threads > 1 else 0.0
+
+
+def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
+                     min_time: float, settle: float = 0.0) -> Dict[str, Any]:
+    """Runs several callables in alternation (a, b, a, b, ...), so that a
+    change in the machine's load while measuring hits them alike, sleeping
+    ``settle`` seconds (untimed) before each call. Returns the wall and the
+    process CPU seconds of every run, {"wall": {key: [...]}, "cpu": ...}, and
+    the pool's jobs during each callable's runs, {"pool": {key: [on several
+    threads, on the caller alone]}}."""
+    from .. import _core
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    # (also run over an older rnnpy's build, to compare before and after)
+    counts = getattr(_core, "pool_counts", lambda: (0, 0))
+    wall: Dict[str, List[float]] = {k: [] for k in fns}
+    cpu: Dict[str, List[float]] = {k: [] for k in fns}
+    pool: Dict[str, List[int]] = {k: [0, 0] for k in fns}
+    start, slept = time.perf_counter(), 0.0
+    while True:
+        for k, fn in fns.items():
+            if settle > 0:
+                time.sleep(settle)
+                slept += settle
+            p0 = counts()
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+            p1 = counts()
+            pool[k] = [pool[k][0] + p1[0] - p0[0], pool[k][1] + p1[1] - p0[1]]
+        n = len(wall[next(iter(fns))])
+        spent = time.perf_counter() - start - slept
+        if n >= max(3, repeat) or (n >= 3 and spent > min_time * len(fns)):
+            break
+    return {"wall": wall, "cpu": cpu, "pool": pool}
+
+
+def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
+                min_time: float, settle: float = 0.0) -> Dict[str, Dict[str, float]]:
+    """Median, min, max and runs of each callable's wall time, timed in
+    alternation by time_alternating."""
+    timed = time_alternating(fns, repeat, warmup, min_time, settle)
+    return {k: _summary(v) for k, v in timed["wall"].items()}
+
+
+def _summary(times: List[float]) -> Dict[str, float]:
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
