@@ -373,10 +373,11 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     REAL *xin = ln ? xi : gates;
     const REAL *ln_ih = ln ? p->ln_ih : NULL, *ln_hh = ln ? p->ln_hh : NULL;
 
-    if (inf) st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk);
-    else st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, xin, G, gemm_ws);
+    if (inf) st = rnn_in_place(d, I) ? RNN_OK : SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk);
+    else st = SFX(input_proj)(d, G, x, p->w_ih, xin, gemm_ws);
     if (st) return st;
-    if ((st = SFX(step_pack)(d, 1, G, H, p->w_hh, wpk))) return st;
+    SFX(step_w) whh;
+    if ((st = SFX(step_w_make)(d, 1, G, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     const SFX(gx_fwd_row_fn) row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
@@ -391,7 +392,7 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             SFX(gx_mul)(hm, rec, hT, B * H);
             a = hm;
         }
-        if ((st = SFX(step_gemm)(d, 1, G, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, G, H, a, &whh, 0, pre, G, gemm_ws))) return st;
         SFX(gx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
                                          .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh,
                                          .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p,
@@ -518,7 +519,8 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     const REAL *ln_hh = ln ? p->ln_hh : NULL;
 
     SFX(copy_or_zero)(dh, dhT, B * H);
-    if ((st = SFX(step_pack)(d, 0, H, G, p->w_hh, wpk))) return st;
+    SFX(step_w) whh;
+    if ((st = SFX(step_w_make)(d, 0, H, G, p->w_hh, H, wpk, &whh))) return st;
     const SFX(gx_bwd_row_fn) row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
     for (int64_t s = T - 1; s >= 0; s--) {
@@ -529,7 +531,7 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
                                          .ln_hh = ln_hh};
         rnn_par_rows(d, ne, B, SFX(gx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
-        if ((st = SFX(step_gemm)(d, 0, H, G, dGs, p->w_hh, wpk, dhr, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, H, G, dGs, &whh, 0, dhr, H, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
             if (rec) {

@@ -529,7 +529,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     REAL *zero = work + L.f_zero;
     SFX(lx_masks) k;
     if ((st = SFX(lx_masks_get)(m, &L, d, lengths, zero, &k))) return st;
-    const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
+    const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G;
     REAL *bias = work + L.f_bias, *pre = work + L.f_pre, *hm = work + L.f_hm;
     REAL *ub = L.proj ? work + L.f_ub : NULL, *hpr = L.proj ? work + L.f_hpr : NULL;
     void *wpk = work + L.f_wpk, *wrpk = work + L.f_wrpk, *wipk = work + L.f_wipk;
@@ -553,13 +553,15 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     /* W_ih x_t: for every step at once into the cache, or at inference step
      * by step into the step's rows, W_ih packed once */
     if (inf) {
-        if ((st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) return st;
-    } else if ((st = GEMM(0, 1, R, G, I, 1, x, d->ldx, p->w_ih, I, 0, c.gates, G, gemm_ws))) {
+        if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk)))
+            return st;
+    } else if ((st = SFX(input_proj)(d, G, x, p->w_ih, c.gates, gemm_ws))) {
         return st;
     }
-    if ((st = SFX(step_pack_ld)(d, 1, G, Hs, p->w_hh, Hs, wpk))) return st;
+    SFX(step_w) whh, whr = {0};
+    if ((st = SFX(step_w_make)(d, 1, G, Hs, p->w_hh, Hs, wpk, &whh))) return st;
     if (L.proj) {
-        if ((st = SFX(step_pack_ld)(d, 1, P, H, p->w_hr, H, wrpk))) return st;
+        if ((st = SFX(step_w_make)(d, 1, P, H, p->w_hr, H, wrpk, &whr))) return st;
         memset(ub, 0, (size_t)(B * H) * sizeof(REAL)); /* rows of ended sequences */
     }
     SFX(copy_or_zero)(hT, h0, B * Hs);
@@ -575,11 +577,11 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         c.goff = inf ? (s - pb.p0) * B : 0;
         if (k.rec)
             for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
-        if ((st = SFX(step_product)(d, G, Hs, c.A, wpk, 0, pre, G, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, G, Hs, c.A, &whh, 0, pre, G, gemm_ws))) return st;
         SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c};
         rnn_par_rows(d, ne, B, SFX(lx_fwd_rows), &rows_ctx);
         if (!L.proj) continue;
-        if ((st = SFX(step_product)(d, P, H, ub, wrpk, 0, hpr, P, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, P, H, ub, &whr, 0, hpr, P, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
             if (t < 0) continue;
@@ -691,8 +693,9 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     }
     SFX(copy_or_zero)(dh, dhT, B * Hs);
     SFX(copy_or_zero)(dc, dcT, B * H);
-    if ((st = SFX(step_pack_ld)(d, 0, Hs, G, p->w_hh, Hs, wpk))) return st;
-    if (L.proj && (st = SFX(step_pack_ld)(d, 0, H, P, p->w_hr, H, wrpk))) return st;
+    SFX(step_w) whh, whr = {0};
+    if ((st = SFX(step_w_make)(d, 0, Hs, G, p->w_hh, Hs, wpk, &whh))) return st;
+    if (L.proj && (st = SFX(step_w_make)(d, 0, H, P, p->w_hr, H, wrpk, &whr))) return st;
     const SFX(lx_bwd_row_fn) row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, G);
 
@@ -703,14 +706,14 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
                 int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
                 if (t >= 0) SFX(lx_bwd_row_h)(&c, b, t * d->ts + b * d->bs);
             }
-            if ((st = SFX(step_product)(d, H, P, c.dt, wrpk, 0, c.du, H, gemm_ws))) return st;
+            if ((st = SFX(step_mul)(d, H, P, c.dt, &whr, 0, c.du, H, gemm_ws))) return st;
         }
         SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c,
                                          .G = G, .proj = L.proj};
         rnn_par_rows(d, ne, B, SFX(lx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
          * for running rows; ended rows pass dh through */
-        if ((st = SFX(step_product)(d, Hs, G, c.dGs, wpk, 0, dhr, Hs, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, Hs, G, c.dGs, &whh, 0, dhr, Hs, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
             REAL *dhb = dh + b * Hs;

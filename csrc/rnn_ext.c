@@ -213,10 +213,11 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
 
     /* hs = x W_ih^T for every step at once (at inference, block by block);
      * the time loop adds the rest */
-    if (inf) st = SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk);
-    else st = GEMM(0, 1, R, H, I, 1, x, d->ldx, p->w_ih, I, 0, hs, H, gemm_ws);
+    if (inf) st = rnn_in_place(d, I) ? RNN_OK : SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk);
+    else st = SFX(input_proj)(d, H, x, p->w_ih, hs, gemm_ws);
     if (st) return st;
-    if ((st = SFX(step_pack)(d, 1, H, H, p->w_hh, wpk))) return st;
+    SFX(step_w) whh;
+    if ((st = SFX(step_w_make)(d, 1, H, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const SFX(rx_fwd_row_fn) row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
@@ -231,7 +232,7 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
             for (int64_t k = 0; k < B * H; k++) hm[k] = rec[k] * hT[k];
             a = hm;
         }
-        if ((st = SFX(step_gemm)(d, 1, H, H, a, p->w_hh, wpk, pre, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, H, H, a, &whh, 0, pre, H, gemm_ws))) return st;
         SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
                                          .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out,
                                          .hmc = hmc, .rec = rec, .zh = zh, .zld = zld,
@@ -312,7 +313,8 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     REAL *wpk = dAs + B * H;    /* W_hh packed */
 
     SFX(copy_or_zero)(dh, dhT, B * H);
-    if ((st = SFX(step_pack)(d, 0, H, H, p->w_hh, wpk))) return st;
+    SFX(step_w) whh;
+    if ((st = SFX(step_w_make)(d, 0, H, H, p->w_hh, H, wpk, &whh))) return st;
     const SFX(rx_bwd_row_fn) row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa());
     const int ne = rnn_elem_threads(d, H);
     for (int64_t s = T - 1; s >= 0; s--) {
@@ -321,7 +323,7 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
                                          .dA = dA, .dAs = dAs, .relu = relu};
         rnn_par_rows(d, ne, B, SFX(rx_bwd_rows), &rows_ctx);
         /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
-        if ((st = SFX(step_gemm)(d, 0, H, H, dAs, p->w_hh, wpk, dhr, gemm_ws))) return st;
+        if ((st = SFX(step_mul)(d, H, H, dAs, &whh, 0, dhr, H, gemm_ws))) return st;
         for (int64_t b = 0; b < B; b++) {
             if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
             REAL *restrict db = dh + b * H;

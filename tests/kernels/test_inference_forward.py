@@ -29,10 +29,11 @@ COMPUTES = [("float32", "float32"), ("float64", "float64"), ("float32", "bfloat1
 def test_lstm_inference_equals_training_forward(dtype, compute, peep, proj, ln):
     rng = np.random.default_rng(7)
     # shapes that cross the projection blocks: B = 1 with T past a block (65 steps of
-    # 4H = 1024 gates), a last block of one step, T = B = 1, and a wide batch
+    # 4H = 1024 gates), a last block of one step, T = B = 1, and a wide batch; B = 1
+    # over few steps, where the weights are read in place (W_ih too, or W_hh only)
     for (T, B, I, H), batch_first, reverse, lengths, masks in itertools.product(
-            [(1, 1, 5, 7), (65, 1, 8, 256), (9, 5, 6, 11), (3, 40, 4, 9)], [False, True],
-            [False, True], [False, True], [False, True]):
+            [(1, 1, 5, 7), (65, 1, 8, 256), (9, 5, 6, 11), (3, 40, 4, 9), (3, 1, 100, 96),
+             (4, 1, 8, 160)], [False, True], [False, True], [False, True], [False, True]):
         cell = _lstm_case(rng, dtype, compute, peep, proj, ln, I, H)
         Hs = proj or H
         x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
@@ -60,8 +61,8 @@ def test_lstm_inference_equals_training_forward(dtype, compute, peep, proj, ln):
 def test_gru_rnn_inference_equals_training_forward(dtype, compute, kind, ln):
     rng = np.random.default_rng(11)
     for (T, B, I, H), batch_first, reverse, lengths, masks in itertools.product(
-            [(1, 1, 5, 7), (65, 1, 8, 400), (9, 5, 6, 11), (3, 40, 4, 9)], [False, True],
-            [False, True], [False, True], [False, True]):
+            [(1, 1, 5, 7), (65, 1, 8, 400), (9, 5, 6, 11), (3, 40, 4, 9), (3, 1, 100, 96),
+             (4, 1, 8, 160)], [False, True], [False, True], [False, True], [False, True]):
         if kind == "gru":
             cell = _core.GRUCell(I, H, layer_norm=ln, dtype=dtype)
         else:
