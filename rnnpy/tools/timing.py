@@ -11,7 +11,9 @@ from typing import Any, Callable, Dict, List
 # started on the other core shares it with them. Timed right after a PyTorch
 # call, rnnpy's two-thread LSTM step (50, 64, 256, 256) took 74 ms instead of
 # the 52 ms it takes 10 ms later, a cost of the comparison, not of either
-# library. With threads > 1, the bench waits this long before each timed call.
+# library. With threads > 1, the bench waits this long before each timed call,
+# then makes the same call once untimed: after a 25 ms pause a short call
+# (a batch of one) ran 15% slower, its data gone from the caches.
 SETTLE_S = 0.025
 
 
@@ -24,8 +26,9 @@ def settle_for(threads: int, use_torch: bool) -> float:
 def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
                      min_time: float, settle: float = 0.0) -> Dict[str, Any]:
     """Runs several callables in alternation (a, b, a, b, ...), so that a
-    change in the machine's load while measuring hits them alike, sleeping
-    ``settle`` seconds (untimed) before each call. Returns the wall and the
+    change in the machine's load while measuring hits them alike; with
+    ``settle`` > 0, each timed call comes after a pause of that many seconds
+    and one untimed call of the same callable. Returns the wall and the
     process CPU seconds of every run, {"wall": {key: [...]}, "cpu": ...}, and
     the pool's jobs during each callable's runs, {"pool": {key: [on several
     threads, on the caller alone]}}."""
@@ -43,8 +46,10 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
     while True:
         for k, fn in fns.items():
             if settle > 0:
+                t0 = time.perf_counter()
                 time.sleep(settle)
-                slept += settle
+                fn()  # untimed: the caches and clocks a sleep lets go cold, warm again
+                slept += time.perf_counter() - t0
             p0 = counts()
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
