@@ -84,8 +84,11 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
  * PARAMS is the parenthesised parameter list, ARGS the argument list. */
 #if CELL_X86
-#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS)                                      \
-    CELL_TARGET_AVX512 static void SFX(fn##_avx512) PARAMS { SFX(fn) ARGS; }            \
+#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS) CELL_ROW_VARIANTS2(fn, PARAMS, ARGS, ARGS)
+/* ... with the AVX-512 variant's body called with ARGS512 (e.g. a flag that
+ * selects hand-vectorised pieces) */
+#define CELL_ROW_VARIANTS2(fn, PARAMS, ARGS, ARGS512)                            \
+    CELL_TARGET_AVX512 static void SFX(fn##_avx512) PARAMS { SFX(fn) ARGS512; }         \
     CELL_TARGET_AVX2 static void SFX(fn##_avx2) PARAMS { SFX(fn) ARGS; }                \
     static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                  \
     typedef void(*SFX(fn##_fn)) PARAMS;                                                 \
@@ -94,7 +97,8 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
                : isa == RNN_ISA_AVX2 ? SFX(fn##_avx2) : SFX(fn##_gen);                  \
     }
 #else
-#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS)                                      \
+#define CELL_ROW_VARIANTS(fn, PARAMS, ARGS) CELL_ROW_VARIANTS2(fn, PARAMS, ARGS, ARGS)
+#define CELL_ROW_VARIANTS2(fn, PARAMS, ARGS, ARGS512)                            \
     static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                  \
     typedef void(*SFX(fn##_fn)) PARAMS;                                                 \
     static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }

@@ -173,13 +173,19 @@ int64_t rnn_ext_backward_work_len_lstm(const rnn_dims *d, const rnn_ext_config *
 #include "cell_common.h"
 
 #undef LX_ROW_VARIANTS
+#undef LX_ROW_VARIANTS2
+#undef LX_V512
 #if DTYPE_F32
 #define LX_ROW_VARIANTS CELL_ROW_VARIANTS
+#define LX_ROW_VARIANTS2 CELL_ROW_VARIANTS2
+#define LX_V512 RNN_V512 /* the float32 AVX-512 row uses lx_fwd_gates_v512 / lx_fwd_out_v512 */
 #else
 #define LX_ROW_VARIANTS(fn, PARAMS, ARGS)                                                   \
     static void SFX(fn##_gen) PARAMS { SFX(fn) ARGS; }                                     \
     typedef void(*SFX(fn##_fn)) PARAMS;                                                    \
     static SFX(fn##_fn) SFX(fn##_pick)(int isa) { (void)isa; return SFX(fn##_gen); }
+#define LX_ROW_VARIANTS2(fn, PARAMS, ARGS, ARGS512) LX_ROW_VARIANTS(fn, PARAMS, ARGS)
+#define LX_V512 0
 #endif
 
 #include "layer_norm.h"
@@ -236,6 +242,76 @@ static CELL_INLINE void SFX(lx_fwd_gates)(int64_t H, REAL *restrict gr, const RE
         cb[j] = zcr[j] * c_prev + ((REAL)1 - zcr[j]) * c;
     }
 }
+
+#if LX_V512
+/* lx_fwd_gates and lx_fwd_out (float32) by hand with AVX-512: the compiler
+ * vectorises the scalar loops with the activations' clamps turned into mask
+ * arithmetic around each exponential. The same operations in the same order
+ * (rnn_v512_*: the scalar activations' bits), so the same bits. */
+#define LX_V512_FN __attribute__((target("avx512f,avx512vl,avx512dq,fma"))) static void
+/* With pr (not NULL) it first adds pr + bias to the pre-activations, as
+ * lx_fwd_sum would (one pass over the gates instead of two); with keep == 0
+ * (inference) it stores only the output gate, which lx_fwd_out reads. */
+LX_V512_FN lx_fwd_gates_v512(int64_t H, float *restrict gr, const float *restrict pr,
+                             const float *restrict bias, const float *restrict pi,
+                             const float *restrict pf, const float *restrict po,
+                             const float *restrict zcr, float *restrict cb, float *restrict csr,
+                             float *restrict cpr, const int peep, const int keep) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t j = 0; j < H; j += 16) {
+        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        __m512 c_prev = _mm512_maskz_loadu_ps(m, cb + j);
+        _mm512_mask_storeu_ps(cpr + j, m, c_prev);
+        __m512 a[4];
+        for (int q = 0; q < 4; q++) {
+            a[q] = _mm512_maskz_loadu_ps(m, gr + q * H + j);
+            if (pr)
+                a[q] = _mm512_add_ps(_mm512_add_ps(a[q], _mm512_maskz_loadu_ps(m, pr + q * H + j)),
+                                     _mm512_maskz_loadu_ps(m, bias + q * H + j));
+        }
+        __m512 ai = a[0], af = a[1], ag = a[2], ao = a[3];
+        if (peep) {
+            ai = _mm512_add_ps(ai, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pi + j), c_prev));
+            af = _mm512_add_ps(af, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pf + j), c_prev));
+        }
+        __m512 ig = rnn_v512_sigmoid(ai), fg = rnn_v512_sigmoid(af), gg = rnn_v512_tanh(ag);
+        __m512 c = _mm512_add_ps(_mm512_mul_ps(fg, c_prev), _mm512_mul_ps(ig, gg));
+        if (peep) ao = _mm512_add_ps(ao, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, po + j), c));
+        __m512 og = rnn_v512_sigmoid(ao);
+        if (keep) {
+            _mm512_mask_storeu_ps(gr + j, m, ig);
+            _mm512_mask_storeu_ps(gr + H + j, m, fg);
+            _mm512_mask_storeu_ps(gr + 2 * H + j, m, gg);
+        }
+        _mm512_mask_storeu_ps(gr + 3 * H + j, m, og);
+        _mm512_mask_storeu_ps(csr + j, m, c);
+        __m512 z = _mm512_maskz_loadu_ps(m, zcr + j);
+        _mm512_mask_storeu_ps(cb + j, m, _mm512_add_ps(_mm512_mul_ps(z, c_prev),
+                                                       _mm512_mul_ps(_mm512_sub_ps(one, z), c)));
+    }
+}
+
+LX_V512_FN lx_fwd_out_v512(int64_t H, const float *restrict y, const float *restrict og,
+                           const float *restrict zhr, float *restrict hb, float *restrict o,
+                           float *restrict ub, float *restrict ur, const int proj) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t j = 0; j < H; j += 16) {
+        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        __m512 u = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, og + j),
+                                 rnn_v512_tanh(_mm512_maskz_loadu_ps(m, y + j)));
+        if (proj) {
+            _mm512_mask_storeu_ps(ub + j, m, u);
+            _mm512_mask_storeu_ps(ur + j, m, u);
+        } else {
+            __m512 z = _mm512_maskz_loadu_ps(m, zhr + j);
+            __m512 h = _mm512_add_ps(_mm512_mul_ps(z, _mm512_maskz_loadu_ps(m, hb + j)),
+                                     _mm512_mul_ps(_mm512_sub_ps(one, z), u));
+            _mm512_mask_storeu_ps(hb + j, m, h);
+            _mm512_mask_storeu_ps(o + j, m, h);
+        }
+    }
+}
+#endif
 
 /* cn = LN(c~), its 1/sqrt(var + eps), and y = g0*cn + g1 */
 static CELL_INLINE void SFX(lx_fwd_ln_c)(int64_t H, const REAL *restrict csr,
@@ -294,7 +370,8 @@ typedef struct {
 /* One row of a forward step, up to h_t (or u before the projection): r is
  * the row of x and out, q the row of the per-row arrays (r, or b at
  * inference, where nothing is kept for backward). */
-static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r) {
+static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r,
+                                        const int v512) {
     const int64_t H = c->H, Hs = c->Hs, G = c->G, q = c->inf ? b : r;
     REAL *gr = c->gates + (c->inf ? c->goff + b : r) * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
     REAL *csr = c->cs + q * H, *cpr = c->cp + q * H, *o = c->out + r * c->ldo;
@@ -304,8 +381,16 @@ static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_
     if (c->ln)
         SFX(lx_fwd_ln_in)(G, gr, pr, c->ln_ih, c->b_ih, c->ln_hh, c->b_hh, c->XN + q * G,
                           c->HN + q * G, c->RS + q * 3);
-    else
+    else if (!(LX_V512 && v512))
         SFX(lx_fwd_sum)(G, gr, pr, c->bias);
+#if LX_V512
+    if (v512)
+        lx_fwd_gates_v512(H, gr, c->ln ? NULL : pr, c->bias, c->pi, c->pf, c->po, zcr, cb, csr,
+                          cpr, c->peep, !c->inf);
+    else
+#else
+    (void)v512;
+#endif
     if (c->peep) SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 1);
     else SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 0);
     const REAL *og = gr + 3 * H;
@@ -316,10 +401,15 @@ static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_
         SFX(lx_fwd_ln_c)(H, csr, c->g0, c->g1, c->CN + q * H, yr, c->RS + q * 3 + 2);
         y = yr;
     }
+#if LX_V512
+    if (v512) lx_fwd_out_v512(H, y, og, zhr, hb, o, ub, ur, c->proj);
+    else
+#endif
     if (c->proj) SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 1);
     else SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 0);
 }
-LX_ROW_VARIANTS(lx_fwd_row, (const SFX(lx_fctx) *c, int64_t b, int64_t r), (c, b, r))
+LX_ROW_VARIANTS2(lx_fwd_row, (const SFX(lx_fctx) *c, int64_t b, int64_t r), (c, b, r, 0),
+                 (c, b, r, 1))
 
 /* ---- backward pieces ---- */
 

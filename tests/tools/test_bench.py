@@ -155,6 +155,25 @@ def test_fast_activation_accuracy(name, max_ulp, max_abs):
         assert np.all((fast >= 0) & (fast <= 1))
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "exp"])
+def test_avx512_activations_have_the_scalar_bits(name):
+    # the hand-vectorised AVX-512 gate loops must compute what the scalar code does
+    from rnnpy import _core
+
+    if _core.gemm_isa() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    edges = np.float32([0.0, -0.0, 0.3, -0.3, np.nextafter(np.float32(0.3), np.float32(0)), 43, -43,
+                        44, 87, -87, 88, -88, 100, -100, 1e-30, -1e-30, 1e-40, np.inf, -np.inf, np.nan])
+    x = np.concatenate([_sweep(), np.tile(edges, 16)])
+    if name == "exp":  # its domain is [-87, 88] (the callers clamp)
+        x = np.clip(x[~np.isnan(x)], -87, 88)
+    x = x[: len(x) // 16 * 16]  # whole groups of 16 (a last partial one runs the scalar code)
+    scalar, vector = _core.activation(x, name), _core.activation(x, name, impl="avx512")
+    same = (scalar.view(np.int32) == vector.view(np.int32)) | (np.isnan(scalar) & np.isnan(vector))
+    assert same.all(), (name, x[~same][:5], scalar[~same][:5], vector[~same][:5])
+    assert np.isnan(vector[np.isnan(x)]).all()
+
+
 def test_fast_exp_accuracy():
     from rnnpy import _core
 
