@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from .._validate import array, seed_value, token_ids
+from ..nn.grad_mode import no_grad
 from ..nn.module import Module
 
 
@@ -254,16 +255,18 @@ class Sampler:
             from ..data.arrays import one_hot
 
             x = one_hot(ids, self._one_hot, dtype=self.model.dtype)
+        if not self.model.is_recurrent:
+            raise TypeError(f"model: expected a recurrent model (forward returns (out, state)), "
+                            f"got {type(self.model).__name__}")
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         try:
-            if self.model.is_recurrent:
+            with no_grad():  # nothing is kept for a backward that never comes
                 out, self.state = self.model.forward(x, self.state, lengths)
-            else:
-                raise TypeError(f"model: expected a recurrent model (forward returns (out, state)), "
-                                f"got {type(self.model).__name__}")
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train(True)
         if out.ndim != 3:
             raise ValueError(f"model: expected logits at every step (B, T, V), got shape {out.shape}")
         last = (np.full(len(ids), ids.shape[1] - 1) if lengths is None else lengths - 1)
