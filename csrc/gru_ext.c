@@ -144,17 +144,64 @@ static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, REAL *restrict xr, const 
     }
 }
 
+#undef GX_V512
+#if DTYPE_F32 && RNN_V512
+/* gru_fwd_row (float32) by hand with AVX-512, its operations in its order
+ * (rnn_v512_*: the scalar activations' bits), so the same bits; the
+ * compiler's vectorisation of the scalar loop wraps each exponential in mask
+ * arithmetic for the activations' clamps. */
+__attribute__((target("avx512f,avx512vl,avx512dq,fma"))) static void
+gru_fwd_row_v512(int64_t H, float *restrict gr, const float *restrict pr,
+                 const float *restrict b_ih, const float *restrict b_hh, float *restrict hb,
+                 float *restrict o, float *restrict hnr, float *restrict hpr) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+#define GRU_LD(p, k) _mm512_maskz_loadu_ps(m, (p) + (k) * H + j)
+    for (int64_t j = 0; j < H; j += 16) {
+        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        __m512 h_prev = GRU_LD(hb, 0);
+        _mm512_mask_storeu_ps(hpr + j, m, h_prev);
+        __m512 rg = rnn_v512_sigmoid(_mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 0), GRU_LD(b_ih, 0)), GRU_LD(pr, 0)),
+            GRU_LD(b_hh, 0)));
+        __m512 zg = rnn_v512_sigmoid(_mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 1), GRU_LD(b_ih, 1)), GRU_LD(pr, 1)),
+            GRU_LD(b_hh, 1)));
+        __m512 hnj = _mm512_add_ps(GRU_LD(pr, 2), GRU_LD(b_hh, 2));
+        __m512 ng = rnn_v512_tanh(_mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 2), GRU_LD(b_ih, 2)),
+                                                _mm512_mul_ps(rg, hnj)));
+        __m512 h = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, zg), ng),
+                                 _mm512_mul_ps(zg, h_prev));
+        _mm512_mask_storeu_ps(gr + j, m, rg);
+        _mm512_mask_storeu_ps(gr + H + j, m, zg);
+        _mm512_mask_storeu_ps(gr + 2 * H + j, m, ng);
+        _mm512_mask_storeu_ps(hnr + j, m, hnj);
+        _mm512_mask_storeu_ps(hb + j, m, h);
+        _mm512_mask_storeu_ps(o + j, m, h);
+    }
+#undef GRU_LD
+}
+#define GX_V512 1
+#else
+#define GX_V512 0
+#endif
+
 /* One forward row: xr is the row of x W_ih^T (which holds the gates
  * afterwards when there is no norm); with a norm (ln_ih not NULL) gr, xh and
- * rs are where its outputs go. zr is the zoneout row or NULL. */
+ * rs are where its outputs go. zr is the zoneout row or NULL. v512: the
+ * AVX-512 variant (float32: gru_fwd_row_v512). */
 static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
                                         REAL *restrict xh, REAL *restrict rs,
                                         const REAL *restrict ln_ih, const REAL *restrict ln_hh,
                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
                                         REAL *restrict gr, REAL *restrict hb, REAL *restrict o,
                                         REAL *restrict hnr, REAL *restrict hpr,
-                                        const REAL *restrict zr) {
+                                        const REAL *restrict zr, const int v512) {
     if (ln_ih) SFX(gx_fwd_ln_loop)(H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr);
+#if GX_V512
+    else if (v512) gru_fwd_row_v512(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
+#else
+    else if ((void)v512, 0) {}
+#endif
     else SFX(gru_fwd_row)(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
     if (zr) /* zoneout, a pass of its own so the gate loops exist once */
         for (int64_t j = 0; j < H; j++) {
@@ -163,13 +210,14 @@ static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL
             o[j] = h;
         }
 }
-CELL_ROW_VARIANTS(gx_fwd_row,
-                  (int64_t H, REAL *restrict xr, const REAL *restrict pr, REAL *restrict xh,
-                   REAL *restrict rs, const REAL *restrict ln_ih, const REAL *restrict ln_hh,
-                   const REAL *restrict b_ih, const REAL *restrict b_hh, REAL *restrict gr,
-                   REAL *restrict hb, REAL *restrict o, REAL *restrict hnr, REAL *restrict hpr,
-                   const REAL *restrict zr),
-                  (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr))
+CELL_ROW_VARIANTS2(gx_fwd_row,
+                   (int64_t H, REAL *restrict xr, const REAL *restrict pr, REAL *restrict xh,
+                    REAL *restrict rs, const REAL *restrict ln_ih, const REAL *restrict ln_hh,
+                    const REAL *restrict b_ih, const REAL *restrict b_hh, REAL *restrict gr,
+                    REAL *restrict hb, REAL *restrict o, REAL *restrict hnr, REAL *restrict hpr,
+                    const REAL *restrict zr),
+                   (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 0),
+                   (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 1))
 
 /* One row of a backward step: dL/du into du (3H), dL/dv into dv and dgs
  * from dhb + go = dL/dh~; dhb becomes the path z * dL/dh~ to h_{t-1}. */

@@ -81,25 +81,64 @@ static CELL_INLINE void SFX(rx_fwd_loop)(int64_t H, REAL *restrict hr, const REA
         o[j] = h;
     }
 }
+#undef RX_V512
+#if DTYPE_F32 && RNN_V512
+/* rx_fwd_loop's tanh case (float32) by hand with AVX-512: its operations in
+ * its order (rnn_v512_tanh: the scalar tanh's bits), so the same bits. */
+__attribute__((target("avx512f,avx512vl,avx512dq,fma"))) static void
+rx_fwd_tanh_v512(int64_t H, float *restrict hr, const float *restrict pb,
+                 const float *restrict b_ih, const float *restrict b_hh, float *restrict hb,
+                 float *restrict o, const float *restrict zr) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t j = 0; j < H; j += 16) {
+        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        __m512 a = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, hr + j),
+                                        _mm512_maskz_loadu_ps(m, b_ih + j)),
+                          _mm512_maskz_loadu_ps(m, pb + j)),
+            _mm512_maskz_loadu_ps(m, b_hh + j));
+        __m512 ht = rnn_v512_tanh(a), h = ht;
+        if (zr) {
+            __m512 z = _mm512_maskz_loadu_ps(m, zr + j);
+            h = _mm512_add_ps(_mm512_mul_ps(z, _mm512_maskz_loadu_ps(m, hb + j)),
+                              _mm512_mul_ps(_mm512_sub_ps(one, z), ht));
+        }
+        _mm512_mask_storeu_ps(hr + j, m, ht);
+        _mm512_mask_storeu_ps(hb + j, m, h);
+        _mm512_mask_storeu_ps(o + j, m, h);
+    }
+}
+#define RX_V512 1
+#else
+#define RX_V512 0
+#endif
+/* v512: the AVX-512 variant (float32 tanh: rx_fwd_tanh_v512) */
 static CELL_INLINE void SFX(rx_fwd_row)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
                                         REAL *restrict hb, REAL *restrict o, REAL *restrict hmr,
                                         const REAL *restrict mr, const REAL *restrict zr,
-                                        int relu) {
+                                        int relu, const int v512) {
     /* saves m_b*h_{t-1} (mr the rec row, or NULL) for dW_hh, then a copy of
      * the loop with and one without zoneout, so neither tests it per element */
     if (mr)
         for (int64_t j = 0; j < H; j++) hmr[j] = mr[j] * hb[j];
     else
         memcpy(hmr, hb, (size_t)H * sizeof(REAL));
+#if RX_V512
+    if (v512 && !relu) rx_fwd_tanh_v512(H, hr, pb, b_ih, b_hh, hb, o, zr);
+    else
+#else
+    (void)v512;
+#endif
     if (zr) SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 1);
     else SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 0);
 }
-CELL_ROW_VARIANTS(rx_fwd_row,
-                  (int64_t H, REAL *restrict hr, const REAL *restrict pb, const REAL *restrict b_ih,
-                   const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
-                   REAL *restrict hmr, const REAL *restrict mr, const REAL *restrict zr, int relu),
-                  (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu))
+CELL_ROW_VARIANTS2(rx_fwd_row,
+                   (int64_t H, REAL *restrict hr, const REAL *restrict pb, const REAL *restrict b_ih,
+                    const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
+                    REAL *restrict hmr, const REAL *restrict mr, const REAL *restrict zr, int relu),
+                   (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 0),
+                   (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 1))
 
 /* One row of a backward step: the pre-activation gradient into da and das;
  * db (dL/dh_t on entry) becomes the zoneout path zh * dL/dh_t (0 without
