@@ -48,3 +48,24 @@ def test_alone_equals_twice_in_a_batch(kind, opts, T, I, H, dtype, rtol):
         scale = np.abs(two.grads).max()
         assert scale > 0
         np.testing.assert_allclose(2 * one.grads, two.grads, rtol=rtol, atol=rtol * 1e-2 * scale)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_in_place_bits_do_not_depend_on_threads(kind):
+    # products large enough (G x K >= 2^20 multiply-adds) to be split over two threads
+    rng = np.random.default_rng(5)
+    T, I, H = 2, 700, 1024 if kind == "rnn" else 512
+    cell = _make(kind, I, H, "float32", {})
+    cell.params[:] = rng.standard_normal(cell.num_params) * 0.3 / np.sqrt(H / 8)
+    x = rng.standard_normal((T, 1, I)).astype(np.float32)
+    dout = rng.standard_normal((T, 1, H)).astype(np.float32)
+    got = []
+    for threads in (1, 2):
+        cell.threads = threads
+        cell.zero_grad()
+        out = cell.forward(x)
+        dx = cell.backward(dout)[0]
+        got.append((out[0], dx, cell.grads.copy(), cell.forward(x, keep_cache=False)[0]))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[0][0], got[0][3])  # inference and training forward alike
