@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "array_ops.h"
 #include "gemm.h"
 #include "bf16.h"
 
@@ -136,6 +137,22 @@ activation_v512(int which, const float *x, float *y, npy_intp n) {
     return i;
 }
 #endif
+
+static PyObject *core_all_finite(PyObject *Py_UNUSED(m), PyObject *arg) {
+    if (!PyArray_Check(arg)) Py_RETURN_NONE;
+    PyArrayObject *a = (PyArrayObject *)arg;
+    int t = PyArray_TYPE(a);
+    if (!(t == NPY_FLOAT || t == NPY_DOUBLE) || !PyArray_IS_C_CONTIGUOUS(a) ||
+        !PyArray_ISALIGNED(a) || PyArray_ISBYTESWAPPED(a))
+        Py_RETURN_NONE;
+    const void *x = PyArray_DATA(a);
+    npy_intp n = PyArray_SIZE(a);
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = t == NPY_FLOAT ? rnn_all_finite_f32(x, n) : rnn_all_finite_f64(x, n);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(ok);
+}
 
 static PyObject *core_activation(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"x", "name", "impl", NULL};
@@ -335,6 +352,10 @@ PyMethodDef core_methods[] = {
      "c = alpha * op(a) @ op(b) + beta * c with rnnpy's own GEMM (float64 when a is float64,\n"
      "else float32). isa: 'avx512', 'avx2', 'generic', 'reference' (the plain loop) or None\n"
      "(the best this CPU has). For tests and benchmarks."},
+    {"all_finite", (PyCFunction)core_all_finite, METH_O,
+     "all_finite(a) -> bool or None\n\n"
+     "Whether a C-contiguous float32/float64 ndarray holds no NaN or Inf (one pass over\n"
+     "the exponent bits); None for any other object, which the caller checks otherwise."},
     {"activation", (PyCFunction)(void (*)(void))core_activation, METH_VARARGS | METH_KEYWORDS,
      "activation(x, name, *, impl='fast') -> y\n\n"
      "The float32 gate nonlinearities elementwise: name 'sigmoid', 'tanh' or 'exp'; impl\n"
