@@ -97,7 +97,9 @@ def test_fit_is_unaffected():
     m = _lstm_model()
     x = np.random.default_rng(0).standard_normal((8, 5, 3))
     y = np.array([0, 1] * 4)
+    # a fixed shuffling seed: with one drawn per run, 4 of 60 orders of these 8 random
+    # samples end the third epoch above the first's loss
     h = rnnpy.fit(m, (x, y), loss="cross_entropy", optimizer=optim.Adam(m, lr=0.1), epochs=3,
-                  batch_size=4, progress=False)
+                  batch_size=4, progress=False, seed=0)
     loss = h["loss"] if isinstance(h, dict) else h.history["loss"]
     assert loss[-1] < loss[0]
