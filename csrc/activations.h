@@ -97,6 +97,10 @@ static inline float rnn_fast_tanh_f32(float x) {
 #include <immintrin.h>
 #define RNN_V512 1
 #define RNN_V512_FN static inline __attribute__((target("avx512f,avx512vl,avx512dq,fma"), always_inline))
+/* The lanes of the 16 floats from index j of a row of n: all, or the tail. */
+RNN_V512_FN __mmask16 rnn_v512_mask(int64_t n, int64_t j) {
+    return n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+}
 RNN_V512_FN __m512 rnn_v512_exp(__m512 x) {
     const __m512 shifter = _mm512_set1_ps(12582912.0f);
     __m512 n = _mm512_sub_ps(

@@ -201,6 +201,18 @@ static inline int SFX(step_mul)(const rnn_dims *d, int64_t N, int64_t K, const R
     return SFX(step_product)(d, N, K, A, sw->packed, beta, C, ldc, gemm_ws);
 }
 
+/* C (n, G) = x W_ih^T for n rows of x (ldx apart) one row-vector product at
+ * a time, W_ih read in place: input_proj and proj_block_next alike. */
+static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const REAL *x,
+                                 int64_t ldx, const REAL *w_ih, REAL *C, void *gemm_ws) {
+    const int64_t I = d->I;
+    for (int64_t r = 0; r < n; r++) {
+        int st = GEMM(0, 1, 1, G, I, 1, x + r * ldx, ldx, w_ih, I, 0, C + r * G, G, gemm_ws);
+        if (st) return st;
+    }
+    return RNN_OK;
+}
+
 /* The training forward's input projection: C (R, G) = x W_ih^T for all R =
  * T*B rows of x (ldx apart) at once, or row by row when the weights are read
  * in place (as proj_block_next computes it at inference). */
@@ -208,11 +220,7 @@ static inline int SFX(input_proj)(const rnn_dims *d, int64_t G, const REAL *x, c
                                   REAL *C, void *gemm_ws) {
     const int64_t R = d->T * d->B, I = d->I;
     if (!rnn_in_place(d, I)) return GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, C, G, gemm_ws);
-    for (int64_t r = 0; r < R; r++) {
-        int st = GEMM(0, 1, 1, G, I, 1, x + r * d->ldx, d->ldx, w_ih, I, 0, C + r * G, G, gemm_ws);
-        if (st) return st;
-    }
-    return RNN_OK;
+    return SFX(proj_rows)(d, R, G, x, d->ldx, w_ih, C, gemm_ws);
 }
 
 /* The rows of x that steps s0 .. s0+n-1 read, step by step (row j*B + b is
@@ -255,13 +263,8 @@ static inline int SFX(proj_block_next)(const rnn_dims *d, const int64_t *lengths
     pb->pend = s + n;
     const REAL *xa = SFX(steps_x_rows)(d, lengths, pb->p0, pb->pend - pb->p0, x, xs, &lda);
     if (R == 1) return GEMM(0, 1, 1, G, I, 1, xa, lda, w_ih, I, 0, dst, G, gemm_ws);
-    if (rnn_in_place(d, I)) {
-        for (int64_t r = 0; r < (pb->pend - pb->p0) * B; r++) {
-            int st = GEMM(0, 1, 1, G, I, 1, xa + r * lda, lda, w_ih, I, 0, dst + r * G, G, gemm_ws);
-            if (st) return st;
-        }
-        return RNN_OK;
-    }
+    if (rnn_in_place(d, I))
+        return SFX(proj_rows)(d, (pb->pend - pb->p0) * B, G, xa, lda, w_ih, dst, gemm_ws);
     return SFX(packed_product)(d, (pb->pend - pb->p0) * B, R, G, I, xa, lda, wipk, 0, dst, G,
                                gemm_ws);
 }

@@ -157,7 +157,7 @@ gru_fwd_row_v512(int64_t H, float *restrict gr, const float *restrict pr,
     const __m512 one = _mm512_set1_ps(1.0f);
 #define GRU_LD(p, k) _mm512_maskz_loadu_ps(m, (p) + (k) * H + j)
     for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        const __mmask16 m = rnn_v512_mask(H, j);
         __m512 h_prev = GRU_LD(hb, 0);
         _mm512_mask_storeu_ps(hpr + j, m, h_prev);
         __m512 rg = rnn_v512_sigmoid(_mm512_add_ps(

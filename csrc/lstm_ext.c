@@ -259,7 +259,7 @@ LX_V512_FN lx_fwd_gates_v512(int64_t H, float *restrict gr, const float *restric
                              float *restrict cpr, const int peep, const int keep) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        const __mmask16 m = rnn_v512_mask(H, j);
         __m512 c_prev = _mm512_maskz_loadu_ps(m, cb + j);
         _mm512_mask_storeu_ps(cpr + j, m, c_prev);
         __m512 a[4];
@@ -296,7 +296,7 @@ LX_V512_FN lx_fwd_out_v512(int64_t H, const float *restrict y, const float *rest
                            float *restrict ub, float *restrict ur, const int proj) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        const __mmask16 m = rnn_v512_mask(H, j);
         __m512 u = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, og + j),
                                  rnn_v512_tanh(_mm512_maskz_loadu_ps(m, y + j)));
         if (proj) {

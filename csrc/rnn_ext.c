@@ -91,7 +91,7 @@ rx_fwd_tanh_v512(int64_t H, float *restrict hr, const float *restrict pb,
                  float *restrict o, const float *restrict zr) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1);
+        const __mmask16 m = rnn_v512_mask(H, j);
         __m512 a = _mm512_add_ps(
             _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, hr + j),
                                         _mm512_maskz_loadu_ps(m, b_ih + j)),
