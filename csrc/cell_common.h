@@ -80,6 +80,69 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
 }
 
 
+/* A step split by rows. Sequences do not interact within a step: every
+ * product of a step (h W_hh^T, its backward dG W_hh, the projection's) and
+ * its elementwise pass take row b of their inputs to row b of their
+ * outputs. So a step can run as one job of row blocks, each task computing
+ * its rows' products and then their elementwise pass on one thread, instead
+ * of a job per product split by columns and one more for the rows: one
+ * barrier per step instead of two or three, each thread's gates made and
+ * used in its own caches, and the elementwise work split whatever its
+ * size. Each task reads the whole packed W_hh, so the split is for weights
+ * that fit in a core's L2 beside the step's rows.
+ *
+ * The bits are those of the unsplit step: a product's row does not depend
+ * on the rows computed with it (the micro-kernel sums every element in the
+ * same order, whatever the tile's height), except for a product of one row,
+ * which runs the row-vector kernel; so every block has at least two rows. */
+#ifndef RNN_STEP_SPLIT_MIN_MADDS
+#define RNN_STEP_SPLIT_MIN_MADDS (1 << 18) /* a step's product below this: not split */
+#endif
+#ifndef RNN_STEP_SPLIT_MAX_BYTES
+#define RNN_STEP_SPLIT_MAX_BYTES (1536 << 10) /* the packed W_hh each task reads */
+#endif
+/* Row blocks of a step of a call whose step product is B x N x K, with
+ * weights of elt bytes: 1 (not split) or the number of tasks. */
+static inline int rnn_step_split(const rnn_dims *d, int64_t N, int64_t K, size_t elt) {
+    double madds = (double)d->B * (double)N * (double)K;
+    double wbytes = (double)N * (double)K * (double)(d->compute == RNN_COMPUTE_BF16 ? 2 : elt);
+    if (d->threads <= 1 || d->B < 4 || wbytes > RNN_STEP_SPLIT_MAX_BYTES) return 1;
+    if (madds < RNN_STEP_SPLIT_MIN_MADDS) return 1;
+    int64_t n = d->threads < RNN_MAX_THREADS ? d->threads : RNN_MAX_THREADS;
+    if (n > d->B / 2) n = d->B / 2; /* two rows or more each */
+    return (int)n;
+}
+/* One task of a split step: rows [b0, b1), GEMM workspace ws. */
+typedef int (*rnn_step_fn)(void *ctx, int64_t b0, int64_t b1, void *ws);
+typedef struct {
+    rnn_step_fn fn;
+    void *ctx;
+    int64_t rows;
+    int n;
+    char *ws;
+    size_t ws_step;
+    int status[RNN_MAX_THREADS];
+} rnn_step_job;
+static inline void rnn_step_task(void *job, int i) {
+    rnn_step_job *j = job;
+    int64_t b0, b1;
+    rnn_pool_part(j->rows, j->n, i, &b0, &b1);
+    j->status[i] = j->fn(j->ctx, b0, b1, j->ws + (size_t)i * j->ws_step);
+}
+/* Runs a step: fn(ctx, 0, B, gemm_ws) when n <= 1 (the step's products then
+ * split themselves), else n row blocks on d's pool, task i with the i-th of
+ * the GEMM workspaces. Returns the first error of a task. */
+static inline int rnn_run_step(const rnn_dims *d, int n, rnn_step_fn fn, void *ctx,
+                               void *gemm_ws) {
+    if (n <= 1) return fn(ctx, 0, d->B, gemm_ws);
+    rnn_step_job j = {.fn = fn, .ctx = ctx, .rows = d->B, .n = n, .ws = gemm_ws,
+                      .ws_step = rnn_gemm_workspace_size()};
+    rnn_pool_run(d->pool, n, rnn_step_task, &j);
+    for (int i = 0; i < n; i++)
+        if (j.status[i]) return j.status[i];
+    return RNN_OK;
+}
+
 /* Defines fn_avx512, fn_avx2 and fn_gen, each the body SFX(fn) compiled for
  * that instruction set, and SFX(fn##_pick)(isa) returning the one to use.
  * PARAMS is the parenthesised parameter list, ARGS the argument list. */
@@ -199,6 +262,30 @@ static inline int SFX(step_mul)(const rnn_dims *d, int64_t N, int64_t K, const R
     if (!sw->packed)
         return GEMM(0, sw->trans_b, d->B, N, K, 1, A, K, sw->w, sw->ldw, beta, C, ldc, gemm_ws);
     return SFX(step_product)(d, N, K, A, sw->packed, beta, C, ldc, gemm_ws);
+}
+
+/* Rows [b0, b1) of step_mul's product: all of it, split as step_mul splits
+ * it, when the step is not split (split == 0); else on the calling thread
+ * alone (a task of a split step, rnn_step_split), the bfloat16 micro-kernel
+ * chosen for all B rows, as the unsplit product chooses it. */
+static inline int SFX(step_mul_rows)(const rnn_dims *d, int split, int64_t b0, int64_t b1,
+                                     int64_t N, int64_t K, const REAL *A, const SFX(step_w) *sw,
+                                     REAL beta, REAL *C, int64_t ldc, void *gemm_ws) {
+    if (!split) return SFX(step_mul)(d, N, K, A, sw, beta, C, ldc, gemm_ws);
+    const int64_t M = b1 - b0;
+    A += b0 * K;
+    C += b0 * ldc;
+    if (!sw->packed) /* in place: a batch of one, which is never split */
+        return SFX(rnn_gemm_isa)(rnn_gemm_best_isa(), 0, sw->trans_b, M, N, K, 1, A, K, sw->w,
+                                 sw->ldw, beta, C, ldc, gemm_ws);
+#if DTYPE_F32
+    if (d->compute == RNN_COMPUTE_BF16)
+        return rnn_gemm_bf16_packed_mt(rnn_bf16_isa_for(d->B, N, K), NULL, 1, 0, M, N, K, 1, A,
+                                       K, sw->packed, beta, C, ldc, gemm_ws,
+                                       rnn_gemm_workspace_size());
+#endif
+    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
+    return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, 1, A, K, sw->packed, beta, C, ldc, gemm_ws);
 }
 
 /* C (n, G) = x W_ih^T for n rows of x (ldx apart) one row-vector product at

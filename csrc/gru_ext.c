@@ -374,6 +374,31 @@ static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     }
 }
 
+/* gru_ext_forward's step over rows [b0, b1) (rnn_run_step): the recurrent
+ * product, then the rows' gates and state. */
+typedef struct {
+    SFX(gx_fwd_rows_ctx) rows; /* the step's rows pass */
+    int split, ne;             /* a task of a split step; the unsplit step's row threads */
+    const REAL *rec;           /* recurrent dropout's mask, or NULL */
+    REAL *hm;                  /* rec * h_{t-1} */
+    const SFX(step_w) *whh;
+} SFX(gx_fwd_step_ctx);
+static int SFX(gx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    SFX(gx_fwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->rows.d;
+    const int64_t H = k->rows.H, G = k->rows.G;
+    const REAL *a = k->rows.hT;
+    if (k->rec) {
+        SFX(gx_mul)(k->hm + b0 * H, k->rec + b0 * H, k->rows.hT + b0 * H, (b1 - b0) * H);
+        a = k->hm;
+    }
+    int st = SFX(step_mul_rows)(d, k->split, b0, b1, G, H, a, k->whh, 0, k->rows.pre, G, ws);
+    if (st) return st;
+    if (k->split) SFX(gx_fwd_rows)(&k->rows, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(gx_fwd_rows), &k->rows);
+    return RNN_OK;
+}
+
 int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
@@ -427,27 +452,22 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, G, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
-    const SFX(gx_fwd_row_fn) row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, G);
+    const int nst = rnn_step_split(d, G, H, sizeof(REAL));
+    SFX(gx_fwd_step_ctx) step = {
+        .rows = {.d = d, .lengths = lengths, .row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa()),
+                 .H = H, .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh, .rs = rs,
+                 .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p, .gates = gates, .hT = hT, .out = out,
+                 .vn = vn, .hp = hp, .zh = zh, .zld = zld, .inf = inf},
+        .split = nst > 1, .ne = rnn_elem_threads(d, G), .rec = rec, .hm = hm, .whh = &whh};
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
         if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, xin,
                                               &pb, gemm_ws)))
             return st;
-        const REAL *a = hT;
-        if (rec) {
-            SFX(gx_mul)(hm, rec, hT, B * H);
-            a = hm;
-        }
-        if ((st = SFX(step_mul)(d, G, H, a, &whh, 0, pre, G, gemm_ws))) return st;
-        SFX(gx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
-                                         .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh,
-                                         .rs = rs, .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p,
-                                         .gates = gates, .hT = hT, .out = out, .vn = vn, .hp = hp,
-                                         .zh = zh, .zld = zld, .inf = inf,
-                                         .goff = inf ? (s - pb.p0) * B : 0};
-        rnn_par_rows(d, ne, B, SFX(gx_fwd_rows), &rows_ctx);
+        step.rows.s = s;
+        step.rows.goff = inf ? (s - pb.p0) * B : 0;
+        if ((st = rnn_run_step(d, nst, SFX(gx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     if (inf) return RNN_OK;
@@ -536,6 +556,37 @@ static void SFX(gx_ln_rows)(void *ctx, int64_t r0, int64_t r1) {
         k->lnrow(k->G, k->dY + r * k->G, k->Xh + r * k->G, k->rs[2 * r + k->which], k->gain);
 }
 
+/* gru_ext_backward's step over rows [b0, b1) (rnn_run_step): the rows' gate
+ * gradients, then dL/dh_{t-1}. */
+typedef struct {
+    SFX(gx_bwd_rows_ctx) rows; /* the step's rows pass */
+    int split, ne;             /* a task of a split step; the unsplit step's row threads */
+    const REAL *rec;           /* recurrent dropout's mask, or NULL */
+    const SFX(step_w) *whh;
+} SFX(gx_bwd_step_ctx);
+static int SFX(gx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    SFX(gx_bwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->rows.d;
+    const int64_t H = k->rows.H, G = k->rows.G;
+    REAL *dh = k->rows.dh, *dhr = k->rows.dhr;
+    if (k->split) SFX(gx_bwd_rows)(&k->rows, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(gx_bwd_rows), &k->rows);
+    /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
+    int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, G, k->rows.dGs, k->whh, 0, dhr, H, ws);
+    if (st) return st;
+    for (int64_t b = b0; b < b1; b++) {
+        if (rnn_step_time(d, k->rows.s, rnn_seq_len(d, k->rows.lengths, b)) < 0) continue;
+        if (k->rec) {
+            REAL *restrict db = dh + b * H;
+            const REAL *restrict mb = k->rec + b * H, *restrict dr = dhr + b * H;
+            for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
+        } else {
+            SFX(add_into)(dh + b * H, dhr + b * H, H);
+        }
+    }
+    return RNN_OK;
+}
+
 int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
                           const REAL *dhT, const REAL *cache, const REAL *x,
                           const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
@@ -569,27 +620,16 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 0, H, G, p->w_hh, H, wpk, &whh))) return st;
-    const SFX(gx_bwd_row_fn) row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, G);
+    const int nst = rnn_step_split(d, G, H, sizeof(REAL));
+    SFX(gx_bwd_step_ctx) step = {
+        .rows = {.d = d, .lengths = lengths, .row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa()),
+                 .H = H, .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp, .dout = dout,
+                 .zh = zh, .zld = zld, .dh = dh, .dhr = dhr, .dU = dU, .dV = dV, .dGs = dGs,
+                 .xh = xh, .rs = rs, .ln_hh = ln_hh},
+        .split = nst > 1, .ne = rnn_elem_threads(d, G), .rec = rec, .whh = &whh};
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(gx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
-                                         .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp,
-                                         .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dhr = dhr,
-                                         .dU = dU, .dV = dV, .dGs = dGs, .xh = xh, .rs = rs,
-                                         .ln_hh = ln_hh};
-        rnn_par_rows(d, ne, B, SFX(gx_bwd_rows), &rows_ctx);
-        /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
-        if ((st = SFX(step_mul)(d, H, G, dGs, &whh, 0, dhr, H, gemm_ws))) return st;
-        for (int64_t b = 0; b < B; b++) {
-            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
-            if (rec) {
-                REAL *restrict db = dh + b * H;
-                const REAL *restrict mb = rec + b * H, *restrict dr = dhr + b * H;
-                for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
-            } else {
-                SFX(add_into)(dh + b * H, dhr + b * H, H);
-            }
-        }
+        step.rows.s = s;
+        if ((st = rnn_run_step(d, nst, SFX(gx_bwd_step), &step, gemm_ws))) return st;
     }
     /* the rows of steps past a sequence's end were never written */
     SFX(zero_padded_rows)(dU, G, G, lengths, d);

@@ -603,6 +603,48 @@ static void SFX(lx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     }
 }
 
+/* lstm_ext_forward's step over rows [b0, b1) (rnn_run_step): the recurrent
+ * product, the rows' gates and state, and the projection. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    int split, ne; /* a task of a split step; the unsplit step's row threads */
+    SFX(lx_fwd_row_fn) row;
+    const SFX(lx_fctx) *c;
+    const REAL *rec; /* recurrent dropout's mask, or NULL */
+    REAL *hm;        /* rec * h_{t-1} */
+    const SFX(step_w) *whh, *whr;
+} SFX(lx_fwd_step_ctx);
+static int SFX(lx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    const SFX(lx_fwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    const SFX(lx_fctx) *c = k->c;
+    const int64_t Hs = c->Hs, H = c->H, P = c->P, G = c->G;
+    int st;
+    if (k->rec)
+        for (int64_t i = b0 * Hs; i < b1 * Hs; i++) k->hm[i] = k->rec[i] * c->hT[i];
+    if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, G, Hs, c->A, k->whh, 0, (REAL *)c->pre, G,
+                                 ws)))
+        return st;
+    SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = k->lengths, .s = k->s, .row = k->row,
+                                     .c = c};
+    if (k->split) SFX(lx_fwd_rows)(&rows_ctx, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(lx_fwd_rows), &rows_ctx);
+    if (!c->proj) return RNN_OK;
+    if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, P, H, c->ub, k->whr, 0, (REAL *)c->hpr, P,
+                                 ws)))
+        return st;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+        if (t < 0) continue;
+        int64_t r = t * d->ts + b * d->bs;
+        SFX(lx_fwd_proj_out)(P, c->hpr + b * P, c->zh + r * c->zh_ld, c->hT + b * P,
+                             c->out + r * d->ldo);
+    }
+    return RNN_OK;
+}
+
 int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,
                           const REAL *h0, const REAL *c0, const SFX(rnn_ext_params) *p,
                           const SFX(rnn_ext_masks) *m, const rnn_ext_config *cfg,
@@ -656,8 +698,11 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     }
     SFX(copy_or_zero)(hT, h0, B * Hs);
     SFX(copy_or_zero)(cT, c0, B * H);
-    const SFX(lx_fwd_row_fn) row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, G);
+    const int nst = rnn_step_split(d, G, Hs, sizeof(REAL));
+    SFX(lx_fwd_step_ctx) step = {.d = d, .lengths = lengths, .split = nst > 1,
+                                 .ne = rnn_elem_threads(d, G),
+                                 .row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
+                                 .rec = k.rec, .hm = hm, .whh = &whh, .whr = &whr};
 
     rnn_proj_block pb = {0, 0}; /* inference: the steps whose gates are in c.gates */
     for (int64_t s = 0; s < T; s++) {
@@ -665,19 +710,8 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
                                                work + L.f_xs, c.gates, &pb, gemm_ws)))
             return st;
         c.goff = inf ? (s - pb.p0) * B : 0;
-        if (k.rec)
-            for (int64_t i = 0; i < B * Hs; i++) hm[i] = k.rec[i] * hT[i];
-        if ((st = SFX(step_mul)(d, G, Hs, c.A, &whh, 0, pre, G, gemm_ws))) return st;
-        SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c};
-        rnn_par_rows(d, ne, B, SFX(lx_fwd_rows), &rows_ctx);
-        if (!L.proj) continue;
-        if ((st = SFX(step_mul)(d, P, H, ub, &whr, 0, hpr, P, gemm_ws))) return st;
-        for (int64_t b = 0; b < B; b++) {
-            int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-            if (t < 0) continue;
-            int64_t r = t * d->ts + b * d->bs;
-            SFX(lx_fwd_proj_out)(P, hpr + b * P, k.zh + r * k.zh_ld, hT + b * P, out + r * d->ldo);
-        }
+        step.s = s;
+        if ((st = rnn_run_step(d, nst, SFX(lx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, Hs, d->ldo, lengths, d);
     if (inf) return RNN_OK;
@@ -722,6 +756,54 @@ static void SFX(lx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         if (!k->proj) SFX(lx_bwd_row_h)(k->c, b, r);
         k->row(k->c, b, r);
     }
+}
+
+/* lstm_ext_backward's step over rows [b0, b1) (rnn_run_step): dL/du through
+ * the projection, the rows' gate gradients, then dL/dh_{t-1}. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    int split, ne; /* a task of a split step; the unsplit step's row threads */
+    SFX(lx_bwd_row_fn) row;
+    const SFX(lx_bctx) *c;
+    const REAL *rec; /* recurrent dropout's mask, or NULL */
+    REAL *dhr;       /* dG_t W_hh */
+    const SFX(step_w) *whh, *whr;
+} SFX(lx_bwd_step_ctx);
+static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    const SFX(lx_bwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    const SFX(lx_bctx) *c = k->c;
+    const int64_t Hs = c->Hs, H = c->H, P = c->P, G = c->G;
+    int st;
+    if (c->proj) {
+        /* dL/dh~ (B, P), then dL/du = dL/dh~ W_hr */
+        for (int64_t b = b0; b < b1; b++) {
+            int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+            if (t >= 0) SFX(lx_bwd_row_h)(c, b, t * d->ts + b * d->bs);
+        }
+        if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, H, P, c->dt, k->whr, 0, c->du, H, ws)))
+            return st;
+    }
+    SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = k->lengths, .s = k->s, .row = k->row,
+                                     .c = c, .G = G, .proj = c->proj};
+    if (k->split) SFX(lx_bwd_rows)(&rows_ctx, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(lx_bwd_rows), &rows_ctx);
+    /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
+     * for running rows; ended rows pass dh through */
+    if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, Hs, G, c->dGs, k->whh, 0, k->dhr, Hs, ws)))
+        return st;
+    for (int64_t b = b0; b < b1; b++) {
+        if (rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b)) < 0) continue;
+        REAL *dhb = c->dh + b * Hs;
+        const REAL *dr = k->dhr + b * Hs, *mb = k->rec ? k->rec + b * Hs : NULL;
+        if (mb)
+            for (int64_t j = 0; j < Hs; j++) dhb[j] += mb[j] * dr[j];
+        else
+            for (int64_t j = 0; j < Hs; j++) dhb[j] += dr[j];
+    }
+    return RNN_OK;
 }
 
 int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_grads) *g,
@@ -786,33 +868,14 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     SFX(step_w) whh, whr = {0};
     if ((st = SFX(step_w_make)(d, 0, Hs, G, p->w_hh, Hs, wpk, &whh))) return st;
     if (L.proj && (st = SFX(step_w_make)(d, 0, H, P, p->w_hr, H, wrpk, &whr))) return st;
-    const SFX(lx_bwd_row_fn) row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, G);
-
+    const int nst = rnn_step_split(d, G, Hs, sizeof(REAL));
+    SFX(lx_bwd_step_ctx) step = {.d = d, .lengths = lengths, .split = nst > 1,
+                                 .ne = rnn_elem_threads(d, G),
+                                 .row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
+                                 .rec = k.rec, .dhr = dhr, .whh = &whh, .whr = &whr};
     for (int64_t s = T - 1; s >= 0; s--) {
-        if (L.proj) {
-            /* dL/dh~ (B, P), then dL/du = dL/dh~ W_hr */
-            for (int64_t b = 0; b < B; b++) {
-                int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
-                if (t >= 0) SFX(lx_bwd_row_h)(&c, b, t * d->ts + b * d->bs);
-            }
-            if ((st = SFX(step_mul)(d, H, P, c.dt, &whr, 0, c.du, H, gemm_ws))) return st;
-        }
-        SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .c = &c,
-                                         .G = G, .proj = L.proj};
-        rnn_par_rows(d, ne, B, SFX(lx_bwd_rows), &rows_ctx);
-        /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
-         * for running rows; ended rows pass dh through */
-        if ((st = SFX(step_mul)(d, Hs, G, c.dGs, &whh, 0, dhr, Hs, gemm_ws))) return st;
-        for (int64_t b = 0; b < B; b++) {
-            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
-            REAL *dhb = dh + b * Hs;
-            const REAL *dr = dhr + b * Hs, *mb = k.rec ? k.rec + b * Hs : NULL;
-            if (mb)
-                for (int64_t j = 0; j < Hs; j++) dhb[j] += mb[j] * dr[j];
-            else
-                for (int64_t j = 0; j < Hs; j++) dhb[j] += dr[j];
-        }
+        step.s = s;
+        if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
     }
     SFX(add_into)(dh0, dh, B * Hs);
     SFX(add_into)(dc0, dc, B * H);

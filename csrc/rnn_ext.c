@@ -223,6 +223,30 @@ static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     }
 }
 
+/* rnn_ext_forward's step over rows [b0, b1) (rnn_run_step): the recurrent
+ * product, then the rows' state. */
+typedef struct {
+    SFX(rx_fwd_rows_ctx) rows; /* the step's rows pass */
+    int split, ne;             /* a task of a split step; the unsplit step's row threads */
+    REAL *hm;                  /* rec * h_{t-1} */
+    const SFX(step_w) *whh;
+} SFX(rx_fwd_step_ctx);
+static int SFX(rx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    SFX(rx_fwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->rows.d;
+    const int64_t H = k->rows.H;
+    const REAL *a = k->rows.hT, *rec = k->rows.rec;
+    if (rec) {
+        for (int64_t j = b0 * H; j < b1 * H; j++) k->hm[j] = rec[j] * k->rows.hT[j];
+        a = k->hm;
+    }
+    int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, H, a, k->whh, 0, k->rows.pre, H, ws);
+    if (st) return st;
+    if (k->split) SFX(rx_fwd_rows)(&k->rows, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(rx_fwd_rows), &k->rows);
+    return RNN_OK;
+}
+
 int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const REAL *h0,
                          const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
                          const rnn_ext_config *cfg, const int64_t *lengths, const rnn_dims *d,
@@ -258,26 +282,23 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, H, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
-    const SFX(rx_fwd_row_fn) row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, 4 * H); /* tanh costs about four gates' worth */
+    const int nst = rnn_step_split(d, H, H, sizeof(REAL));
+    SFX(rx_fwd_step_ctx) step = {
+        .rows = {.d = d, .lengths = lengths, .row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa()),
+                 .H = H, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc,
+                 .rec = rec, .zh = zh, .zld = zld, .relu = relu, .inf = inf},
+        .split = nst > 1,
+        .ne = rnn_elem_threads(d, 4 * H), /* tanh costs about four gates' worth */
+        .hm = hm, .whh = &whh};
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
         if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, hs, &pb,
                                               gemm_ws)))
             return st;
-        const REAL *a = hT;
-        if (rec) {
-            for (int64_t k = 0; k < B * H; k++) hm[k] = rec[k] * hT[k];
-            a = hm;
-        }
-        if ((st = SFX(step_mul)(d, H, H, a, &whh, 0, pre, H, gemm_ws))) return st;
-        SFX(rx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
-                                         .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out,
-                                         .hmc = hmc, .rec = rec, .zh = zh, .zld = zld,
-                                         .relu = relu, .inf = inf,
-                                         .goff = inf ? (s - pb.p0) * B : 0};
-        rnn_par_rows(d, ne, B, SFX(rx_fwd_rows), &rows_ctx);
+        step.rows.s = s;
+        step.rows.goff = inf ? (s - pb.p0) * B : 0;
+        if ((st = rnn_run_step(d, nst, SFX(rx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);
     if (inf) return RNN_OK;
@@ -327,6 +348,40 @@ static void SFX(rx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     }
 }
 
+/* rnn_ext_backward's step over rows [b0, b1) (rnn_run_step): the rows'
+ * gradients, then dL/dh_{t-1}. */
+typedef struct {
+    SFX(rx_bwd_rows_ctx) rows; /* the step's rows pass */
+    int split, ne;             /* a task of a split step; the unsplit step's row threads */
+    const REAL *rec;           /* recurrent dropout's mask, or NULL */
+    REAL *dhr;                 /* dA_t W_hh */
+    const SFX(step_w) *whh;
+} SFX(rx_bwd_step_ctx);
+static int SFX(rx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
+    SFX(rx_bwd_step_ctx) *k = ctx;
+    const rnn_dims *d = k->rows.d;
+    const int64_t H = k->rows.H;
+    if (k->split) SFX(rx_bwd_rows)(&k->rows, b0, b1);
+    else rnn_par_rows(d, k->ne, d->B, SFX(rx_bwd_rows), &k->rows);
+    /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
+    int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, H, k->rows.dAs, k->whh, 0, k->dhr, H, ws);
+    if (st) return st;
+    for (int64_t b = b0; b < b1; b++) {
+        if (rnn_step_time(d, k->rows.s, rnn_seq_len(d, k->rows.lengths, b)) < 0) continue;
+        REAL *restrict db = k->rows.dh + b * H;
+        const REAL *restrict dr = k->dhr + b * H;
+        if (k->rec) {
+            const REAL *restrict mb = k->rec + b * H;
+            for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
+        } else if (k->rows.zh) {
+            for (int64_t j = 0; j < H; j++) db[j] += dr[j];
+        } else {
+            memcpy(db, dr, (size_t)H * sizeof(REAL));
+        }
+    }
+    return RNN_OK;
+}
+
 int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
                           const REAL *dhT, const REAL *cache, const REAL *x,
                           const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
@@ -354,28 +409,15 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 0, H, H, p->w_hh, H, wpk, &whh))) return st;
-    const SFX(rx_bwd_row_fn) row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa());
-    const int ne = rnn_elem_threads(d, H);
+    const int nst = rnn_step_split(d, H, H, sizeof(REAL));
+    SFX(rx_bwd_step_ctx) step = {
+        .rows = {.d = d, .lengths = lengths, .row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa()),
+                 .H = H, .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dA = dA,
+                 .dAs = dAs, .relu = relu},
+        .split = nst > 1, .ne = rnn_elem_threads(d, H), .rec = rec, .dhr = dhr, .whh = &whh};
     for (int64_t s = T - 1; s >= 0; s--) {
-        SFX(rx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = lengths, .s = s, .row = row, .H = H,
-                                         .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh,
-                                         .dA = dA, .dAs = dAs, .relu = relu};
-        rnn_par_rows(d, ne, B, SFX(rx_bwd_rows), &rows_ctx);
-        /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
-        if ((st = SFX(step_mul)(d, H, H, dAs, &whh, 0, dhr, H, gemm_ws))) return st;
-        for (int64_t b = 0; b < B; b++) {
-            if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
-            REAL *restrict db = dh + b * H;
-            const REAL *restrict dr = dhr + b * H;
-            if (rec) {
-                const REAL *restrict mb = rec + b * H;
-                for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
-            } else if (zh) {
-                for (int64_t j = 0; j < H; j++) db[j] += dr[j];
-            } else {
-                memcpy(db, dr, (size_t)H * sizeof(REAL));
-            }
-        }
+        step.rows.s = s;
+        if ((st = rnn_run_step(d, nst, SFX(rx_bwd_step), &step, gemm_ws))) return st;
     }
     /* the rows of steps past a sequence's end were never written */
     SFX(zero_padded_rows)(dA, H, H, lengths, d);
