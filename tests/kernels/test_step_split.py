@@ -68,7 +68,7 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
         kw["zoneout_h"] = (rng.random((T, B, Hs)) < 0.2).astype(real)
         if kind == "lstm":
             kw["zoneout_c"] = (rng.random((T, B, H)) < 0.3).astype(real)
-    pools = _core.pool_counts()[0]
+    jobs = sum(_core.pool_counts())
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))
     db = np.ascontiguousarray(dout.transpose(1, 0, 2))
     kwb = {k: np.ascontiguousarray(v.transpose(1, 0, 2)) if k.startswith("zoneout") else v
@@ -81,6 +81,6 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
         for i, (a, b) in enumerate(zip(one, two)):
             np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
         assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
-    # the two-thread calls ran jobs on two threads (unless the cores were busy
-    # enough that the pool ran them all on the caller, which gives the same bits)
-    assert _core.pool_counts()[0] > pools
+    # the two-thread calls issued jobs of several tasks (run on two threads, or
+    # all on the caller when the pool backs off on busy cores: the same blocks)
+    assert sum(_core.pool_counts()) > jobs

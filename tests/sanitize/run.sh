@@ -51,7 +51,8 @@ nm -D "$core" | grep __asan_ >/dev/null || { echo "sanitize: $core is not instru
 "$PY" -m pytest -q -p no:cacheprovider --rootdir="$ROOT" \
     "$ROOT/tests/kernels/test_core_types.py" "$ROOT/tests/robustness/test_bad_input.py" \
     "$ROOT/tests/robustness/test_fuzz.py" "$ROOT/tests/robustness/test_threads.py" "$ROOT/tests/nn/test_ext_cells.py" \
-    "$ROOT/tests/kernels/test_bf16_gemm.py" "$ROOT/tests/kernels/test_in_place_weights.py" "$@" 2>&1 | tee "$WORK/pytest.log"
+    "$ROOT/tests/kernels/test_bf16_gemm.py" "$ROOT/tests/kernels/test_in_place_weights.py" \
+    "$ROOT/tests/kernels/test_step_split.py" "$@" 2>&1 | tee "$WORK/pytest.log"
 status=${PIPESTATUS[0]}
 if grep -E -q "ERROR: AddressSanitizer|runtime error:" "$WORK/pytest.log"; then
     echo "sanitize: a sanitizer reported an error (see above)" >&2
