@@ -130,11 +130,13 @@ static inline void rnn_step_task(void *job, int i) {
     j->status[i] = j->fn(j->ctx, b0, b1, j->ws + (size_t)i * j->ws_step);
 }
 /* Runs a step: fn(ctx, 0, B, gemm_ws) when n <= 1 (the step's products then
- * split themselves), else n row blocks on d's pool, task i with the i-th of
- * the GEMM workspaces. Returns the first error of a task. */
+ * split themselves) or when the pool backs off (rnn_pool_alone: the rows
+ * then go as one block on the calling thread), else n row blocks on d's
+ * pool, task i with the i-th of the GEMM workspaces. Returns the first error
+ * of a task. */
 static inline int rnn_run_step(const rnn_dims *d, int n, rnn_step_fn fn, void *ctx,
                                void *gemm_ws) {
-    if (n <= 1) return fn(ctx, 0, d->B, gemm_ws);
+    if (n <= 1 || rnn_pool_alone(d->pool)) return fn(ctx, 0, d->B, gemm_ws);
     rnn_step_job j = {.fn = fn, .ctx = ctx, .rows = d->B, .n = n, .ws = gemm_ws,
                       .ws_step = rnn_gemm_workspace_size()};
     rnn_pool_run(d->pool, n, rnn_step_task, &j);
