@@ -129,6 +129,13 @@ static inline void rnn_step_task(void *job, int i) {
     rnn_pool_part(j->rows, j->n, i, &b0, &b1);
     j->status[i] = j->fn(j->ctx, b0, b1, j->ws + (size_t)i * j->ws_step);
 }
+/* A step's elementwise pass over its rows [b0, b1): on the calling thread in
+ * a task of a split step, else (b0, b1 = 0, B) on ne threads. */
+static inline void rnn_step_rows(const rnn_dims *d, int split, int ne, int64_t b0, int64_t b1,
+                                 rnn_rows_fn fn, void *ctx) {
+    if (split) fn(ctx, b0, b1);
+    else rnn_par_rows(d, ne, b1 - b0, fn, ctx);
+}
 /* Runs a step: fn(ctx, 0, B, gemm_ws) when n <= 1 (the step's products then
  * split themselves) or when the pool backs off (rnn_pool_alone: the rows
  * then go as one block on the calling thread), else n row blocks on d's
@@ -288,6 +295,28 @@ static inline int SFX(step_mul_rows)(const rnn_dims *d, int split, int64_t b0, i
 #endif
     if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
     return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, 1, A, K, sw->packed, beta, C, ldc, gemm_ws);
+}
+
+/* The end of a backward step over rows [b0, b1): dh_{t-1} (n per row) gets
+ * dhr = dG_t W times the recurrent mask (rec, or 1) for the rows of running
+ * sequences; dh of ended ones passes through. set: dh has no other part
+ * (neither zoneout nor the cell's own), so dhr (with no mask) replaces it. */
+static inline void SFX(step_dh_add)(const rnn_dims *d, const int64_t *lengths, int64_t s,
+                                    int64_t b0, int64_t b1, int64_t n, REAL *dh,
+                                    const REAL *dhr, const REAL *rec, int set) {
+    for (int64_t b = b0; b < b1; b++) {
+        if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
+        REAL *restrict db = dh + b * n;
+        const REAL *restrict dr = dhr + b * n;
+        if (rec) {
+            const REAL *restrict mb = rec + b * n;
+            for (int64_t j = 0; j < n; j++) db[j] += mb[j] * dr[j];
+        } else if (set) {
+            memcpy(db, dr, (size_t)n * sizeof(REAL));
+        } else {
+            for (int64_t j = 0; j < n; j++) db[j] += dr[j];
+        }
+    }
 }
 
 /* C (n, G) = x W_ih^T for n rows of x (ldx apart) one row-vector product at

@@ -394,8 +394,7 @@ static int SFX(gx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     }
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, G, H, a, k->whh, 0, k->rows.pre, G, ws);
     if (st) return st;
-    if (k->split) SFX(gx_fwd_rows)(&k->rows, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(gx_fwd_rows), &k->rows);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(gx_fwd_rows), &k->rows);
     return RNN_OK;
 }
 
@@ -569,21 +568,11 @@ static int SFX(gx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     const rnn_dims *d = k->rows.d;
     const int64_t H = k->rows.H, G = k->rows.G;
     REAL *dh = k->rows.dh, *dhr = k->rows.dhr;
-    if (k->split) SFX(gx_bwd_rows)(&k->rows, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(gx_bwd_rows), &k->rows);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(gx_bwd_rows), &k->rows);
     /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, G, k->rows.dGs, k->whh, 0, dhr, H, ws);
     if (st) return st;
-    for (int64_t b = b0; b < b1; b++) {
-        if (rnn_step_time(d, k->rows.s, rnn_seq_len(d, k->rows.lengths, b)) < 0) continue;
-        if (k->rec) {
-            REAL *restrict db = dh + b * H;
-            const REAL *restrict mb = k->rec + b * H, *restrict dr = dhr + b * H;
-            for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
-        } else {
-            SFX(add_into)(dh + b * H, dhr + b * H, H);
-        }
-    }
+    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, dh, dhr, k->rec, 0);
     return RNN_OK;
 }
 

@@ -629,8 +629,7 @@ static int SFX(lx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
         return st;
     SFX(lx_fwd_rows_ctx) rows_ctx = {.d = d, .lengths = k->lengths, .s = k->s, .row = k->row,
                                      .c = c};
-    if (k->split) SFX(lx_fwd_rows)(&rows_ctx, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(lx_fwd_rows), &rows_ctx);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(lx_fwd_rows), &rows_ctx);
     if (!c->proj) return RNN_OK;
     if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, P, H, c->ub, k->whr, 0, (REAL *)c->hpr, P,
                                  ws)))
@@ -788,21 +787,12 @@ static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     }
     SFX(lx_bwd_rows_ctx) rows_ctx = {.d = d, .lengths = k->lengths, .s = k->s, .row = k->row,
                                      .c = c, .G = G, .proj = c->proj};
-    if (k->split) SFX(lx_bwd_rows)(&rows_ctx, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(lx_bwd_rows), &rows_ctx);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(lx_bwd_rows), &rows_ctx);
     /* dh_{t-1} = (zoneout's direct part) + m_b (dHh_t W_hh)
      * for running rows; ended rows pass dh through */
     if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, Hs, G, c->dGs, k->whh, 0, k->dhr, Hs, ws)))
         return st;
-    for (int64_t b = b0; b < b1; b++) {
-        if (rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b)) < 0) continue;
-        REAL *dhb = c->dh + b * Hs;
-        const REAL *dr = k->dhr + b * Hs, *mb = k->rec ? k->rec + b * Hs : NULL;
-        if (mb)
-            for (int64_t j = 0; j < Hs; j++) dhb[j] += mb[j] * dr[j];
-        else
-            for (int64_t j = 0; j < Hs; j++) dhb[j] += dr[j];
-    }
+    SFX(step_dh_add)(d, k->lengths, k->s, b0, b1, Hs, c->dh, k->dhr, k->rec, 0);
     return RNN_OK;
 }
 

@@ -242,8 +242,7 @@ static int SFX(rx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     }
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, H, a, k->whh, 0, k->rows.pre, H, ws);
     if (st) return st;
-    if (k->split) SFX(rx_fwd_rows)(&k->rows, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(rx_fwd_rows), &k->rows);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(rx_fwd_rows), &k->rows);
     return RNN_OK;
 }
 
@@ -361,24 +360,12 @@ static int SFX(rx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     SFX(rx_bwd_step_ctx) *k = ctx;
     const rnn_dims *d = k->rows.d;
     const int64_t H = k->rows.H;
-    if (k->split) SFX(rx_bwd_rows)(&k->rows, b0, b1);
-    else rnn_par_rows(d, k->ne, d->B, SFX(rx_bwd_rows), &k->rows);
+    rnn_step_rows(d, k->split, k->ne, b0, b1, SFX(rx_bwd_rows), &k->rows);
     /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, H, k->rows.dAs, k->whh, 0, k->dhr, H, ws);
     if (st) return st;
-    for (int64_t b = b0; b < b1; b++) {
-        if (rnn_step_time(d, k->rows.s, rnn_seq_len(d, k->rows.lengths, b)) < 0) continue;
-        REAL *restrict db = k->rows.dh + b * H;
-        const REAL *restrict dr = k->dhr + b * H;
-        if (k->rec) {
-            const REAL *restrict mb = k->rec + b * H;
-            for (int64_t j = 0; j < H; j++) db[j] += mb[j] * dr[j];
-        } else if (k->rows.zh) {
-            for (int64_t j = 0; j < H; j++) db[j] += dr[j];
-        } else {
-            memcpy(db, dr, (size_t)H * sizeof(REAL));
-        }
-    }
+    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, k->rows.dh, k->dhr, k->rec,
+                     !k->rows.zh);
     return RNN_OK;
 }
 
