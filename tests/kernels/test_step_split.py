@@ -4,7 +4,8 @@ products split by columns and a separate pass over the rows. Sequences do
 not interact within a step, so the split must give the one-thread bits:
 outputs, final states, dx, dh0, dc0 and every parameter gradient, and the
 inference forward, for every cell and option, with ragged lengths, in both
-directions and layouts, in float64, float32 and bfloat16 products.
+directions and layouts, in float64, float32 and bfloat16 products, with two
+and three threads.
 
 The shapes make the step product at least 2^18 multiply-adds with weights
 under 1.5 MiB (where the kernels split), with an odd batch so that the two
@@ -76,10 +77,12 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
     for xs, ds, extra in ((x, dout, kw), (x, dout, {**kw, "reverse": True}),
                           (xb, db, {**kwb, "batch_first": True})):
         one = _run(cell, kind, xs, ds, extra, 1)
-        two = _run(cell, kind, xs, ds, extra, 2)
-        assert len(one) == len(two)
-        for i, (a, b) in enumerate(zip(one, two)):
-            np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
+        for threads in (2, 3):  # two blocks, or three (more threads than cores)
+            many = _run(cell, kind, xs, ds, extra, threads)
+            assert len(one) == len(many)
+            for i, (a, b) in enumerate(zip(one, many)):
+                np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)} "
+                                                            f"threads={threads}")
         assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
     # the two-thread calls issued jobs of several tasks (run on two threads, or
     # all on the caller when the pool backs off on busy cores: the same blocks)
