@@ -96,7 +96,11 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
  * same order, whatever the tile's height), except for a product of one row,
  * which runs the row-vector kernel; so every block has at least two rows. */
 #ifndef RNN_STEP_SPLIT_MIN_MADDS
-#define RNN_STEP_SPLIT_MIN_MADDS (1 << 18) /* a step's product below this: not split */
+/* a step's product below this is not split (2^19: about 8 us on one core).
+ * 2^18 gained up to 1.15x on idle cores but lost up to 2x with the other
+ * core busy, where a worker preempted in a step of a few microseconds
+ * stalls the caller; at 2^19 two threads stay about even with one there. */
+#define RNN_STEP_SPLIT_MIN_MADDS (1 << 19)
 #endif
 #ifndef RNN_STEP_SPLIT_MAX_BYTES
 #define RNN_STEP_SPLIT_MAX_BYTES (1536 << 10) /* the packed W_hh each task reads */
@@ -137,13 +141,13 @@ static inline void rnn_step_rows(const rnn_dims *d, int split, int ne, int64_t b
     else rnn_par_rows(d, ne, b1 - b0, fn, ctx);
 }
 /* Runs a step: fn(ctx, 0, B, gemm_ws) when n <= 1 (the step's products then
- * split themselves) or when the pool backs off (rnn_pool_alone: the rows
- * then go as one block on the calling thread), else n row blocks on d's
- * pool, task i with the i-th of the GEMM workspaces. Returns the first error
- * of a task. */
+ * split themselves), else n row blocks on d's pool, task i with the i-th of
+ * the GEMM workspaces; when the pool backs off, the caller runs the blocks
+ * one after another (so a split step always computes by blocks, whatever
+ * else the cores do). Returns the first error of a task. */
 static inline int rnn_run_step(const rnn_dims *d, int n, rnn_step_fn fn, void *ctx,
                                void *gemm_ws) {
-    if (n <= 1 || rnn_pool_alone(d->pool)) return fn(ctx, 0, d->B, gemm_ws);
+    if (n <= 1) return fn(ctx, 0, d->B, gemm_ws);
     rnn_step_job j = {.fn = fn, .ctx = ctx, .rows = d->B, .n = n, .ws = gemm_ws,
                       .ws_step = rnn_gemm_workspace_size()};
     rnn_pool_run(d->pool, n, rnn_step_task, &j);

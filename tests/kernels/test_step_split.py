@@ -7,25 +7,25 @@ inference forward, for every cell and option, with ragged lengths, in both
 directions and layouts, in float64, float32 and bfloat16 products, with two
 and three threads.
 
-The shapes make the step product at least 2^18 multiply-adds with weights
-under 1.5 MiB (where the kernels split), with an odd batch so that the two
-blocks differ in size."""
+The shapes make the step product at least 2^19 multiply-adds with weights
+under 1.5 MiB (where the kernels split: RNN_STEP_SPLIT_MIN_MADDS and _MAX_BYTES
+in csrc/cell_common.h), with an odd batch so that the blocks differ in size."""
 import numpy as np
 import pytest
 
 from rnnpy import _core
 
-# kind, constructor options, (T, B, I, H): B * G * Hs >= 2^18, B odd
+# kind, constructor options, (T, B, I, H): B * G * Hs >= 2^19, B odd
 CASES = [
-    ("lstm", {}, (5, 17, 24, 64)),
-    ("lstm", {"peephole": True}, (5, 17, 24, 64)),
-    ("lstm", {"proj_size": 48}, (5, 17, 24, 96)),
-    ("lstm", {"layer_norm": True}, (5, 17, 24, 64)),
-    ("lstm", {"peephole": True, "proj_size": 40, "layer_norm": True}, (4, 21, 16, 80)),
-    ("gru", {}, (5, 23, 24, 64)),
-    ("gru", {"layer_norm": True}, (5, 23, 24, 64)),
-    ("rnn", {"nonlinearity": "tanh"}, (5, 17, 24, 128)),
-    ("rnn", {"nonlinearity": "relu"}, (5, 17, 24, 128)),
+    ("lstm", {}, (5, 33, 24, 64)),
+    ("lstm", {"peephole": True}, (5, 33, 24, 64)),
+    ("lstm", {"proj_size": 48}, (5, 33, 24, 96)),
+    ("lstm", {"layer_norm": True}, (5, 33, 24, 64)),
+    ("lstm", {"peephole": True, "proj_size": 40, "layer_norm": True}, (4, 43, 16, 80)),
+    ("gru", {}, (5, 45, 24, 64)),
+    ("gru", {"layer_norm": True}, (5, 45, 24, 64)),
+    ("rnn", {"nonlinearity": "tanh"}, (5, 33, 24, 128)),
+    ("rnn", {"nonlinearity": "relu"}, (5, 33, 24, 128)),
 ]
 
 
@@ -62,14 +62,14 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
     x = rng.standard_normal((T, B, I)).astype(real)
     dout = rng.standard_normal((T, B, Hs)).astype(real)
     lengths = rng.integers(0, T + 1, size=B)
-    lengths[:2] = T  # both blocks hold full-length and shorter sequences
+    lengths[[0, -1]] = T  # the first and the last block: full length,
+    lengths[[1, -2]] = 0, 1  # empty and one-step sequences
     kw = {"lengths": lengths}
     if masks:
         kw["rec_mask"] = (rng.random((B, Hs)) < 0.7).astype(real) / 0.7
         kw["zoneout_h"] = (rng.random((T, B, Hs)) < 0.2).astype(real)
         if kind == "lstm":
             kw["zoneout_c"] = (rng.random((T, B, H)) < 0.3).astype(real)
-    jobs = sum(_core.pool_counts())
     xb = np.ascontiguousarray(x.transpose(1, 0, 2))
     db = np.ascontiguousarray(dout.transpose(1, 0, 2))
     kwb = {k: np.ascontiguousarray(v.transpose(1, 0, 2)) if k.startswith("zoneout") else v
@@ -84,6 +84,11 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
                 np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)} "
                                                             f"threads={threads}")
         assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
-    # the two-thread calls issued jobs of several tasks (run on two threads, or
-    # all on the caller when the pool backs off on busy cores: the same blocks)
-    assert sum(_core.pool_counts()) > jobs
+    # the split was taken: an inference forward at two threads issues a job of
+    # several tasks every step (run on two threads, or on the caller block by
+    # block when the pool backs off on busy cores), which the unsplit step at
+    # these sizes does not (its product and its rows pass are too small)
+    cell.threads = 2
+    jobs = sum(_core.pool_counts())
+    cell.forward(x, keep_cache=False, **kw)
+    assert sum(_core.pool_counts()) - jobs >= T
