@@ -93,8 +93,10 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
  *
  * The bits are those of the unsplit step: a product's row does not depend
  * on the rows computed with it (the micro-kernel sums every element in the
- * same order, whatever the tile's height), except for a product of one row,
- * which runs the row-vector kernel; so every block has at least two rows. */
+ * same order, whatever the tile's height). A product of one row runs the
+ * packed row-vector kernel, which today sums in that order too; blocks keep
+ * two rows or more all the same, so that a change to that kernel cannot
+ * change a split step's bits. */
 #ifndef RNN_STEP_SPLIT_MIN_MADDS
 /* a step's product below this is not split (2^19: about 8 us on one core).
  * 2^18 gained up to 1.15x on idle cores but lost up to 2x with the other
