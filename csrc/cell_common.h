@@ -287,20 +287,16 @@ static inline int SFX(step_mul_rows)(const rnn_dims *d, int split, int64_t b0, i
                                      int64_t N, int64_t K, const REAL *A, const SFX(step_w) *sw,
                                      REAL beta, REAL *C, int64_t ldc, void *gemm_ws) {
     if (!split) return SFX(step_mul)(d, N, K, A, sw, beta, C, ldc, gemm_ws);
+    rnn_dims one = *d; /* this task's thread alone */
+    one.threads = 1;
+    one.pool = NULL;
     const int64_t M = b1 - b0;
     A += b0 * K;
     C += b0 * ldc;
     if (!sw->packed) /* in place: a batch of one, which is never split */
-        return SFX(rnn_gemm_isa)(rnn_gemm_best_isa(), 0, sw->trans_b, M, N, K, 1, A, K, sw->w,
-                                 sw->ldw, beta, C, ldc, gemm_ws);
-#if DTYPE_F32
-    if (d->compute == RNN_COMPUTE_BF16)
-        return rnn_gemm_bf16_packed_mt(rnn_bf16_isa_for(d->B, N, K), NULL, 1, 0, M, N, K, 1, A,
-                                       K, sw->packed, beta, C, ldc, gemm_ws,
-                                       rnn_gemm_workspace_size());
-#endif
-    if (d->compute != RNN_COMPUTE_NATIVE) return RNN_ERR_COMPUTE;
-    return SFX(rnn_gemm_packed_mt)(NULL, 1, M, N, K, 1, A, K, sw->packed, beta, C, ldc, gemm_ws);
+        return SFX(cell_gemm)(&one, 0, sw->trans_b, M, N, K, 1, A, K, sw->w, sw->ldw, beta, C,
+                              ldc, gemm_ws);
+    return SFX(packed_product)(&one, M, d->B, N, K, A, K, sw->packed, beta, C, ldc, gemm_ws);
 }
 
 /* The end of a backward step over rows [b0, b1): dh_{t-1} (n per row) gets
