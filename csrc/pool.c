@@ -48,6 +48,9 @@
 #endif
 #define POOL_MAX_WORKERS 63  /* RNN_MAX_THREADS - 1: the caller is the 64th */
 #define POOL_RETRY_JOBS 256  /* after a failed pthread_create, jobs before trying again */
+#ifndef RNN_POOL_WAKE_US
+#define RNN_POOL_WAKE_US 200 /* the most a wake-up costs a job on a free core (us) */
+#endif
 
 #if POOL_THREADS
 
@@ -92,6 +95,7 @@ struct rnn_pool {
     int64_t backoff;             /* jobs to run alone after the next lost job */
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
+    _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us; 0: none) */
     _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
     _Atomic(int64_t) alone;      /* jobs run on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
@@ -176,6 +180,8 @@ static void *worker_main(void *arg) {
         if (atomic_load(&p->stop)) return NULL;
         if (GEN_OF(t) != seen) {
             seen = GEN_OF(t);
+            int64_t none = 0;
+            atomic_compare_exchange_strong(&p->picked_up, &none, now_us());
             claim_tasks(p, t);
             continue;
         }
@@ -238,6 +244,8 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store(&p->done, 0);
+    atomic_store(&p->picked_up, 0);
+    const int woke = atomic_load(&p->sleepers) > 0; /* a worker must be woken first */
     uint64_t gen = (GEN_OF(atomic_load(&p->ticket)) + 1) & 0xffffffffu;
     uint64_t t = gen << 32 | (uint64_t)ntasks << 16;
     atomic_store(&p->ticket, t);
@@ -258,26 +266,45 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             break;
         }
     }
-    /* Lost: the job took longer than the caller alone would have (the CPU
-     * time of its own tasks per task, times all tasks), because a worker
-     * that claimed a task ran late (descheduled: the cores are busy with
-     * other work), or, over the recent threaded jobs, the threads saved
-     * less than they cost (a worker sharing the caller's core: each job
-     * then takes the time of all its tasks plus the switching). The CPU
-     * time, not the wall time, of the caller's tasks: a caller that waits
-     * for its core while a worker runs there would count that wait as work
-     * and see a gain. Then the next jobs run on the caller alone, twice as
-     * many each time it happens again (and fewer again only after many
-     * jobs that gained), so that threads do not cost more than they bring. */
+    /* What the job saved: the time the caller alone would have taken (the
+     * CPU time of its own tasks per task, times all tasks) minus the time
+     * it took. The CPU time, not the wall time, of the caller's tasks: a
+     * caller that waits for its core while a worker runs there would count
+     * that wait as work and see a gain.
+     *   - A job issued to sleeping workers (the first after a pause, or after
+     *     jobs run alone) waits for one to wake (15-140 us on an idle 2-core
+     *     VM), whose core then starts cold (caches, clock): a worker task
+     *     that ran 2x the caller's was seen. A loss of up to
+     *     RNN_POOL_WAKE_US is not held against such a job (the jobs after it
+     *     find the workers spinning), or every return from running alone
+     *     would look lost and double the next stretch alone. But a worker
+     *     not up within RNN_POOL_WAKE_US (its core busy with other work)
+     *     makes a lost job, whatever the job's own times.
+     *   - Otherwise the pool judges by `balance`, the savings of the last ~8
+     *     jobs: it backs off when they are negative (threads cost more than
+     *     they saved: a worker sharing the caller's core, or descheduled by
+     *     other work), not at every job a worker was late for (a hypervisor
+     *     taking the worker's core for 100 us), which recent gains repay.
+     * Backing off, the next jobs run on the caller alone: as many as it
+     * takes jobs gaining what recent ones gained (8 us at least) to make up
+     * for the recent loss, and twice as many each time it happens again
+     * (fewer again only after many jobs that gained). */
     if (mine > 0) {
-        int64_t wall = now_us() - t0, alone = (c1 - c0) * ntasks / mine;
+        int64_t end = now_us(), seen = atomic_load(&p->picked_up);
+        int64_t wall = end - t0, alone = (c1 - c0) * ntasks / mine;
+        int slow_wake = 0;
+        if (woke) {
+            int64_t wait = seen ? seen - t0 : wall; /* none came: all of the job */
+            if (wait > RNN_POOL_WAKE_US)
+                slow_wake = 1;
+            else if (wall > alone)
+                wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
+        }
         p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
         if (alone > wall) p->gain16 += ((alone - wall) * 16 - p->gain16) / 8;
-        if (wall > alone + 20 || p->balance < -20) {
-            /* and at least as many as it takes jobs gaining what recent ones
-             * gained (8 us at least) to make up for the time this one lost:
-             * after a loss, small jobs (which gain little) stay alone longer */
-            int64_t repay = (wall - alone) * 16 / (p->gain16 > 128 ? p->gain16 : 128);
+        if (slow_wake || p->balance < -20) {
+            int64_t debt = -p->balance;
+            int64_t repay = debt * 16 / (p->gain16 > 128 ? p->gain16 : 128);
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
             if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
             p->solo_until = p->jobs + 1 + p->backoff;
@@ -330,6 +357,7 @@ rnn_pool *rnn_pool_new(void) {
     atomic_init(&p->stop, 0);
     atomic_init(&p->threaded, 0);
     atomic_init(&p->alone, 0);
+    atomic_init(&p->picked_up, 0);
     return p;
 }
 

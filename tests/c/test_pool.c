@@ -267,6 +267,40 @@ static void repay(void) {
           "after a loss of 20 ms, jobs run alone until their gains would have repaid it");
 }
 
+/* A job issued to sleeping workers pays for waking one and for its core
+ * starting cold: the worker's task may end well after the caller's. Up to
+ * RNN_POOL_WAKE_US that is not a lost job: jobs that each follow a pause
+ * (the worker asleep again) and lose 80 us to it stay on threads, instead
+ * of each return from running alone looking lost and doubling the next
+ * stretch alone. */
+static void late_task(void *ctx, int i) {
+    (void)i;
+    slow_job *j = ctx;
+    double until = now_s() + (pthread_equal(pthread_self(), j->caller) ? 100e-6 : 180e-6);
+    while (now_s() < until) {
+    }
+}
+
+static void wake(void) {
+    rnn_pool *p = rnn_pool_new();
+    slow_job j;
+    j.caller = pthread_self();
+    rnn_pool_run(p, 2, late_task, &j); /* makes the worker (this one may count as lost) */
+    int64_t t0, a0, t1, a1;
+    rnn_pool_counts(p, &t0, &a0);
+    for (int r = 0; r < 60; r++) {
+        struct timespec ts = {0, 2 * 1000 * 1000}; /* the worker goes to sleep */
+        nanosleep(&ts, NULL);
+        rnn_pool_run(p, 2, late_task, &j);
+    }
+    rnn_pool_counts(p, &t1, &a1);
+    rnn_pool_free(p);
+    printf("after pauses: %lld jobs threaded, %lld alone\n", (long long)(t1 - t0),
+           (long long)(a1 - a0));
+    check(t1 - t0 >= 40 && (t1 - t0) + (a1 - a0) == 60,
+          "a worker's wake-up is not a lost job: jobs after pauses stay on threads");
+}
+
 static void parts(void) {
     int ok = 1;
     for (int64_t len = 0; len < 40; len++)
@@ -290,6 +324,7 @@ int main(void) {
     backoff();
     one_core();
     repay();
+    wake();
     after_fork();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
