@@ -96,7 +96,7 @@ struct rnn_pool {
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
     _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us; 0: none) */
-    int forgave;                 /* the last threaded job's wake-up was forgiven */
+    int woke_last;               /* the last job was issued to sleeping workers */
     _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
     _Atomic(int64_t) alone;      /* jobs run on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
@@ -235,6 +235,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     p->jobs++;
     grow(p, ntasks - 1);
     if (p->nworkers == 0 || p->jobs < p->solo_until) {
+        p->woke_last = 0;
         run_serial(ntasks, fn, ctx);
         atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
         atomic_store(&p->busy, 0);
@@ -278,13 +279,16 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      *     that ran 2x the caller's was seen. A loss of up to
      *     RNN_POOL_WAKE_US is not held against such a job (the jobs after it
      *     find the workers spinning), or every return from running alone
-     *     would look lost and double the next stretch alone. Not two such
-     *     jobs in a row, though: where every job must wake a worker (a worker
-     *     sharing the caller's core sleeps between jobs; or long pauses
-     *     between small jobs) the wake-ups are what threads cost, and the
-     *     jobs between are judged with them. And a worker not up within
-     *     RNN_POOL_WAKE_US (its core busy with other work) makes a lost job,
-     *     whatever the job's own times.
+     *     would look lost and double the next stretch alone.
+     *   - Not two such jobs in a row, though: where every job must wake a
+     *     worker (one that shares a core with other work goes back to sleep
+     *     between jobs; or long pauses between small jobs), the wake-ups are
+     *     what threads cost. The second is judged in full, and lost if no
+     *     worker came during it: the caller ran every task, and the worker
+     *     it woke will take a core from someone, maybe from the caller, after
+     *     the job, where no job's times can see it.
+     *   - A worker not up within RNN_POOL_WAKE_US (its core busy with other
+     *     work) makes a lost job, whatever the job's own times.
      *   - Otherwise the pool judges by `balance`, the savings of the last ~8
      *     jobs: it backs off when they are negative (threads cost more than
      *     they saved: a worker sharing the caller's core, or descheduled by
@@ -297,17 +301,14 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     if (mine > 0) {
         int64_t end = now_us(), seen = atomic_load(&p->picked_up);
         int64_t wall = end - t0, alone = (c1 - c0) * ntasks / mine;
-        int slow_wake = 0, forgiven = 0;
+        int slow_wake = 0;
         if (woke) {
             int64_t wait = seen ? seen - t0 : wall; /* none came: all of the job */
-            if (wait > RNN_POOL_WAKE_US) {
+            if (wait > RNN_POOL_WAKE_US || (p->woke_last && !seen))
                 slow_wake = 1;
-            } else if (wall > alone && !p->forgave) {
+            else if (wall > alone && !p->woke_last)
                 wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
-                forgiven = 1;
-            }
         }
-        p->forgave = forgiven;
         p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
         if (alone > wall) p->gain16 += ((alone - wall) * 16 - p->gain16) / 8;
         if (slow_wake || p->balance < -20) {
@@ -321,6 +322,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
         }
     }
+    p->woke_last = woke;
     atomic_store(&p->busy, 0);
 }
 
