@@ -95,7 +95,8 @@ struct rnn_pool {
     int64_t backoff;             /* jobs to run alone after the next lost job */
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
-    _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us; 0: none) */
+    _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us), or
+                                    -(its generation) until one has */
     int woke_last;               /* the last job was issued to sleeping workers */
     _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
     _Atomic(int64_t) alone;      /* jobs run on the caller alone */
@@ -181,7 +182,7 @@ static void *worker_main(void *arg) {
         if (atomic_load(&p->stop)) return NULL;
         if (GEN_OF(t) != seen) {
             seen = GEN_OF(t);
-            int64_t none = 0;
+            int64_t none = -(int64_t)seen; /* a job of an older generation: no match */
             atomic_compare_exchange_strong(&p->picked_up, &none, now_us());
             claim_tasks(p, t);
             continue;
@@ -233,6 +234,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
         return;
     }
     p->jobs++;
+    const int had = p->nworkers;
     grow(p, ntasks - 1);
     if (p->nworkers == 0 || p->jobs < p->solo_until) {
         p->woke_last = 0;
@@ -246,9 +248,13 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store(&p->done, 0);
-    atomic_store(&p->picked_up, 0);
-    const int woke = atomic_load(&p->sleepers) > 0; /* a worker must be woken first */
     uint64_t gen = (GEN_OF(atomic_load(&p->ticket)) + 1) & 0xffffffffu;
+    atomic_store(&p->picked_up, -(int64_t)gen);
+    /* fewer workers awake than the job has tasks for them, or new ones: the
+     * job waits for a worker to wake (or start: a new thread's start, 2 ms
+     * here at times, says nothing of the cores, so it is never slow) */
+    const int grown = p->nworkers > had;
+    const int woke = grown || p->nworkers - atomic_load(&p->sleepers) < ntasks - 1;
     uint64_t t = gen << 32 | (uint64_t)ntasks << 16;
     atomic_store(&p->ticket, t);
     atomic_fetch_add(&p->wake_seq, 1);
@@ -280,31 +286,36 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      *     RNN_POOL_WAKE_US is not held against such a job (the jobs after it
      *     find the workers spinning), or every return from running alone
      *     would look lost and double the next stretch alone.
-     *   - Not two such jobs in a row, though: where every job must wake a
-     *     worker (one that shares a core with other work goes back to sleep
-     *     between jobs; or long pauses between small jobs), the wake-ups are
-     *     what threads cost. The second is judged in full, and lost if no
-     *     worker came during it: the caller ran every task, and the worker
-     *     it woke will take a core from someone, maybe from the caller, after
-     *     the job, where no job's times can see it.
-     *   - A worker not up within RNN_POOL_WAKE_US (its core busy with other
-     *     work) makes a lost job, whatever the job's own times.
+     *   - Not two such jobs in a row, though (jobs run alone in between
+     *     break the row): where every job must wake a worker (one that shares
+     *     a core with other work goes back to sleep between jobs; or long
+     *     pauses between small jobs), the wake-ups are what threads cost. The
+     *     second is judged in full, and lost if no worker came during it:
+     *     the caller ran every task, and the worker it woke will take a core
+     *     from someone, maybe from the caller, after the job, where no job's
+     *     times can see it.
+     *   - A job issued to sleeping workers whose first worker was not up
+     *     within RNN_POOL_WAKE_US (its core busy with other work), or that
+     *     ended later than that with no worker come, is lost, whatever the
+     *     job's own times.
      *   - Otherwise the pool judges by `balance`, the savings of the last ~8
      *     jobs: it backs off when they are negative (threads cost more than
      *     they saved: a worker sharing the caller's core, or descheduled by
      *     other work), not at every job a worker was late for (a hypervisor
      *     taking the worker's core for 100 us), which recent gains repay.
-     * Backing off, the next jobs run on the caller alone: as many as it
-     * takes jobs gaining what recent ones gained (8 us at least) to make up
-     * for the recent loss, and twice as many each time it happens again
-     * (fewer again only after many jobs that gained). */
+     * Backing off, the next jobs run on the caller alone: twice as many as
+     * the last time (8 the first time, 4096 at most), or if more, as many
+     * as it takes jobs gaining what recent ones gained (8 us at least) to
+     * make up for the recent loss (-balance); each threaded job that is not
+     * lost shortens the next stretch by 1/16. */
     if (mine > 0) {
         int64_t end = now_us(), seen = atomic_load(&p->picked_up);
+        if (seen < 0) seen = 0; /* no worker came */
         int64_t wall = end - t0, alone = (c1 - c0) * ntasks / mine;
         int slow_wake = 0;
         if (woke) {
             int64_t wait = seen ? seen - t0 : wall; /* none came: all of the job */
-            if (wait > RNN_POOL_WAKE_US || (p->woke_last && !seen))
+            if (!grown && (wait > RNN_POOL_WAKE_US || (p->woke_last && !seen)))
                 slow_wake = 1;
             else if (wall > alone && !p->woke_last)
                 wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
@@ -322,7 +333,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
         }
     }
-    p->woke_last = woke;
+    p->woke_last = woke && !grown; /* a new thread's start begins no row */
     atomic_store(&p->busy, 0);
 }
 
@@ -333,6 +344,7 @@ int rnn_pool_alone(rnn_pool *p) {
     int alone = p->nworkers > 0 && p->jobs + 1 < p->solo_until;
     if (alone) {
         p->jobs++;
+        p->woke_last = 0; /* as rnn_pool_run's jobs alone */
         atomic_fetch_add_explicit(&p->alone, 1, memory_order_relaxed);
     }
     atomic_store(&p->busy, 0);

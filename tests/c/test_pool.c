@@ -278,7 +278,8 @@ static void repay(void) {
  * starting cold: the worker's task may end well after the caller's. Up to
  * RNN_POOL_WAKE_US that is not a lost job when the jobs after it gain:
  * bursts of jobs, each after a pause (the worker asleep again) and the first
- * losing 400 us to its worker, stay on threads, instead of each return from
+ * losing about 300 us to its worker (its task 500 us, the caller's 100 plus
+ * its wait for the worker), stay on threads, instead of each return from
  * running alone looking lost and doubling the next stretch alone. Where
  * every job must wake the worker, the wake-ups are judged: jobs that each
  * follow a pause and lose to it run alone. (Built with RNN_POOL_WAKE_US =
@@ -337,6 +338,44 @@ static void wake(void) {
           "jobs that each wake a worker and lose to it run on the caller alone");
 }
 
+/* A stretch alone that callers consume through rnn_pool_alone (as the GEMM
+ * does) breaks a row of jobs issued to sleeping workers as jobs run alone
+ * by rnn_pool_run do: the first job after it, which must wake the worker
+ * again, has its wake-up forgiven and the burst it starts stays on threads. */
+static void wake_after_alone(void) {
+    rnn_pool *p = rnn_pool_new();
+    late_job j = {.caller = pthread_self()};
+    atomic_init(&j.started, 0);
+    rnn_pool_run(p, 2, late_task, &j); /* makes the worker */
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* the worker sleeps: the next job must wake it */
+    slow_job a;
+    atomic_init(&a.started, 0);
+    atomic_init(&a.on_caller, 0);
+    a.caller = pthread_self();
+    rnn_pool_run(p, 2, slow_task, &a); /* lost (20 ms), and issued to a sleeping worker */
+    int consumed = 0;
+    while (consumed < 100000 && rnn_pool_alone(p)) consumed++;
+    int ok = 1;
+    for (int r = 0; r < 10 && ok; r++) {
+        nanosleep(&ts, NULL);
+        int64_t t0, a0, t1, a1;
+        rnn_pool_counts(p, &t0, &a0);
+        for (int k = 0; k < 4; k++) {
+            j.late = k == 0;
+            atomic_store(&j.started, 0);
+            rnn_pool_run(p, 2, late_task, &j);
+        }
+        rnn_pool_counts(p, &t1, &a1);
+        ok = t1 - t0 == 4;
+        if (!ok) printf("after a stretch alone: burst %d ran %lld threaded, %lld alone\n", r,
+                        (long long)(t1 - t0), (long long)(a1 - a0));
+    }
+    rnn_pool_free(p);
+    check(consumed > 0 && ok,
+          "after a stretch consumed through rnn_pool_alone, bursts after pauses stay on threads");
+}
+
 static void parts(void) {
     int ok = 1;
     for (int64_t len = 0; len < 40; len++)
@@ -361,6 +400,7 @@ int main(void) {
     one_core();
     repay();
     wake();
+    wake_after_alone();
     after_fork();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
