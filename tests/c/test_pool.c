@@ -304,6 +304,18 @@ static void late_task(void *ctx, int i) {
     }
 }
 
+/* A pause of 2 ms, long enough for the worker to go to sleep, then n
+ * jobs, the first with a late worker task. */
+static void burst_after_pause(rnn_pool *p, late_job *j, int n) {
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    for (int k = 0; k < n; k++) {
+        j->late = k == 0;
+        atomic_store(&j->started, 0);
+        rnn_pool_run(p, 2, late_task, j);
+    }
+}
+
 static void wake_bursts(int burst, int64_t *threaded, int64_t *alone) {
     rnn_pool *p = rnn_pool_new();
     late_job j = {.caller = pthread_self()};
@@ -311,15 +323,7 @@ static void wake_bursts(int burst, int64_t *threaded, int64_t *alone) {
     rnn_pool_run(p, 2, late_task, &j); /* makes the worker */
     int64_t t0, a0, t1, a1;
     rnn_pool_counts(p, &t0, &a0);
-    for (int r = 0; r < 40; r++) {
-        struct timespec ts = {0, 2 * 1000 * 1000}; /* the worker goes to sleep */
-        nanosleep(&ts, NULL);
-        for (int k = 0; k < burst; k++) {
-            j.late = k == 0;
-            atomic_store(&j.started, 0);
-            rnn_pool_run(p, 2, late_task, &j);
-        }
-    }
+    for (int r = 0; r < 40; r++) burst_after_pause(p, &j, burst);
     rnn_pool_counts(p, &t1, &a1);
     rnn_pool_free(p);
     *threaded = t1 - t0;
@@ -358,14 +362,9 @@ static void wake_after_alone(void) {
     while (consumed < 100000 && rnn_pool_alone(p)) consumed++;
     int ok = 1;
     for (int r = 0; r < 10 && ok; r++) {
-        nanosleep(&ts, NULL);
         int64_t t0, a0, t1, a1;
         rnn_pool_counts(p, &t0, &a0);
-        for (int k = 0; k < 4; k++) {
-            j.late = k == 0;
-            atomic_store(&j.started, 0);
-            rnn_pool_run(p, 2, late_task, &j);
-        }
+        burst_after_pause(p, &j, 4);
         rnn_pool_counts(p, &t1, &a1);
         ok = t1 - t0 == 4;
         if (!ok) printf("after a stretch alone: burst %d ran %lld threaded, %lld alone\n", r,

@@ -43,7 +43,7 @@ PROGRAMS = {
     "test_ext_lstm": CELLS,
     "test_ext_inference": CELLS,
 }
-# blocks of the inference forward's input projection a few steps long at small shapes;
+# blocks of the inference forward's input projection a few steps long at small shapes
 DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"],
            # a wake-up forgiven up to 1 ms: test_pool checks that it is, whatever the VM's noise
            "test_pool": ["-DRNN_POOL_WAKE_US=1000"]}
