@@ -322,7 +322,7 @@ static inline void SFX(step_dh_add)(const rnn_dims *d, const int64_t *lengths, i
 }
 
 /* C (n, G) = x W_ih^T for n rows of x (ldx apart) one row-vector product at
- * a time, W_ih read in place: input_proj and proj_block_next alike. */
+ * a time, W_ih read in place (proj_block_next with rnn_in_place). */
 static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const REAL *x,
                                  int64_t ldx, const REAL *w_ih, REAL *C, void *gemm_ws) {
     const int64_t I = d->I;
@@ -331,16 +331,6 @@ static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const 
         if (st) return st;
     }
     return RNN_OK;
-}
-
-/* The training forward's input projection: C (R, G) = x W_ih^T for all R =
- * T*B rows of x (ldx apart) at once, or row by row when the weights are read
- * in place (as proj_block_next computes it at inference). */
-static inline int SFX(input_proj)(const rnn_dims *d, int64_t G, const REAL *x, const REAL *w_ih,
-                                  REAL *C, void *gemm_ws) {
-    const int64_t R = d->T * d->B, I = d->I;
-    if (!rnn_in_place(d, I)) return GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, C, G, gemm_ws);
-    return SFX(proj_rows)(d, R, G, x, d->ldx, w_ih, C, gemm_ws);
 }
 
 /* The rows of x that steps s0 .. s0+n-1 read, step by step (row j*B + b is
@@ -368,8 +358,9 @@ static inline const REAL *SFX(steps_x_rows)(const rnn_dims *d, const int64_t *le
 /* At the first step past the block, the next block of up to Tc steps
  * (rnn_ext_proj_steps), computed into dst (Tc*B, G) from W_ih packed in
  * wipk (op(W) = W_ih^T, G columns), x's rows gathered in xs when needed.
- * The sums are those of the training forward's one product of all R rows:
- * a last block of one row starts a step early (a one-row product sums in
+ * Every forward, training or inference, computes its input projection so.
+ * The sums are those of one product of all R rows, whatever the blocks: a
+ * last block of one row starts a step early (a one-row product sums in
  * another order; Tc >= 2 leaves room), and bfloat16 blocks run on the
  * micro-kernel chosen for R rows. */
 static inline int SFX(proj_block_next)(const rnn_dims *d, const int64_t *lengths, int64_t s,

@@ -18,7 +18,15 @@
  * The cache does not depend on the masks: backward forms m_b*h_{t-1} itself.
  *
  * Forward scratch: pre (B, 3H) recurrent product | hm (B, H) m_b*h_{t-1} |
- *   W_hh^T packed
+ *   W_hh^T packed | blk (Tc*B, 3H) W_ih x of a block of Tc steps
+ *   (rnn_ext_proj_steps) | xs (Tc*B, I) the block's rows of x, when they are
+ *   not in place | W_ih^T packed | at inference one step's rows of the
+ *   cache's arrays: gates (layer_norm) | vn | hp | xh, rs (layer_norm); the
+ *   gates (without a norm) or LN(W_ih x) (with one) go to blk instead.
+ * Both forwards compute the input projection a block of steps ahead, so it
+ * stays in cache until its steps read it; computed for all R rows at once
+ * into the cache it went to memory and back (as in lstm_ext.c; the blocks
+ * give the same bits).
  * Backward scratch: dU (R, 3H) dL/du | dV (R, 3H) dL/dv | dh (B, H) carried
  *   dL/dh | dhr (B, H) the step's product (before it, zoneout's scratch) |
  *   dGs (B, 3H) this step's dL/d(W_hh hm) | W_hh packed.
@@ -56,15 +64,15 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
     int64_t BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_mul(BH, 4);
     n = rnn_add(n, rnn_ext_packed_len(d, rnn_mul(3, d->H), d->H));
-    if (!d->inference) return n;
-    /* inference: the block of x W_ih^T rows, one step's rows of the cache's
-     * arrays, x's rows gathered, W_ih packed (gx_infer_layout) */
+    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed */
     int64_t G = rnn_mul(3, d->H), tcb = rnn_mul(rnn_ext_proj_steps(d, G), d->B);
     n = rnn_add(n, rnn_mul(tcb, G));
-    n = rnn_add(n, rnn_mul(BH, cfg->layer_norm ? 8 : 2));
-    n = rnn_add(n, cfg->layer_norm ? rnn_mul(d->B, 2) : 0);
     n = rnn_add(n, rnn_mul(tcb, d->I));
-    return rnn_add(n, rnn_ext_packed_len(d, G, d->I));
+    n = rnn_add(n, rnn_ext_packed_len(d, G, d->I));
+    if (!d->inference) return n;
+    /* inference: one step's rows of the cache's arrays */
+    n = rnn_add(n, rnn_mul(BH, cfg->layer_norm ? 8 : 2));
+    return rnn_add(n, cfg->layer_norm ? rnn_mul(d->B, 2) : 0);
 }
 
 int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
@@ -113,17 +121,18 @@ static CELL_INLINE void SFX(gx_ln_bwd_means)(int64_t n, const REAL *restrict dy,
 
 #include "gru_row.h"
 
-/* A forward row with layer norm: xr (3H) holds x W_ih^T and becomes its norm;
- * the norm of pr goes to xh; rs gets the two 1/sqrt(var + eps); the gates
- * go to gr. */
-static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
+/* A forward row with layer norm: the norm of xs (3H), x W_ih^T, goes to xr
+ * (which may be xs), the norm of pr to xh; rs gets the two
+ * 1/sqrt(var + eps); the gates go to gr. */
+static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, const REAL *xs, REAL *xr,
+                                            const REAL *restrict pr,
                                             REAL *restrict xh, REAL *restrict rs,
                                             const REAL *restrict ln_ih, const REAL *restrict ln_hh,
                                             const REAL *restrict b_ih, const REAL *restrict b_hh,
                                             REAL *restrict gr, REAL *restrict hb, REAL *restrict o,
                                             REAL *restrict hnr, REAL *restrict hpr) {
     const int64_t G = 3 * H;
-    rs[0] = SFX(gx_ln_fwd)(G, xr, xr);
+    rs[0] = SFX(gx_ln_fwd)(G, xs, xr);
     rs[1] = SFX(gx_ln_fwd)(G, pr, xh);
     for (int64_t j = 0; j < H; j++) {
         REAL h_prev = hb[j];
@@ -151,7 +160,7 @@ static CELL_INLINE void SFX(gx_fwd_ln_loop)(int64_t H, REAL *restrict xr, const 
  * compiler's vectorisation of the scalar loop wraps each exponential in mask
  * arithmetic for the activations' clamps. */
 __attribute__((target("avx512f,avx512vl,avx512dq,fma"))) static void
-gru_fwd_row_v512(int64_t H, float *restrict gr, const float *restrict pr,
+gru_fwd_row_v512(int64_t H, float *gr, const float *xs, const float *restrict pr,
                  const float *restrict b_ih, const float *restrict b_hh, float *restrict hb,
                  float *restrict o, float *restrict hnr, float *restrict hpr) {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -161,13 +170,13 @@ gru_fwd_row_v512(int64_t H, float *restrict gr, const float *restrict pr,
         __m512 h_prev = GRU_LD(hb, 0);
         _mm512_mask_storeu_ps(hpr + j, m, h_prev);
         __m512 rg = rnn_v512_sigmoid(_mm512_add_ps(
-            _mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 0), GRU_LD(b_ih, 0)), GRU_LD(pr, 0)),
+            _mm512_add_ps(_mm512_add_ps(GRU_LD(xs, 0), GRU_LD(b_ih, 0)), GRU_LD(pr, 0)),
             GRU_LD(b_hh, 0)));
         __m512 zg = rnn_v512_sigmoid(_mm512_add_ps(
-            _mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 1), GRU_LD(b_ih, 1)), GRU_LD(pr, 1)),
+            _mm512_add_ps(_mm512_add_ps(GRU_LD(xs, 1), GRU_LD(b_ih, 1)), GRU_LD(pr, 1)),
             GRU_LD(b_hh, 1)));
         __m512 hnj = _mm512_add_ps(GRU_LD(pr, 2), GRU_LD(b_hh, 2));
-        __m512 ng = rnn_v512_tanh(_mm512_add_ps(_mm512_add_ps(GRU_LD(gr, 2), GRU_LD(b_ih, 2)),
+        __m512 ng = rnn_v512_tanh(_mm512_add_ps(_mm512_add_ps(GRU_LD(xs, 2), GRU_LD(b_ih, 2)),
                                                 _mm512_mul_ps(rg, hnj)));
         __m512 h = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, zg), ng),
                                  _mm512_mul_ps(zg, h_prev));
@@ -185,24 +194,26 @@ gru_fwd_row_v512(int64_t H, float *restrict gr, const float *restrict pr,
 #define GX_V512 0
 #endif
 
-/* One forward row: xr is the row of x W_ih^T (which holds the gates
- * afterwards when there is no norm); with a norm (ln_ih not NULL) gr, xh and
- * rs are where its outputs go. zr is the zoneout row or NULL. v512: the
- * AVX-512 variant (float32: gru_fwd_row_v512). */
-static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL *restrict pr,
+/* One forward row: xs is the row of x W_ih^T; the gates go to gr, and with
+ * a norm (ln_ih not NULL) LN(xs) to xr, the other outputs to xh and rs (xs
+ * may be gr without a norm, xr with one). zr is the zoneout row or NULL.
+ * v512: the AVX-512 variant (float32: gru_fwd_row_v512). */
+static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, const REAL *xs, REAL *xr,
+                                        const REAL *restrict pr,
                                         REAL *restrict xh, REAL *restrict rs,
                                         const REAL *restrict ln_ih, const REAL *restrict ln_hh,
                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
-                                        REAL *restrict gr, REAL *restrict hb, REAL *restrict o,
+                                        REAL *gr, REAL *restrict hb, REAL *restrict o,
                                         REAL *restrict hnr, REAL *restrict hpr,
                                         const REAL *restrict zr, const int v512) {
-    if (ln_ih) SFX(gx_fwd_ln_loop)(H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr);
+    if (ln_ih)
+        SFX(gx_fwd_ln_loop)(H, xs, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr);
 #if GX_V512
-    else if (v512) gru_fwd_row_v512(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
+    else if (v512) gru_fwd_row_v512(H, gr, xs, pr, b_ih, b_hh, hb, o, hnr, hpr);
 #else
     else if ((void)v512, 0) {}
 #endif
-    else SFX(gru_fwd_row)(H, xr, pr, b_ih, b_hh, hb, o, hnr, hpr);
+    else SFX(gru_fwd_row)(H, gr, xs, pr, b_ih, b_hh, hb, o, hnr, hpr);
     if (zr) /* zoneout, a pass of its own so the gate loops exist once */
         for (int64_t j = 0; j < H; j++) {
             REAL h = zr[j] * hpr[j] + ((REAL)1 - zr[j]) * hb[j];
@@ -211,13 +222,13 @@ static CELL_INLINE void SFX(gx_fwd_row)(int64_t H, REAL *restrict xr, const REAL
         }
 }
 CELL_ROW_VARIANTS2(gx_fwd_row,
-                   (int64_t H, REAL *restrict xr, const REAL *restrict pr, REAL *restrict xh,
-                    REAL *restrict rs, const REAL *restrict ln_ih, const REAL *restrict ln_hh,
-                    const REAL *restrict b_ih, const REAL *restrict b_hh, REAL *restrict gr,
-                    REAL *restrict hb, REAL *restrict o, REAL *restrict hnr, REAL *restrict hpr,
-                    const REAL *restrict zr),
-                   (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 0),
-                   (H, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 1))
+                   (int64_t H, const REAL *xs, REAL *xr, const REAL *restrict pr,
+                    REAL *restrict xh, REAL *restrict rs, const REAL *restrict ln_ih,
+                    const REAL *restrict ln_hh, const REAL *restrict b_ih,
+                    const REAL *restrict b_hh, REAL *gr, REAL *restrict hb, REAL *restrict o,
+                    REAL *restrict hnr, REAL *restrict hpr, const REAL *restrict zr),
+                   (H, xs, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 0),
+                   (H, xs, xr, pr, xh, rs, ln_ih, ln_hh, b_ih, b_hh, gr, hb, o, hnr, hpr, zr, 1))
 
 /* One row of a backward step: dL/du into du (3H), dL/dv into dv and dgs
  * from dhb + go = dL/dh~; dhb becomes the path z * dL/dh~ to h_{t-1}. */
@@ -323,7 +334,8 @@ typedef struct {
     int64_t H;
     int64_t G;
     int ln;
-    REAL *xin;
+    REAL *blk; /* the block of x W_ih^T rows */
+    REAL *xi;  /* LN(x W_ih^T) rows (layer_norm) */
     REAL *pre;
     REAL *xh;
     REAL *rs;
@@ -337,8 +349,8 @@ typedef struct {
     REAL *hp;
     const REAL *zh;
     int64_t zld;
-    int inf;      /* inference: xin holds a block of steps, the rest one step's rows */
-    int64_t goff; /* inference: the step's first row in xin */
+    int inf;      /* inference: the arrays but blk hold one step's rows */
+    int64_t goff; /* the step's first row in blk */
 } SFX(gx_fwd_rows_ctx);
 static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(gx_fwd_rows_ctx) *c_ = ctx;
@@ -349,7 +361,6 @@ static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     int64_t H = c_->H;
     int64_t G = c_->G;
     int ln = c_->ln;
-    REAL *xin = c_->xin;
     REAL *pre = c_->pre;
     REAL *xh = c_->xh;
     REAL *rs = c_->rs;
@@ -367,10 +378,13 @@ static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
-        int64_t q = c_->inf ? b : r, xq = c_->inf ? c_->goff + b : r; /* rows of the arrays */
-        row(H, xin + xq * G, pre + b * G, ln ? xh + q * G : NULL, ln ? rs + 2 * q : NULL, ln_ih,
-            ln_hh, p->b_ih, p->b_hh, gates + (ln ? q : xq) * G, hT + b * H, out + r * d->ldo,
-            vn + q * H, hp + q * H, zh ? zh + r * zld : NULL);
+        int64_t q = c_->inf ? b : r; /* the row of the step's arrays */
+        REAL *xs = c_->blk + (c_->goff + b) * G; /* at inference also LN(xs), or the gates */
+        REAL *xr = ln ? (c_->inf ? xs : c_->xi + r * G) : NULL;
+        REAL *gr = ln || !c_->inf ? gates + q * G : xs;
+        row(H, xs, xr, pre + b * G, ln ? xh + q * G : NULL, ln ? rs + 2 * q : NULL, ln_ih, ln_hh,
+            p->b_ih, p->b_hh, gr, hT + b * H, out + r * d->ldo, vn + q * H, hp + q * H,
+            zh ? zh + r * zld : NULL);
     }
 }
 
@@ -418,8 +432,11 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     REAL *pre = work;           /* (B, 3H) */
     REAL *hm = pre + B * G;     /* (B, H) */
     REAL *wpk = hm + B * H;     /* W_hh^T packed */
-    REAL *gates, *vn, *hp, *xi, *xh, *rs, *xs = NULL, *wipk = NULL;
-    const int64_t Tc = inf ? rnn_ext_proj_steps(d, G) : 0;
+    const int64_t Tc = rnn_ext_proj_steps(d, G);
+    REAL *blk = wpk + rnn_ext_packed_len(d, G, H); /* (Tc*B, 3H) */
+    REAL *xs = blk + Tc * B * G;                    /* (Tc*B, I) */
+    REAL *wipk = xs + Tc * B * I;                   /* W_ih^T packed */
+    REAL *gates, *vn, *hp, *xi, *xh, *rs;
     if (!inf) {
         gates = cache;                /* (R, 3H) */
         vn = gates + R * G;           /* (R, H) */
@@ -428,10 +445,9 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
         xh = ln ? xi + R * G : NULL;  /* (R, 3H), layer norm only */
         rs = ln ? xh + R * G : NULL;  /* (R, 2), layer norm only */
     } else {
-        /* inference: the block of x W_ih^T rows (xi, or gates without a norm),
-         * one step's rows of the rest, then xs and W_ih packed */
-        REAL *blk = wpk + rnn_ext_packed_len(d, G, H);
-        REAL *next = blk + Tc * B * G;
+        /* inference: one step's rows of the cache's arrays; xi, or the
+         * gates without a norm, in blk */
+        REAL *next = wipk + rnn_ext_packed_len(d, G, I);
         gates = ln ? next : blk;
         next += ln ? B * G : 0;
         vn = next;
@@ -439,33 +455,29 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
         xi = ln ? blk : NULL;
         xh = ln ? hp + B * H : NULL;
         rs = ln ? xh + B * G : NULL;
-        xs = (ln ? rs + 2 * B : hp + B * H);
-        wipk = xs + Tc * B * I;
     }
-    REAL *xin = ln ? xi : gates;
     const REAL *ln_ih = ln ? p->ln_ih : NULL, *ln_hh = ln ? p->ln_hh : NULL;
 
-    if (inf) st = rnn_in_place(d, I) ? RNN_OK : SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk);
-    else st = SFX(input_proj)(d, G, x, p->w_ih, xin, gemm_ws);
-    if (st) return st;
+    /* W_ih x_t a block of steps ahead of them, W_ih packed once */
+    if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) return st;
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, G, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     const int nst = rnn_step_split(d, G, H, sizeof(REAL));
     SFX(gx_fwd_step_ctx) step = {
         .rows = {.d = d, .lengths = lengths, .row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa()),
-                 .H = H, .G = G, .ln = ln, .xin = xin, .pre = pre, .xh = xh, .rs = rs,
+                 .H = H, .G = G, .ln = ln, .blk = blk, .xi = xi, .pre = pre, .xh = xh, .rs = rs,
                  .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p, .gates = gates, .hT = hT, .out = out,
                  .vn = vn, .hp = hp, .zh = zh, .zld = zld, .inf = inf},
         .split = nst > 1, .ne = rnn_elem_threads(d, G), .rec = rec, .hm = hm, .whh = &whh};
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
-        if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, xin,
-                                              &pb, gemm_ws)))
+        if ((st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, blk, &pb,
+                                       gemm_ws)))
             return st;
         step.rows.s = s;
-        step.rows.goff = inf ? (s - pb.p0) * B : 0;
+        step.rows.goff = (s - pb.p0) * B;
         if ((st = rnn_run_step(d, nst, SFX(gx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);

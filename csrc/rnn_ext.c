@@ -14,7 +14,13 @@
  * zoneout path to h_{t-1} does not read the state.
  *
  * Forward scratch: pre (B, H) recurrent product | hm (B, H) m_b*h_{t-1} |
- *   W_hh^T packed
+ *   W_hh^T packed | blk (Tc*B, H) W_ih x of a block of Tc steps
+ *   (rnn_ext_proj_steps), also h~ at inference | xs (Tc*B, I) the block's
+ *   rows of x, when they are not in place | W_ih^T packed | at inference
+ *   one step's rows of m_b*h_{t-1}.
+ * Both forwards compute the input projection a block of steps ahead, so it
+ * stays in cache until its steps read it (as in lstm_ext.c; the blocks give
+ * the same bits).
  * Backward scratch: dA (R, H) pre-activation grads | dh (B, H) carried dL/dh |
  *   dhr (B, H) | dAs (B, H) this step's dA, zero for ended rows | W_hh packed
  *
@@ -45,14 +51,13 @@ int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     int64_t n = rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2), rnn_ext_packed_len(d, d->H, d->H));
-    if (!d->inference) return n;
-    /* inference: the block of x W_ih^T rows, one step's hm rows, x's rows
-     * gathered, W_ih packed */
+    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed, and at
+     * inference one step's hm rows */
     int64_t tcb = rnn_mul(rnn_ext_proj_steps(d, d->H), d->B);
     n = rnn_add(n, rnn_mul(tcb, d->H));
-    n = rnn_add(n, rnn_mul(d->B, d->H));
     n = rnn_add(n, rnn_mul(tcb, d->I));
-    return rnn_add(n, rnn_ext_packed_len(d, d->H, d->I));
+    n = rnn_add(n, rnn_ext_packed_len(d, d->H, d->I));
+    return d->inference ? rnn_add(n, rnn_mul(d->B, d->H)) : n;
 }
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
@@ -64,16 +69,17 @@ int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *c
 #else /* template body, instantiated once per dtype */
 #include "cell_common.h"
 
-/* One row of a forward step: hr (H) holds x W_ih^T and becomes h~; pb is
- * hm W_hh^T; the state hb advances in place (zoneout by zr when use_z) and
- * the output is written. */
-static CELL_INLINE void SFX(rx_fwd_loop)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
+/* One row of a forward step: h~ into hr (H) from xs, x W_ih^T (xs may be
+ * hr); pb is hm W_hh^T; the state hb advances in place (zoneout by zr when
+ * use_z) and the output is written. */
+static CELL_INLINE void SFX(rx_fwd_loop)(int64_t H, REAL *hr, const REAL *xs,
+                                         const REAL *restrict pb,
                                          const REAL *restrict b_ih, const REAL *restrict b_hh,
                                          REAL *restrict hb, REAL *restrict o,
                                          const REAL *restrict zr, int relu, const int use_z) {
     for (int64_t j = 0; j < H; j++) {
         REAL h_prev = hb[j];
-        REAL a = hr[j] + b_ih[j] + pb[j] + b_hh[j];
+        REAL a = xs[j] + b_ih[j] + pb[j] + b_hh[j];
         REAL ht = relu ? (a > 0 ? a : (REAL)0) : SFX(rnn_tanhv)(a);
         REAL h = use_z ? zr[j] * h_prev + ((REAL)1 - zr[j]) * ht : ht;
         hr[j] = ht;
@@ -86,14 +92,14 @@ static CELL_INLINE void SFX(rx_fwd_loop)(int64_t H, REAL *restrict hr, const REA
 /* rx_fwd_loop's tanh case (float32) by hand with AVX-512: its operations in
  * its order (rnn_v512_tanh: the scalar tanh's bits), so the same bits. */
 __attribute__((target("avx512f,avx512vl,avx512dq,fma"))) static void
-rx_fwd_tanh_v512(int64_t H, float *restrict hr, const float *restrict pb,
+rx_fwd_tanh_v512(int64_t H, float *hr, const float *xs, const float *restrict pb,
                  const float *restrict b_ih, const float *restrict b_hh, float *restrict hb,
                  float *restrict o, const float *restrict zr) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t j = 0; j < H; j += 16) {
         const __mmask16 m = rnn_v512_mask(H, j);
         __m512 a = _mm512_add_ps(
-            _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, hr + j),
+            _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, xs + j),
                                         _mm512_maskz_loadu_ps(m, b_ih + j)),
                           _mm512_maskz_loadu_ps(m, pb + j)),
             _mm512_maskz_loadu_ps(m, b_hh + j));
@@ -112,8 +118,10 @@ rx_fwd_tanh_v512(int64_t H, float *restrict hr, const float *restrict pb,
 #else
 #define RX_V512 0
 #endif
-/* v512: the AVX-512 variant (float32 tanh: rx_fwd_tanh_v512) */
-static CELL_INLINE void SFX(rx_fwd_row)(int64_t H, REAL *restrict hr, const REAL *restrict pb,
+/* h~ into hr from xs, x W_ih^T (which may be hr); v512: the AVX-512
+ * variant (float32 tanh: rx_fwd_tanh_v512) */
+static CELL_INLINE void SFX(rx_fwd_row)(int64_t H, REAL *hr, const REAL *xs,
+                                        const REAL *restrict pb,
                                         const REAL *restrict b_ih, const REAL *restrict b_hh,
                                         REAL *restrict hb, REAL *restrict o, REAL *restrict hmr,
                                         const REAL *restrict mr, const REAL *restrict zr,
@@ -125,20 +133,21 @@ static CELL_INLINE void SFX(rx_fwd_row)(int64_t H, REAL *restrict hr, const REAL
     else
         memcpy(hmr, hb, (size_t)H * sizeof(REAL));
 #if RX_V512
-    if (v512 && !relu) rx_fwd_tanh_v512(H, hr, pb, b_ih, b_hh, hb, o, zr);
+    if (v512 && !relu) rx_fwd_tanh_v512(H, hr, xs, pb, b_ih, b_hh, hb, o, zr);
     else
 #else
     (void)v512;
 #endif
-    if (zr) SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 1);
-    else SFX(rx_fwd_loop)(H, hr, pb, b_ih, b_hh, hb, o, zr, relu, 0);
+    if (zr) SFX(rx_fwd_loop)(H, hr, xs, pb, b_ih, b_hh, hb, o, zr, relu, 1);
+    else SFX(rx_fwd_loop)(H, hr, xs, pb, b_ih, b_hh, hb, o, zr, relu, 0);
 }
 CELL_ROW_VARIANTS2(rx_fwd_row,
-                   (int64_t H, REAL *restrict hr, const REAL *restrict pb, const REAL *restrict b_ih,
-                    const REAL *restrict b_hh, REAL *restrict hb, REAL *restrict o,
-                    REAL *restrict hmr, const REAL *restrict mr, const REAL *restrict zr, int relu),
-                   (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 0),
-                   (H, hr, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 1))
+                   (int64_t H, REAL *hr, const REAL *xs, const REAL *restrict pb,
+                    const REAL *restrict b_ih, const REAL *restrict b_hh, REAL *restrict hb,
+                    REAL *restrict o, REAL *restrict hmr, const REAL *restrict mr,
+                    const REAL *restrict zr, int relu),
+                   (H, hr, xs, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 0),
+                   (H, hr, xs, pb, b_ih, b_hh, hb, o, hmr, mr, zr, relu, 1))
 
 /* One row of a backward step: the pre-activation gradient into da and das;
  * db (dL/dh_t on entry) becomes the zoneout path zh * dL/dh_t (0 without
@@ -183,7 +192,8 @@ typedef struct {
     int64_t s;
     SFX(rx_fwd_row_fn) row;
     int64_t H;
-    REAL *hs;
+    REAL *blk; /* the block of x W_ih^T rows */
+    REAL *hs;  /* h~ rows (blk at inference) */
     REAL *pre;
     const SFX(rnn_ext_params) *p;
     REAL *hT;
@@ -193,8 +203,8 @@ typedef struct {
     const REAL *zh;
     int64_t zld;
     int relu;
-    int inf;      /* inference: hs holds a block of steps, hmc one step's rows */
-    int64_t goff; /* inference: the step's first row in hs */
+    int inf;      /* inference: hmc holds one step's rows */
+    int64_t goff; /* the step's first row in blk */
 } SFX(rx_fwd_rows_ctx);
 static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(rx_fwd_rows_ctx) *c_ = ctx;
@@ -217,8 +227,9 @@ static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
-        int64_t q = c_->inf ? b : r, xq = c_->inf ? c_->goff + b : r; /* rows of the arrays */
-        row(H, hs + xq * H, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
+        const REAL *xs = c_->blk + (c_->goff + b) * H;
+        int64_t q = c_->inf ? b : r, hq = c_->inf ? c_->goff + b : r; /* rows of hmc, hs */
+        row(H, hs + hq * H, xs, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
             hmc + q * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
     }
 }
@@ -265,26 +276,24 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     REAL *pre = work;          /* (B, H) */
     REAL *hm = pre + B * H;    /* (B, H) */
     REAL *wpk = hm + B * H;    /* W_hh^T packed */
-    const int64_t Tc = inf ? rnn_ext_proj_steps(d, H) : 0;
-    /* hs (R, H) h~ and hmc (R, H) m_b*h_{t-1} in the cache; at inference a
-     * block of Tc steps' rows of hs and one step's of hmc, then x's rows
-     * gathered and W_ih packed, in the scratch */
-    REAL *hs = inf ? wpk + rnn_ext_packed_len(d, H, H) : cache;
-    REAL *hmc = inf ? hs + Tc * B * H : cache + R * H;
-    REAL *xs = inf ? hmc + B * H : NULL, *wipk = inf ? xs + Tc * B * I : NULL;
+    const int64_t Tc = rnn_ext_proj_steps(d, H);
+    REAL *blk = wpk + rnn_ext_packed_len(d, H, H); /* (Tc*B, H) */
+    REAL *xs = blk + Tc * B * H, *wipk = xs + Tc * B * I;
+    /* hs (R, H) h~ and hmc (R, H) m_b*h_{t-1} in the cache; at inference h~
+     * in blk and one step's rows of hmc after W_ih packed */
+    REAL *hs = inf ? blk : cache;
+    REAL *hmc = inf ? wipk + rnn_ext_packed_len(d, H, I) : cache + R * H;
 
-    /* hs = x W_ih^T for every step at once (at inference, block by block);
-     * the time loop adds the rest */
-    if (inf) st = rnn_in_place(d, I) ? RNN_OK : SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk);
-    else st = SFX(input_proj)(d, H, x, p->w_ih, hs, gemm_ws);
-    if (st) return st;
+    /* x W_ih^T a block of steps ahead of them, W_ih packed once; the time
+     * loop adds the rest */
+    if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk))) return st;
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, H, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const int nst = rnn_step_split(d, H, H, sizeof(REAL));
     SFX(rx_fwd_step_ctx) step = {
         .rows = {.d = d, .lengths = lengths, .row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa()),
-                 .H = H, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc,
+                 .H = H, .blk = blk, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc,
                  .rec = rec, .zh = zh, .zld = zld, .relu = relu, .inf = inf},
         .split = nst > 1,
         .ne = rnn_elem_threads(d, 4 * H), /* tanh costs about four gates' worth */
@@ -292,11 +301,11 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
-        if (inf && (st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, hs, &pb,
-                                              gemm_ws)))
+        if ((st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, blk, &pb,
+                                       gemm_ws)))
             return st;
         step.rows.s = s;
-        step.rows.goff = inf ? (s - pb.p0) * B : 0;
+        step.rows.goff = (s - pb.p0) * B;
         if ((st = rnn_run_step(d, nst, SFX(rx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);

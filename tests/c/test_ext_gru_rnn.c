@@ -694,8 +694,17 @@ static void status_checks(void) {
     check(rnn_ext_forward_work_len(99, &d, &z) == -1, "unknown kind has no size");
     check(rnn_ext_forward_work_len_gru(NULL, &z) == -1 && rnn_ext_backward_work_len_rnn(&d, NULL) == -1,
           "NULL dims or config have no size");
+    /* the forward's scratch: the step's arrays and packed W_hh, then the
+     * input projection of a block of Tc steps, their rows of x, packed W_ih */
+    int64_t tc = rnn_ext_proj_steps(&d, 3 * H);
     check(rnn_ext_forward_work_len(RNN_CELL_GRU, &d, &ln) ==
-              4 * B * H + rnn_gemm_packed_len(3 * H, H), "gru forward scratch");
+              4 * B * H + rnn_gemm_packed_len(3 * H, H) + tc * B * (3 * H + d.I) +
+                  rnn_gemm_packed_len(3 * H, d.I),
+          "gru forward scratch");
+    tc = rnn_ext_proj_steps(&d, H);
+    check(rnn_ext_forward_work_len(RNN_CELL_TANH, &d, &z) ==
+              2 * B * H + rnn_gemm_packed_len(H, H) + tc * B * (H + d.I) + rnn_gemm_packed_len(H, d.I),
+          "rnn forward scratch");
     check(rnn_ext_backward_work_len(RNN_CELL_GRU, &d, &z) ==
               6 * R * H + 5 * B * H + rnn_gemm_packed_len(H, 3 * H), "gru backward scratch");
     check(rnn_ext_backward_work_len(RNN_CELL_TANH, &d, &z) ==
@@ -709,7 +718,10 @@ static void status_checks(void) {
     one.B = 1;
     one.ts = 1;
     /* B = 1 packs W_hh too: the packed row-vector product is the fast one */
-    check(rnn_ext_forward_work_len(RNN_CELL_GRU, &one, &z) == 4 * H + rnn_gemm_packed_len(3 * H, H),
+    tc = rnn_ext_proj_steps(&one, 3 * H);
+    check(rnn_ext_forward_work_len(RNN_CELL_GRU, &one, &z) ==
+              4 * H + rnn_gemm_packed_len(3 * H, H) + tc * (3 * H + one.I) +
+                  rnn_gemm_packed_len(3 * H, one.I),
           "B = 1 holds packed W_hh");
     free(dw); free(dx); free(dh0);
     free_problem(&p);
