@@ -333,26 +333,50 @@ static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const 
     return RNN_OK;
 }
 
-/* The rows of x that steps s0 .. s0+n-1 read, step by step (row j*B + b is
- * step s0+j of sequence b), as A and lda of a product: in place when they
- * are already so in x (time-major, forward), else gathered into xs (n*B, I)
- * with zero rows for sequences that have ended. */
-static inline const REAL *SFX(steps_x_rows)(const rnn_dims *d, const int64_t *lengths,
-                                            int64_t s0, int64_t n, const REAL *x, REAL *xs,
-                                            int64_t *lda) {
+/* The rows that steps s0 .. s0+n-1 read of an array of R rows in the
+ * row(t, b) order of x (ld apart, width values used), step by step (row
+ * j*B + b is step s0+j of sequence b), as A and lda of a product: in place
+ * when they are already so (time-major, forward), else gathered into buf
+ * (n*B, width) with zero rows for sequences that have ended. */
+static inline const REAL *SFX(steps_rows)(const rnn_dims *d, const int64_t *lengths, int64_t s0,
+                                          int64_t n, const REAL *src, int64_t ld, int64_t width,
+                                          REAL *buf, int64_t *lda) {
     if (!d->reverse && d->ts == d->B && d->bs == 1) {
-        *lda = d->ldx;
-        return x + s0 * d->B * d->ldx;
+        *lda = ld;
+        return src + s0 * d->B * ld;
     }
     for (int64_t j = 0; j < n; j++)
         for (int64_t b = 0; b < d->B; b++) {
-            REAL *dst = xs + (j * d->B + b) * d->I;
+            REAL *dst = buf + (j * d->B + b) * width;
             int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
-            if (t >= 0) memcpy(dst, x + (t * d->ts + b * d->bs) * d->ldx, (size_t)d->I * sizeof(REAL));
-            else memset(dst, 0, (size_t)d->I * sizeof(REAL));
+            if (t >= 0) memcpy(dst, src + (t * d->ts + b * d->bs) * ld, (size_t)width * sizeof(REAL));
+            else memset(dst, 0, (size_t)width * sizeof(REAL));
         }
-    *lda = d->I;
-    return xs;
+    *lda = width;
+    return buf;
+}
+
+/* The rows of x that steps s0 .. s0+n-1 read (steps_rows), gathered into xs
+ * (n*B, I) when needed. */
+static inline const REAL *SFX(steps_x_rows)(const rnn_dims *d, const int64_t *lengths,
+                                            int64_t s0, int64_t n, const REAL *x, REAL *xs,
+                                            int64_t *lda) {
+    return SFX(steps_rows)(d, lengths, s0, n, x, d->ldx, d->I, xs, lda);
+}
+
+/* dst's rows (ld apart, row(t, b) order) += src's (n*B, width) rows j*B + b
+ * of steps s0 .. s0+n-1, for the sequences still running at each step. */
+static inline void SFX(steps_rows_add)(const rnn_dims *d, const int64_t *lengths, int64_t s0,
+                                       int64_t n, REAL *dst, int64_t ld, int64_t width,
+                                       const REAL *src) {
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t b = 0; b < d->B; b++) {
+            int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
+            if (t < 0) continue;
+            REAL *restrict o = dst + (t * d->ts + b * d->bs) * ld;
+            const REAL *restrict a = src + (j * d->B + b) * width;
+            for (int64_t i = 0; i < width; i++) o[i] += a[i];
+        }
 }
 
 /* At the first step past the block, the next block of up to Tc steps

@@ -36,9 +36,15 @@
  * its steps: computed for all R rows at once into the cache, it went to
  * memory and back (measured, H 256, B 64, T 100, I 64: the training
  * forward 44.7 ms against 33.8 at inference; the blocks give the same bits).
- * Backward scratch: dXg (R, 4H) dL/d(W_ih x_t) (also dL/da without layer
- *   norm) | dHh (R, 4H) dL/d(W_hh hm) (layer_norm) | dHt (R, P) dL/dh~
- *   (projection) | dh (B, Hs) | dc (B, H) | dhr (B, Hs) | dGs (B, 4H) this
+ * Backward scratch: dXg (Rb, 4H) dL/d(W_ih x_t) (also dL/da without
+ *   layer norm) of a block of Tb steps (rnn_bwd_block_steps) | dHh (Rb, 4H)
+ *   dL/d(W_hh hm) (layer_norm) | dHt (Rb, P) dL/dh~ (projection) | the
+ *   block's rows of x (Rb, I), hm (Rb, Hs), u (Rb, H) (projection) gathered
+ *   where they are not in place, and its dx rows (Rb, I) | ... With Tb < T
+ *   a block's rows are Rb = Tb*B in step order (row j*B + b: the block's
+ *   step j, sequence b); with one block of all T steps (whole) they are the
+ *   R rows in the row(t, b) order of x, and the products read x, hm and u
+ *   where they are (no gathered rows) and add into dx. | dh (B, Hs) | dc (B, H) | dhr (B, Hs) | dGs (B, 4H) this
  *   step's dHh rows | du (B, H) dL/du | dt (B, P) dL/dh~ (projection) |
  *   da (B, 4H) (layer_norm) | dy (B, H) | zero (H) | per-sequence sums of
  *   the small gradients: peep (B, 3H), and with layer_norm bias (B, 4H),
@@ -88,7 +94,9 @@ typedef struct {
     /* forward scratch */
     int64_t f_blk, f_bias, f_pre, f_hm, f_zero, f_y, f_ub, f_hpr, f_wpk, f_wrpk, f_xs, f_wipk, fwork_len;
     /* backward scratch */
-    int64_t b_dxg, b_dhh, b_dht, b_dh, b_dc, b_dhr, b_dgs, b_du, b_dt, b_da, b_dy, b_zero,
+    int64_t Tb;  /* steps per block of the backward's weight gradients */
+    int whole;   /* Tb == T: one block, its rows in row(t, b) order */
+    int64_t b_dxg, b_dhh, b_dht, b_xs, b_hps, b_us, b_dxs, b_dh, b_dc, b_dhr, b_dgs, b_du, b_dt, b_da, b_dy, b_zero,
         b_accp, b_accb, b_accli, b_acclh, b_acclc, b_wpk, b_wrpk, bwork_len;
 } lx_layout;
 
@@ -137,9 +145,17 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->fwork_len = f.off;
 
     lx_alloc w = {0, 0};
-    L->b_dxg = lx_take(&w, rnn_mul(R, G));
-    L->b_dhh = lx_take(&w, ln ? rnn_mul(R, G) : 0);
-    L->b_dht = lx_take(&w, proj ? rnn_mul(R, P) : 0);
+    L->Tb = rnn_bwd_block_steps(d, G);
+    L->whole = L->Tb >= d->T;
+    const int64_t Rb = L->whole ? R : rnn_mul(L->Tb, B); /* rows of a block */
+    const int64_t Rg = L->whole ? 0 : Rb;                /* rows gathered */
+    L->b_dxg = lx_take(&w, rnn_mul(Rb, G));
+    L->b_dhh = lx_take(&w, ln ? rnn_mul(Rb, G) : 0);
+    L->b_dht = lx_take(&w, proj ? rnn_mul(Rb, P) : 0);
+    L->b_xs = lx_take(&w, rnn_mul(Rg, d->I));
+    L->b_hps = lx_take(&w, rnn_mul(Rg, Hs));
+    L->b_us = lx_take(&w, proj ? rnn_mul(Rg, H) : 0);
+    L->b_dxs = lx_take(&w, rnn_mul(Rg, d->I));
     L->b_dh = lx_take(&w, rnn_mul(B, Hs));
     L->b_dc = lx_take(&w, rnn_mul(B, H));
     L->b_dhr = lx_take(&w, rnn_mul(B, Hs));
@@ -528,25 +544,33 @@ typedef struct {
     const REAL *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
     REAL *dXg, *dHh, *dHt, *dh, *dc, *dGs, *du, *dt, *da, *dy, *accp, *accb, *accli, *acclh,
         *acclc;
+    int64_t qoff; /* the step's first row in the block arrays dXg, dHh, dHt */
+    int whole;    /* the block arrays have all R rows, in row(t, b) order */
 } SFX(lx_bctx);
 
-/* Before the projection's product: dL/dh~ of one row (into dt and dHt). */
+/* The row of the block arrays (dXg, dHh, dHt) of sequence b at row r. */
+static inline int64_t SFX(lx_brow)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
+    return c->whole ? r : c->qoff + b;
+}
+
+/* Before the projection's product: dL/dh~ of one row (into dt and dHt);
+ * r is the row of the cache and dout, b the sequence. */
 static void SFX(lx_bwd_row_h)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
     const int64_t Hs = c->Hs;
     REAL *dhb = c->dh + b * Hs, *dst = c->proj ? c->dt + b * Hs : c->du + b * Hs;
     SFX(lx_bwd_h)(Hs, c->dout + r * c->ldo, c->zh + r * c->zh_ld, dhb, dst);
-    if (c->proj) memcpy(c->dHt + r * Hs, dst, (size_t)Hs * sizeof(REAL));
+    if (c->proj) memcpy(c->dHt + SFX(lx_brow)(c, b, r) * Hs, dst, (size_t)Hs * sizeof(REAL));
 }
 
 /* One row of a backward step from dL/du to
  * the dL/d(W_hh hm) row in dGs. */
 static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
-    const int64_t H = c->H, G = c->G;
+    const int64_t H = c->H, G = c->G, q = SFX(lx_brow)(c, b, r);
     const REAL *gr = c->gates + r * G, *csr = c->cs + r * H, *cpr = c->cp + r * H;
     REAL *dcb = c->dc + b * H, *dgs = c->dGs + b * G;
     REAL *ap = c->peep ? c->accp + b * 3 * H : NULL;
     const REAL *du = c->du + b * H, *zcr = c->zc + r * c->zc_ld;
-    REAL *dy = c->dy + b * H, *da = c->ln ? c->da + b * G : c->dXg + r * G;
+    REAL *dy = c->dy + b * H, *da = c->ln ? c->da + b * G : c->dXg + q * G;
     if (c->ln) {
         REAL *ag = c->acclc + b * 2 * H;
         const REAL *cnr = c->CN + r * H;
@@ -558,9 +582,9 @@ static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_
     if (c->peep) SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 1);
     else SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 0);
     if (c->ln) {
-        REAL *dhh = c->dHh + r * G;
+        REAL *dhh = c->dHh + q * G;
         SFX(lx_bwd_ln_in)(G, da, c->XN + r * G, c->HN + r * G, c->ln_ih, c->ln_hh, c->RS + r * 3,
-                          c->dXg + r * G, dhh, c->accb + b * G, c->accli + b * G,
+                          c->dXg + q * G, dhh, c->accb + b * G, c->accli + b * G,
                           c->acclh + b * G);
         memcpy(dgs, dhh, (size_t)G * sizeof(REAL));
     } else {
@@ -758,8 +782,14 @@ static void SFX(lx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const rnn_dims *d = k->d;
     for (int64_t b = b0; b < b1; b++) {
         int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
-        if (t < 0) {
-            memset(k->c->dGs + b * k->G, 0, (size_t)k->G * sizeof(REAL));
+        if (t < 0) { /* an ended sequence: zero rows, which weigh nothing in the products */
+            const SFX(lx_bctx) *c = k->c;
+            const int64_t q = c->qoff + b;
+            memset(c->dGs + b * k->G, 0, (size_t)k->G * sizeof(REAL));
+            if (c->whole) continue; /* rows past the end, zeroed before the loop */
+            memset(c->dXg + q * k->G, 0, (size_t)k->G * sizeof(REAL));
+            if (c->ln) memset(c->dHh + q * k->G, 0, (size_t)k->G * sizeof(REAL));
+            if (c->proj) memset(c->dHt + q * c->Hs, 0, (size_t)c->Hs * sizeof(REAL));
             continue;
         }
         int64_t r = t * d->ts + b * d->bs;
@@ -807,6 +837,36 @@ static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     return RNN_OK;
 }
 
+/* The weight gradients and dx of the block of steps s0 .. s0+n-1, whose
+ * rows are in the block arrays of c (row j*B + b: step s0+j, sequence b;
+ * with one whole block, the R rows in row(t, b) order). */
+static int SFX(lx_bwd_block)(const rnn_dims *d, const lx_layout *L, const int64_t *lengths,
+                             int64_t s0, int64_t n, const SFX(lx_bctx) *c, const REAL *cache,
+                             const REAL *x, const SFX(rnn_ext_params) *p,
+                             const SFX(rnn_ext_grads) *g, REAL *dx, REAL *work, void *gemm_ws) {
+    const int64_t I = d->I, H = L->H, Hs = L->Hs, P = L->P, G = L->G;
+    const int64_t rows = L->whole ? L->R : n * d->B;
+    int64_t lx = d->ldx, lh = Hs, lu = H;
+    const REAL *xa = x, *ha = cache + L->hp, *ua = L->proj ? cache + L->u : NULL;
+    if (!L->whole) {
+        xa = SFX(steps_x_rows)(d, lengths, s0, n, x, work + L->b_xs, &lx);
+        ha = SFX(steps_rows)(d, lengths, s0, n, ha, Hs, Hs, work + L->b_hps, &lh);
+        if (L->proj) ua = SFX(steps_rows)(d, lengths, s0, n, ua, H, H, work + L->b_us, &lu);
+    }
+    const REAL *dHh = L->ln ? c->dHh : c->dXg; /* dL/d(W_hh hm) */
+    int st;
+    if ((st = GEMM(1, 0, G, I, rows, 1, c->dXg, G, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, G, Hs, rows, 1, dHh, G, ha, lh, 1, g->w_hh, Hs, gemm_ws))) return st;
+    if (L->proj && (st = GEMM(1, 0, P, H, rows, 1, c->dHt, P, ua, lu, 1, g->w_hr, H, gemm_ws)))
+        return st;
+    if (!L->ln) SFX(colsum_add2)(g->b_ih, g->b_hh, c->dXg, rows, G, G);
+    if (L->whole) return GEMM(0, 0, rows, I, G, 1, c->dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
+    REAL *dxs = work + L->b_dxs;
+    if ((st = GEMM(0, 0, rows, I, G, 1, c->dXg, G, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
+    SFX(steps_rows_add)(d, lengths, s0, n, dx, d->ldx, I, dxs);
+    return RNN_OK;
+}
+
 int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_grads) *g,
                            const REAL *dout, const REAL *dhT, const REAL *dcT, const REAL *cache,
                            const REAL *x, const SFX(rnn_ext_params) *p,
@@ -825,7 +885,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     REAL *zero = work + L.b_zero;
     SFX(lx_masks) k;
     if ((st = SFX(lx_masks_get)(m, &L, d, lengths, zero, &k))) return st;
-    const int64_t T = d->T, B = d->B, I = d->I, H = L.H, Hs = L.Hs, P = L.P, G = L.G, R = L.R;
+    const int64_t T = d->T, B = d->B, H = L.H, Hs = L.Hs, P = L.P, G = L.G;
     REAL *dh = work + L.b_dh, *dc = work + L.b_dc, *dhr = work + L.b_dhr;
     void *wpk = work + L.b_wpk, *wrpk = work + L.b_wrpk;
     SFX(lx_bctx) c = {
@@ -845,17 +905,14 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
         .da = L.ln ? work + L.b_da : NULL, .dy = work + L.b_dy,
         .accp = L.peep ? work + L.b_accp : NULL, .accb = L.ln ? work + L.b_accb : NULL,
         .accli = L.ln ? work + L.b_accli : NULL, .acclh = L.ln ? work + L.b_acclh : NULL,
-        .acclc = L.ln ? work + L.b_acclc : NULL};
-    const REAL *hp = cache + L.hp, *U = L.proj ? cache + L.u : NULL;
-    REAL *dHh = L.ln ? c.dHh : c.dXg; /* dL/d(W_hh hm), all steps */
+        .acclc = L.ln ? work + L.b_acclc : NULL, .whole = L.whole};
 
     memset(zero, 0, (size_t)H * sizeof(REAL));
-    /* every row of a running step is written; the others must be zero */
-    SFX(zero_padded_rows)(c.dXg, G, G, lengths, d);
-    if (L.ln) SFX(zero_padded_rows)(c.dHh, G, G, lengths, d);
-    if (L.proj) {
-        SFX(zero_padded_rows)(c.dHt, P, P, lengths, d);
-        memset(c.dt, 0, (size_t)(B * P) * sizeof(REAL)); /* rows of ended sequences */
+    if (L.proj) memset(c.dt, 0, (size_t)(B * P) * sizeof(REAL)); /* rows of ended sequences */
+    if (L.whole) { /* every row of a running step is written; the others must be zero */
+        SFX(zero_padded_rows)(c.dXg, G, G, lengths, d);
+        if (L.ln) SFX(zero_padded_rows)(c.dHh, G, G, lengths, d);
+        if (L.proj) SFX(zero_padded_rows)(c.dHt, P, P, lengths, d);
     }
     if (L.peep) memset(c.accp, 0, (size_t)(B * 3 * H) * sizeof(REAL));
     if (L.ln) {
@@ -874,27 +931,27 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
                                  .ne = rnn_elem_threads(d, G),
                                  .row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
                                  .rec = k.rec, .dhr = dhr, .whh = &whh, .whr = &whr};
+    /* the steps in blocks of Tb (the last block, run first, may be shorter):
+     * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t s0 = s / L.Tb * L.Tb;
         step.s = s;
+        c.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
+        if (s == s0 && (st = SFX(lx_bwd_block)(d, &L, lengths, s0, (s0 + L.Tb < T ? s0 + L.Tb : T) - s0,
+                                                &c, cache, x, p, g, dx, work, gemm_ws)))
+            return st;
     }
     SFX(add_into)(dh0, dh, B * Hs);
     SFX(add_into)(dc0, dc, B * H);
-    if ((st = GEMM(1, 0, G, I, R, 1, c.dXg, G, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, G, Hs, R, 1, dHh, G, hp, Hs, 1, g->w_hh, Hs, gemm_ws))) return st;
-    if (L.proj && (st = GEMM(1, 0, P, H, R, 1, c.dHt, P, U, H, 1, g->w_hr, H, gemm_ws)))
-        return st;
     if (L.ln) {
         SFX(lx_rows_add)(g->b_ih, c.accb, B, G);
         SFX(lx_rows_add)(g->b_hh, c.accb, B, G);
         SFX(lx_rows_add)(g->ln_ih, c.accli, B, G);
         SFX(lx_rows_add)(g->ln_hh, c.acclh, B, G);
         SFX(lx_rows_add)(g->ln_c, c.acclc, B, 2 * H);
-    } else {
-        SFX(colsum_add2)(g->b_ih, g->b_hh, c.dXg, R, G, G);
     }
     if (L.peep) SFX(lx_rows_add)(g->w_peep, c.accp, B, 3 * H);
-    if ((st = GEMM(0, 0, R, I, G, 1, c.dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
     return RNN_OK;
 }
 

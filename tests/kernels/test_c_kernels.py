@@ -12,6 +12,9 @@ options, which tests/kernels and tests/nn compare the kernels against);
 tests/c/test_ext_inference.c checks every cell's inference forward (no cache, the
 input projected block by block: built with small blocks) against its training
 forward, bit for bit, in scratch of exactly the size asked for;
+test_ext_lstm_blocks is test_ext_lstm.c built with backward blocks of a step
+or two (RNN_BWD_ROWS), whose weight gradients run block by block, which the
+small shapes of the tests would otherwise run as one block;
 tests/c/test_pool.c checks the thread pool;
 tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
@@ -41,12 +44,17 @@ PROGRAMS = {
     "test_bf16": ["gemm_bf16.c", "pool.c", "rnn_common.c"],
     "test_ext_gru_rnn": CELLS,
     "test_ext_lstm": CELLS,
+    "test_ext_lstm_blocks": CELLS,
     "test_ext_inference": CELLS,
 }
+# the test's source where it is not the program's name
+SOURCE = {"test_ext_lstm_blocks": "test_ext_lstm"}
 # blocks of the inference forward's input projection a few steps long at small shapes
 DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"],
            # a wake-up forgiven up to 1 ms: test_pool checks that it is, whatever the VM's noise
-           "test_pool": ["-DRNN_POOL_WAKE_US=1000"]}
+           "test_pool": ["-DRNN_POOL_WAKE_US=1000"],
+           # backward blocks of one or two steps at the tests' batches of 2-5
+           "test_ext_lstm_blocks": ["-DRNN_BWD_ROWS=4"]}
 
 
 def _compiler():
@@ -63,7 +71,7 @@ def test_c_program(program, sanitize, tmp_path):
     exe = tmp_path / program
     flags = SANITIZE if sanitize else ["-O2"]
     sources = [s if os.path.isabs(s) else str(CSRC / s) for s in PROGRAMS[program]]
-    sources.append(str(ROOT / "tests" / "c" / f"{program}.c"))
+    sources.append(str(ROOT / "tests" / "c" / f"{SOURCE.get(program, program)}.c"))
     build = subprocess.run(
         [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, *DEFINES.get(program, []),
          f"-I{CSRC}", *sources, "-lm",

@@ -9,7 +9,9 @@ and three threads.
 
 The shapes make the step product at least 2^19 multiply-adds with weights
 under 1.5 MiB (where the kernels split: RNN_STEP_SPLIT_MIN_MADDS and _MAX_BYTES
-in csrc/cell_common.h), with an odd batch so that the blocks differ in size."""
+in csrc/cell_common.h), with an odd batch so that the blocks differ in size;
+some run the backward's weight gradients in several blocks of steps
+(rnn_bwd_block_steps in csrc/cells_ext.h), each block's products threaded."""
 import numpy as np
 import pytest
 
@@ -22,6 +24,9 @@ CASES = [
     ("lstm", {"proj_size": 48}, (5, 33, 24, 96)),
     ("lstm", {"layer_norm": True}, (5, 33, 24, 64)),
     ("lstm", {"peephole": True, "proj_size": 40, "layer_norm": True}, (4, 43, 16, 80)),
+    # several blocks of the backward's weight gradients (rnn_bwd_block_steps)
+    ("lstm", {}, (12, 33, 24, 64)),
+    ("lstm", {"peephole": True, "proj_size": 40, "layer_norm": True}, (13, 43, 16, 80)),
     ("gru", {}, (5, 45, 24, 64)),
     ("gru", {"layer_norm": True}, (5, 45, 24, 64)),
     ("rnn", {"nonlinearity": "tanh"}, (5, 33, 24, 128)),
