@@ -330,23 +330,36 @@ static void wake_bursts(int burst, int64_t *threaded, int64_t *alone) {
     *alone = a1 - a0;
 }
 
+/* The wake-up checks measure a VM's scheduling: a stretch where the
+ * hypervisor holds the worker's core for milliseconds can fail one
+ * attempt, so each check gets up to WAKE_TRIES attempts and passes if one
+ * shows the rule (a broken rule fails them all). */
+#define WAKE_TRIES 3
+
 static void wake(void) {
-    int64_t bt, ba, et, ea;
-    wake_bursts(4, &bt, &ba);
-    wake_bursts(1, &et, &ea);
-    printf("after pauses: bursts %lld jobs threaded, %lld alone; single jobs %lld, %lld\n",
-           (long long)bt, (long long)ba, (long long)et, (long long)ea);
-    check(bt >= 100 && bt + ba == 160,
-          "a worker's wake-up is not a lost job: bursts after pauses stay on threads");
-    check(et <= 20 && et + ea == 40,
-          "jobs that each wake a worker and lose to it run on the caller alone");
+    int64_t bt = 0, ba = 0, et = 0, ea = 0;
+    int ok_b = 0, ok_e = 0;
+    for (int a = 0; a < WAKE_TRIES && !ok_b; a++) {
+        wake_bursts(4, &bt, &ba);
+        ok_b = bt >= 100 && bt + ba == 160;
+        printf("after pauses: bursts %lld jobs threaded, %lld alone\n", (long long)bt,
+               (long long)ba);
+    }
+    for (int a = 0; a < WAKE_TRIES && !ok_e; a++) {
+        wake_bursts(1, &et, &ea);
+        ok_e = et <= 20 && et + ea == 40;
+        printf("after pauses: single jobs %lld threaded, %lld alone\n", (long long)et,
+               (long long)ea);
+    }
+    check(ok_b, "a worker's wake-up is not a lost job: bursts after pauses stay on threads");
+    check(ok_e, "jobs that each wake a worker and lose to it run on the caller alone");
 }
 
 /* A stretch alone that callers consume through rnn_pool_alone (as the GEMM
  * does) breaks a row of jobs issued to sleeping workers as jobs run alone
  * by rnn_pool_run do: the first job after it, which must wake the worker
  * again, has its wake-up forgiven and the burst it starts stays on threads. */
-static void wake_after_alone(void) {
+static int wake_after_alone_once(void) {
     rnn_pool *p = rnn_pool_new();
     late_job j = {.caller = pthread_self()};
     atomic_init(&j.started, 0);
@@ -371,8 +384,13 @@ static void wake_after_alone(void) {
                         (long long)(t1 - t0), (long long)(a1 - a0));
     }
     rnn_pool_free(p);
-    check(consumed > 0 && ok,
-          "after a stretch consumed through rnn_pool_alone, bursts after pauses stay on threads");
+    return consumed > 0 && ok;
+}
+
+static void wake_after_alone(void) {
+    int ok = 0;
+    for (int a = 0; a < WAKE_TRIES && !ok; a++) ok = wake_after_alone_once();
+    check(ok, "after a stretch consumed through rnn_pool_alone, bursts after pauses stay on threads");
 }
 
 static void parts(void) {
