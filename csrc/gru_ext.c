@@ -27,12 +27,20 @@
  * stays in cache until its steps read it; computed for all R rows at once
  * into the cache it went to memory and back (as in lstm_ext.c; the blocks
  * give the same bits).
- * Backward scratch: dU (R, 3H) dL/du | dV (R, 3H) dL/dv | dh (B, H) carried
- *   dL/dh | dhr (B, H) the step's product (before it, zoneout's scratch) |
- *   dGs (B, 3H) this step's dL/d(W_hh hm) | W_hh packed.
- *   After the time loop dU becomes dL/d(W_ih x) and dV dL/d(W_hh hm)
- *   in place (the layer-norm backward), and dU's storage, once dW_ih and dx
- *   are done, holds m_b*h_{t-1} (R, H) for dW_hh when there is a rec mask.
+ * Backward scratch: dU (Rb, 3H) dL/du | dV (Rb, 3H) dL/dv of a block of Tb
+ *   steps (rnn_bwd_block_steps) | dh (B, H) carried dL/dh | dhr (B, H) the
+ *   step's product (before it, zoneout's scratch) | dGs (B, 3H) this step's
+ *   dL/d(W_hh hm) | W_hh packed | and with Tb < T the block's rows gathered
+ *   where they are not in place: x (Rb, I), m_b*h_{t-1} (Rb, H), dx (Rb, I),
+ *   and with layer_norm xi, xh (Rb, 3H), rs (Rb, 2).
+ *   With Tb < T a block's Rb = Tb*B rows are in step order (row j*B + b: the
+ *   block's step j, sequence b), and its weight gradients and dx are
+ *   computed once its steps are done, while the rows are in cache
+ *   (gx_bwd_block). With one block of all T steps (whole) they are the R rows
+ *   in the row(t, b) order of x, computed after the time loop as before:
+ *   dU becomes dL/d(W_ih x) and dV dL/d(W_hh hm) in place (the layer-norm
+ *   backward), and dU's storage, once dW_ih and dx are done, holds
+ *   m_b*h_{t-1} (R, H) for dW_hh when there is a rec mask.
  *
  * Interpretations of the contract:
  *   - m may be NULL (no masks), as may any of its pointers.
@@ -46,6 +54,36 @@
  */
 #ifndef REAL
 #include "cells_ext.h"
+
+/* The backward's scratch (elements from work), as gru_ext_backward lays it out. */
+typedef struct {
+    int64_t Tb, Rb;
+    int whole;
+    int64_t dU, dV, dh, dhr, dGs, wpk, xs, hs, dxs, xis, xhs, rss, len;
+} gx_bwd_layout;
+
+static int gx_bwd_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, gx_bwd_layout *L) {
+    const int64_t G = rnn_mul(3, d->H), BH = rnn_mul(d->B, d->H);
+    L->Tb = rnn_bwd_block_steps(d, G);
+    L->whole = L->Tb >= d->T;
+    L->Rb = L->whole ? rnn_mul(d->T, d->B) : rnn_mul(L->Tb, d->B);
+    const int64_t Rg = L->whole ? 0 : L->Rb, ln = cfg->layer_norm != 0;
+    int64_t n = 0;
+    L->dU = n; n = rnn_add(n, rnn_mul(L->Rb, G));
+    L->dV = n; n = rnn_add(n, rnn_mul(L->Rb, G));
+    L->dh = n; n = rnn_add(n, BH);
+    L->dhr = n; n = rnn_add(n, BH);
+    L->dGs = n; n = rnn_add(n, rnn_mul(d->B, G));
+    L->wpk = n; n = rnn_add(n, rnn_ext_packed_len(d, d->H, G));
+    L->xs = n; n = rnn_add(n, rnn_mul(Rg, d->I));
+    L->hs = n; n = rnn_add(n, rnn_mul(Rg, d->H));
+    L->dxs = n; n = rnn_add(n, rnn_mul(Rg, d->I));
+    L->xis = n; n = rnn_add(n, ln ? rnn_mul(Rg, G) : 0);
+    L->xhs = n; n = rnn_add(n, ln ? rnn_mul(Rg, G) : 0);
+    L->rss = n; n = rnn_add(n, ln ? rnn_mul(Rg, 2) : 0);
+    L->len = n;
+    return n < 0 ? RNN_ERR_SIZE : RNN_OK;
+}
 
 #define DTYPE_TEMPLATE "gru_ext.c"
 #include "dtype_template.h"
@@ -77,9 +115,8 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
 
 int64_t rnn_ext_backward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(RNN_CELL_GRU, d, cfg)) return -1;
-    int64_t R = rnn_mul(d->T, d->B), BH = rnn_mul(d->B, d->H);
-    int64_t n = rnn_add(rnn_mul(rnn_mul(R, d->H), 6), rnn_mul(BH, 5));
-    return rnn_add(n, rnn_ext_packed_len(d, d->H, rnn_mul(3, d->H)));
+    gx_bwd_layout L;
+    return gx_bwd_layout_make(d, cfg, &L) ? -1 : L.len;
 }
 
 #else /* template body, instantiated once per dtype */
@@ -516,6 +553,8 @@ typedef struct {
     const REAL *xh;
     const REAL *rs;
     const REAL *ln_hh;
+    int64_t qoff; /* the step's first row in dU and dV (a block of steps) */
+    int whole;    /* dU and dV have all R rows, in row(t, b) order */
 } SFX(gx_bwd_rows_ctx);
 static void SFX(gx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(gx_bwd_rows_ctx) *c_ = ctx;
@@ -543,10 +582,17 @@ static void SFX(gx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; b++) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         REAL *dgs = dGs + b * G;
-        if (t < 0) { memset(dgs, 0, (size_t)G * sizeof(REAL)); continue; }
-        int64_t r = t * d->ts + b * d->bs;
+        if (t < 0) {
+            memset(dgs, 0, (size_t)G * sizeof(REAL));
+            if (!c_->whole) { /* zero rows, which weigh nothing in the block's products */
+                memset(dU + (c_->qoff + b) * G, 0, (size_t)G * sizeof(REAL));
+                memset(dV + (c_->qoff + b) * G, 0, (size_t)G * sizeof(REAL));
+            }
+            continue;
+        }
+        int64_t r = t * d->ts + b * d->bs, q = c_->whole ? r : c_->qoff + b;
         row(H, gates + r * G, vn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
-            zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + r * G, dV + r * G, dgs,
+            zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + q * G, dV + q * G, dgs,
             ln ? xh + r * G : NULL, ln ? rs[2 * r + 1] : 0, ln_hh);
     }
 }
@@ -588,6 +634,98 @@ static int SFX(gx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     return RNN_OK;
 }
 
+/* What gru_ext_backward's blocks share. */
+typedef struct {
+    const rnn_dims *d;
+    const gx_bwd_layout *L;
+    const int64_t *lengths;
+    const REAL *x, *hp, *xi, *xh, *rs, *rec;
+    const SFX(rnn_ext_params) *p;
+    const SFX(rnn_ext_grads) *g;
+    REAL *dx, *work;
+    void *gemm_ws;
+} SFX(gx_bwd_block_ctx);
+
+/* The weight gradients and dx of the block of steps s0 .. s0+n-1, from
+ * dU and dV (row j*B + b: step s0+j, sequence b; with one whole block, the
+ * R rows in row(t, b) order, whose padded rows this zeroes first). */
+static int SFX(gx_bwd_block)(const SFX(gx_bwd_block_ctx) *k, int64_t s0, int64_t n) {
+    const rnn_dims *d = k->d;
+    const gx_bwd_layout *L = k->L;
+    const int64_t *lengths = k->lengths;
+    const int64_t B = d->B, I = d->I, H = d->H, G = 3 * H;
+    const int ln = k->xi != NULL, whole = L->whole;
+    const int64_t rows = whole ? d->T * B : n * B;
+    REAL *work = k->work, *dU = work + L->dU, *dV = work + L->dV;
+    void *gemm_ws = k->gemm_ws;
+    const SFX(rnn_ext_params) *p = k->p;
+    const SFX(rnn_ext_grads) *g = k->g;
+    int64_t lx = d->ldx, li = G, lh = G, lr = 2;
+    const REAL *xa = k->x, *xi = k->xi, *xh = k->xh, *rs = k->rs;
+    if (whole) { /* the rows of steps past a sequence's end were never written */
+        SFX(zero_padded_rows)(dU, G, G, lengths, d);
+        SFX(zero_padded_rows)(dV, G, G, lengths, d);
+    } else {
+        xa = SFX(steps_x_rows)(d, lengths, s0, n, k->x, work + L->xs, &lx);
+        if (ln) {
+            xi = SFX(steps_rows)(d, lengths, s0, n, xi, G, G, work + L->xis, &li);
+            xh = SFX(steps_rows)(d, lengths, s0, n, xh, G, G, work + L->xhs, &lh);
+            rs = SFX(steps_rows)(d, lengths, s0, n, rs, 2, 2, work + L->rss, &lr);
+        }
+    }
+    (void)li, (void)lh, (void)lr; /* the rows of xi, xh, rs are G, G, 2 apart either way */
+    const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());
+    const int nr = rnn_elem_threads(d, G);
+    int st;
+    /* input side: biases and gains from dL/du, then dU becomes dL/d(W_ih x) */
+    SFX(colsum_add)(g->b_ih, dU, rows, G, G);
+    if (ln) {
+        SFX(gx_colsum_prod_add)(g->ln_ih, dU, xi, rows, G, G);
+        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dU, xi, rs, 0, p->ln_ih};
+        rnn_par_rows(d, nr, rows, SFX(gx_ln_rows), &ln_ctx);
+    }
+    if ((st = GEMM(1, 0, G, I, rows, 1, dU, G, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
+    if (whole) {
+        if ((st = GEMM(0, 0, rows, I, G, 1, dU, G, p->w_ih, I, 1, k->dx, d->ldx, gemm_ws)))
+            return st;
+    } else {
+        REAL *dxs = work + L->dxs;
+        if ((st = GEMM(0, 0, rows, I, G, 1, dU, G, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
+        SFX(steps_rows_add)(d, lengths, s0, n, k->dx, d->ldx, I, dxs);
+    }
+    /* recurrent side likewise; dV becomes dL/d(W_hh hm) */
+    SFX(colsum_add)(g->b_hh, dV, rows, G, G);
+    if (ln) {
+        SFX(gx_colsum_prod_add)(g->ln_hh, dV, xh, rows, G, G);
+        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dV, xh, rs, 1, p->ln_hh};
+        rnn_par_rows(d, nr, rows, SFX(gx_ln_rows), &ln_ctx);
+    }
+    const REAL *hin = k->hp;
+    int64_t lhin = H;
+    if (whole && k->rec) { /* hm = m_b * h_{t-1} in dU's storage, which is free now */
+        REAL *hmr = dU;
+        for (int64_t t = 0; t < d->T; t++)
+            for (int64_t b = 0; b < B; b++) {
+                int64_t r = t * d->ts + b * d->bs;
+                SFX(gx_mul)(hmr + r * H, k->rec + b * H, k->hp + r * H, H);
+            }
+        hin = hmr;
+    } else if (!whole && k->rec) { /* the block's m_b * h_{t-1} rows */
+        REAL *hmr = work + L->hs;
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t b = 0; b < B; b++) {
+                REAL *dst = hmr + (j * B + b) * H;
+                int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
+                if (t >= 0) SFX(gx_mul)(dst, k->rec + b * H, k->hp + (t * d->ts + b * d->bs) * H, H);
+                else memset(dst, 0, (size_t)H * sizeof(REAL));
+            }
+        hin = hmr;
+    } else if (!whole) {
+        hin = SFX(steps_rows)(d, lengths, s0, n, k->hp, H, H, work + L->hs, &lhin);
+    }
+    return GEMM(1, 0, G, H, rows, 1, dV, G, hin, lhin, 1, g->w_hh, H, gemm_ws);
+}
+
 int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
                           const REAL *dhT, const REAL *cache, const REAL *x,
                           const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
@@ -605,17 +743,15 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     const int64_t zld = m ? m->zh_ld : 0;
     if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
-    const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B, G = 3 * H;
+    const int64_t T = d->T, B = d->B, H = d->H, R = T * B, G = 3 * H;
+    gx_bwd_layout L;
+    if ((st = gx_bwd_layout_make(d, cfg, &L))) return st;
     const REAL *gates = cache, *vn = gates + R * G, *hp = vn + R * H;
     /* layer norm only */
     const REAL *xi = ln ? hp + R * H : NULL, *xh = ln ? xi + R * G : NULL;
     const REAL *rs = ln ? xh + R * G : NULL;
-    REAL *dU = work;            /* (R, 3H) */
-    REAL *dV = dU + R * G;      /* (R, 3H) */
-    REAL *dh = dV + R * G;      /* (B, H) carried dL/dh */
-    REAL *dhr = dh + B * H;     /* (B, H) */
-    REAL *dGs = dhr + B * H;    /* (B, 3H) */
-    REAL *wpk = dGs + B * G;    /* W_hh packed */
+    REAL *dU = work + L.dU, *dV = work + L.dV, *dh = work + L.dh, *dhr = work + L.dhr;
+    REAL *dGs = work + L.dGs, *wpk = work + L.wpk;
     const REAL *ln_hh = ln ? p->ln_hh : NULL;
 
     SFX(copy_or_zero)(dh, dhT, B * H);
@@ -626,46 +762,22 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
         .rows = {.d = d, .lengths = lengths, .row = SFX(gx_bwd_row_pick)(rnn_gemm_best_isa()),
                  .H = H, .G = G, .ln = ln, .gates = gates, .vn = vn, .hp = hp, .dout = dout,
                  .zh = zh, .zld = zld, .dh = dh, .dhr = dhr, .dU = dU, .dV = dV, .dGs = dGs,
-                 .xh = xh, .rs = rs, .ln_hh = ln_hh},
+                 .xh = xh, .rs = rs, .ln_hh = ln_hh, .whole = L.whole},
         .split = nst > 1, .ne = rnn_elem_threads(d, G), .rec = rec, .whh = &whh};
+    SFX(gx_bwd_block_ctx) blk = {.d = d, .L = &L, .lengths = lengths, .x = x, .hp = hp,
+                                 .xi = xi, .xh = xh, .rs = rs, .rec = rec, .p = p, .g = g,
+                                 .dx = dx, .work = work, .gemm_ws = gemm_ws};
+    /* the steps in blocks of Tb (the last block, run first, may be shorter):
+     * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t s0 = s / L.Tb * L.Tb;
         step.rows.s = s;
+        step.rows.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(gx_bwd_step), &step, gemm_ws))) return st;
+        if (s == s0 && (st = SFX(gx_bwd_block)(&blk, s0, (s0 + L.Tb < T ? s0 + L.Tb : T) - s0)))
+            return st;
     }
-    /* the rows of steps past a sequence's end were never written */
-    SFX(zero_padded_rows)(dU, G, G, lengths, d);
-    SFX(zero_padded_rows)(dV, G, G, lengths, d);
     SFX(add_into)(dh0, dh, B * H);
-
-    const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());
-    const int nr = rnn_elem_threads(d, G);
-    /* input side: biases and gains from dL/du, then dU becomes dL/d(W_ih x) */
-    SFX(colsum_add)(g->b_ih, dU, R, G, G);
-    if (ln) {
-        SFX(gx_colsum_prod_add)(g->ln_ih, dU, xi, R, G, G);
-        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dU, xi, rs, 0, p->ln_ih};
-        rnn_par_rows(d, nr, R, SFX(gx_ln_rows), &ln_ctx);
-    }
-    if ((st = GEMM(1, 0, G, I, R, 1, dU, G, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(0, 0, R, I, G, 1, dU, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
-    /* recurrent side likewise; dV becomes dL/d(W_hh hm) */
-    SFX(colsum_add)(g->b_hh, dV, R, G, G);
-    if (ln) {
-        SFX(gx_colsum_prod_add)(g->ln_hh, dV, xh, R, G, G);
-        SFX(gx_ln_rows_ctx) ln_ctx = {lnrow, G, dV, xh, rs, 1, p->ln_hh};
-        rnn_par_rows(d, nr, R, SFX(gx_ln_rows), &ln_ctx);
-    }
-    const REAL *hin = hp;
-    if (rec) { /* hm = m_b * h_{t-1} in dU's storage, which is free now */
-        REAL *hmr = dU;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t b = 0; b < B; b++) {
-                int64_t r = t * d->ts + b * d->bs;
-                SFX(gx_mul)(hmr + r * H, rec + b * H, hp + r * H, H);
-            }
-        hin = hmr;
-    }
-    if ((st = GEMM(1, 0, G, H, R, 1, dV, G, hin, H, 1, g->w_hh, H, gemm_ws))) return st;
     return RNN_OK;
 }
 

@@ -21,8 +21,15 @@
  * Both forwards compute the input projection a block of steps ahead, so it
  * stays in cache until its steps read it (as in lstm_ext.c; the blocks give
  * the same bits).
- * Backward scratch: dA (R, H) pre-activation grads | dh (B, H) carried dL/dh |
- *   dhr (B, H) | dAs (B, H) this step's dA, zero for ended rows | W_hh packed
+ * Backward scratch: dA (Rb, H) pre-activation grads of a block of Tb steps
+ *   (rnn_bwd_block_steps) | dh (B, H) carried dL/dh | dhr (B, H) | dAs (B, H)
+ *   this step's dA, zero for ended rows | W_hh packed | and with Tb < T the
+ *   block's rows of x (Rb, I) and m_b*h_{t-1} (Rb, H) gathered where they
+ *   are not in place, and its dx rows (Rb, I). With Tb < T a block's
+ *   Rb = Tb*B rows are in step order (row j*B + b: the block's step j,
+ *   sequence b) and its weight gradients and dx are computed once its steps
+ *   are done, while the rows are in cache (as in lstm_ext.c); with one block
+ *   of all T steps they are the R rows in the row(t, b) order of x.
  *
  * Interpretations of the contract:
  *   - the kind is RNN_CELL_RELU when cfg->relu, else RNN_CELL_TANH, so the
@@ -37,6 +44,13 @@
 
 static int rx_kind(const rnn_ext_config *cfg) {
     return cfg && cfg->relu ? RNN_CELL_RELU : RNN_CELL_TANH;
+}
+
+/* Rows of a backward block (rx_bwd_block): all R, or Tb*B; rows gathered. */
+static int64_t rx_bwd_block_rows(const rnn_dims *d, int64_t *gathered) {
+    int64_t tb = rnn_bwd_block_steps(d, d->H);
+    *gathered = tb >= d->T ? 0 : rnn_mul(tb, d->B);
+    return tb >= d->T ? rnn_mul(d->T, d->B) : *gathered;
 }
 
 #define DTYPE_TEMPLATE "rnn_ext.c"
@@ -62,8 +76,10 @@ int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cf
 
 int64_t rnn_ext_backward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
-    int64_t n = rnn_add(rnn_mul(rnn_mul(d->T, d->B), d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
-    return rnn_add(n, rnn_ext_packed_len(d, d->H, d->H));
+    int64_t rg, rb = rx_bwd_block_rows(d, &rg);
+    int64_t n = rnn_add(rnn_mul(rb, d->H), rnn_mul(rnn_mul(d->B, d->H), 3));
+    n = rnn_add(n, rnn_ext_packed_len(d, d->H, d->H));
+    return rnn_add(n, rnn_mul(rg, rnn_add(rnn_mul(2, d->I), d->H)));
 }
 
 #else /* template body, instantiated once per dtype */
@@ -330,6 +346,8 @@ typedef struct {
     REAL *dA;
     REAL *dAs;
     int relu;
+    int64_t qoff; /* the step's first row in dA (a block of steps) */
+    int whole;    /* dA has all R rows, in row(t, b) order */
 } SFX(rx_bwd_rows_ctx);
 static void SFX(rx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const SFX(rx_bwd_rows_ctx) *c_ = ctx;
@@ -349,10 +367,15 @@ static void SFX(rx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; b++) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         REAL *das = dAs + b * H;
-        if (t < 0) { memset(das, 0, (size_t)H * sizeof(REAL)); continue; }
-        int64_t r = t * d->ts + b * d->bs;
+        if (t < 0) {
+            memset(das, 0, (size_t)H * sizeof(REAL));
+            if (!c_->whole) /* a zero row, which weighs nothing in the block's products */
+                memset(dA + (c_->qoff + b) * H, 0, (size_t)H * sizeof(REAL));
+            continue;
+        }
+        int64_t r = t * d->ts + b * d->bs, q = c_->whole ? r : c_->qoff + b;
         row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, zh ? zh + r * zld : NULL,
-            dh + b * H, dA + r * H, das, relu);
+            dh + b * H, dA + q * H, das, relu);
     }
 }
 
@@ -378,6 +401,32 @@ static int SFX(rx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     return RNN_OK;
 }
 
+/* The weight gradients and dx of the block of steps s0 .. s0+n-1 from dA
+ * (row j*B + b: step s0+j, sequence b; with one whole block (rb == R), the R
+ * rows in row(t, b) order, whose padded rows this zeroes first). */
+static int SFX(rx_bwd_block)(const rnn_dims *d, const int64_t *lengths, int64_t s0, int64_t n,
+                             int whole, REAL *dA, const REAL *x, const REAL *hmc,
+                             const SFX(rnn_ext_params) *p, const SFX(rnn_ext_grads) *g,
+                             REAL *dx, REAL *xs, REAL *hms, REAL *dxs, void *gemm_ws) {
+    const int64_t I = d->I, H = d->H, rows = whole ? d->T * d->B : n * d->B;
+    int64_t lx = d->ldx, lh = H;
+    const REAL *xa = x, *ha = hmc;
+    if (whole) { /* the rows of steps past a sequence's end were never written */
+        SFX(zero_padded_rows)(dA, H, H, lengths, d);
+    } else {
+        xa = SFX(steps_x_rows)(d, lengths, s0, n, x, xs, &lx);
+        ha = SFX(steps_rows)(d, lengths, s0, n, hmc, H, H, hms, &lh);
+    }
+    int st;
+    if ((st = GEMM(1, 0, H, I, rows, 1, dA, H, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, H, H, rows, 1, dA, H, ha, lh, 1, g->w_hh, H, gemm_ws))) return st;
+    SFX(colsum_add2)(g->b_ih, g->b_hh, dA, rows, H, H);
+    if (whole) return GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
+    if ((st = GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
+    SFX(steps_rows_add)(d, lengths, s0, n, dx, d->ldx, I, dxs);
+    return RNN_OK;
+}
+
 int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
                           const REAL *dhT, const REAL *cache, const REAL *x,
                           const SFX(rnn_ext_params) *p, const SFX(rnn_ext_masks) *m,
@@ -395,12 +444,16 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     if ((st = rnn_ext_mask_check(zh, zld, d->H, d))) return st;
 
     const int64_t T = d->T, B = d->B, I = d->I, H = d->H, R = T * B;
+    const int64_t Tb = rnn_bwd_block_steps(d, H);
+    int64_t rg, rb = rx_bwd_block_rows(d, &rg);
+    const int whole = rg == 0;
     const REAL *hs = cache, *hmc = cache + R * H;
-    REAL *dA = work;            /* (R, H) */
-    REAL *dh = dA + R * H;      /* (B, H) carried dL/dh */
+    REAL *dA = work;            /* (rb, H) */
+    REAL *dh = dA + rb * H;     /* (B, H) carried dL/dh */
     REAL *dhr = dh + B * H;     /* (B, H) */
     REAL *dAs = dhr + B * H;    /* (B, H) this step's dA, zero for ended rows */
     REAL *wpk = dAs + B * H;    /* W_hh packed */
+    REAL *xs = wpk + rnn_ext_packed_len(d, H, H), *hms = xs + rg * I, *dxs = hms + rg * H;
 
     SFX(copy_or_zero)(dh, dhT, B * H);
     SFX(step_w) whh;
@@ -409,19 +462,21 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     SFX(rx_bwd_step_ctx) step = {
         .rows = {.d = d, .lengths = lengths, .row = SFX(rx_bwd_row_pick)(rnn_gemm_best_isa()),
                  .H = H, .hs = hs, .dout = dout, .zh = zh, .zld = zld, .dh = dh, .dA = dA,
-                 .dAs = dAs, .relu = relu},
+                 .dAs = dAs, .relu = relu, .whole = whole},
         .split = nst > 1, .ne = rnn_elem_threads(d, H), .rec = rec, .dhr = dhr, .whh = &whh};
+    /* the steps in blocks of Tb (the last block, run first, may be shorter):
+     * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t s0 = s / Tb * Tb;
         step.rows.s = s;
+        step.rows.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(rx_bwd_step), &step, gemm_ws))) return st;
+        if (s == s0 && (st = SFX(rx_bwd_block)(d, lengths, s0, (s0 + Tb < T ? s0 + Tb : T) - s0,
+                                                whole, dA, x, hmc, p, g, dx, xs, hms, dxs,
+                                                gemm_ws)))
+            return st;
     }
-    /* the rows of steps past a sequence's end were never written */
-    SFX(zero_padded_rows)(dA, H, H, lengths, d);
     SFX(add_into)(dh0, dh, B * H);
-    if ((st = GEMM(1, 0, H, I, R, 1, dA, H, x, d->ldx, 1, g->w_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, H, H, R, 1, dA, H, hmc, H, 1, g->w_hh, H, gemm_ws))) return st;
-    SFX(colsum_add2)(g->b_ih, g->b_hh, dA, R, H, H);
-    if ((st = GEMM(0, 0, R, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws))) return st;
     return RNN_OK;
 }
 

@@ -705,10 +705,18 @@ static void status_checks(void) {
     check(rnn_ext_forward_work_len(RNN_CELL_TANH, &d, &z) ==
               2 * B * H + rnn_gemm_packed_len(H, H) + tc * B * (H + d.I) + rnn_gemm_packed_len(H, d.I),
           "rnn forward scratch");
+    /* the backward's: dU, dV of one block of all R rows, or of Tb steps and
+     * then the block's gathered rows of x, m_b*h and dx */
+    int64_t tb = rnn_bwd_block_steps(&d, 3 * H), rb = tb >= d.T ? R : tb * B;
     check(rnn_ext_backward_work_len(RNN_CELL_GRU, &d, &z) ==
-              6 * R * H + 5 * B * H + rnn_gemm_packed_len(H, 3 * H), "gru backward scratch");
+              6 * rb * H + 5 * B * H + rnn_gemm_packed_len(H, 3 * H) +
+                  (tb >= d.T ? 0 : rb * (2 * d.I + H)),
+          "gru backward scratch");
+    tb = rnn_bwd_block_steps(&d, H);
+    rb = tb >= d.T ? R : tb * B;
     check(rnn_ext_backward_work_len(RNN_CELL_TANH, &d, &z) ==
-              R * H + 3 * B * H + rnn_gemm_packed_len(H, H), "rnn backward scratch");
+              rb * H + 3 * B * H + rnn_gemm_packed_len(H, H) + (tb >= d.T ? 0 : rb * (2 * d.I + H)),
+          "rnn backward scratch");
     rnn_dims big = d;
     big.H = INT64_MAX / 8;
     big.ldo = big.H;

@@ -12,9 +12,10 @@ options, which tests/kernels and tests/nn compare the kernels against);
 tests/c/test_ext_inference.c checks every cell's inference forward (no cache, the
 input projected block by block: built with small blocks) against its training
 forward, bit for bit, in scratch of exactly the size asked for;
-test_ext_lstm_blocks is test_ext_lstm.c built with backward blocks of a step
-or two (RNN_BWD_ROWS), whose weight gradients run block by block, which the
-small shapes of the tests would otherwise run as one block;
+test_ext_lstm_blocks and test_ext_gru_rnn_blocks are those tests built with
+backward blocks of a step or two (RNN_BWD_ROWS), whose weight gradients run
+block by block, which the small shapes of the tests would otherwise run as
+one block;
 tests/c/test_pool.c checks the thread pool;
 tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
@@ -45,16 +46,18 @@ PROGRAMS = {
     "test_ext_gru_rnn": CELLS,
     "test_ext_lstm": CELLS,
     "test_ext_lstm_blocks": CELLS,
+    "test_ext_gru_rnn_blocks": CELLS,
     "test_ext_inference": CELLS,
 }
 # the test's source where it is not the program's name
-SOURCE = {"test_ext_lstm_blocks": "test_ext_lstm"}
+SOURCE = {"test_ext_lstm_blocks": "test_ext_lstm", "test_ext_gru_rnn_blocks": "test_ext_gru_rnn"}
 # blocks of the inference forward's input projection a few steps long at small shapes
 DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"],
            # a wake-up forgiven up to 1 ms: test_pool checks that it is, whatever the VM's noise
            "test_pool": ["-DRNN_POOL_WAKE_US=1000"],
            # backward blocks of one or two steps at the tests' batches of 2-5
-           "test_ext_lstm_blocks": ["-DRNN_BWD_ROWS=4"]}
+           "test_ext_lstm_blocks": ["-DRNN_BWD_ROWS=4"],
+           "test_ext_gru_rnn_blocks": ["-DRNN_BWD_ROWS=4"]}
 
 
 def _compiler():

@@ -27,6 +27,9 @@ CASES = [
     # several blocks of the backward's weight gradients (rnn_bwd_block_steps)
     ("lstm", {}, (12, 33, 24, 64)),
     ("lstm", {"peephole": True, "proj_size": 40, "layer_norm": True}, (13, 43, 16, 80)),
+    ("gru", {}, (12, 45, 24, 64)),
+    ("gru", {"layer_norm": True}, (12, 45, 24, 64)),
+    ("rnn", {"nonlinearity": "tanh"}, (12, 33, 24, 128)),
     ("gru", {}, (5, 45, 24, 64)),
     ("gru", {"layer_norm": True}, (5, 45, 24, 64)),
     ("rnn", {"nonlinearity": "tanh"}, (5, 33, 24, 128)),
