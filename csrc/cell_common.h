@@ -322,7 +322,8 @@ static inline void SFX(step_dh_add)(const rnn_dims *d, const int64_t *lengths, i
 }
 
 /* C (n, G) = x W_ih^T for n rows of x (ldx apart) one row-vector product at
- * a time, W_ih read in place (proj_block_next with rnn_in_place). */
+ * a time, W_ih read in place (rnn_in_place): input_proj and proj_block_next
+ * alike. */
 static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const REAL *x,
                                  int64_t ldx, const REAL *w_ih, REAL *C, void *gemm_ws) {
     const int64_t I = d->I;
@@ -331,6 +332,16 @@ static inline int SFX(proj_rows)(const rnn_dims *d, int64_t n, int64_t G, const 
         if (st) return st;
     }
     return RNN_OK;
+}
+
+/* A training forward's input projection where it is not computed in blocks
+ * (rnn_proj_blocks): C (R, G) = x W_ih^T for all R = T*B rows of x (ldx
+ * apart) at once. The sums are those of the blocks. */
+static inline int SFX(input_proj)(const rnn_dims *d, int64_t G, const REAL *x, const REAL *w_ih,
+                                  REAL *C, void *gemm_ws) {
+    const int64_t R = d->T * d->B, I = d->I;
+    if (!rnn_in_place(d, I)) return GEMM(0, 1, R, G, I, 1, x, d->ldx, w_ih, I, 0, C, G, gemm_ws);
+    return SFX(proj_rows)(d, R, G, x, d->ldx, w_ih, C, gemm_ws);
 }
 
 /* The rows that steps s0 .. s0+n-1 read of an array of R rows in the
@@ -382,8 +393,8 @@ static inline void SFX(steps_rows_add)(const rnn_dims *d, const int64_t *lengths
 /* At the first step past the block, the next block of up to Tc steps
  * (rnn_ext_proj_steps), computed into dst (Tc*B, G) from W_ih packed in
  * wipk (op(W) = W_ih^T, G columns), x's rows gathered in xs when needed.
- * Every forward, training or inference, computes its input projection so.
- * The sums are those of one product of all R rows, whatever the blocks: a
+ * The sums are those of one product of all R rows (input_proj), whatever
+ * the blocks: a
  * last block of one row starts a step early (a one-row product sums in
  * another order; Tc >= 2 leaves room), and bfloat16 blocks run on the
  * micro-kernel chosen for R rows. */

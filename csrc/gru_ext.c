@@ -102,11 +102,13 @@ int64_t rnn_ext_forward_work_len_gru(const rnn_dims *d, const rnn_ext_config *cf
     int64_t BH = rnn_mul(d->B, d->H);
     int64_t n = rnn_mul(BH, 4);
     n = rnn_add(n, rnn_ext_packed_len(d, rnn_mul(3, d->H), d->H));
-    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed */
-    int64_t G = rnn_mul(3, d->H), tcb = rnn_mul(rnn_ext_proj_steps(d, G), d->B);
+    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed (none of
+     * them where the training forward projects all rows at once) */
+    int64_t G = rnn_mul(3, d->H), blocks = rnn_proj_blocks(d, G);
+    int64_t tcb = blocks ? rnn_mul(rnn_ext_proj_steps(d, G), d->B) : 0;
     n = rnn_add(n, rnn_mul(tcb, G));
     n = rnn_add(n, rnn_mul(tcb, d->I));
-    n = rnn_add(n, rnn_ext_packed_len(d, G, d->I));
+    n = rnn_add(n, blocks ? rnn_ext_packed_len(d, G, d->I) : 0);
     if (!d->inference) return n;
     /* inference: one step's rows of the cache's arrays */
     n = rnn_add(n, rnn_mul(BH, cfg->layer_norm ? 8 : 2));
@@ -371,7 +373,7 @@ typedef struct {
     int64_t H;
     int64_t G;
     int ln;
-    REAL *blk; /* the block of x W_ih^T rows */
+    REAL *blk; /* the block of x W_ih^T rows, or NULL: they are in the cache */
     REAL *xi;  /* LN(x W_ih^T) rows (layer_norm) */
     REAL *pre;
     REAL *xh;
@@ -416,7 +418,8 @@ static void SFX(gx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
         int64_t q = c_->inf ? b : r; /* the row of the step's arrays */
-        REAL *xs = c_->blk + (c_->goff + b) * G; /* at inference also LN(xs), or the gates */
+        REAL *xs = !c_->blk ? (ln ? c_->xi : gates) + r * G /* in the cache: in place */
+                            : c_->blk + (c_->goff + b) * G; /* at inference also LN(xs), or the gates */
         REAL *xr = ln ? (c_->inf ? xs : c_->xi + r * G) : NULL;
         REAL *gr = ln || !c_->inf ? gates + q * G : xs;
         row(H, xs, xr, pre + b * G, ln ? xh + q * G : NULL, ln ? rs + 2 * q : NULL, ln_ih, ln_hh,
@@ -469,7 +472,8 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     REAL *pre = work;           /* (B, 3H) */
     REAL *hm = pre + B * G;     /* (B, H) */
     REAL *wpk = hm + B * H;     /* W_hh^T packed */
-    const int64_t Tc = rnn_ext_proj_steps(d, G);
+    const int blocks = rnn_proj_blocks(d, G); /* else x W_ih^T of all rows in the cache */
+    const int64_t Tc = blocks ? rnn_ext_proj_steps(d, G) : 0;
     REAL *blk = wpk + rnn_ext_packed_len(d, G, H); /* (Tc*B, 3H) */
     REAL *xs = blk + Tc * B * G;                    /* (Tc*B, I) */
     REAL *wipk = xs + Tc * B * I;                   /* W_ih^T packed */
@@ -484,7 +488,7 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     } else {
         /* inference: one step's rows of the cache's arrays; xi, or the
          * gates without a norm, in blk */
-        REAL *next = wipk + rnn_ext_packed_len(d, G, I);
+        REAL *next = wipk + rnn_ext_packed_len(d, G, I); /* inference: always blocks */
         gates = ln ? next : blk;
         next += ln ? B * G : 0;
         vn = next;
@@ -495,26 +499,31 @@ int SFX(gru_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     }
     const REAL *ln_ih = ln ? p->ln_ih : NULL, *ln_hh = ln ? p->ln_hh : NULL;
 
-    /* W_ih x_t a block of steps ahead of them, W_ih packed once */
-    if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) return st;
+    /* W_ih x_t a block of steps ahead of them, W_ih packed once, or for
+     * every step at once into the cache (xi with a norm, else the gates) */
+    if (!blocks) {
+        if ((st = SFX(input_proj)(d, G, x, p->w_ih, ln ? xi : gates, gemm_ws))) return st;
+    } else if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) {
+        return st;
+    }
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, G, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H);
     const int nst = rnn_step_split(d, G, H, sizeof(REAL));
     SFX(gx_fwd_step_ctx) step = {
         .rows = {.d = d, .lengths = lengths, .row = SFX(gx_fwd_row_pick)(rnn_gemm_best_isa()),
-                 .H = H, .G = G, .ln = ln, .blk = blk, .xi = xi, .pre = pre, .xh = xh, .rs = rs,
+                 .H = H, .G = G, .ln = ln, .blk = blocks ? blk : NULL, .xi = xi, .pre = pre, .xh = xh, .rs = rs,
                  .ln_ih = ln_ih, .ln_hh = ln_hh, .p = p, .gates = gates, .hT = hT, .out = out,
                  .vn = vn, .hp = hp, .zh = zh, .zld = zld, .inf = inf},
         .split = nst > 1, .ne = rnn_elem_threads(d, G), .rec = rec, .hm = hm, .whh = &whh};
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
-        if ((st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, blk, &pb,
-                                       gemm_ws)))
+        if (blocks && (st = SFX(proj_block_next)(d, lengths, s, Tc, G, x, p->w_ih, wipk, xs, blk,
+                                                 &pb, gemm_ws)))
             return st;
         step.rows.s = s;
-        step.rows.goff = (s - pb.p0) * B;
+        step.rows.goff = blocks ? (s - pb.p0) * B : 0;
         if ((st = rnn_run_step(d, nst, SFX(gx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);

@@ -36,6 +36,9 @@
  * its steps: computed for all R rows at once into the cache, it went to
  * memory and back (measured, H 256, B 64, T 100, I 64: the training
  * forward 44.7 ms against 33.8 at inference; the blocks give the same bits).
+ * Where W_ih is too large for blocks to pay (rnn_proj_blocks), the training
+ * forward computes it for all rows into the cache's gates (Tc = 0: no blk,
+ * xs or packed W_ih).
  * Backward scratch: dXg (Rb, 4H) dL/d(W_ih x_t) (also dL/da without
  *   layer norm) of a block of Tb steps (rnn_bwd_block_steps) | dHh (Rb, 4H)
  *   dL/d(W_hh hm) (layer_norm) | dHt (Rb, P) dL/dh~ (projection) | the
@@ -88,7 +91,7 @@ static int64_t lx_take(lx_alloc *a, int64_t n) {
 
 typedef struct {
     int64_t H, Hs, P, G, R, B, Tc;
-    int peep, ln, proj;
+    int peep, ln, proj, blocks; /* blocks: rnn_proj_blocks */
     /* cache */
     int64_t gates, cs, cp, hp, u, xn, hn, cn, rs, cache_len;
     /* forward scratch */
@@ -118,7 +121,8 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     lx_alloc c = {0, 0}, f = {0, 0};
     lx_alloc *a = inf ? &f : &c;
     const int64_t Rc = inf ? B : R;
-    L->Tc = rnn_ext_proj_steps(d, G);
+    L->blocks = rnn_proj_blocks(d, G);
+    L->Tc = L->blocks ? rnn_ext_proj_steps(d, G) : 0;
     L->f_blk = lx_take(&f, rnn_mul(rnn_mul(L->Tc, B), G));
     L->gates = inf ? L->f_blk : lx_take(a, rnn_mul(R, G));
     L->cs = lx_take(a, rnn_mul(Rc, H));
@@ -141,7 +145,7 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->f_wpk = lx_take(&f, rnn_ext_packed_len(d, G, Hs));
     L->f_wrpk = lx_take(&f, proj ? rnn_ext_packed_len(d, P, H) : 0);
     L->f_xs = lx_take(&f, rnn_mul(rnn_mul(L->Tc, B), d->I));
-    L->f_wipk = lx_take(&f, rnn_ext_packed_len(d, G, d->I));
+    L->f_wipk = lx_take(&f, L->blocks ? rnn_ext_packed_len(d, G, d->I) : 0);
     L->fwork_len = f.off;
 
     lx_alloc w = {0, 0};
@@ -392,6 +396,7 @@ typedef struct {
     int64_t H, Hs, P, G, ldo, zh_ld, zc_ld;
     int peep, ln, proj;
     int inf;      /* the per-row arrays hold one step's rows, indexed by b (inference) */
+    int blocks;   /* W_ih x rows in blk (rnn_proj_blocks), else in the cache's gates */
     int64_t goff; /* the step's first row in the block of W_ih x rows */
     const REAL *bias, *b_ih, *b_hh, *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
     const REAL *pre, *A, *hpr;
@@ -404,7 +409,7 @@ typedef struct {
 static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r,
                                         const int v512) {
     const int64_t H = c->H, Hs = c->Hs, G = c->G, q = c->inf ? b : r;
-    REAL *xr = c->blk + (c->goff + b) * G; /* W_ih x_t */
+    REAL *xr = c->blocks ? c->blk + (c->goff + b) * G : c->gates + r * G; /* W_ih x_t */
     REAL *gr = c->inf ? xr : c->gates + r * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
     REAL *csr = c->cs + q * H, *cpr = c->cp + q * H, *o = c->out + r * c->ldo;
     const REAL *pr = c->pre + b * G;
@@ -713,7 +718,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         .pi = L.peep ? p->w_peep : NULL, .pf = L.peep ? p->w_peep + H : NULL,
         .po = L.peep ? p->w_peep + 2 * H : NULL, .zh = k.zh, .zc = k.zc,
         .pre = pre, .A = k.rec ? hm : hT, .hpr = hpr,
-        .blk = work + L.f_blk, .gates = rows + L.gates, .cs = rows + L.cs, .cp = rows + L.cp, .hp = rows + L.hp,
+        .blocks = L.blocks, .blk = work + L.f_blk, .gates = rows + L.gates, .cs = rows + L.cs, .cp = rows + L.cp, .hp = rows + L.hp,
         .U = L.proj ? rows + L.u : NULL, .XN = L.ln ? rows + L.xn : NULL,
         .HN = L.ln ? rows + L.hn : NULL, .CN = L.ln ? rows + L.cn : NULL,
         .RS = L.ln ? rows + L.rs : NULL, .hT = hT, .cT = cT, .ub = ub,
@@ -721,9 +726,13 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
 
     memset(zero, 0, (size_t)H * sizeof(REAL));
     for (int64_t j = 0; j < G; j++) bias[j] = p->b_ih[j] + p->b_hh[j];
-    /* W_ih x_t a block of steps ahead of them, W_ih packed once */
-    if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk)))
+    /* W_ih x_t a block of steps ahead of them, W_ih packed once, or for
+     * every step at once into the cache */
+    if (!L.blocks) {
+        if ((st = SFX(input_proj)(d, G, x, p->w_ih, c.gates, gemm_ws))) return st;
+    } else if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) {
         return st;
+    }
     SFX(step_w) whh, whr = {0};
     if ((st = SFX(step_w_make)(d, 1, G, Hs, p->w_hh, Hs, wpk, &whh))) return st;
     if (L.proj) {
@@ -740,10 +749,10 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
 
     rnn_proj_block pb = {0, 0}; /* the steps whose W_ih x rows are in c.blk */
     for (int64_t s = 0; s < T; s++) {
-        if ((st = SFX(proj_block_next)(d, lengths, s, L.Tc, G, x, p->w_ih, wipk, work + L.f_xs,
-                                       c.blk, &pb, gemm_ws)))
+        if (L.blocks && (st = SFX(proj_block_next)(d, lengths, s, L.Tc, G, x, p->w_ih, wipk,
+                                                    work + L.f_xs, c.blk, &pb, gemm_ws)))
             return st;
-        c.goff = (s - pb.p0) * B;
+        c.goff = L.blocks ? (s - pb.p0) * B : 0;
         step.s = s;
         if ((st = rnn_run_step(d, nst, SFX(lx_fwd_step), &step, gemm_ws))) return st;
     }

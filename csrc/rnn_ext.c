@@ -65,12 +65,14 @@ int64_t rnn_ext_cache_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
 int64_t rnn_ext_forward_work_len_rnn(const rnn_dims *d, const rnn_ext_config *cfg) {
     if (rnn_ext_dims_check(rx_kind(cfg), d, cfg)) return -1;
     int64_t n = rnn_add(rnn_mul(rnn_mul(d->B, d->H), 2), rnn_ext_packed_len(d, d->H, d->H));
-    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed, and at
+    /* the block of x W_ih^T rows, x's rows gathered, W_ih packed (none of
+     * them where the training forward projects all rows at once), and at
      * inference one step's hm rows */
-    int64_t tcb = rnn_mul(rnn_ext_proj_steps(d, d->H), d->B);
+    int64_t blocks = rnn_proj_blocks(d, d->H);
+    int64_t tcb = blocks ? rnn_mul(rnn_ext_proj_steps(d, d->H), d->B) : 0;
     n = rnn_add(n, rnn_mul(tcb, d->H));
     n = rnn_add(n, rnn_mul(tcb, d->I));
-    n = rnn_add(n, rnn_ext_packed_len(d, d->H, d->I));
+    n = rnn_add(n, blocks ? rnn_ext_packed_len(d, d->H, d->I) : 0);
     return d->inference ? rnn_add(n, rnn_mul(d->B, d->H)) : n;
 }
 
@@ -208,7 +210,7 @@ typedef struct {
     int64_t s;
     SFX(rx_fwd_row_fn) row;
     int64_t H;
-    REAL *blk; /* the block of x W_ih^T rows */
+    REAL *blk; /* the block of x W_ih^T rows, or NULL: they are in hs */
     REAL *hs;  /* h~ rows (blk at inference) */
     REAL *pre;
     const SFX(rnn_ext_params) *p;
@@ -243,7 +245,7 @@ static void SFX(rx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, s, rnn_seq_len(d, lengths, b));
         if (t < 0) continue;
         int64_t r = t * d->ts + b * d->bs;
-        const REAL *xs = c_->blk + (c_->goff + b) * H;
+        const REAL *xs = c_->blk ? c_->blk + (c_->goff + b) * H : hs + r * H; /* in place */
         int64_t q = c_->inf ? b : r, hq = c_->inf ? c_->goff + b : r; /* rows of hmc, hs */
         row(H, hs + hq * H, xs, pre + b * H, p->b_ih, p->b_hh, hT + b * H, out + r * d->ldo,
             hmc + q * H, rec ? rec + b * H : NULL, zh ? zh + r * zld : NULL, relu);
@@ -292,24 +294,29 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
     REAL *pre = work;          /* (B, H) */
     REAL *hm = pre + B * H;    /* (B, H) */
     REAL *wpk = hm + B * H;    /* W_hh^T packed */
-    const int64_t Tc = rnn_ext_proj_steps(d, H);
+    const int blocks = rnn_proj_blocks(d, H); /* else x W_ih^T of all rows in hs */
+    const int64_t Tc = blocks ? rnn_ext_proj_steps(d, H) : 0;
     REAL *blk = wpk + rnn_ext_packed_len(d, H, H); /* (Tc*B, H) */
     REAL *xs = blk + Tc * B * H, *wipk = xs + Tc * B * I;
     /* hs (R, H) h~ and hmc (R, H) m_b*h_{t-1} in the cache; at inference h~
      * in blk and one step's rows of hmc after W_ih packed */
     REAL *hs = inf ? blk : cache;
-    REAL *hmc = inf ? wipk + rnn_ext_packed_len(d, H, I) : cache + R * H;
+    REAL *hmc = inf ? wipk + rnn_ext_packed_len(d, H, I) : cache + R * H; /* inf: blocks */
 
     /* x W_ih^T a block of steps ahead of them, W_ih packed once; the time
      * loop adds the rest */
-    if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk))) return st;
+    if (!blocks) {
+        if ((st = SFX(input_proj)(d, H, x, p->w_ih, hs, gemm_ws))) return st;
+    } else if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, H, I, p->w_ih, I, wipk))) {
+        return st;
+    }
     SFX(step_w) whh;
     if ((st = SFX(step_w_make)(d, 1, H, H, p->w_hh, H, wpk, &whh))) return st;
     SFX(copy_or_zero)(hT, h0, B * H); /* hT is the running state */
     const int nst = rnn_step_split(d, H, H, sizeof(REAL));
     SFX(rx_fwd_step_ctx) step = {
         .rows = {.d = d, .lengths = lengths, .row = SFX(rx_fwd_row_pick)(rnn_gemm_best_isa()),
-                 .H = H, .blk = blk, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc,
+                 .H = H, .blk = blocks ? blk : NULL, .hs = hs, .pre = pre, .p = p, .hT = hT, .out = out, .hmc = hmc,
                  .rec = rec, .zh = zh, .zld = zld, .relu = relu, .inf = inf},
         .split = nst > 1,
         .ne = rnn_elem_threads(d, 4 * H), /* tanh costs about four gates' worth */
@@ -317,11 +324,11 @@ int SFX(rnn_ext_forward)(REAL *out, REAL *hT, REAL *cache, const REAL *x, const 
 
     rnn_proj_block pb = {0, 0};
     for (int64_t s = 0; s < T; s++) {
-        if ((st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, blk, &pb,
-                                       gemm_ws)))
+        if (blocks && (st = SFX(proj_block_next)(d, lengths, s, Tc, H, x, p->w_ih, wipk, xs, blk,
+                                                 &pb, gemm_ws)))
             return st;
         step.rows.s = s;
-        step.rows.goff = (s - pb.p0) * B;
+        step.rows.goff = blocks ? (s - pb.p0) * B : 0;
         if ((st = rnn_run_step(d, nst, SFX(rx_fwd_step), &step, gemm_ws))) return st;
     }
     SFX(zero_padded_rows)(out, H, d->ldo, lengths, d);

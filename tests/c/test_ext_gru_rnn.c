@@ -694,16 +694,20 @@ static void status_checks(void) {
     check(rnn_ext_forward_work_len(99, &d, &z) == -1, "unknown kind has no size");
     check(rnn_ext_forward_work_len_gru(NULL, &z) == -1 && rnn_ext_backward_work_len_rnn(&d, NULL) == -1,
           "NULL dims or config have no size");
-    /* the forward's scratch: the step's arrays and packed W_hh, then the
-     * input projection of a block of Tc steps, their rows of x, packed W_ih */
-    int64_t tc = rnn_ext_proj_steps(&d, 3 * H);
+    /* the forward's scratch: the step's arrays and packed W_hh, then (where
+     * the input projection runs in blocks) a block of Tc steps' projection,
+     * their rows of x, packed W_ih */
+    int blk = rnn_proj_blocks(&d, 3 * H);
+    int64_t tc = blk ? rnn_ext_proj_steps(&d, 3 * H) : 0;
     check(rnn_ext_forward_work_len(RNN_CELL_GRU, &d, &ln) ==
               4 * B * H + rnn_gemm_packed_len(3 * H, H) + tc * B * (3 * H + d.I) +
-                  rnn_gemm_packed_len(3 * H, d.I),
+                  (blk ? rnn_gemm_packed_len(3 * H, d.I) : 0),
           "gru forward scratch");
-    tc = rnn_ext_proj_steps(&d, H);
+    blk = rnn_proj_blocks(&d, H);
+    tc = blk ? rnn_ext_proj_steps(&d, H) : 0;
     check(rnn_ext_forward_work_len(RNN_CELL_TANH, &d, &z) ==
-              2 * B * H + rnn_gemm_packed_len(H, H) + tc * B * (H + d.I) + rnn_gemm_packed_len(H, d.I),
+              2 * B * H + rnn_gemm_packed_len(H, H) + tc * B * (H + d.I) +
+                  (blk ? rnn_gemm_packed_len(H, d.I) : 0),
           "rnn forward scratch");
     /* the backward's: dU, dV of one block of all R rows, or of Tb steps and
      * then the block's gathered rows of x, m_b*h and dx */
@@ -726,10 +730,11 @@ static void status_checks(void) {
     one.B = 1;
     one.ts = 1;
     /* B = 1 packs W_hh too: the packed row-vector product is the fast one */
-    tc = rnn_ext_proj_steps(&one, 3 * H);
+    blk = rnn_proj_blocks(&one, 3 * H);
+    tc = blk ? rnn_ext_proj_steps(&one, 3 * H) : 0;
     check(rnn_ext_forward_work_len(RNN_CELL_GRU, &one, &z) ==
               4 * H + rnn_gemm_packed_len(3 * H, H) + tc * (3 * H + one.I) +
-                  rnn_gemm_packed_len(3 * H, one.I),
+                  (blk ? rnn_gemm_packed_len(3 * H, one.I) : 0),
           "B = 1 holds packed W_hh");
     free(dw); free(dx); free(dh0);
     free_problem(&p);

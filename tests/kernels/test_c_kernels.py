@@ -15,7 +15,8 @@ forward, bit for bit, in scratch of exactly the size asked for;
 test_ext_lstm_blocks and test_ext_gru_rnn_blocks are those tests built with
 backward blocks of a step or two (RNN_BWD_ROWS), whose weight gradients run
 block by block, which the small shapes of the tests would otherwise run as
-one block;
+one block, and with the training forward's input projection of all rows at
+once (RNN_PROJ_BLOCK_MAX_ELEMS, what large W_ih take) instead of in blocks;
 tests/c/test_pool.c checks the thread pool;
 tests/c/test_bf16.c checks the bfloat16 conversion and the
 mixed-precision product on every path the CPU has against float64 within
@@ -56,8 +57,8 @@ DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"],
            # a wake-up forgiven up to 1 ms: test_pool checks that it is, whatever the VM's noise
            "test_pool": ["-DRNN_POOL_WAKE_US=1000"],
            # backward blocks of one or two steps at the tests' batches of 2-5
-           "test_ext_lstm_blocks": ["-DRNN_BWD_ROWS=4"],
-           "test_ext_gru_rnn_blocks": ["-DRNN_BWD_ROWS=4"]}
+           "test_ext_lstm_blocks": ["-DRNN_BWD_ROWS=4", "-DRNN_PROJ_BLOCK_MAX_ELEMS=0"],
+           "test_ext_gru_rnn_blocks": ["-DRNN_BWD_ROWS=4", "-DRNN_PROJ_BLOCK_MAX_ELEMS=0"]}
 
 
 def _compiler():
