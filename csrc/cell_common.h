@@ -188,6 +188,25 @@ typedef struct {
     int64_t p0, pend;
 } rnn_proj_block;
 
+/* A backward runs its steps from T-1 down to 0 in blocks of Tb steps
+ * (rnn_bwd_block_steps), the block of step s from s0 = s / Tb * Tb (the
+ * last block, run first, may be shorter); a block's weight gradients run
+ * once its first step s0 is done. For step s: that block's first step *s0
+ * and its steps *n; returns the step's first row in the block arrays (row
+ * j*B + b: step s0+j, sequence b). */
+static inline int64_t rnn_bwd_block_of(const rnn_dims *d, int64_t Tb, int64_t s, int64_t *s0,
+                                       int64_t *n) {
+    *s0 = s / Tb * Tb;
+    *n = (*s0 + Tb < d->T ? *s0 + Tb : d->T) - *s0;
+    return (s - *s0) * d->B;
+}
+/* The row of a backward's block arrays that holds row r (= row(t, b)) of
+ * sequence b at a step whose first row there is qoff: r itself when one
+ * block holds every step, in row(t, b) order (whole), else qoff + b. */
+static inline int64_t rnn_bwd_block_row(int whole, int64_t qoff, int64_t b, int64_t r) {
+    return whole ? r : qoff + b;
+}
+
 #endif /* RNNPY_CELL_COMMON_ONCE */
 
 /* Every product of a kernel, in the precision d->compute asks for: the best
@@ -347,24 +366,49 @@ static inline int SFX(input_proj)(const rnn_dims *d, int64_t G, const REAL *x, c
 /* The rows that steps s0 .. s0+n-1 read of an array of R rows in the
  * row(t, b) order of x (ld apart, width values used), step by step (row
  * j*B + b is step s0+j of sequence b), as A and lda of a product: in place
- * when they are already so (time-major, forward), else gathered into buf
- * (n*B, width) with zero rows for sequences that have ended. */
-static inline const REAL *SFX(steps_rows)(const rnn_dims *d, const int64_t *lengths, int64_t s0,
-                                          int64_t n, const REAL *src, int64_t ld, int64_t width,
-                                          REAL *buf, int64_t *lda) {
-    if (!d->reverse && d->ts == d->B && d->bs == 1) {
+ * when they are already so (time-major, forward) and m is NULL, else
+ * gathered into buf (n*B, width) with zero rows for sequences that have
+ * ended; m (B, width), when not NULL, multiplies each gathered row of
+ * sequence b by row b of m (a recurrent dropout mask). */
+static inline const REAL *SFX(steps_rows_by)(const rnn_dims *d, const int64_t *lengths,
+                                             int64_t s0, int64_t n, const REAL *src, int64_t ld,
+                                             int64_t width, const REAL *m, REAL *buf,
+                                             int64_t *lda) {
+    if (!m && !d->reverse && d->ts == d->B && d->bs == 1) {
         *lda = ld;
         return src + s0 * d->B * ld;
     }
     for (int64_t j = 0; j < n; j++)
         for (int64_t b = 0; b < d->B; b++) {
-            REAL *dst = buf + (j * d->B + b) * width;
+            REAL *restrict dst = buf + (j * d->B + b) * width;
             int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
-            if (t >= 0) memcpy(dst, src + (t * d->ts + b * d->bs) * ld, (size_t)width * sizeof(REAL));
-            else memset(dst, 0, (size_t)width * sizeof(REAL));
+            if (t < 0) {
+                memset(dst, 0, (size_t)width * sizeof(REAL));
+                continue;
+            }
+            const REAL *restrict row = src + (t * d->ts + b * d->bs) * ld;
+            if (!m) {
+                memcpy(dst, row, (size_t)width * sizeof(REAL));
+                continue;
+            }
+            const REAL *restrict mb = m + b * width;
+            for (int64_t i = 0; i < width; i++) dst[i] = mb[i] * row[i];
         }
     *lda = width;
     return buf;
+}
+static inline const REAL *SFX(steps_rows)(const rnn_dims *d, const int64_t *lengths, int64_t s0,
+                                          int64_t n, const REAL *src, int64_t ld, int64_t width,
+                                          REAL *buf, int64_t *lda) {
+    return SFX(steps_rows_by)(d, lengths, s0, n, src, ld, width, NULL, buf, lda);
+}
+/* steps_rows of an array whose rows hold exactly width values (ld ==
+ * width): its rows are width apart whether read in place or gathered. */
+static inline const REAL *SFX(steps_rows_packed)(const rnn_dims *d, const int64_t *lengths,
+                                                 int64_t s0, int64_t n, const REAL *src,
+                                                 int64_t width, REAL *buf) {
+    int64_t ld;
+    return SFX(steps_rows_by)(d, lengths, s0, n, src, width, width, NULL, buf, &ld);
 }
 
 /* The rows of x that steps s0 .. s0+n-1 read (steps_rows), gathered into xs
@@ -394,10 +438,9 @@ static inline void SFX(steps_rows_add)(const rnn_dims *d, const int64_t *lengths
  * (rnn_ext_proj_steps), computed into dst (Tc*B, G) from W_ih packed in
  * wipk (op(W) = W_ih^T, G columns), x's rows gathered in xs when needed.
  * The sums are those of one product of all R rows (input_proj), whatever
- * the blocks: a
- * last block of one row starts a step early (a one-row product sums in
- * another order; Tc >= 2 leaves room), and bfloat16 blocks run on the
- * micro-kernel chosen for R rows. */
+ * the blocks: a last block of one row starts a step early (a one-row
+ * product sums in another order; Tc >= 2 leaves room), and bfloat16 blocks
+ * run on the micro-kernel chosen for R rows. */
 static inline int SFX(proj_block_next)(const rnn_dims *d, const int64_t *lengths, int64_t s,
                                        int64_t Tc, int64_t G, const REAL *x, const REAL *w_ih,
                                        const void *wipk, REAL *xs, REAL *dst, rnn_proj_block *pb,
@@ -451,6 +494,15 @@ static inline void SFX(copy_or_zero)(REAL *dst, const REAL *src, int64_t count) 
 /* dst[i] += src[i] */
 static inline void SFX(add_into)(REAL *dst, const REAL *src, int64_t count) {
     for (int64_t i = 0; i < count; i++) dst[i] += src[i];
+}
+
+/* Row b of a backward step whose sequence has ended: its row of a block
+ * array of n columns (rnn_bwd_block_row) becomes zero, so that it weighs
+ * nothing in the block's products. With one whole block there is no such
+ * row (steps past a sequence's end are zeroed before the loop,
+ * zero_padded_rows). */
+static inline void SFX(bwd_block_zero)(int whole, int64_t qoff, int64_t b, REAL *a, int64_t n) {
+    if (!whole) memset(a + (qoff + b) * n, 0, (size_t)n * sizeof(REAL));
 }
 
 /* Zero row(t, b) of a (R rows, n columns, ld) array for every step past a

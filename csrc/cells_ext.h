@@ -151,17 +151,17 @@ static inline int rnn_proj_blocks(const rnn_dims *d, int64_t G) {
  * RNN_BWD_ROWS rows (one KC-deep slice of the GEMM: as many passes over the
  * weight gradients as one product of all rows makes), at least one step.
  * T (one block after the loop, in the rows' own order) where a block's
- * gradients would not stay in L2 beside the packed W_hh (G > 1024 in
- * float32: measured at H = 512 the blocks lost 2-6%, at H = 64-256 they won
+ * gradients would not stay in L2 beside the packed W_hh (G > RNN_BWD_MAX_G
+ * = 1024 in float32: measured at H = 512 the blocks lost 2-6%, at H = 64-256 they won
  * 3-12%), or where one block holds every step anyway. */
 #ifndef RNN_BWD_ROWS
 #define RNN_BWD_ROWS 256
 #endif
-#ifndef RNN_BWD_BLOCK_ELEMS
-#define RNN_BWD_BLOCK_ELEMS (RNN_BWD_ROWS * 1024)
+#ifndef RNN_BWD_MAX_G
+#define RNN_BWD_MAX_G 1024
 #endif
 static inline int64_t rnn_bwd_block_steps(const rnn_dims *d, int64_t G) {
-    if (d->B <= 0 || G > RNN_BWD_BLOCK_ELEMS / RNN_BWD_ROWS) return d->T;
+    if (d->B <= 0 || G > RNN_BWD_MAX_G) return d->T;
     int64_t tb = RNN_BWD_ROWS / d->B;
     tb = tb < 1 ? 1 : tb;
     return tb > d->T ? d->T : tb;

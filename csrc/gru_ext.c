@@ -593,13 +593,11 @@ static void SFX(gx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         REAL *dgs = dGs + b * G;
         if (t < 0) {
             memset(dgs, 0, (size_t)G * sizeof(REAL));
-            if (!c_->whole) { /* zero rows, which weigh nothing in the block's products */
-                memset(dU + (c_->qoff + b) * G, 0, (size_t)G * sizeof(REAL));
-                memset(dV + (c_->qoff + b) * G, 0, (size_t)G * sizeof(REAL));
-            }
+            SFX(bwd_block_zero)(c_->whole, c_->qoff, b, dU, G);
+            SFX(bwd_block_zero)(c_->whole, c_->qoff, b, dV, G);
             continue;
         }
-        int64_t r = t * d->ts + b * d->bs, q = c_->whole ? r : c_->qoff + b;
+        int64_t r = t * d->ts + b * d->bs, q = rnn_bwd_block_row(c_->whole, c_->qoff, b, r);
         row(H, gates + r * G, vn + r * H, hp + r * H, dout ? dout + r * d->ldo : NULL,
             zh ? zh + r * zld : NULL, dh + b * H, dhr + b * H, dU + q * G, dV + q * G, dgs,
             ln ? xh + r * G : NULL, ln ? rs[2 * r + 1] : 0, ln_hh);
@@ -669,20 +667,19 @@ static int SFX(gx_bwd_block)(const SFX(gx_bwd_block_ctx) *k, int64_t s0, int64_t
     void *gemm_ws = k->gemm_ws;
     const SFX(rnn_ext_params) *p = k->p;
     const SFX(rnn_ext_grads) *g = k->g;
-    int64_t lx = d->ldx, li = G, lh = G, lr = 2;
+    int64_t lx = d->ldx;
     const REAL *xa = k->x, *xi = k->xi, *xh = k->xh, *rs = k->rs;
     if (whole) { /* the rows of steps past a sequence's end were never written */
         SFX(zero_padded_rows)(dU, G, G, lengths, d);
         SFX(zero_padded_rows)(dV, G, G, lengths, d);
     } else {
         xa = SFX(steps_x_rows)(d, lengths, s0, n, k->x, work + L->xs, &lx);
-        if (ln) {
-            xi = SFX(steps_rows)(d, lengths, s0, n, xi, G, G, work + L->xis, &li);
-            xh = SFX(steps_rows)(d, lengths, s0, n, xh, G, G, work + L->xhs, &lh);
-            rs = SFX(steps_rows)(d, lengths, s0, n, rs, 2, 2, work + L->rss, &lr);
+        if (ln) { /* their rows are G, G and 2 apart either way */
+            xi = SFX(steps_rows_packed)(d, lengths, s0, n, xi, G, work + L->xis);
+            xh = SFX(steps_rows_packed)(d, lengths, s0, n, xh, G, work + L->xhs);
+            rs = SFX(steps_rows_packed)(d, lengths, s0, n, rs, 2, work + L->rss);
         }
     }
-    (void)li, (void)lh, (void)lr; /* the rows of xi, xh, rs are G, G, 2 apart either way */
     const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());
     const int nr = rnn_elem_threads(d, G);
     int st;
@@ -719,18 +716,8 @@ static int SFX(gx_bwd_block)(const SFX(gx_bwd_block_ctx) *k, int64_t s0, int64_t
                 SFX(gx_mul)(hmr + r * H, k->rec + b * H, k->hp + r * H, H);
             }
         hin = hmr;
-    } else if (!whole && k->rec) { /* the block's m_b * h_{t-1} rows */
-        REAL *hmr = work + L->hs;
-        for (int64_t j = 0; j < n; j++)
-            for (int64_t b = 0; b < B; b++) {
-                REAL *dst = hmr + (j * B + b) * H;
-                int64_t t = rnn_step_time(d, s0 + j, rnn_seq_len(d, lengths, b));
-                if (t >= 0) SFX(gx_mul)(dst, k->rec + b * H, k->hp + (t * d->ts + b * d->bs) * H, H);
-                else memset(dst, 0, (size_t)H * sizeof(REAL));
-            }
-        hin = hmr;
-    } else if (!whole) {
-        hin = SFX(steps_rows)(d, lengths, s0, n, k->hp, H, H, work + L->hs, &lhin);
+    } else if (!whole) { /* the block's h_{t-1} (times m_b) rows */
+        hin = SFX(steps_rows_by)(d, lengths, s0, n, k->hp, H, H, k->rec, work + L->hs, &lhin);
     }
     return GEMM(1, 0, G, H, rows, 1, dV, G, hin, lhin, 1, g->w_hh, H, gemm_ws);
 }
@@ -779,12 +766,11 @@ int SFX(gru_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     /* the steps in blocks of Tb (the last block, run first, may be shorter):
      * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
-        const int64_t s0 = s / L.Tb * L.Tb;
+        int64_t s0, n;
+        step.rows.qoff = rnn_bwd_block_of(d, L.Tb, s, &s0, &n);
         step.rows.s = s;
-        step.rows.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(gx_bwd_step), &step, gemm_ws))) return st;
-        if (s == s0 && (st = SFX(gx_bwd_block)(&blk, s0, (s0 + L.Tb < T ? s0 + L.Tb : T) - s0)))
-            return st;
+        if (s == s0 && (st = SFX(gx_bwd_block)(&blk, s0, n))) return st;
     }
     SFX(add_into)(dh0, dh, B * H);
     return RNN_OK;

@@ -555,7 +555,7 @@ typedef struct {
 
 /* The row of the block arrays (dXg, dHh, dHt) of sequence b at row r. */
 static inline int64_t SFX(lx_brow)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
-    return c->whole ? r : c->qoff + b;
+    return rnn_bwd_block_row(c->whole, c->qoff, b, r);
 }
 
 /* Before the projection's product: dL/dh~ of one row (into dt and dHt);
@@ -793,12 +793,10 @@ static void SFX(lx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
         if (t < 0) { /* an ended sequence: zero rows, which weigh nothing in the products */
             const SFX(lx_bctx) *c = k->c;
-            const int64_t q = c->qoff + b;
             memset(c->dGs + b * k->G, 0, (size_t)k->G * sizeof(REAL));
-            if (c->whole) continue; /* rows past the end, zeroed before the loop */
-            memset(c->dXg + q * k->G, 0, (size_t)k->G * sizeof(REAL));
-            if (c->ln) memset(c->dHh + q * k->G, 0, (size_t)k->G * sizeof(REAL));
-            if (c->proj) memset(c->dHt + q * c->Hs, 0, (size_t)c->Hs * sizeof(REAL));
+            SFX(bwd_block_zero)(c->whole, c->qoff, b, c->dXg, k->G);
+            if (c->ln) SFX(bwd_block_zero)(c->whole, c->qoff, b, c->dHh, k->G);
+            if (c->proj) SFX(bwd_block_zero)(c->whole, c->qoff, b, c->dHt, c->Hs);
             continue;
         }
         int64_t r = t * d->ts + b * d->bs;
@@ -855,18 +853,18 @@ static int SFX(lx_bwd_block)(const rnn_dims *d, const lx_layout *L, const int64_
                              const SFX(rnn_ext_grads) *g, REAL *dx, REAL *work, void *gemm_ws) {
     const int64_t I = d->I, H = L->H, Hs = L->Hs, P = L->P, G = L->G;
     const int64_t rows = L->whole ? L->R : n * d->B;
-    int64_t lx = d->ldx, lh = Hs, lu = H;
+    int64_t lx = d->ldx;
     const REAL *xa = x, *ha = cache + L->hp, *ua = L->proj ? cache + L->u : NULL;
-    if (!L->whole) {
+    if (!L->whole) { /* rows of hp (Hs) and u (H) are as far apart either way */
         xa = SFX(steps_x_rows)(d, lengths, s0, n, x, work + L->b_xs, &lx);
-        ha = SFX(steps_rows)(d, lengths, s0, n, ha, Hs, Hs, work + L->b_hps, &lh);
-        if (L->proj) ua = SFX(steps_rows)(d, lengths, s0, n, ua, H, H, work + L->b_us, &lu);
+        ha = SFX(steps_rows_packed)(d, lengths, s0, n, ha, Hs, work + L->b_hps);
+        if (L->proj) ua = SFX(steps_rows_packed)(d, lengths, s0, n, ua, H, work + L->b_us);
     }
     const REAL *dHh = L->ln ? c->dHh : c->dXg; /* dL/d(W_hh hm) */
     int st;
     if ((st = GEMM(1, 0, G, I, rows, 1, c->dXg, G, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, G, Hs, rows, 1, dHh, G, ha, lh, 1, g->w_hh, Hs, gemm_ws))) return st;
-    if (L->proj && (st = GEMM(1, 0, P, H, rows, 1, c->dHt, P, ua, lu, 1, g->w_hr, H, gemm_ws)))
+    if ((st = GEMM(1, 0, G, Hs, rows, 1, dHh, G, ha, Hs, 1, g->w_hh, Hs, gemm_ws))) return st;
+    if (L->proj && (st = GEMM(1, 0, P, H, rows, 1, c->dHt, P, ua, H, 1, g->w_hr, H, gemm_ws)))
         return st;
     if (!L->ln) SFX(colsum_add2)(g->b_ih, g->b_hh, c->dXg, rows, G, G);
     if (L->whole) return GEMM(0, 0, rows, I, G, 1, c->dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
@@ -943,12 +941,12 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     /* the steps in blocks of Tb (the last block, run first, may be shorter):
      * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
-        const int64_t s0 = s / L.Tb * L.Tb;
+        int64_t s0, n;
+        c.qoff = rnn_bwd_block_of(d, L.Tb, s, &s0, &n);
         step.s = s;
-        c.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
-        if (s == s0 && (st = SFX(lx_bwd_block)(d, &L, lengths, s0, (s0 + L.Tb < T ? s0 + L.Tb : T) - s0,
-                                                &c, cache, x, p, g, dx, work, gemm_ws)))
+        if (s == s0 && (st = SFX(lx_bwd_block)(d, &L, lengths, s0, n, &c, cache, x, p, g, dx,
+                                                work, gemm_ws)))
             return st;
     }
     SFX(add_into)(dh0, dh, B * Hs);

@@ -376,11 +376,10 @@ static void SFX(rx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
         REAL *das = dAs + b * H;
         if (t < 0) {
             memset(das, 0, (size_t)H * sizeof(REAL));
-            if (!c_->whole) /* a zero row, which weighs nothing in the block's products */
-                memset(dA + (c_->qoff + b) * H, 0, (size_t)H * sizeof(REAL));
+            SFX(bwd_block_zero)(c_->whole, c_->qoff, b, dA, H);
             continue;
         }
-        int64_t r = t * d->ts + b * d->bs, q = c_->whole ? r : c_->qoff + b;
+        int64_t r = t * d->ts + b * d->bs, q = rnn_bwd_block_row(c_->whole, c_->qoff, b, r);
         row(H, hs + r * H, dout ? dout + r * d->ldo : NULL, zh ? zh + r * zld : NULL,
             dh + b * H, dA + q * H, das, relu);
     }
@@ -416,17 +415,17 @@ static int SFX(rx_bwd_block)(const rnn_dims *d, const int64_t *lengths, int64_t 
                              const SFX(rnn_ext_params) *p, const SFX(rnn_ext_grads) *g,
                              REAL *dx, REAL *xs, REAL *hms, REAL *dxs, void *gemm_ws) {
     const int64_t I = d->I, H = d->H, rows = whole ? d->T * d->B : n * d->B;
-    int64_t lx = d->ldx, lh = H;
+    int64_t lx = d->ldx;
     const REAL *xa = x, *ha = hmc;
     if (whole) { /* the rows of steps past a sequence's end were never written */
         SFX(zero_padded_rows)(dA, H, H, lengths, d);
     } else {
         xa = SFX(steps_x_rows)(d, lengths, s0, n, x, xs, &lx);
-        ha = SFX(steps_rows)(d, lengths, s0, n, hmc, H, H, hms, &lh);
+        ha = SFX(steps_rows_packed)(d, lengths, s0, n, hmc, H, hms);
     }
     int st;
     if ((st = GEMM(1, 0, H, I, rows, 1, dA, H, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
-    if ((st = GEMM(1, 0, H, H, rows, 1, dA, H, ha, lh, 1, g->w_hh, H, gemm_ws))) return st;
+    if ((st = GEMM(1, 0, H, H, rows, 1, dA, H, ha, H, 1, g->w_hh, H, gemm_ws))) return st;
     SFX(colsum_add2)(g->b_ih, g->b_hh, dA, rows, H, H);
     if (whole) return GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
     if ((st = GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
@@ -474,13 +473,12 @@ int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, cons
     /* the steps in blocks of Tb (the last block, run first, may be shorter):
      * a block's weight gradients once its steps are done */
     for (int64_t s = T - 1; s >= 0; s--) {
-        const int64_t s0 = s / Tb * Tb;
+        int64_t s0, n;
+        step.rows.qoff = rnn_bwd_block_of(d, Tb, s, &s0, &n);
         step.rows.s = s;
-        step.rows.qoff = (s - s0) * B;
         if ((st = rnn_run_step(d, nst, SFX(rx_bwd_step), &step, gemm_ws))) return st;
-        if (s == s0 && (st = SFX(rx_bwd_block)(d, lengths, s0, (s0 + Tb < T ? s0 + Tb : T) - s0,
-                                                whole, dA, x, hmc, p, g, dx, xs, hms, dxs,
-                                                gemm_ws)))
+        if (s == s0 && (st = SFX(rx_bwd_block)(d, lengths, s0, n, whole, dA, x, hmc, p, g, dx,
+                                                xs, hms, dxs, gemm_ws)))
             return st;
     }
     SFX(add_into)(dh0, dh, B * H);
