@@ -118,30 +118,45 @@ static inline int64_t rnn_ext_state_size(const rnn_dims *d, const rnn_ext_config
 int64_t rnn_ext_cache_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_forward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
 int64_t rnn_ext_backward_work_len(int kind, const rnn_dims *d, const rnn_ext_config *cfg);
-/* Elements of gates per block of steps whose input projection an inference
- * forward (d->inference) computes just ahead of those steps: enough rows to
- * keep the product efficient at small B, few enough to stay in cache. */
+/* Whether W_ih (G x I) fits in a core's L2 beside the step's work:
+ * G*I <= RNN_PROJ_BLOCK_MAX_ELEMS. */
+#ifndef RNN_PROJ_BLOCK_MAX_ELEMS
+#define RNN_PROJ_BLOCK_MAX_ELEMS (1 << 18)
+#endif
+static inline int rnn_w_ih_fits(const rnn_dims *d, int64_t G) {
+    return (double)G * (double)d->I <= (double)RNN_PROJ_BLOCK_MAX_ELEMS;
+}
+/* Elements of gates per block of steps whose input projection a forward
+ * computes just ahead of those steps: enough rows to keep the product
+ * efficient at small B, few enough to stay in cache. Every block reads all
+ * of W_ih, so where W_ih does not fit in L2 (an inference forward there)
+ * the blocks are larger, RNN_PROJ_ELEMS_LARGE: W_ih then streams from
+ * memory once per 4 MiB of rows instead of per 256 KiB (measured, LSTM
+ * inference at I = H = 1024, B 64: 1.06-1.08x at one and two threads; at
+ * I = H = 512 within 1%; at I = H = 256, where W_ih fits, the larger
+ * blocks lost 10%). */
 #ifndef RNN_PROJ_ELEMS
 #define RNN_PROJ_ELEMS 65536
+#endif
+#ifndef RNN_PROJ_ELEMS_LARGE
+#define RNN_PROJ_ELEMS_LARGE (1 << 20)
 #endif
 /* Steps per such block for G gate rows per step: at least min(2, T) (a
  * block may start a step early), at most T. */
 static inline int64_t rnn_ext_proj_steps(const rnn_dims *d, int64_t G) {
-    int64_t per = d->B * G, tc = per > 0 ? RNN_PROJ_ELEMS / per : 1;
+    const int64_t elems = rnn_w_ih_fits(d, G) ? RNN_PROJ_ELEMS : RNN_PROJ_ELEMS_LARGE;
+    int64_t per = d->B * G, tc = per > 0 ? elems / per : 1;
     tc = tc < 2 ? 2 : tc;
     return tc > d->T ? d->T : tc;
 }
 /* Whether a forward computes its input projection x W_ih^T a block of
  * steps ahead (rnn_ext_proj_steps) rather than for all R rows at once into
- * the cache: always at inference; in training where W_ih (G x I) fits in a
- * core's L2, since every block streams all of it (measured: with blocks
- * the LSTM's training forward ran 1.06-1.38x faster at G*I up to 2^18, and
- * 0.93-0.99x at H = 512, 0.78x at H = 1024 on two threads). */
-#ifndef RNN_PROJ_BLOCK_MAX_ELEMS
-#define RNN_PROJ_BLOCK_MAX_ELEMS (1 << 18)
-#endif
+ * the cache: always at inference; in training where W_ih fits in L2, since
+ * every block streams all of it (measured: with blocks the LSTM's training
+ * forward ran 1.06-1.38x faster at G*I up to 2^18, and 0.93-0.99x at
+ * H = 512, 0.78x at H = 1024 on two threads). */
 static inline int rnn_proj_blocks(const rnn_dims *d, int64_t G) {
-    return d->inference || (double)G * (double)d->I <= (double)RNN_PROJ_BLOCK_MAX_ELEMS;
+    return d->inference || rnn_w_ih_fits(d, G);
 }
 
 /* Steps per block of a backward's weight gradients, for G gate columns:

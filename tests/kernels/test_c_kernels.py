@@ -11,7 +11,10 @@ the project keeps is NumPy's: rnnpy/_reference.py, and _reference_ext.py for the
 options, which tests/kernels and tests/nn compare the kernels against);
 tests/c/test_ext_inference.c checks every cell's inference forward (no cache, the
 input projected block by block: built with small blocks) against its training
-forward, bit for bit, in scratch of exactly the size asked for;
+forward, bit for bit, in scratch of exactly the size asked for, and
+test_ext_inference_large does so again with every W_ih taken as too large for
+L2 (the training forward then projects all rows at once, the inference
+forward in its blocks for large W_ih);
 test_ext_lstm_blocks and test_ext_gru_rnn_blocks are those tests built with
 backward blocks of a step or two (RNN_BWD_ROWS), whose weight gradients run
 block by block, which the small shapes of the tests would otherwise run as
@@ -49,11 +52,17 @@ PROGRAMS = {
     "test_ext_lstm_blocks": CELLS,
     "test_ext_gru_rnn_blocks": CELLS,
     "test_ext_inference": CELLS,
+    "test_ext_inference_large": CELLS,
 }
 # the test's source where it is not the program's name
-SOURCE = {"test_ext_lstm_blocks": "test_ext_lstm", "test_ext_gru_rnn_blocks": "test_ext_gru_rnn"}
+SOURCE = {"test_ext_lstm_blocks": "test_ext_lstm", "test_ext_gru_rnn_blocks": "test_ext_gru_rnn",
+          "test_ext_inference_large": "test_ext_inference"}
 # blocks of the inference forward's input projection a few steps long at small shapes
 DEFINES = {"test_ext_inference": ["-DRNN_PROJ_ELEMS=64"],
+           # as if every W_ih were too large for L2: the training forward projects
+           # all rows at once, inference in the blocks for large W_ih (here small)
+           "test_ext_inference_large": ["-DRNN_PROJ_BLOCK_MAX_ELEMS=0",
+                                        "-DRNN_PROJ_ELEMS_LARGE=64"],
            # a wake-up forgiven up to 1 ms: test_pool checks that it is, whatever the VM's noise
            "test_pool": ["-DRNN_POOL_WAKE_US=1000"],
            # backward blocks of one or two steps at the tests' batches of 2-5
