@@ -100,3 +100,43 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
     jobs = sum(_core.pool_counts())
     cell.forward(x, keep_cache=False, **kw)
     assert sum(_core.pool_counts()) - jobs >= T
+
+
+# B = 1 cannot split by rows. Its step product reads all of the packed W_hh
+# for few multiply-adds (under the 2^20 that would thread it), so where the
+# packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES in csrc/gemm.c) it
+# splits by columns instead: forward h W_hh^T and backward dG W_hh. (T is
+# long enough for W_hh to be packed: rnn_in_place in csrc/cell_common.h.)
+PACKED_CASES = [
+    ("lstm", {}, (24, 1, 16, 400)),
+    ("lstm", {"peephole": True, "proj_size": 300}, (24, 1, 16, 400)),
+    ("gru", {}, (24, 1, 16, 420)),
+    ("gru", {"layer_norm": True}, (24, 1, 16, 420)),
+    ("rnn", {"nonlinearity": "tanh"}, (24, 1, 16, 700)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind,opts,shape", PACKED_CASES,
+                         ids=[f"{k}-{'-'.join(f'{a}={v}' for a, v in o.items()) or 'plain'}"
+                              for k, o, _ in PACKED_CASES])
+def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, shape, dtype):
+    T, B, I, H = shape
+    rng = np.random.default_rng(H)
+    cell = _make(kind, I, H, dtype, opts)
+    cell.params[:] = rng.standard_normal(cell.num_params) * 0.4 / np.sqrt(H / 8)
+    Hs = opts.get("proj_size") or H
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    dout = rng.standard_normal((T, B, Hs)).astype(dtype)
+    for extra in ({}, {"reverse": True}):
+        one = _run(cell, kind, x, dout, extra, 1)
+        many = _run(cell, kind, x, dout, extra, 2)
+        for i, (a, b) in enumerate(zip(one, many)):
+            np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
+        assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
+    # the columns were split: a job every step at two threads (none at these
+    # multiply-adds without the rule)
+    cell.threads = 2
+    jobs = sum(_core.pool_counts())
+    cell.forward(x, keep_cache=False)
+    assert sum(_core.pool_counts()) - jobs >= T
