@@ -142,16 +142,6 @@ int64_t rnn_gemm_packed_len(int64_t N, int64_t K) {
 #define RNN_MT_MIN_MADDS (1 << 19)
 #endif
 
-/* A product of a few rows against a packed op(B) (a step's h W_hh^T at
- * small B) reads all of op(B) for little arithmetic: where op(B) is larger
- * than a core's L2 keeps beside the rest of a step, that read, not the
- * multiply-adds, is its cost, and each further thread takes a block of
- * columns of about this many bytes (which, step after step, can stay in
- * that thread's L2). */
-#ifndef RNN_MT_PACKED_MIN_BYTES
-#define RNN_MT_PACKED_MIN_BYTES (1536 << 10)
-#endif
-
 int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K) {
     if (threads <= 1 || M <= 0 || N <= 0 || K <= 0) return 1;
     if (threads > RNN_MAX_THREADS) threads = RNN_MAX_THREADS;
@@ -1091,13 +1081,8 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     const SFX(gemm_isa) *d = SFX(isa_desc)(h->isa);
     const REAL *pk = (const REAL *)((const char *)h + PACK_HDR);
     const int64_t npad = h->npad;
-    int nt = rnn_gemm_threads_for(threads, M, N, K);
-    const int64_t pbytes = npad * K * (int64_t)sizeof(REAL); /* < the packed size */
-    if (threads > 1 && pbytes > RNN_MT_PACKED_MIN_BYTES) {
-        int64_t nb = (pbytes + RNN_MT_PACKED_MIN_BYTES - 1) / RNN_MT_PACKED_MIN_BYTES;
-        nb = min64(nb, min64(threads, RNN_MAX_THREADS));
-        if (nb > nt) nt = (int)nb;
-    }
+    int nt = rnn_gemm_packed_threads(threads, rnn_gemm_threads_for(threads, M, N, K),
+                                     npad * K * (int64_t)sizeof(REAL));
     if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
     if (nt <= 1) {
         SFX(gemm_packed_blocked)(d, M, 0, N, K, npad, alpha, A, lda, pk, beta, C, ldc, workspace);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "pool.h"
+#include "rnn_common.h"
 
 /* Bytes of workspace rnn_gemm_f32/f64 need (the same for any shape). */
 size_t rnn_gemm_workspace_size(void);
@@ -87,6 +88,24 @@ int rnn_gemm_mt_f64(int isa, rnn_pool *pool, int threads, int trans_a, int trans
 
 /* How many threads a product of M x N x K uses when given `threads`. */
 int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
+
+/* A product of a few rows against a packed op(B) (a step's h W_hh^T at
+ * small B) reads all of op(B) for little arithmetic: where op(B) is larger
+ * than a core's L2 keeps beside the rest of a step, that read, not the
+ * multiply-adds, is its cost. Such a product takes a block of columns per
+ * RNN_MT_PACKED_MIN_BYTES of packed op(B), which, step after step, can
+ * stay in the L2 of the core that reads it: the threads for a packed op(B)
+ * of `bytes` bytes, given the `nt` its multiply-adds ask for. */
+#ifndef RNN_MT_PACKED_MIN_BYTES
+#define RNN_MT_PACKED_MIN_BYTES (1536 << 10)
+#endif
+static inline int rnn_gemm_packed_threads(int threads, int nt, int64_t bytes) {
+    if (threads <= 1 || bytes <= RNN_MT_PACKED_MIN_BYTES) return nt;
+    int64_t nb = (bytes + RNN_MT_PACKED_MIN_BYTES - 1) / RNN_MT_PACKED_MIN_BYTES;
+    int cap = threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS;
+    if (nb > cap) nb = cap;
+    return nb > nt ? (int)nb : nt;
+}
 
 /* A product whose op(B) is packed once and reused: the recurrent products
  * of an RNN multiply a new A by the same weight matrix every step, and

@@ -11,7 +11,9 @@ The shapes make the step product at least 2^19 multiply-adds with weights
 under 1.5 MiB (where the kernels split: RNN_STEP_SPLIT_MIN_MADDS and _MAX_BYTES
 in csrc/cell_common.h), with an odd batch so that the blocks differ in size;
 some run the backward's weight gradients in several blocks of steps
-(rnn_bwd_block_steps in csrc/cells_ext.h), each block's products threaded."""
+(rnn_bwd_block_steps in csrc/cells_ext.h), each block's products threaded.
+A batch of one, which cannot split by rows, splits its step products by
+columns where the packed W_hh is large, with the one-thread bits too."""
 import numpy as np
 import pytest
 
@@ -103,31 +105,43 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
 
 
 # B = 1 cannot split by rows. Its step product reads all of the packed W_hh
-# for few multiply-adds (under the 2^20 that would thread it), so where the
-# packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES in csrc/gemm.c) it
-# splits by columns instead: forward h W_hh^T and backward dG W_hh. (T is
-# long enough for W_hh to be packed: rnn_in_place in csrc/cell_common.h.)
+# for few multiply-adds (under the 2^20, or 2^22 in bfloat16, that would
+# thread it), so where the packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES
+# in csrc/gemm.h) it splits by columns instead: forward h W_hh^T and backward
+# dG W_hh. (T is long enough for W_hh to be packed: rnn_in_place in
+# csrc/cell_common.h; bfloat16 packs two bytes a weight, so larger H.)
 PACKED_CASES = [
-    ("lstm", {}, (24, 1, 16, 400)),
-    ("lstm", {"peephole": True, "proj_size": 300}, (24, 1, 16, 400)),
-    ("gru", {}, (24, 1, 16, 420)),
-    ("gru", {"layer_norm": True}, (24, 1, 16, 420)),
-    ("rnn", {"nonlinearity": "tanh"}, (24, 1, 16, 700)),
+    ("lstm", {}, (24, 1, 16, 400), (24, 1, 16, 600)),
+    ("lstm", {"peephole": True, "proj_size": 300}, (24, 1, 16, 400), None),
+    ("lstm", {"peephole": True, "proj_size": 400}, None, (24, 1, 16, 600)),
+    ("gru", {}, (24, 1, 16, 420), (24, 1, 16, 700)),
+    ("gru", {"layer_norm": True}, (24, 1, 16, 420), None),
+    ("rnn", {"nonlinearity": "tanh"}, (24, 1, 16, 700), (24, 1, 16, 1100)),
 ]
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("kind,opts,shape", PACKED_CASES,
-                         ids=[f"{k}-{'-'.join(f'{a}={v}' for a, v in o.items()) or 'plain'}"
-                              for k, o, _ in PACKED_CASES])
-def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, shape, dtype):
+PACKED_PARAMS = [pytest.param(k, o, dt, sh,
+                              id=f"{k}-{'-'.join(f'{a}={v}' for a, v in o.items()) or 'plain'}"
+                                 f"-{dt}")
+                 for k, o, sh32, sh16 in PACKED_CASES
+                 for dt, sh in (("float64", sh32), ("float32", sh32), ("bfloat16", sh16))
+                 if sh is not None]
+
+
+@pytest.mark.parametrize("kind,opts,dtype,shape", PACKED_PARAMS)
+def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dtype, shape):
+    if dtype == "bfloat16" and not _core.bf16_isas():
+        pytest.skip("no bfloat16 products on this CPU")
     T, B, I, H = shape
+    real = "float32" if dtype == "bfloat16" else dtype
     rng = np.random.default_rng(H)
-    cell = _make(kind, I, H, dtype, opts)
+    cell = _make(kind, I, H, real, opts)
+    if dtype == "bfloat16":
+        cell.compute_dtype = "bfloat16"
     cell.params[:] = rng.standard_normal(cell.num_params) * 0.4 / np.sqrt(H / 8)
     Hs = opts.get("proj_size") or H
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    dout = rng.standard_normal((T, B, Hs)).astype(dtype)
+    x = rng.standard_normal((T, B, I)).astype(real)
+    dout = rng.standard_normal((T, B, Hs)).astype(real)
     for extra in ({}, {"reverse": True}):
         one = _run(cell, kind, x, dout, extra, 1)
         many = _run(cell, kind, x, dout, extra, 2)
