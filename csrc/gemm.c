@@ -1164,6 +1164,8 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
                      int64_t N, int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B,
                      int64_t ldb, REAL beta, REAL *C, int64_t ldc, void *workspace) {
     int nt = rnn_gemm_threads_for(threads, M, N, K);
+    if (M == 1) /* a row-vector product reads B in place, as one against a packed B */
+        nt = rnn_gemm_packed_threads(threads, nt, N * K * (int64_t)sizeof(REAL));
     if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,

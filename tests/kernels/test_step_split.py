@@ -108,8 +108,9 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
 # for few multiply-adds (under the 2^20, or 2^22 in bfloat16, that would
 # thread it), so where the packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES
 # in csrc/gemm.h) it splits by columns instead: forward h W_hh^T and backward
-# dG W_hh. (T is long enough for W_hh to be packed: rnn_in_place in
-# csrc/cell_common.h; bfloat16 packs two bytes a weight, so larger H.)
+# dG W_hh. (T is long enough for W_hh to be packed, rnn_in_place in
+# csrc/cell_common.h; one step reads it in place, a row-vector product that
+# splits likewise. bfloat16 packs two bytes a weight, so larger H.)
 PACKED_CASES = [
     ("lstm", {}, (24, 1, 16, 400), (24, 1, 16, 600)),
     ("lstm", {"peephole": True, "proj_size": 300}, (24, 1, 16, 400), None),
@@ -142,15 +143,17 @@ def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dty
     Hs = opts.get("proj_size") or H
     x = rng.standard_normal((T, B, I)).astype(real)
     dout = rng.standard_normal((T, B, Hs)).astype(real)
-    for extra in ({}, {"reverse": True}):
-        one = _run(cell, kind, x, dout, extra, 1)
-        many = _run(cell, kind, x, dout, extra, 2)
-        for i, (a, b) in enumerate(zip(one, many)):
-            np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
-        assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
-    # the columns were split: a job every step at two threads (none at these
-    # multiply-adds without the rule)
-    cell.threads = 2
-    jobs = sum(_core.pool_counts())
-    cell.forward(x, keep_cache=False)
-    assert sum(_core.pool_counts()) - jobs >= T
+    # T steps (W_hh packed), and one step, whose products read W_hh in place
+    for xs, ds in ((x, dout), (x[:1], dout[:1])):
+        for extra in ({}, {"reverse": True}):
+            one = _run(cell, kind, xs, ds, extra, 1)
+            many = _run(cell, kind, xs, ds, extra, 2)
+            for i, (a, b) in enumerate(zip(one, many)):
+                np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
+            assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
+        # the columns were split: a job every step at two threads (none at
+        # these multiply-adds without the rule)
+        cell.threads = 2
+        jobs = sum(_core.pool_counts())
+        cell.forward(xs, keep_cache=False)
+        assert sum(_core.pool_counts()) - jobs >= len(xs)
