@@ -51,6 +51,9 @@
 #ifndef RNN_POOL_WAKE_US
 #define RNN_POOL_WAKE_US 200 /* the most a wake-up costs a job on a free core (us) */
 #endif
+#ifndef RNN_POOL_SOLO_JOB_US
+#define RNN_POOL_SOLO_JOB_US 2500 /* a stretch alone counts longer jobs by time (us) */
+#endif
 
 #if POOL_THREADS
 
@@ -307,7 +310,12 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * the last time (8 the first time, 4096 at most), or if more, as many
      * as it takes jobs gaining what recent ones gained (8 us at least) to
      * make up for the recent loss (-balance); each threaded job that is not
-     * lost shortens the next stretch by 1/16. */
+     * lost shortens the next stretch by 1/16. Counted in jobs, a stretch
+     * would hold long jobs on one thread for long (8 products of 25 ms
+     * after one late worker: 200 ms): after a lost job longer than
+     * RNN_POOL_SOLO_JOB_US (its one-thread time), the stretch is as many
+     * jobs of its length as fit in the time of the doubling count's jobs
+     * of RNN_POOL_SOLO_JOB_US (20 ms the first time), one at least. */
     if (mine > 0) {
         int64_t end = now_us(), seen = atomic_load(&p->picked_up);
         if (seen < 0) seen = 0; /* no worker came */
@@ -326,8 +334,10 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             int64_t debt = -p->balance;
             int64_t repay = debt * 16 / (p->gain16 > 128 ? p->gain16 : 128);
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
+            int64_t stretch = p->backoff * RNN_POOL_SOLO_JOB_US / (alone > 1 ? alone : 1);
             if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
-            p->solo_until = p->jobs + 1 + p->backoff;
+            if (alone <= RNN_POOL_SOLO_JOB_US) stretch = p->backoff;
+            p->solo_until = p->jobs + 1 + (stretch > 1 ? stretch : 1);
             p->balance = 0;
         } else {
             p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */

@@ -274,6 +274,56 @@ static void repay(void) {
           "after a loss of 20 ms, jobs run alone until their gains would have repaid it");
 }
 
+/* After a long job lost (its worker descheduled for 100 ms while the
+ * caller's task took 30 ms of CPU), the stretch alone is counted by time
+ * (RNN_POOL_SOLO_JOB_US): about 20 ms of such jobs, here one, not the 8 (or,
+ * with the loss to repay at 8 us a job, 4096) jobs a short job's loss
+ * earns. Up to three attempts, as the first job may find no worker in time
+ * (then nothing was lost and the attempt says nothing). */
+static void cpu_burn(double seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    double until = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + seconds;
+    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    while ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec < until);
+}
+
+static void long_task(void *ctx, int i) {
+    (void)i;
+    slow_job *j = ctx;
+    if (pthread_equal(pthread_self(), j->caller)) {
+        atomic_fetch_add(&j->on_caller, 1);
+        cpu_burn(30e-3);
+    } else {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void long_loss(void) {
+    int judged = 0, ok = 0;
+    for (int a = 0; a < 3 && !ok; a++) {
+        rnn_pool *p = rnn_pool_new();
+        slow_job j;
+        atomic_init(&j.started, 0);
+        atomic_init(&j.on_caller, 0);
+        j.caller = pthread_self();
+        rnn_pool_run(p, 2, long_task, &j);
+        if (atomic_load(&j.on_caller) == 1) { /* a worker ran the other task: a loss */
+            int64_t t0, a0, t1, a1;
+            rnn_pool_counts(p, &t0, &a0);
+            for (int r = 0; r < 4; r++) rnn_pool_run(p, 2, tiny_task, NULL);
+            rnn_pool_counts(p, &t1, &a1);
+            judged++;
+            ok = a1 - a0 >= 1 && t1 - t0 >= 1;
+            if (!ok) printf("after a long lost job: %lld threaded, %lld alone of 4\n",
+                            (long long)(t1 - t0), (long long)(a1 - a0));
+        }
+        rnn_pool_free(p);
+    }
+    check(judged > 0 && ok, "after a long job lost, the stretch alone is counted by time");
+}
+
 /* A job issued to sleeping workers pays for waking one and for its core
  * starting cold: the worker's task may end well after the caller's. Up to
  * RNN_POOL_WAKE_US that is not a lost job when the jobs after it gain:
@@ -416,6 +466,7 @@ int main(void) {
     backoff();
     one_core();
     repay();
+    long_loss();
     wake();
     wake_after_alone();
     after_fork();
