@@ -163,10 +163,12 @@ static void slow_task(void *ctx, int i) {
     slow_job *j = ctx;
     atomic_fetch_add(&j->started, 1);
     if (pthread_equal(pthread_self(), j->caller)) {
+        /* waits for the worker's task asleep, so that the caller's task
+         * stays a short one (in CPU time) however late the worker is */
         atomic_fetch_add(&j->on_caller, 1);
         double until = now_s() + 10;
-        while (atomic_load(&j->started) < 2 && now_s() < until) {
-        }
+        struct timespec nap = {0, 20 * 1000};
+        while (atomic_load(&j->started) < 2 && now_s() < until) nanosleep(&nap, NULL);
     } else {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -203,14 +205,19 @@ static void backoff(void) {
  * cost of its tasks is its CPU time, not the wall time they took. Tasks of
  * 2 ms: a woken worker then waits for its core longer than the wake-up the
  * pool forgives (RNN_POOL_WAKE_US, 1 ms in this build). */
+/* Spins until the calling thread has used `seconds` of CPU time. */
+static void cpu_burn(double seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    double until = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + seconds;
+    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    while ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec < until);
+}
+
 static void busy_task(void *ctx, int i) {
     (void)ctx;
     (void)i;
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    double until = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + 2e-3;
-    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    while ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec < until);
+    cpu_burn(2e-3);
 }
 
 static void one_core(void) {
@@ -280,14 +287,6 @@ static void repay(void) {
  * with the loss to repay at 8 us a job, 4096) jobs a short job's loss
  * earns. Up to three attempts, as the first job may find no worker in time
  * (then nothing was lost and the attempt says nothing). */
-static void cpu_burn(double seconds) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    double until = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + seconds;
-    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    while ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec < until);
-}
-
 static void long_task(void *ctx, int i) {
     (void)i;
     slow_job *j = ctx;

@@ -44,6 +44,22 @@ def _make(kind, I, H, dtype, opts):
     return cls(I, H, dtype=dtype, **opts)
 
 
+def _cell_and_data(kind, opts, dtype, shape, seed):
+    """A cell with random weights in dtype ("bfloat16": float32 with bfloat16
+    products), and x (T, B, I), dout (T, B, Hs) in the cell's dtype."""
+    T, B, I, H = shape
+    real = "float32" if dtype == "bfloat16" else dtype
+    rng = np.random.default_rng(seed)
+    cell = _make(kind, I, H, real, opts)
+    if dtype == "bfloat16":
+        cell.compute_dtype = "bfloat16"
+    cell.params[:] = rng.standard_normal(cell.num_params) * 0.4 / np.sqrt(H / 8)
+    Hs = opts.get("proj_size") or H
+    x = rng.standard_normal((T, B, I)).astype(real)
+    dout = rng.standard_normal((T, B, Hs)).astype(real)
+    return cell, x, dout, rng
+
+
 def _run(cell, kind, x, dout, kw, threads):
     cell.threads = threads
     cell.zero_grad()
@@ -63,14 +79,8 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
     if dtype == "bfloat16" and not _core.bf16_isas():
         pytest.skip("no bfloat16 products on this CPU")
     real = "float32" if dtype == "bfloat16" else dtype
-    rng = np.random.default_rng(B * 100 + H)
-    cell = _make(kind, I, H, real, opts)
-    if dtype == "bfloat16":
-        cell.compute_dtype = "bfloat16"
-    cell.params[:] = rng.standard_normal(cell.num_params) * 0.4 / np.sqrt(H / 8)
     Hs = opts.get("proj_size") or H
-    x = rng.standard_normal((T, B, I)).astype(real)
-    dout = rng.standard_normal((T, B, Hs)).astype(real)
+    cell, x, dout, rng = _cell_and_data(kind, opts, dtype, shape, B * 100 + H)
     lengths = rng.integers(0, T + 1, size=B)
     lengths[[0, -1]] = T  # the first and the last block: full length,
     lengths[[1, -2]] = 0, 1  # empty and one-step sequences
@@ -133,16 +143,7 @@ PACKED_PARAMS = [pytest.param(k, o, dt, sh,
 def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dtype, shape):
     if dtype == "bfloat16" and not _core.bf16_isas():
         pytest.skip("no bfloat16 products on this CPU")
-    T, B, I, H = shape
-    real = "float32" if dtype == "bfloat16" else dtype
-    rng = np.random.default_rng(H)
-    cell = _make(kind, I, H, real, opts)
-    if dtype == "bfloat16":
-        cell.compute_dtype = "bfloat16"
-    cell.params[:] = rng.standard_normal(cell.num_params) * 0.4 / np.sqrt(H / 8)
-    Hs = opts.get("proj_size") or H
-    x = rng.standard_normal((T, B, I)).astype(real)
-    dout = rng.standard_normal((T, B, Hs)).astype(real)
+    cell, x, dout, _ = _cell_and_data(kind, opts, dtype, shape, shape[3])
     # T steps (W_hh packed), and one step, whose products read W_hh in place
     for xs, ds in ((x, dout), (x[:1], dout[:1])):
         for extra in ({}, {"reverse": True}):
