@@ -158,6 +158,13 @@ typedef struct {
     atomic_int on_caller;
 } slow_job;
 
+/* A slow_job for the calling thread, no task started yet. */
+static void slow_job_init(slow_job *j) {
+    atomic_init(&j->started, 0);
+    atomic_init(&j->on_caller, 0);
+    j->caller = pthread_self();
+}
+
 static void slow_task(void *ctx, int i) {
     (void)i;
     slow_job *j = ctx;
@@ -184,13 +191,9 @@ static void where_task(void *ctx, int i) {
 static void backoff(void) {
     rnn_pool *p = rnn_pool_new();
     slow_job a, b;
-    atomic_init(&a.started, 0);
-    atomic_init(&a.on_caller, 0);
-    a.caller = pthread_self();
+    slow_job_init(&a);
     rnn_pool_run(p, 2, slow_task, &a);
-    atomic_init(&b.started, 0);
-    atomic_init(&b.on_caller, 0);
-    b.caller = pthread_self();
+    slow_job_init(&b);
     rnn_pool_run(p, 2, where_task, &b);
     check(atomic_load(&a.on_caller) == 1 && atomic_load(&b.on_caller) == 2,
           "after a job that waited on a slow worker, the next runs on the caller alone");
@@ -268,9 +271,7 @@ static void tiny_task(void *ctx, int i) {
 static void repay(void) {
     rnn_pool *p = rnn_pool_new();
     slow_job a;
-    atomic_init(&a.started, 0);
-    atomic_init(&a.on_caller, 0);
-    a.caller = pthread_self();
+    slow_job_init(&a);
     rnn_pool_run(p, 2, slow_task, &a);
     int64_t t0, a0, t1, a1;
     rnn_pool_counts(p, &t0, &a0);
@@ -304,9 +305,7 @@ static void long_loss(void) {
     for (int a = 0; a < 3 && !ok; a++) {
         rnn_pool *p = rnn_pool_new();
         slow_job j;
-        atomic_init(&j.started, 0);
-        atomic_init(&j.on_caller, 0);
-        j.caller = pthread_self();
+        slow_job_init(&j);
         rnn_pool_run(p, 2, long_task, &j);
         if (atomic_load(&j.on_caller) == 1) { /* a worker ran the other task: a loss */
             int64_t t0, a0, t1, a1;
@@ -416,9 +415,7 @@ static int wake_after_alone_once(void) {
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL); /* the worker sleeps: the next job must wake it */
     slow_job a;
-    atomic_init(&a.started, 0);
-    atomic_init(&a.on_caller, 0);
-    a.caller = pthread_self();
+    slow_job_init(&a);
     rnn_pool_run(p, 2, slow_task, &a); /* lost (20 ms), and issued to a sleeping worker */
     int consumed = 0;
     while (consumed < 100000 && rnn_pool_alone(p)) consumed++;
