@@ -499,8 +499,8 @@ static inline void SFX(add_into)(REAL *dst, const REAL *src, int64_t count) {
 /* Row b of a backward step whose sequence has ended: its row of a block
  * array of n columns (rnn_bwd_block_row) becomes zero, so that it weighs
  * nothing in the block's products. With one whole block there is no such
- * row (steps past a sequence's end are zeroed before the loop,
- * zero_padded_rows). */
+ * row: the rows of steps past a sequence's end are zeroed apart, before
+ * the products (zero_padded_rows). */
 static inline void SFX(bwd_block_zero)(int whole, int64_t qoff, int64_t b, REAL *a, int64_t n) {
     if (!whole) memset(a + (qoff + b) * n, 0, (size_t)n * sizeof(REAL));
 }

@@ -131,10 +131,11 @@ static inline int rnn_w_ih_fits(const rnn_dims *d, int64_t G) {
  * efficient at small B, few enough to stay in cache. Every block reads all
  * of W_ih, so where W_ih does not fit in L2 (an inference forward there)
  * the blocks are larger, RNN_PROJ_ELEMS_LARGE: W_ih then streams from
- * memory once per 4 MiB of rows instead of per 256 KiB (measured, LSTM
- * inference at I = H = 1024, B 64: 1.06-1.08x at one and two threads; at
- * I = H = 512 within 1%; at I = H = 256, where W_ih fits, the larger
- * blocks lost 10%). */
+ * memory once per 4 MiB of rows (float32) instead of per 256 KiB (measured,
+ * LSTM inference at I = H = 1024: 1.03-1.18x at B 64 and 32, one and two
+ * threads, 1.10-1.14x at B 1; at I = H = 512, B 1-4, 1.01-1.10x; GRU
+ * I = H = 1024, B 32, 1.14-1.17x; at I = H = 256, where W_ih fits, the
+ * larger blocks lost 10%). */
 #ifndef RNN_PROJ_ELEMS
 #define RNN_PROJ_ELEMS 65536
 #endif

@@ -1081,9 +1081,18 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     const SFX(gemm_isa) *d = SFX(isa_desc)(h->isa);
     const REAL *pk = (const REAL *)((const char *)h + PACK_HDR);
     const int64_t npad = h->npad;
-    int nt = rnn_gemm_packed_threads(threads, rnn_gemm_threads_for(threads, M, N, K),
-                                     npad * K * (int64_t)sizeof(REAL));
-    if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
+    const int nt_madds = rnn_gemm_threads_for(threads, M, N, K);
+    int nt = rnn_gemm_packed_threads(threads, nt_madds,
+                                     N > NR_MAX ? (double)npad * (double)K * sizeof(REAL) : 0);
+    /* the pool backs off: one block; or, where only the weight's size split
+     * the product (a few rows against a large weight), its blocks of columns
+     * one after another on the caller, which cost what one block does (the
+     * same bits either way) */
+    int serial = 0;
+    if (nt > 1 && rnn_pool_alone(pool)) {
+        if (nt > nt_madds) serial = 1;
+        else nt = 1;
+    }
     if (nt <= 1) {
         SFX(gemm_packed_blocked)(d, M, 0, N, K, npad, alpha, A, lda, pk, beta, C, ldc, workspace);
         return RNN_OK;
@@ -1098,7 +1107,10 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     j.chunk = (j.len + nt - 1) / nt;
     j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
     nt = (int)((j.len + j.chunk - 1) / j.chunk);
-    rnn_pool_run(pool, nt, SFX(gemm_packed_task), &j);
+    if (serial)
+        for (int i = 0; i < nt; i++) SFX(gemm_packed_task)(&j, i);
+    else
+        rnn_pool_run(pool, nt, SFX(gemm_packed_task), &j);
     return RNN_OK;
 }
 
@@ -1163,10 +1175,19 @@ static void SFX(gemm_task)(void *ctx, int i) {
 int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int trans_b, int64_t M,
                      int64_t N, int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B,
                      int64_t ldb, REAL beta, REAL *C, int64_t ldc, void *workspace) {
-    int nt = rnn_gemm_threads_for(threads, M, N, K);
-    if (M == 1) /* a row-vector product reads B in place, as one against a packed B */
-        nt = rnn_gemm_packed_threads(threads, nt, N * K * (int64_t)sizeof(REAL));
-    if (nt > 1 && rnn_pool_alone(pool)) nt = 1; /* the pool backs off: one block */
+    const int nt_madds = rnn_gemm_threads_for(threads, M, N, K);
+    int nt = nt_madds;
+    if (M == 1 && N > NR_MAX) /* a row-vector product reads B as one against a packed B */
+        nt = rnn_gemm_packed_threads(threads, nt, (double)N * (double)K * (double)sizeof(REAL));
+    /* the pool backs off: one block; or, where only the weight's size split
+     * the product (a few rows against a large weight), its blocks of columns
+     * one after another on the caller, which cost what one block does (the
+     * same bits either way) */
+    int serial = 0;
+    if (nt > 1 && rnn_pool_alone(pool)) {
+        if (nt > nt_madds) serial = 1;
+        else nt = 1;
+    }
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                  ldc, workspace);
@@ -1185,7 +1206,10 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
     j.chunk = (j.len + nt - 1) / nt;
     j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
     nt = (int)((j.len + j.chunk - 1) / j.chunk);
-    rnn_pool_run(pool, nt, SFX(gemm_task), &j);
+    if (serial)
+        for (int i = 0; i < nt; i++) SFX(gemm_task)(&j, i);
+    else
+        rnn_pool_run(pool, nt, SFX(gemm_task), &j);
     int status = RNN_OK;
     for (int i = 0; i < nt; i++)
         if (j.status[i] > status) status = j.status[i];

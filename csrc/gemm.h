@@ -95,16 +95,17 @@ int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
  * multiply-adds, is its cost. Such a product takes a block of columns per
  * RNN_MT_PACKED_MIN_BYTES of packed op(B), which, step after step, can
  * stay in the L2 of the core that reads it: the threads for a packed op(B)
- * of `bytes` bytes, given the `nt` its multiply-adds ask for. */
+ * of `bytes` bytes (0 where it is one block of columns), given the `nt`
+ * its multiply-adds ask for. A row-vector product (M == 1) that reads op(B)
+ * in place follows the same rule. */
 #ifndef RNN_MT_PACKED_MIN_BYTES
 #define RNN_MT_PACKED_MIN_BYTES (1536 << 10)
 #endif
-static inline int rnn_gemm_packed_threads(int threads, int nt, int64_t bytes) {
-    if (threads <= 1 || bytes <= RNN_MT_PACKED_MIN_BYTES) return nt;
-    int64_t nb = (bytes + RNN_MT_PACKED_MIN_BYTES - 1) / RNN_MT_PACKED_MIN_BYTES;
-    int cap = threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS;
-    if (nb > cap) nb = cap;
-    return nb > nt ? (int)nb : nt;
+static inline int rnn_gemm_packed_threads(int threads, int nt, double bytes) {
+    if (threads <= 1 || !(bytes > RNN_MT_PACKED_MIN_BYTES)) return nt;
+    int cap = threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS, nb = 2;
+    while (nb < cap && bytes > (double)nb * RNN_MT_PACKED_MIN_BYTES) nb++;
+    return nb > nt ? nb : nt;
 }
 
 /* A product whose op(B) is packed once and reused: the recurrent products

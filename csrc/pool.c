@@ -96,6 +96,7 @@ struct rnn_pool {
     int64_t jobs, retry_at;      /* jobs run; the first job that may create threads again */
     int64_t solo_until;          /* jobs before this one run on the caller alone */
     int64_t backoff;             /* jobs to run alone after the next lost job */
+    int64_t doubling;            /* the same without repayment (long jobs' stretch) */
     int64_t balance;             /* us the recent threaded jobs saved (< 0: cost) */
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
     _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us), or
@@ -312,10 +313,12 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * make up for the recent loss (-balance); each threaded job that is not
      * lost shortens the next stretch by 1/16. Counted in jobs, a stretch
      * would hold long jobs on one thread for long (8 products of 25 ms
-     * after one late worker: 200 ms): after a lost job longer than
-     * RNN_POOL_SOLO_JOB_US (its one-thread time), the stretch is as many
-     * jobs of its length as fit in the time of the doubling count's jobs
-     * of RNN_POOL_SOLO_JOB_US (20 ms the first time), one at least. */
+     * after one late worker: 200 ms; a loss to repay at 8 us a job, 4096
+     * of them): a stretch is also no longer than the time of the doubling
+     * count (8, 16, ..., without repayment) of jobs of RNN_POOL_SOLO_JOB_US,
+     * in jobs the length of the lost one (its one-thread time), one at
+     * least. So it binds for jobs longer than RNN_POOL_SOLO_JOB_US (20 ms
+     * of them the first time), not for short ones. */
     if (mine > 0) {
         int64_t end = now_us(), seen = atomic_load(&p->picked_up);
         if (seen < 0) seen = 0; /* no worker came */
@@ -333,14 +336,17 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
         if (slow_wake || p->balance < -20) {
             int64_t debt = -p->balance;
             int64_t repay = debt * 16 / (p->gain16 > 128 ? p->gain16 : 128);
-            p->backoff = p->backoff < 8 ? 8 : p->backoff < 4096 ? 2 * p->backoff : 4096;
-            int64_t stretch = p->backoff * RNN_POOL_SOLO_JOB_US / (alone > 1 ? alone : 1);
+            p->backoff = p->backoff < 8 ? 8 : p->backoff < 2048 ? 2 * p->backoff : 4096;
+            p->doubling = p->doubling < 8 ? 8 : p->doubling < 2048 ? 2 * p->doubling : 4096;
             if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
-            if (alone <= RNN_POOL_SOLO_JOB_US) stretch = p->backoff;
+            /* jobs of 2.5 ms or less: the count; longer ones: by time */
+            int64_t by_time = p->doubling * RNN_POOL_SOLO_JOB_US / (alone > 1 ? alone : 1);
+            int64_t stretch = p->backoff < by_time ? p->backoff : by_time;
             p->solo_until = p->jobs + 1 + (stretch > 1 ? stretch : 1);
             p->balance = 0;
         } else {
             p->backoff -= p->backoff / 16; /* forgotten slowly: a loss costs many wins */
+            p->doubling -= p->doubling / 16;
         }
     }
     p->woke_last = woke && !grown; /* a new thread's start begins no row */

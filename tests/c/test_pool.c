@@ -207,7 +207,10 @@ static void backoff(void) {
  * caller's own task may wait for its core while the worker runs there: the
  * cost of its tasks is its CPU time, not the wall time they took. Tasks of
  * 2 ms: a woken worker then waits for its core longer than the wake-up the
- * pool forgives (RNN_POOL_WAKE_US, 1 ms in this build). */
+ * pool forgives (RNN_POOL_WAKE_US, 1 ms in this build). Jobs of 4 ms are
+ * long ones, whose stretches alone are counted by time (5 jobs, 10, 20, ...
+ * as the losses double them; see long_loss). */
+
 /* Spins until the calling thread has used `seconds` of CPU time. */
 static void cpu_burn(double seconds) {
     struct timespec ts;
@@ -286,8 +289,9 @@ static void repay(void) {
  * caller's task took 30 ms of CPU), the stretch alone is counted by time
  * (RNN_POOL_SOLO_JOB_US): about 20 ms of such jobs, here one, not the 8 (or,
  * with the loss to repay at 8 us a job, 4096) jobs a short job's loss
- * earns. Up to three attempts, as the first job may find no worker in time
- * (then nothing was lost and the attempt says nothing). */
+ * earns; after a second such loss, about 40 ms, one job again. Up to three
+ * attempts, as a job may find no worker in time (then the attempt says
+ * nothing). */
 static void long_task(void *ctx, int i) {
     (void)i;
     slow_job *j = ctx;
@@ -304,17 +308,22 @@ static void long_loss(void) {
     int judged = 0, ok = 0;
     for (int a = 0; a < 3 && !ok; a++) {
         rnn_pool *p = rnn_pool_new();
-        slow_job j;
-        slow_job_init(&j);
-        rnn_pool_run(p, 2, long_task, &j);
-        if (atomic_load(&j.on_caller) == 1) { /* a worker ran the other task: a loss */
+        slow_job j[3];
+        /* lost (a worker ran the other task), a stretch of one job alone,
+         * lost again: the second stretch is one such job too */
+        for (int k = 0; k < 3; k++) {
+            slow_job_init(&j[k]);
+            rnn_pool_run(p, 2, long_task, &j[k]);
+        }
+        if (atomic_load(&j[0].on_caller) == 1 && atomic_load(&j[1].on_caller) == 2 &&
+            atomic_load(&j[2].on_caller) == 1) {
             int64_t t0, a0, t1, a1;
             rnn_pool_counts(p, &t0, &a0);
             for (int r = 0; r < 4; r++) rnn_pool_run(p, 2, tiny_task, NULL);
             rnn_pool_counts(p, &t1, &a1);
             judged++;
             ok = a1 - a0 >= 1 && t1 - t0 >= 1;
-            if (!ok) printf("after a long lost job: %lld threaded, %lld alone of 4\n",
+            if (!ok) printf("after two long lost jobs: %lld threaded, %lld alone of 4\n",
                             (long long)(t1 - t0), (long long)(a1 - a0));
         }
         rnn_pool_free(p);

@@ -2,8 +2,9 @@
 training forward's one product: every row of a product must get the same
 bits whatever the other rows (how many, where the register tiles split
 them), else a block of steps and the whole sequence disagree. Shapes here
-are large enough (B * gates * 2 > RNN_PROJ_ELEMS) that the blocks are a few
-steps, the last one of one step."""
+are large enough that a sequence takes several blocks (RNN_PROJ_ELEMS, or
+RNN_PROJ_ELEMS_LARGE where W_ih does not fit in L2: csrc/cells_ext.h), the
+last one of one step."""
 import numpy as np
 import pytest
 
@@ -43,10 +44,14 @@ def _cell(kind, I, H, rng):
 
 # (T, B): fewer than 16 rows in all (bfloat16 products then run on AVX512-BF16,
 # 8-row tiles), blocks of 8 steps at B = 1 and 2 steps at B = 3; then inputs
-# wider than one K slice, at 16 rows or more (AMX tiles)
+# wider than one K slice, at 16 rows or more (AMX tiles): W_ih within the L2
+# rule (G * I <= 2^18: blocks of RNN_PROJ_ELEMS, 81 steps at B = 1, 4 at
+# B = 17), and beyond it (blocks of RNN_PROJ_ELEMS_LARGE = 2^20, 1024 steps at
+# B = 1, 29 at B = 17); each sequence ends with a block of one step
 @pytest.mark.parametrize("kind,T,B,I,H", [("lstm", 9, 1, 7, 2048), ("gru", 9, 1, 6, 2731),
-                                          ("lstm", 3, 3, 6, 2048), ("lstm", 66, 1, 600, 256),
-                                          ("gru", 3, 17, 300, 700)])
+                                          ("lstm", 3, 3, 6, 2048), ("lstm", 82, 1, 300, 200),
+                                          ("gru", 5, 17, 300, 280), ("lstm", 1025, 1, 600, 256),
+                                          ("gru", 30, 17, 300, 700)])
 @pytest.mark.parametrize("compute", ["float32", "bfloat16"])
 def test_large_h_blocks_match_training_forward(kind, T, B, I, H, compute):
     rng = np.random.default_rng(T * B)

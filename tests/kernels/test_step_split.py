@@ -118,9 +118,11 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
 # for few multiply-adds (under the 2^20, or 2^22 in bfloat16, that would
 # thread it), so where the packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES
 # in csrc/gemm.h) it splits by columns instead: forward h W_hh^T and backward
-# dG W_hh. (T is long enough for W_hh to be packed, rnn_in_place in
-# csrc/cell_common.h; one step reads it in place, a row-vector product that
-# splits likewise. bfloat16 packs two bytes a weight, so larger H.)
+# dG W_hh. (At T 24 the forward packs W_hh, rnn_in_place in
+# csrc/cell_common.h, and the backward's K = G >= 32 T of the LSTM and the
+# GRU reads it in place, a row-vector product that splits likewise, as one
+# step's forward does; the RNN's backward packs it. bfloat16 always packs,
+# two bytes a weight, so larger H.)
 PACKED_CASES = [
     ("lstm", {}, (24, 1, 16, 400), (24, 1, 16, 600)),
     ("lstm", {"peephole": True, "proj_size": 300}, (24, 1, 16, 400), None),
@@ -148,13 +150,12 @@ def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dty
     for xs, ds in ((x, dout), (x[:1], dout[:1])):
         for extra in ({}, {"reverse": True}):
             one = _run(cell, kind, xs, ds, extra, 1)
+            jobs = sum(_core.pool_counts())
             many = _run(cell, kind, xs, ds, extra, 2)
+            # the columns were split: a job every step at two threads (none at
+            # these multiply-adds without the rule), run on two threads, or, when
+            # the pool backs off (a busy machine), block by block on the caller
+            assert sum(_core.pool_counts()) - jobs >= len(xs)
             for i, (a, b) in enumerate(zip(one, many)):
                 np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
             assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
-        # the columns were split: a job every step at two threads (none at
-        # these multiply-adds without the rule)
-        cell.threads = 2
-        jobs = sum(_core.pool_counts())
-        cell.forward(xs, keep_cache=False)
-        assert sum(_core.pool_counts()) - jobs >= len(xs)
