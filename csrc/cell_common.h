@@ -434,6 +434,20 @@ static inline void SFX(steps_rows_add)(const rnn_dims *d, const int64_t *lengths
         }
 }
 
+/* A backward block's dx += dA W_ih, dA its rows (rows, G): straight into dx
+ * when the block is whole (its rows in row(t, b) order), else into dxs
+ * (n*B, I) and added back to the rows of steps s0 .. s0+n-1. */
+static inline int SFX(block_dx)(const rnn_dims *d, const int64_t *lengths, int64_t s0, int64_t n,
+                                int whole, int64_t rows, int64_t G, const REAL *dA,
+                                const REAL *w_ih, REAL *dx, REAL *dxs, void *gemm_ws) {
+    const int64_t I = d->I;
+    if (whole) return GEMM(0, 0, rows, I, G, 1, dA, G, w_ih, I, 1, dx, d->ldx, gemm_ws);
+    int st = GEMM(0, 0, rows, I, G, 1, dA, G, w_ih, I, 0, dxs, I, gemm_ws);
+    if (st) return st;
+    SFX(steps_rows_add)(d, lengths, s0, n, dx, d->ldx, I, dxs);
+    return RNN_OK;
+}
+
 /* At the first step past the block, the next block of up to Tc steps
  * (rnn_ext_proj_steps), computed into dst (Tc*B, G) from W_ih packed in
  * wipk (op(W) = W_ih^T, G columns), x's rows gathered in xs when needed.

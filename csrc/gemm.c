@@ -142,6 +142,28 @@ int64_t rnn_gemm_packed_len(int64_t N, int64_t K) {
 #define RNN_MT_MIN_MADDS (1 << 19)
 #endif
 
+/* When the pool backs off (rnn_pool_alone), a product of *nt > 1 blocks
+ * runs as one block (*nt = 1); or, where only the weight's size split it
+ * (*nt > nt_madds: a few rows against a large weight), as its blocks of
+ * columns one after another on the caller (returns 1), which cost what one
+ * block does (the same bits either way). */
+static int gemm_backing_off(rnn_pool *pool, int *nt, int nt_madds) {
+    if (*nt <= 1 || !rnn_pool_alone(pool)) return 0;
+    if (*nt > nt_madds) return 1;
+    *nt = 1;
+    return 0;
+}
+
+/* Runs tasks 0 .. n-1 of fn on the pool, or one after another on the
+ * caller (serial). */
+static void gemm_run_tasks(rnn_pool *pool, int serial, int n, rnn_pool_fn fn, void *ctx) {
+    if (!serial) {
+        rnn_pool_run(pool, n, fn, ctx);
+        return;
+    }
+    for (int i = 0; i < n; i++) fn(ctx, i);
+}
+
 int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K) {
     if (threads <= 1 || M <= 0 || N <= 0 || K <= 0) return 1;
     if (threads > RNN_MAX_THREADS) threads = RNN_MAX_THREADS;
@@ -1084,15 +1106,7 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     const int nt_madds = rnn_gemm_threads_for(threads, M, N, K);
     int nt = rnn_gemm_packed_threads(threads, nt_madds,
                                      N > NR_MAX ? (double)npad * (double)K * sizeof(REAL) : 0);
-    /* the pool backs off: one block; or, where only the weight's size split
-     * the product (a few rows against a large weight), its blocks of columns
-     * one after another on the caller, which cost what one block does (the
-     * same bits either way) */
-    int serial = 0;
-    if (nt > 1 && rnn_pool_alone(pool)) {
-        if (nt > nt_madds) serial = 1;
-        else nt = 1;
-    }
+    const int serial = gemm_backing_off(pool, &nt, nt_madds);
     if (nt <= 1) {
         SFX(gemm_packed_blocked)(d, M, 0, N, K, npad, alpha, A, lda, pk, beta, C, ldc, workspace);
         return RNN_OK;
@@ -1107,10 +1121,7 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     j.chunk = (j.len + nt - 1) / nt;
     j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
     nt = (int)((j.len + j.chunk - 1) / j.chunk);
-    if (serial)
-        for (int i = 0; i < nt; i++) SFX(gemm_packed_task)(&j, i);
-    else
-        rnn_pool_run(pool, nt, SFX(gemm_packed_task), &j);
+    gemm_run_tasks(pool, serial, nt, SFX(gemm_packed_task), &j);
     return RNN_OK;
 }
 
@@ -1179,15 +1190,7 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
     int nt = nt_madds;
     if (M == 1 && N > NR_MAX) /* a row-vector product reads B as one against a packed B */
         nt = rnn_gemm_packed_threads(threads, nt, (double)N * (double)K * (double)sizeof(REAL));
-    /* the pool backs off: one block; or, where only the weight's size split
-     * the product (a few rows against a large weight), its blocks of columns
-     * one after another on the caller, which cost what one block does (the
-     * same bits either way) */
-    int serial = 0;
-    if (nt > 1 && rnn_pool_alone(pool)) {
-        if (nt > nt_madds) serial = 1;
-        else nt = 1;
-    }
+    const int serial = gemm_backing_off(pool, &nt, nt_madds);
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                  ldc, workspace);
@@ -1206,10 +1209,7 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
     j.chunk = (j.len + nt - 1) / nt;
     j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
     nt = (int)((j.len + j.chunk - 1) / j.chunk);
-    if (serial)
-        for (int i = 0; i < nt; i++) SFX(gemm_task)(&j, i);
-    else
-        rnn_pool_run(pool, nt, SFX(gemm_task), &j);
+    gemm_run_tasks(pool, serial, nt, SFX(gemm_task), &j);
     int status = RNN_OK;
     for (int i = 0; i < nt; i++)
         if (j.status[i] > status) status = j.status[i];

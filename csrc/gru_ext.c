@@ -691,14 +691,9 @@ static int SFX(gx_bwd_block)(const SFX(gx_bwd_block_ctx) *k, int64_t s0, int64_t
         rnn_par_rows(d, nr, rows, SFX(gx_ln_rows), &ln_ctx);
     }
     if ((st = GEMM(1, 0, G, I, rows, 1, dU, G, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
-    if (whole) {
-        if ((st = GEMM(0, 0, rows, I, G, 1, dU, G, p->w_ih, I, 1, k->dx, d->ldx, gemm_ws)))
-            return st;
-    } else {
-        REAL *dxs = work + L->dxs;
-        if ((st = GEMM(0, 0, rows, I, G, 1, dU, G, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
-        SFX(steps_rows_add)(d, lengths, s0, n, k->dx, d->ldx, I, dxs);
-    }
+    if ((st = SFX(block_dx)(d, lengths, s0, n, whole, rows, G, dU, p->w_ih, k->dx,
+                            work + L->dxs, gemm_ws)))
+        return st;
     /* recurrent side likewise; dV becomes dL/d(W_hh hm) */
     SFX(colsum_add)(g->b_hh, dV, rows, G, G);
     if (ln) {

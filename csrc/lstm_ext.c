@@ -867,11 +867,8 @@ static int SFX(lx_bwd_block)(const rnn_dims *d, const lx_layout *L, const int64_
     if (L->proj && (st = GEMM(1, 0, P, H, rows, 1, c->dHt, P, ua, H, 1, g->w_hr, H, gemm_ws)))
         return st;
     if (!L->ln) SFX(colsum_add2)(g->b_ih, g->b_hh, c->dXg, rows, G, G);
-    if (L->whole) return GEMM(0, 0, rows, I, G, 1, c->dXg, G, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
-    REAL *dxs = work + L->b_dxs;
-    if ((st = GEMM(0, 0, rows, I, G, 1, c->dXg, G, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
-    SFX(steps_rows_add)(d, lengths, s0, n, dx, d->ldx, I, dxs);
-    return RNN_OK;
+    return SFX(block_dx)(d, lengths, s0, n, L->whole, rows, G, c->dXg, p->w_ih, dx,
+                         work + L->b_dxs, gemm_ws);
 }
 
 int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_grads) *g,

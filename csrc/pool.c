@@ -339,7 +339,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 2048 ? 2 * p->backoff : 4096;
             p->doubling = p->doubling < 8 ? 8 : p->doubling < 2048 ? 2 * p->doubling : 4096;
             if (p->backoff < repay) p->backoff = repay < 4096 ? repay : 4096;
-            /* jobs of 2.5 ms or less: the count; longer ones: by time */
+            /* the count, or less for jobs over 2.5 ms: by time */
             int64_t by_time = p->doubling * RNN_POOL_SOLO_JOB_US / (alone > 1 ? alone : 1);
             int64_t stretch = p->backoff < by_time ? p->backoff : by_time;
             p->solo_until = p->jobs + 1 + (stretch > 1 ? stretch : 1);

@@ -427,10 +427,7 @@ static int SFX(rx_bwd_block)(const rnn_dims *d, const int64_t *lengths, int64_t 
     if ((st = GEMM(1, 0, H, I, rows, 1, dA, H, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;
     if ((st = GEMM(1, 0, H, H, rows, 1, dA, H, ha, H, 1, g->w_hh, H, gemm_ws))) return st;
     SFX(colsum_add2)(g->b_ih, g->b_hh, dA, rows, H, H);
-    if (whole) return GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 1, dx, d->ldx, gemm_ws);
-    if ((st = GEMM(0, 0, rows, I, H, 1, dA, H, p->w_ih, I, 0, dxs, I, gemm_ws))) return st;
-    SFX(steps_rows_add)(d, lengths, s0, n, dx, d->ldx, I, dxs);
-    return RNN_OK;
+    return SFX(block_dx)(d, lengths, s0, n, whole, rows, H, dA, p->w_ih, dx, dxs, gemm_ws);
 }
 
 int SFX(rnn_ext_backward)(REAL *dx, REAL *dh0, const SFX(rnn_ext_grads) *g, const REAL *dout,
