@@ -89,7 +89,7 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
  * barrier per step instead of two or three, each thread's gates made and
  * used in its own caches, and the elementwise work split whatever its
  * size. Each task reads the whole packed W_hh, so the split is for weights
- * that fit in a core's L2 beside the step's rows.
+ * that fit in a core's L2 beside the step's rows (RNN_L2_WEIGHT_BYTES).
  *
  * The bits are those of the unsplit step: a product's row does not depend
  * on the rows computed with it (the micro-kernel sums every element in the
@@ -104,15 +104,12 @@ static inline void rnn_par_rows(const rnn_dims *d, int ne, int64_t rows, rnn_row
  * stalls the caller; at 2^19 two threads stay about even with one there. */
 #define RNN_STEP_SPLIT_MIN_MADDS (1 << 19)
 #endif
-#ifndef RNN_STEP_SPLIT_MAX_BYTES
-#define RNN_STEP_SPLIT_MAX_BYTES (1536 << 10) /* the packed W_hh each task reads */
-#endif
 /* Row blocks of a step of a call whose step product is B x N x K, with
  * weights of elt bytes: 1 (not split) or the number of tasks. */
 static inline int rnn_step_split(const rnn_dims *d, int64_t N, int64_t K, size_t elt) {
     double madds = (double)d->B * (double)N * (double)K;
     double wbytes = (double)N * (double)K * (double)(d->compute == RNN_COMPUTE_BF16 ? 2 : elt);
-    if (d->threads <= 1 || d->B < 4 || wbytes > RNN_STEP_SPLIT_MAX_BYTES) return 1;
+    if (d->threads <= 1 || d->B < 4 || wbytes > RNN_L2_WEIGHT_BYTES) return 1;
     if (madds < RNN_STEP_SPLIT_MIN_MADDS) return 1;
     int64_t n = d->threads < RNN_MAX_THREADS ? d->threads : RNN_MAX_THREADS;
     if (n > d->B / 2) n = d->B / 2; /* two rows or more each */
@@ -404,7 +401,7 @@ static inline const REAL *SFX(steps_rows)(const rnn_dims *d, const int64_t *leng
 }
 /* steps_rows of an array whose rows hold exactly width values (ld ==
  * width): its rows are width apart whether read in place or gathered. */
-static inline const REAL *SFX(steps_rows_packed)(const rnn_dims *d, const int64_t *lengths,
+static inline const REAL *SFX(steps_rows_contig)(const rnn_dims *d, const int64_t *lengths,
                                                  int64_t s0, int64_t n, const REAL *src,
                                                  int64_t width, REAL *buf) {
     int64_t ld;

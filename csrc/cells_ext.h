@@ -132,7 +132,7 @@ static inline int rnn_w_ih_fits(const rnn_dims *d, int64_t G) {
  * of W_ih, so where W_ih does not fit in L2 (an inference forward there)
  * the blocks are larger, RNN_PROJ_ELEMS_LARGE: W_ih then streams from
  * memory once per 4 MiB of rows (float32) instead of per 256 KiB (measured,
- * LSTM inference at I = H = 1024: 1.03-1.18x at B 64 and 32, one and two
+ * LSTM inference at I = H = 1024: 1.03-1.23x at B 64 and 32, one and two
  * threads, 1.10-1.14x at B 1; at I = H = 512, B 1-4, 1.01-1.10x; GRU
  * I = H = 1024, B 32, 1.14-1.17x; at I = H = 256, where W_ih fits, the
  * larger blocks lost 10%). */

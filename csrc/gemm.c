@@ -1104,7 +1104,7 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     const REAL *pk = (const REAL *)((const char *)h + PACK_HDR);
     const int64_t npad = h->npad;
     const int nt_madds = rnn_gemm_threads_for(threads, M, N, K);
-    int nt = rnn_gemm_packed_threads(threads, nt_madds,
+    int nt = rnn_gemm_weight_threads(threads, nt_madds,
                                      N > NR_MAX ? (double)npad * (double)K * sizeof(REAL) : 0);
     const int serial = gemm_backing_off(pool, &nt, nt_madds);
     if (nt <= 1) {
@@ -1189,7 +1189,7 @@ int SFX(rnn_gemm_mt)(int isa, rnn_pool *pool, int threads, int trans_a, int tran
     const int nt_madds = rnn_gemm_threads_for(threads, M, N, K);
     int nt = nt_madds;
     if (M == 1 && N > NR_MAX) /* a row-vector product reads B as one against a packed B */
-        nt = rnn_gemm_packed_threads(threads, nt, (double)N * (double)K * (double)sizeof(REAL));
+        nt = rnn_gemm_weight_threads(threads, nt, (double)N * (double)K * (double)sizeof(REAL));
     const int serial = gemm_backing_off(pool, &nt, nt_madds);
     if (nt <= 1)
         return SFX(rnn_gemm_isa)(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,

@@ -93,18 +93,16 @@ int rnn_gemm_threads_for(int threads, int64_t M, int64_t N, int64_t K);
  * small B) reads all of op(B) for little arithmetic: where op(B) is larger
  * than a core's L2 keeps beside the rest of a step, that read, not the
  * multiply-adds, is its cost. Such a product takes a block of columns per
- * RNN_MT_PACKED_MIN_BYTES of packed op(B), which, step after step, can
- * stay in the L2 of the core that reads it: the threads for a packed op(B)
- * of `bytes` bytes (0 where it is one block of columns), given the `nt`
- * its multiply-adds ask for. A row-vector product (M == 1) that reads op(B)
- * in place follows the same rule. */
-#ifndef RNN_MT_PACKED_MIN_BYTES
-#define RNN_MT_PACKED_MIN_BYTES (1536 << 10)
-#endif
-static inline int rnn_gemm_packed_threads(int threads, int nt, double bytes) {
-    if (threads <= 1 || !(bytes > RNN_MT_PACKED_MIN_BYTES)) return nt;
+ * RNN_L2_WEIGHT_BYTES (rnn_common.h) of packed op(B), which, step after
+ * step, can stay in the L2 of the core that reads it: the threads for a
+ * packed op(B) of `bytes` bytes (0 where it is one block of columns), given
+ * the `nt` its multiply-adds ask for. A row-vector product (M == 1) that
+ * reads op(B) in place follows the same rule, and so does the bfloat16
+ * packed product. */
+static inline int rnn_gemm_weight_threads(int threads, int nt, double bytes) {
+    if (threads <= 1 || !(bytes > RNN_L2_WEIGHT_BYTES)) return nt;
     int cap = threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS, nb = 2;
-    while (nb < cap && bytes > (double)nb * RNN_MT_PACKED_MIN_BYTES) nb++;
+    while (nb < cap && bytes > (double)nb * RNN_L2_WEIGHT_BYTES) nb++;
     return nb > nt ? nb : nt;
 }
 

@@ -798,7 +798,7 @@ static void bf16_run(const bf16_isa *d, rnn_pool *pool, int threads, int trans_a
         nt = (int64_t)(madds / RNN_BF16_MT_MIN_MADDS);
         nt = min64(nt, threads < RNN_MAX_THREADS ? threads : RNN_MAX_THREADS);
         if (pk && N > NR_PACK)
-            nt = rnn_gemm_packed_threads(threads, (int)nt, (double)pk->np * (double)pk->kp * 2);
+            nt = rnn_gemm_weight_threads(threads, (int)nt, (double)pk->np * (double)pk->kp * 2);
     }
     if (nt <= 1) {
         gemm_blocked(d, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, pk, 0, beta, C, ldc,

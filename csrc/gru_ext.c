@@ -675,9 +675,9 @@ static int SFX(gx_bwd_block)(const SFX(gx_bwd_block_ctx) *k, int64_t s0, int64_t
     } else {
         xa = SFX(steps_x_rows)(d, lengths, s0, n, k->x, work + L->xs, &lx);
         if (ln) { /* their rows are G, G and 2 apart either way */
-            xi = SFX(steps_rows_packed)(d, lengths, s0, n, xi, G, work + L->xis);
-            xh = SFX(steps_rows_packed)(d, lengths, s0, n, xh, G, work + L->xhs);
-            rs = SFX(steps_rows_packed)(d, lengths, s0, n, rs, 2, work + L->rss);
+            xi = SFX(steps_rows_contig)(d, lengths, s0, n, xi, G, work + L->xis);
+            xh = SFX(steps_rows_contig)(d, lengths, s0, n, xh, G, work + L->xhs);
+            rs = SFX(steps_rows_contig)(d, lengths, s0, n, rs, 2, work + L->rss);
         }
     }
     const SFX(gx_ln_bwd_row_fn) lnrow = SFX(gx_ln_bwd_row_pick)(rnn_gemm_best_isa());

@@ -857,8 +857,8 @@ static int SFX(lx_bwd_block)(const rnn_dims *d, const lx_layout *L, const int64_
     const REAL *xa = x, *ha = cache + L->hp, *ua = L->proj ? cache + L->u : NULL;
     if (!L->whole) { /* rows of hp (Hs) and u (H) are as far apart either way */
         xa = SFX(steps_x_rows)(d, lengths, s0, n, x, work + L->b_xs, &lx);
-        ha = SFX(steps_rows_packed)(d, lengths, s0, n, ha, Hs, work + L->b_hps);
-        if (L->proj) ua = SFX(steps_rows_packed)(d, lengths, s0, n, ua, H, work + L->b_us);
+        ha = SFX(steps_rows_contig)(d, lengths, s0, n, ha, Hs, work + L->b_hps);
+        if (L->proj) ua = SFX(steps_rows_contig)(d, lengths, s0, n, ua, H, work + L->b_us);
     }
     const REAL *dHh = L->ln ? c->dHh : c->dXg; /* dL/d(W_hh hm) */
     int st;

@@ -73,6 +73,16 @@ typedef enum { RNN_COMPUTE_NATIVE = 0, RNN_COMPUTE_BF16 = 1 } rnn_compute;
 /* Most threads a kernel call uses (bounds the workspace a caller sizes). */
 #define RNN_MAX_THREADS 64
 
+/* The weight bytes a core's L2 (2 MiB here) keeps, step after step, beside
+ * the rest of a step (its rows, gates and the GEMM's strips). Two rules
+ * read it: a step is split by rows only where each task's whole W_hh fits
+ * (rnn_step_split, cell_common.h), and a product of a few rows against a
+ * larger weight takes a block of columns per this many bytes instead
+ * (rnn_gemm_weight_threads, gemm.h). */
+#ifndef RNN_L2_WEIGHT_BYTES
+#define RNN_L2_WEIGHT_BYTES (1536 << 10)
+#endif
+
 /* Cell kinds, in the order the glue and the Python layer use. */
 typedef enum {
     RNN_CELL_TANH = 0,

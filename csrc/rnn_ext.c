@@ -421,7 +421,7 @@ static int SFX(rx_bwd_block)(const rnn_dims *d, const int64_t *lengths, int64_t 
         SFX(zero_padded_rows)(dA, H, H, lengths, d);
     } else {
         xa = SFX(steps_x_rows)(d, lengths, s0, n, x, xs, &lx);
-        ha = SFX(steps_rows_packed)(d, lengths, s0, n, hmc, H, hms);
+        ha = SFX(steps_rows_contig)(d, lengths, s0, n, hmc, H, hms);
     }
     int st;
     if ((st = GEMM(1, 0, H, I, rows, 1, dA, H, xa, lx, 1, g->w_ih, I, gemm_ws))) return st;

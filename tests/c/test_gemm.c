@@ -280,6 +280,68 @@ static void test_packed(int isa) {
     free(raw);
 }
 
+/* The weight-size rule (rnn_gemm_weight_threads, gemm.h): a product of one
+ * row against a weight over RNN_L2_WEIGHT_BYTES takes a block of columns
+ * per that many bytes, one task each, though its multiply-adds alone would
+ * not thread it; the blocks give the one-thread bits. */
+static int64_t pool_jobs(void) {
+    int64_t threaded = 0, alone = 0;
+    rnn_pool_counts(harness_pool(), &threaded, &alone);
+    return threaded + alone;
+}
+static void test_weight_split(void) {
+    const double L = RNN_L2_WEIGHT_BYTES;
+    check(rnn_gemm_weight_threads(1, 1, 100 * L) == 1 && rnn_gemm_weight_threads(2, 1, L) == 1 &&
+              rnn_gemm_weight_threads(2, 1, L + 1) == 2 &&
+              rnn_gemm_weight_threads(3, 1, 1.5 * L) == 2 &&
+              rnn_gemm_weight_threads(3, 1, 2.5 * L) == 3 &&
+              rnn_gemm_weight_threads(8, 1, 100 * L) == 8 &&
+              rnn_gemm_weight_threads(4, 3, 2.5 * L) == 3 &&
+              rnn_gemm_weight_threads(4, 2, 0) == 2 && rnn_gemm_weight_threads(4, 1, 0) == 1,
+          "weight rule: a block of columns per RNN_L2_WEIGHT_BYTES, at most the threads");
+    enum { THREADS = 2 };
+    size_t step = rnn_gemm_workspace_size();
+    char *raw = malloc(step * THREADS + 64);
+    /* K x N float32 weights of 2 MiB (split) and 512 KiB (not split): one
+     * row's multiply-adds (2^19, 2^17) are below what threads a product */
+    static const int64_t shapes[][3] = {{1024, 512, 1}, {256, 512, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && raw; s++) {
+        int64_t N = shapes[s][0], K = shapes[s][1], want = shapes[s][2];
+        float *A = malloc((size_t)K * sizeof(float)), *B = malloc((size_t)(N * K) * sizeof(float));
+        float *C1 = malloc((size_t)N * sizeof(float)), *C2 = malloc((size_t)N * sizeof(float));
+        float *P1 = malloc((size_t)N * sizeof(float)), *P2 = malloc((size_t)N * sizeof(float));
+        char *pk = malloc(rnn_gemm_packed_size_f32(1, N, K));
+        int ok = A && B && C1 && C2 && P1 && P2 && pk;
+        for (int64_t i = 0; ok && i < K; i++) A[i] = (float)uniform();
+        for (int64_t i = 0; ok && i < N * K; i++) B[i] = (float)uniform();
+        ok = ok && rnn_gemm_pack_b_f32(1, N, K, B, K, pk) == RNN_OK;
+        int64_t j0 = pool_jobs();
+        ok = ok && rnn_gemm_packed_mt_f32(harness_pool(), 1, 1, N, K, 1, A, K, pk, 0, P1, N,
+                                          raw + 8) == RNN_OK;
+        ok = ok && rnn_gemm_mt_f32(rnn_gemm_best_isa(), harness_pool(), 1, 0, 1, 1, N, K, 1, A,
+                                   K, B, K, 0, C1, N, raw + 8) == RNN_OK;
+        int64_t j1 = pool_jobs();
+        ok = ok && rnn_gemm_packed_mt_f32(harness_pool(), THREADS, 1, N, K, 1, A, K, pk, 0, P2,
+                                          N, raw + 8) == RNN_OK;
+        int64_t j2 = pool_jobs();
+        ok = ok && rnn_gemm_mt_f32(rnn_gemm_best_isa(), harness_pool(), THREADS, 0, 1, 1, N, K,
+                                   1, A, K, B, K, 0, C2, N, raw + 8) == RNN_OK;
+        int64_t j3 = pool_jobs();
+        char what[160];
+        snprintf(what, sizeof what, "weight rule: one row, N=%lld K=%lld: %s job at two threads",
+                 (long long)N, (long long)K, want ? "one" : "no");
+        check(ok && j1 == j0 && j2 - j1 == want && j3 - j2 == want, what);
+        snprintf(what, sizeof what, "weight rule: one row, N=%lld K=%lld: one-thread bits",
+                 (long long)N, (long long)K);
+        check(ok && memcmp(P1, P2, (size_t)N * sizeof(float)) == 0 &&
+                  memcmp(C1, C2, (size_t)N * sizeof(float)) == 0,
+              what);
+        FREE_ALL(A, B, C1, C2, P1, P2, pk);
+    }
+    check(raw != NULL, "weight rule: workspace");
+    free(raw);
+}
+
 int main(void) {
     /* Offset the workspace by 8 bytes from malloc's alignment to exercise
      * the in-driver 64-byte alignment. */
@@ -289,6 +351,7 @@ int main(void) {
     test_isa();
     test_empty();
     test_errors();
+    test_weight_split();
     int best = rnn_gemm_best_isa();
     for (int isa = RNN_ISA_GENERIC; isa <= best; isa++) {
         int before = n_fail;

@@ -2,7 +2,8 @@
 once optimised and once under AddressSanitizer and UBSan.
 
 tests/c/test_gemm.c checks the blocked GEMM against its plain loop on every
-instruction set the CPU has; tests/c/test_ext_lstm.c and tests/c/test_ext_gru_rnn.c
+instruction set the CPU has, and the rule that splits one row's product
+against a weight larger than a core's L2 keeps into blocks of columns; tests/c/test_ext_lstm.c and tests/c/test_ext_gru_rnn.c
 check each cell kernel (cells_ext.h), at a zero config and with every option:
 float64 backward against central differences for both layouts, both
 directions and ragged lengths, float32 against float64, threads, and the

@@ -116,9 +116,9 @@ def test_split_steps_give_the_one_thread_bits(kind, opts, shape, masks, dtype):
 
 # B = 1 cannot split by rows. Its step product reads all of the packed W_hh
 # for few multiply-adds (under the 2^20, or 2^22 in bfloat16, that would
-# thread it), so where the packed W_hh is over 1.5 MiB (RNN_MT_PACKED_MIN_BYTES
-# in csrc/gemm.h) it splits by columns instead: forward h W_hh^T and backward
-# dG W_hh. (At T 24 the forward packs W_hh, rnn_in_place in
+# thread it), so where the packed W_hh is over 1.5 MiB (RNN_L2_WEIGHT_BYTES in
+# csrc/rnn_common.h) it splits by columns instead: forward h W_hh^T and
+# backward dG W_hh. (At T 24 the forward packs W_hh, rnn_in_place in
 # csrc/cell_common.h, and the backward's K = G >= 32 T of the LSTM and the
 # GRU reads it in place, a row-vector product that splits likewise, as one
 # step's forward does; the RNN's backward packs it. bfloat16 always packs,
