@@ -33,7 +33,12 @@ GEMM: rnnpy's own product (``rnnpy._core.gemm``) against ``numpy.matmul``
 (OpenBLAS) on square products and on the per-step shapes of a recurrent
 layer (B x H times H x G*H, the weight stored as PyTorch stores it, so the
 product is h @ W^T). It runs in a child process because NumPy's BLAS reads its
-thread count from the environment when it loads.
+thread count from the environment when it loads. At one thread the two run
+in alternation; at more, in blocks of calls (GEMM_ROUNDS rounds), each block
+after a pause of 0.3 s: OpenBLAS's threads spin for some 100-200 ms after
+each call, and a product timed right after one finds the other core taken
+(rnnpy's two-thread 1024^3 product then ran at one thread's rate, 0.53x
+NumPy's, against 1.05x in blocks).
 
 Options (skip with ``--no-options``): the cost of each option beyond PyTorch's
 against the plain cell of the same size, both rnnpy, timed in alternation:
@@ -73,7 +78,7 @@ import numpy as np
 from ..cells import FAMILIES
 from ..nn.grad_mode import no_grad
 from . import bench_step
-from .timing import settle_for, time_paired
+from .timing import BLAS_SETTLE_S, settle_for, summarize, time_blocks, time_paired
 from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
                            _format_gemm_row, _format_mem_row, _format_option_row)
 from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
@@ -92,6 +97,7 @@ DEFAULT_SHAPES: List[Tuple[int, int, int, int]] = [
 
 
 SQUARE_GEMM = [256, 512, 1024, 2048]
+GEMM_ROUNDS = 3  # blocks per library at more than one thread (time_blocks)
 
 
 # per-step products (B, H, G*H): h (B x H) times W_hh^T (H x G*H)
@@ -314,9 +320,13 @@ def _gemm_worker(threads: int, repeat: int, min_time: float) -> List[dict]:
         w = rng.standard_normal((N, K)).astype(np.float32)  # op(B) = w^T, K x N
         c = np.empty((M, N), np.float32)
         wt = w.T
-        timed = time_paired({"numpy": lambda: np.matmul(a, wt, out=c),
-                             "rnnpy": lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads)},
-                            max(repeat, 20), 3, min_time)
+        fns = {"numpy": lambda: np.matmul(a, wt, out=c),
+               "rnnpy": lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads)}
+        if threads > 1:  # OpenBLAS's threads spin long after a call: blocks, each after a pause
+            walls = time_blocks(fns, GEMM_ROUNDS, -(-max(repeat, 20) // GEMM_ROUNDS), BLAS_SETTLE_S)
+            timed = {k: summarize(v) for k, v in walls.items()}
+        else:
+            timed = time_paired(fns, max(repeat, 20), 3, min_time)
         t_np, t_r = timed["numpy"], timed["rnnpy"]
         fl = 2.0 * M * N * K
         rows.append({"kind": kind, "M": M, "N": N, "K": K, "threads": threads,

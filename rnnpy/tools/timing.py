@@ -16,6 +16,15 @@ from typing import Any, Callable, Dict, List
 # (a batch of one) ran 15% slower, its data gone from the caches.
 SETTLE_S = 0.025
 
+# NumPy's OpenBLAS keeps its worker threads spinning much longer after a call
+# (its thread timeout, about 2^28 cycles): right after a two-thread 1024^3
+# numpy.matmul, rnnpy's two-thread product of the same size ran at 90 GFLOP/s
+# (its pool, finding its worker's core taken, backs off to one thread: 95-103),
+# 20 ms later still at 92, 200 ms later at 136, and alone at 180-190. Two-thread
+# GEMM comparisons therefore time each library in blocks of calls, waiting
+# this long before each block (time_blocks).
+BLAS_SETTLE_S = 0.3
+
 
 def settle_for(threads: int, use_torch: bool) -> float:
     """Seconds to wait before each timed call: SETTLE_S when PyTorch runs
@@ -64,13 +73,33 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
     return {"wall": wall, "cpu": cpu, "pool": pool}
 
 
+def time_blocks(fns: Dict[str, Callable[[], Any]], rounds: int, per_block: int,
+                settle: float) -> Dict[str, List[float]]:
+    """Runs several callables in blocks of ``per_block`` timed calls, the
+    blocks in alternation (a a a, b b b, a a a, ...) for ``rounds`` rounds,
+    each block after a pause of ``settle`` seconds and one untimed call: for
+    libraries whose threads keep the cores busy long after they return.
+    Returns the wall seconds of every timed call, {key: [...]}."""
+    wall: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            time.sleep(settle)
+            fn()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                wall[k].append(time.perf_counter() - t0)
+    return wall
+
+
 def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
                 min_time: float, settle: float = 0.0) -> Dict[str, Dict[str, float]]:
     """Median, min, max and runs of each callable's wall time, timed in
     alternation by time_alternating."""
     timed = time_alternating(fns, repeat, warmup, min_time, settle)
-    return {k: _summary(v) for k, v in timed["wall"].items()}
+    return {k: summarize(v) for k, v in timed["wall"].items()}
 
 
-def _summary(times: List[float]) -> Dict[str, float]:
+def summarize(times: List[float]) -> Dict[str, float]:
+    """Median, min, max and number of a list of times."""
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}

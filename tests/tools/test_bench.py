@@ -93,6 +93,20 @@ def test_bench_gemm_and_memory_in_subprocess():
         assert ("torch" in m) == _has_torch()
 
 
+def test_time_blocks_runs_each_library_in_blocks_after_a_pause(monkeypatch):
+    # two-thread GEMM rows: a block of calls per library, each block after the
+    # pause and one untimed call, blocks alternating round by round
+    from rnnpy.tools import timing
+    calls, pauses = [], []
+    monkeypatch.setattr(timing.time, "sleep", pauses.append)
+    walls = timing.time_blocks({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               rounds=2, per_block=3, settle=0.3)
+    assert calls == list("aaaabbbbaaaabbbb")
+    assert pauses == [0.3] * 4
+    assert sorted(walls) == ["a", "b"] and all(len(v) == 6 for v in walls.values())
+    assert timing.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak is reset through /proc")
 def test_memory_of_a_step_counts_what_the_step_allocates():
     """The LSTM's training cache alone is 7*T*B*H float32 values (5.6 MiB here):
