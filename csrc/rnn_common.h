@@ -77,8 +77,9 @@ typedef enum { RNN_COMPUTE_NATIVE = 0, RNN_COMPUTE_BF16 = 1 } rnn_compute;
  * the rest of a step (its rows, gates and the GEMM's strips). Two rules
  * read it: a step is split by rows only where each task's whole W_hh fits
  * (rnn_step_split, cell_common.h), and a product of a few rows against a
- * larger weight takes a block of columns per this many bytes instead
- * (rnn_gemm_weight_threads, gemm.h). */
+ * larger weight takes a block of columns per this many bytes, more threads
+ * than its multiply-adds alone would ask for (rnn_gemm_weight_threads,
+ * gemm.h). */
 #ifndef RNN_L2_WEIGHT_BYTES
 #define RNN_L2_WEIGHT_BYTES (1536 << 10)
 #endif

@@ -34,11 +34,15 @@ GEMM: rnnpy's own product (``rnnpy._core.gemm``) against ``numpy.matmul``
 layer (B x H times H x G*H, the weight stored as PyTorch stores it, so the
 product is h @ W^T). It runs in a child process because NumPy's BLAS reads its
 thread count from the environment when it loads. At one thread the two run
-in alternation; at more, in blocks of calls (GEMM_ROUNDS rounds), each block
-after a pause of 0.3 s: OpenBLAS's threads spin for some 100-200 ms after
+in alternation (``--repeat`` runs, at least 20, or ``--min-time``); at more,
+in blocks of calls: GEMM_ROUNDS rounds of a block of 7 runs per library (21
+runs in all, whatever ``--min-time`` says), each block after a pause of 0.3 s
+and an untimed call. OpenBLAS's threads spin for about 130 ms of CPU after
 each call, and a product timed right after one finds the other core taken
-(rnnpy's two-thread 1024^3 product then ran at one thread's rate, 0.53x
-NumPy's, against 1.05x in blocks).
+(rnnpy's two-thread 1024^3 product then ran at one thread's speed, 0.53x
+NumPy's, against 0.97-1.24x in blocks). ``pool`` is the share of rnnpy's
+parallel jobs that ran on several threads, as in the ``--step`` table: below
+100%, its pool ran jobs on the caller alone after jobs lost earlier.
 
 Options (skip with ``--no-options``): the cost of each option beyond PyTorch's
 against the plain cell of the same size, both rnnpy, timed in alternation:
@@ -78,7 +82,8 @@ import numpy as np
 from ..cells import FAMILIES
 from ..nn.grad_mode import no_grad
 from . import bench_step
-from .timing import BLAS_SETTLE_S, settle_for, summarize, time_blocks, time_paired
+from .timing import (BLAS_SETTLE_S, settle_for, summarize, time_alternating, time_blocks,
+                     time_paired)
 from .bench_format import (CELL_HEADER, GEMM_HEADER, MEM_HEADER, OPTION_HEADER, _format_cell_row,
                            _format_gemm_row, _format_mem_row, _format_option_row)
 from .options import (_nonnegative_float, _parse_list, _parse_shapes, _Parser, nonnegative_int,
@@ -323,15 +328,18 @@ def _gemm_worker(threads: int, repeat: int, min_time: float) -> List[dict]:
         fns = {"numpy": lambda: np.matmul(a, wt, out=c),
                "rnnpy": lambda: _core.gemm(a, w, trans_b=True, c=c, threads=threads)}
         if threads > 1:  # OpenBLAS's threads spin long after a call: blocks, each after a pause
-            walls = time_blocks(fns, GEMM_ROUNDS, -(-max(repeat, 20) // GEMM_ROUNDS), BLAS_SETTLE_S)
-            timed = {k: summarize(v) for k, v in walls.items()}
+            runs = -(-max(repeat, 20) // GEMM_ROUNDS)
+            res = time_blocks(fns, GEMM_ROUNDS, runs, BLAS_SETTLE_S)
         else:
-            timed = time_paired(fns, max(repeat, 20), 3, min_time)
+            res = time_alternating(fns, max(repeat, 20), 3, min_time)
+        timed = {k: summarize(v) for k, v in res["wall"].items()}
         t_np, t_r = timed["numpy"], timed["rnnpy"]
+        threaded, alone = res["pool"]["rnnpy"]
         fl = 2.0 * M * N * K
         rows.append({"kind": kind, "M": M, "N": N, "K": K, "threads": threads,
                      "numpy": {**t_np, "gflops": fl / t_np["median"] / 1e9},
-                     "rnnpy": {**t_r, "gflops": fl / t_r["median"] / 1e9},
+                     "rnnpy": {**t_r, "gflops": fl / t_r["median"] / 1e9,
+                               "pool_threaded": threaded, "pool_alone": alone},
                      "ratio": t_np["median"] / t_r["median"]})
     return rows
 

@@ -45,13 +45,17 @@ def _format_option_row(r: dict) -> str:
 
 
 GEMM_HEADER = (f"{'kind':6} {'M':>5} {'N':>5} {'K':>5} {'thr':>3} | {'rnnpy us':>10} {'GF/s':>6} | "
-               f"{'numpy us':>10} {'GF/s':>6} | {'numpy/rnnpy':>11}")
+               f"{'numpy us':>10} {'GF/s':>6} | {'numpy/rnnpy':>11} | {'pool':>4}")
 
 
 def _format_gemm_row(r: dict) -> str:
+    rp = r["rnnpy"]
+    jobs = rp.get("pool_threaded", 0) + rp.get("pool_alone", 0)
+    pool = f"{rp['pool_threaded'] / jobs:4.0%}" if jobs else f"{'-':>4}"
     return (f"{r['kind']:6} {r['M']:5d} {r['N']:5d} {r['K']:5d} {r['threads']:3d} | "
-            f"{r['rnnpy']['median'] * 1e6:10.1f} {r['rnnpy']['gflops']:6.1f} | "
-            f"{r['numpy']['median'] * 1e6:10.1f} {r['numpy']['gflops']:6.1f} | {r['ratio']:10.2f}x")
+            f"{rp['median'] * 1e6:10.1f} {rp['gflops']:6.1f} | "
+            f"{r['numpy']['median'] * 1e6:10.1f} {r['numpy']['gflops']:6.1f} | {r['ratio']:10.2f}x"
+            f" | {pool}")
 
 
 MEM_HEADER = f"{'cell':5} {'T':>4} {'B':>4} {'I':>5} {'H':>5} {'thr':>3} | {'rnnpy MiB':>9} | {'torch MiB':>9}"

@@ -16,13 +16,14 @@ from typing import Any, Callable, Dict, List
 # (a batch of one) ran 15% slower, its data gone from the caches.
 SETTLE_S = 0.025
 
-# NumPy's OpenBLAS keeps its worker threads spinning much longer after a call
-# (its thread timeout, about 2^28 cycles): right after a two-thread 1024^3
-# numpy.matmul, rnnpy's two-thread product of the same size ran at 90 GFLOP/s
-# (its pool, finding its worker's core taken, backs off to one thread: 95-103),
-# 20 ms later still at 92, 200 ms later at 136, and alone at 180-190. Two-thread
-# GEMM comparisons therefore time each library in blocks of calls, waiting
-# this long before each block (time_blocks).
+# NumPy's OpenBLAS keeps its worker threads spinning much longer after a call:
+# about 130 ms of CPU (the process's CPU time, after a 1024^3 product and after
+# a 1 x 512 x 2048 one alike). Right after a two-thread 1024^3 numpy.matmul,
+# rnnpy's two-thread product of the same size, its pool's backing-off disabled,
+# ran at 90 GFLOP/s, slower than one thread (as shipped, the pool backs off to
+# one thread: 95-103 GFLOP/s); alone it runs at 180-190. Two-thread GEMM
+# comparisons therefore time each library in blocks of calls, waiting this
+# long before each block (time_blocks).
 BLAS_SETTLE_S = 0.3
 
 
@@ -74,22 +75,35 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
 
 
 def time_blocks(fns: Dict[str, Callable[[], Any]], rounds: int, per_block: int,
-                settle: float) -> Dict[str, List[float]]:
+                settle: float) -> Dict[str, Any]:
     """Runs several callables in blocks of ``per_block`` timed calls, the
     blocks in alternation (a a a, b b b, a a a, ...) for ``rounds`` rounds,
     each block after a pause of ``settle`` seconds and one untimed call: for
     libraries whose threads keep the cores busy long after they return.
-    Returns the wall seconds of every timed call, {key: [...]}."""
+    Returns what time_alternating does, without the CPU times: the wall
+    seconds of every timed call, {"wall": {key: [...]}}, and the pool's jobs
+    during each callable's timed calls, {"pool": {key: [on several threads,
+    on the caller alone]}}."""
+    if rounds < 1 or per_block < 1:
+        raise ValueError(f"rounds and per_block: expected at least 1 each, got {rounds} "
+                         f"and {per_block}")
+    from .. import _core
+
+    counts = getattr(_core, "pool_counts", lambda: (0, 0))
     wall: Dict[str, List[float]] = {k: [] for k in fns}
+    pool: Dict[str, List[int]] = {k: [0, 0] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
             time.sleep(settle)
             fn()
+            p0 = counts()
             for _ in range(per_block):
                 t0 = time.perf_counter()
                 fn()
                 wall[k].append(time.perf_counter() - t0)
-    return wall
+            p1 = counts()
+            pool[k] = [pool[k][0] + p1[0] - p0[0], pool[k][1] + p1[1] - p0[1]]
+    return {"wall": wall, "pool": pool}
 
 
 def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
@@ -101,5 +115,5 @@ def time_paired(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int,
 
 
 def summarize(times: List[float]) -> Dict[str, float]:
-    """Median, min, max and number of a list of times."""
+    """{"median", "min", "max", "runs"} of a non-empty list of times."""
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}

@@ -2,9 +2,11 @@
  * test_gemm.c: checks the blocked GEMM of csrc/gemm.c against its plain
  * triple-loop reference, for every instruction set this CPU supports, both
  * dtypes, all transposes, edge shapes, padded leading dimensions, general
- * alpha/beta, NaN in C with beta = 0, empty sizes and the error codes.
+ * alpha/beta, NaN in C with beta = 0, empty sizes and the error codes; and
+ * the rule that splits one row's product against a large weight by columns.
  *
- *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c tests/c/test_gemm.c
+ *   gcc -std=c11 -O2 -Wall -Wextra -Werror -Icsrc csrc/gemm.c csrc/pool.c \
+ *       csrc/rnn_common.c tests/c/test_gemm.c -lm -pthread
  *
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  */
@@ -296,17 +298,22 @@ static void test_weight_split(void) {
               rnn_gemm_weight_threads(3, 1, 1.5 * L) == 2 &&
               rnn_gemm_weight_threads(3, 1, 2.5 * L) == 3 &&
               rnn_gemm_weight_threads(8, 1, 100 * L) == 8 &&
+              rnn_gemm_weight_threads(2 * RNN_MAX_THREADS, 1, 1000 * L) == RNN_MAX_THREADS &&
               rnn_gemm_weight_threads(4, 3, 2.5 * L) == 3 &&
+              rnn_gemm_weight_threads(4, 4, 1.5 * L) == 4 &&
               rnn_gemm_weight_threads(4, 2, 0) == 2 && rnn_gemm_weight_threads(4, 1, 0) == 1,
-          "weight rule: a block of columns per RNN_L2_WEIGHT_BYTES, at most the threads");
+          "weight rule: a block of columns per RNN_L2_WEIGHT_BYTES, at most the threads, "
+          "at least what the multiply-adds ask for");
     enum { THREADS = 2 };
     size_t step = rnn_gemm_workspace_size();
     char *raw = malloc(step * THREADS + 64);
-    /* K x N float32 weights of 2 MiB (split) and 512 KiB (not split): one
-     * row's multiply-adds (2^19, 2^17) are below what threads a product */
-    static const int64_t shapes[][3] = {{1024, 512, 1}, {256, 512, 0}};
+    /* K x N float32 weights of 4/3 and 1/3 RNN_L2_WEIGHT_BYTES (2 MiB, split,
+     * and 512 KiB, not split, by default): one row's multiply-adds (2^19 and
+     * 2^17 there) are below what threads a product */
+    const int64_t K = 512, cols = (int64_t)(L / (3.0 * (double)K * sizeof(float)));
+    const int64_t shapes[][2] = {{4 * cols, 1}, {cols, 0}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && raw; s++) {
-        int64_t N = shapes[s][0], K = shapes[s][1], want = shapes[s][2];
+        int64_t N = shapes[s][0], want = shapes[s][1];
         float *A = malloc((size_t)K * sizeof(float)), *B = malloc((size_t)(N * K) * sizeof(float));
         float *C1 = malloc((size_t)N * sizeof(float)), *C2 = malloc((size_t)N * sizeof(float));
         float *P1 = malloc((size_t)N * sizeof(float)), *P2 = malloc((size_t)N * sizeof(float));
@@ -328,6 +335,9 @@ static void test_weight_split(void) {
                                    1, A, K, B, K, 0, C2, N, raw + 8) == RNN_OK;
         int64_t j3 = pool_jobs();
         char what[160];
+        snprintf(what, sizeof what, "weight rule: one row, N=%lld K=%lld: data and products",
+                 (long long)N, (long long)K);
+        check(ok, what);
         snprintf(what, sizeof what, "weight rule: one row, N=%lld K=%lld: %s job at two threads",
                  (long long)N, (long long)K, want ? "one" : "no");
         check(ok && j1 == j0 && j2 - j1 == want && j3 - j2 == want, what);

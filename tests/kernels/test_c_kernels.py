@@ -3,13 +3,14 @@ once optimised and once under AddressSanitizer and UBSan.
 
 tests/c/test_gemm.c checks the blocked GEMM against its plain loop on every
 instruction set the CPU has, and the rule that splits one row's product
-against a weight larger than a core's L2 keeps into blocks of columns; tests/c/test_ext_lstm.c and tests/c/test_ext_gru_rnn.c
-check each cell kernel (cells_ext.h), at a zero config and with every option:
-float64 backward against central differences for both layouts, both
-directions and ragged lengths, float32 against float64, threads, and the
-status codes for bad dims, NULLs and leading dimensions (the plain reference
-the project keeps is NumPy's: rnnpy/_reference.py, and _reference_ext.py for the
-options, which tests/kernels and tests/nn compare the kernels against);
+against a weight larger than a core's L2 keeps into blocks of columns;
+tests/c/test_ext_lstm.c and tests/c/test_ext_gru_rnn.c check each cell kernel
+(cells_ext.h), at a zero config and with every option: float64 backward
+against central differences for both layouts, both directions and ragged
+lengths, float32 against float64, threads, and the status codes for bad
+dims, NULLs and leading dimensions (the plain reference the project keeps is
+NumPy's: rnnpy/_reference.py, and _reference_ext.py for the options, which
+tests/kernels and tests/nn compare the kernels against);
 tests/c/test_ext_inference.c checks every cell's inference forward (no cache, the
 input projected block by block: built with small blocks) against its training
 forward, bit for bit, in scratch of exactly the size asked for, and

@@ -8,8 +8,8 @@ directions and layouts, in float64, float32 and bfloat16 products, with two
 and three threads.
 
 The shapes make the step product at least 2^19 multiply-adds with weights
-under 1.5 MiB (where the kernels split: RNN_STEP_SPLIT_MIN_MADDS and _MAX_BYTES
-in csrc/cell_common.h), with an odd batch so that the blocks differ in size;
+under 1.5 MiB (where the kernels split: RNN_STEP_SPLIT_MIN_MADDS in
+csrc/cell_common.h and RNN_L2_WEIGHT_BYTES in csrc/rnn_common.h), with an odd batch so that the blocks differ in size;
 some run the backward's weight gradients in several blocks of steps
 (rnn_bwd_block_steps in csrc/cells_ext.h), each block's products threaded.
 A batch of one, which cannot split by rows, splits its step products by

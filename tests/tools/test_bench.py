@@ -99,12 +99,42 @@ def test_time_blocks_runs_each_library_in_blocks_after_a_pause(monkeypatch):
     from rnnpy.tools import timing
     calls, pauses = [], []
     monkeypatch.setattr(timing.time, "sleep", pauses.append)
-    walls = timing.time_blocks({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                               rounds=2, per_block=3, settle=0.3)
+    res = timing.time_blocks({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             rounds=2, per_block=3, settle=0.3)
     assert calls == list("aaaabbbbaaaabbbb")
     assert pauses == [0.3] * 4
-    assert sorted(walls) == ["a", "b"] and all(len(v) == 6 for v in walls.values())
+    assert sorted(res["wall"]) == ["a", "b"] and all(len(v) == 6 for v in res["wall"].values())
+    assert res["pool"] == {"a": [0, 0], "b": [0, 0]}  # neither ran a kernel
     assert timing.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+    with pytest.raises(ValueError, match="per_block"):
+        timing.time_blocks({"a": lambda: None}, rounds=1, per_block=0, settle=0)
+
+
+def test_two_thread_gemm_rows_run_in_blocks_and_count_the_pool(monkeypatch):
+    # _gemm_worker's two-thread branch, in this process, on two small shapes
+    # (the second large enough that rnnpy's product takes the pool)
+    from rnnpy.tools import timing
+    monkeypatch.setattr(bench, "SQUARE_GEMM", [8])
+    monkeypatch.setattr(bench, "STEP_GEMM", [(64, 256, 1024)])
+    monkeypatch.setattr(bench, "BLAS_SETTLE_S", 0.0)
+    blocks = []
+    real = timing.time_blocks
+
+    def spy(fns, rounds, per_block, settle):
+        blocks.append((rounds, per_block, settle))
+        return real(fns, rounds, per_block, settle)
+
+    monkeypatch.setattr(bench, "time_blocks", spy)
+    rows = bench._gemm_worker(2, 1, 0.0)
+    assert blocks == [(bench.GEMM_ROUNDS, 7, 0.0)] * 2
+    assert [(r["kind"], r["M"], r["N"], r["K"]) for r in rows] == [("square", 8, 8, 8),
+                                                                  ("step", 64, 1024, 256)]
+    for r in rows:
+        assert r["threads"] == 2 and r["rnnpy"]["runs"] == r["numpy"]["runs"] == 21
+        assert r["ratio"] > 0 and r["rnnpy"]["gflops"] > 0
+    assert rows[0]["rnnpy"]["pool_threaded"] + rows[0]["rnnpy"]["pool_alone"] == 0
+    assert rows[1]["rnnpy"]["pool_threaded"] + rows[1]["rnnpy"]["pool_alone"] == 21
+    assert "%" in bench._format_gemm_row(rows[1]) and bench._format_gemm_row(rows[0]).endswith("-")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak is reset through /proc")
