@@ -14,7 +14,9 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -156,6 +158,7 @@ typedef struct {
     atomic_int started;
     pthread_t caller;
     atomic_int on_caller;
+    sem_t go; /* posted when a worker's task starts */
 } slow_job;
 
 /* A slow_job for the calling thread, no task started yet. */
@@ -163,6 +166,7 @@ static void slow_job_init(slow_job *j) {
     atomic_init(&j->started, 0);
     atomic_init(&j->on_caller, 0);
     j->caller = pthread_self();
+    sem_init(&j->go, 0, 0);
 }
 
 static void slow_task(void *ctx, int i) {
@@ -170,13 +174,20 @@ static void slow_task(void *ctx, int i) {
     slow_job *j = ctx;
     atomic_fetch_add(&j->started, 1);
     if (pthread_equal(pthread_self(), j->caller)) {
-        /* waits for the worker's task asleep, so that the caller's task
-         * stays a short one (in CPU time) however late the worker is */
+        /* waits for the worker's task blocked on a semaphore, so that the
+         * caller's task stays a short one in CPU time (a few us), however
+         * late the worker is: the pool judges the loss by that time, and a
+         * caller that polled while a new worker started (2 ms and more
+         * under AddressSanitizer) had used enough CPU to make its lost job
+         * look long, whose stretch alone is then counted by time */
         atomic_fetch_add(&j->on_caller, 1);
-        double until = now_s() + 10;
-        struct timespec nap = {0, 20 * 1000};
-        while (atomic_load(&j->started) < 2 && now_s() < until) nanosleep(&nap, NULL);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        while (sem_timedwait(&j->go, &until) != 0 && errno == EINTR) {
+        }
     } else {
+        sem_post(&j->go);
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
