@@ -8,33 +8,23 @@ Two references per product:
 - the exact product of the inputs rounded to bfloat16 here in NumPy (round
   to nearest even, subnormals to signed zero, NaN quiet), within the float32
   summation term alone: this pins the kernels' rounding of the inputs.
-Tests of a micro-kernel the CPU lacks skip, saying which instruction set is
-missing; the portable one runs everywhere.
+Each test runs on every micro-kernel this CPU has (the portable one runs
+everywhere); that list is checked against the CPU's own flags, so a kernel
+the CPU has cannot go untested by being reported missing.
 """
 import math
 
 import numpy as np
 import pytest
 
+import helpers
 from rnnpy import _core
 
 KC = 256  # RNN_BF16_KC in csrc/bf16.h: depth of the K slices
 U = 2.0 ** -8  # unit roundoff of bfloat16's 8-bit significand
 V = 2.0 ** -24  # float32's
 
-MISSING = {
-    "amx": "this CPU has no AMX-BF16 tiles (or the OS refused tile data)",
-    "avx512_bf16": "this CPU has no AVX512-BF16",
-    "generic": "",
-}
-
-
-def _isa_param(name: str):
-    have = name in _core.bf16_isas()
-    return pytest.param(name, marks=pytest.mark.skipif(not have, reason=MISSING[name]), id=name)
-
-
-ISAS = [_isa_param(n) for n in ("amx", "avx512_bf16", "generic")]
+ISAS = helpers.bf16_isas_here()  # this CPU's kernels: a kernel it lacks cannot run here
 
 
 def to_bf16(x: np.ndarray) -> np.ndarray:
@@ -164,6 +154,24 @@ def test_isas_and_peak():
             _core.bf16_peak(iters=bad)
     with pytest.raises(ValueError, match=r"^repeats: expected an int in \[1, 1000\], got 0"):
         _core.bf16_peak(repeats=0)
+
+
+def test_the_kernels_are_those_the_cpu_has():
+    # the list the tests above run on is the CPU's: every kernel whose
+    # instructions the CPU has (AMX: and that the OS grants tile data for,
+    # which Linux does when asked), and no other
+    isas = _core.bf16_isas()
+    flags = helpers.cpu_flags()
+    if flags is not None and _core.gemm_isa() != "generic":  # x86 Linux: the CPU says what it has
+        want = [isa for isa, need in helpers.BF16_ISA_FLAGS.items() if need <= flags]
+        assert list(isas) == want, (isas, sorted(flags & set().union(*helpers.BF16_ISA_FLAGS.values())))
+    else:  # elsewhere (or in a portable build) only the portable kernel is built
+        assert isas == ("generic",)
+    # a kernel asked for by name that this CPU lacks is refused, naming it
+    a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    for isa in sorted(set(helpers.BF16_ISA_FLAGS) - set(isas)):
+        with pytest.raises(ValueError, match=rf"^isa: '{isa}' is not available on this CPU"):
+            _core.gemm_bf16(a, b, isa=isa)
 
 
 def test_argument_errors():

@@ -8,12 +8,10 @@ last one of one step."""
 import numpy as np
 import pytest
 
+import helpers
 from rnnpy import _core
 
-MISSING = {"amx": "this CPU has no AMX-BF16 tiles (or the OS refused tile data)",
-           "avx512_bf16": "this CPU has no AVX512-BF16", "generic": ""}
-ISAS = [pytest.param(n, marks=pytest.mark.skipif(n not in _core.bf16_isas(), reason=MISSING[n]),
-                     id=n) for n in MISSING]
+ISAS = helpers.bf16_isas_here()  # this CPU's bfloat16 kernels (a kernel it lacks cannot run here)
 
 
 @pytest.mark.parametrize("isa", ISAS)
