@@ -200,40 +200,6 @@ def torch_stack(mode, params, x, h0, c0, lengths, L, bidirectional, batch_first,
 
 
 # ---------------------------------------------------------------------------
-# the bfloat16 micro-kernels
-
-# what each kernel needs, in the names of Linux's /proc/cpuinfo flags (the
-# checks of rnn_bf16_isa_supported, csrc/gemm_bf16.c); AMX also needs the OS
-# to grant the process tile data
-_BF16_AVX512 = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "fma"})
-BF16_ISA_FLAGS = {"amx": _BF16_AVX512 | {"amx_tile", "amx_bf16"},
-                  "avx512_bf16": _BF16_AVX512, "generic": frozenset()}
-
-
-def bf16_isas_here():
-    """The bfloat16 micro-kernels this CPU runs, best first: the list a test
-    parametrised by kernel covers. A kernel the CPU lacks cannot run here, so
-    it is left out rather than skipped; test_bf16_gemm.py's
-    test_the_kernels_are_those_the_cpu_has checks the list against the CPU's
-    flags, so a kernel wrongly reported absent fails there."""
-    from rnnpy import _core
-    return list(_core.bf16_isas())
-
-
-def cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (a set of names), or None
-    where there is no such file (not Linux) or it lists no flags (not x86)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
-
-
-# ---------------------------------------------------------------------------
 # finite differences and threads
 
 def numeric_grad(f, x, eps=1e-6, indices=None):

@@ -17,14 +17,36 @@ import math
 import numpy as np
 import pytest
 
-import helpers
 from rnnpy import _core
 
 KC = 256  # RNN_BF16_KC in csrc/bf16.h: depth of the K slices
 U = 2.0 ** -8  # unit roundoff of bfloat16's 8-bit significand
 V = 2.0 ** -24  # float32's
 
-ISAS = helpers.bf16_isas_here()  # this CPU's kernels: a kernel it lacks cannot run here
+# this CPU's kernels, best first: a kernel it lacks cannot run here, so it is
+# left out rather than skipped (test_the_kernels_are_those_the_cpu_has checks
+# the list against the CPU's flags)
+ISAS = _core.bf16_isas()
+
+# what each kernel needs, in the names of Linux's /proc/cpuinfo flags (the
+# checks of rnn_bf16_isa_supported, csrc/gemm_bf16.c); AMX also needs the OS
+# to grant the process tile data
+_BF16_AVX512 = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "fma"})
+BF16_ISA_FLAGS = {"amx": _BF16_AVX512 | {"amx_tile", "amx_bf16"},
+                  "avx512_bf16": _BF16_AVX512, "generic": frozenset()}
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (a set of names), or None
+    where there is no such file (not Linux) or it lists no flags (not x86)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
 
 
 def to_bf16(x: np.ndarray) -> np.ndarray:
@@ -161,15 +183,15 @@ def test_the_kernels_are_those_the_cpu_has():
     # instructions the CPU has (AMX: and that the OS grants tile data for,
     # which Linux does when asked), and no other
     isas = _core.bf16_isas()
-    flags = helpers.cpu_flags()
+    flags = cpu_flags()
     if flags is not None and _core.gemm_isa() != "generic":  # x86 Linux: the CPU says what it has
-        want = [isa for isa, need in helpers.BF16_ISA_FLAGS.items() if need <= flags]
-        assert list(isas) == want, (isas, sorted(flags & set().union(*helpers.BF16_ISA_FLAGS.values())))
+        want = [isa for isa, need in BF16_ISA_FLAGS.items() if need <= flags]
+        assert list(isas) == want, (isas, sorted(flags & set().union(*BF16_ISA_FLAGS.values())))
     else:  # elsewhere (or in a portable build) only the portable kernel is built
         assert isas == ("generic",)
     # a kernel asked for by name that this CPU lacks is refused, naming it
     a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
-    for isa in sorted(set(helpers.BF16_ISA_FLAGS) - set(isas)):
+    for isa in sorted(set(BF16_ISA_FLAGS) - set(isas)):
         with pytest.raises(ValueError, match=rf"^isa: '{isa}' is not available on this CPU"):
             _core.gemm_bf16(a, b, isa=isa)
 

@@ -8,10 +8,9 @@ last one of one step."""
 import numpy as np
 import pytest
 
-import helpers
 from rnnpy import _core
 
-ISAS = helpers.bf16_isas_here()  # this CPU's bfloat16 kernels (a kernel it lacks cannot run here)
+ISAS = _core.bf16_isas()  # this CPU's bfloat16 kernels (a kernel it lacks cannot run here)
 
 
 @pytest.mark.parametrize("isa", ISAS)
