@@ -101,7 +101,7 @@ struct rnn_pool {
     int64_t gain16;              /* what recent jobs that gained saved, 1/16 us */
     _Atomic(int64_t) picked_up;  /* when a worker first saw the current job (us), or
                                     -(its generation) until one has */
-    int woke_last;               /* the last job was issued to sleeping workers */
+    int woke_last;               /* the last job a worker joined was issued to sleeping workers */
     _Atomic(int64_t) threaded;   /* jobs run on several threads (read by rnn_pool_counts) */
     _Atomic(int64_t) alone;      /* jobs run on the caller alone */
     pthread_t threads[POOL_MAX_WORKERS];
@@ -283,25 +283,25 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * it took. The CPU time, not the wall time, of the caller's tasks: a
      * caller that waits for its core while a worker runs there would count
      * that wait as work and see a gain.
-     *   - A job issued to sleeping workers (the first after a pause, or after
-     *     jobs run alone) waits for one to wake (15-140 us on an idle 2-core
-     *     VM), whose core then starts cold (caches, clock): a worker task
-     *     that ran 2x the caller's was seen. A loss of up to
-     *     RNN_POOL_WAKE_US is not held against such a job (the jobs after it
-     *     find the workers spinning), or every return from running alone
-     *     would look lost and double the next stretch alone.
-     *   - Not two such jobs in a row, though (jobs run alone in between
-     *     break the row): where every job must wake a worker (one that shares
-     *     a core with other work goes back to sleep between jobs; or long
-     *     pauses between small jobs), the wake-ups are what threads cost. The
-     *     second is judged in full, and lost if no worker came during it:
-     *     the caller ran every task, and the worker it woke will take a core
-     *     from someone, maybe from the caller, after the job, where no job's
-     *     times can see it.
-     *   - A job issued to sleeping workers whose first worker was not up
-     *     within RNN_POOL_WAKE_US (its core busy with other work), or that
-     *     ended later than that with no worker come, is lost, whatever the
-     *     job's own times.
+     *   - A job issued to sleeping workers that none of them joined ran as
+     *     the caller alone would have run it: it is not judged, and the wake
+     *     it issued stays pending for the next jobs, which the worker joins
+     *     when it is up. A wake-up is not a sign of a busy core: on an idle
+     *     2-core VM a worker woke in 5-20 us while its core was polling, but
+     *     in 0.1-3 ms once the core had halted (the hypervisor runs it again
+     *     when it can), which backing off only made certain (each stretch
+     *     alone let the core halt before the next wake).
+     *   - The job a woken worker joins waited for it to start and found its
+     *     core cold (caches, clock; a worker task that ran 2x the caller's
+     *     was seen): a loss of up to RNN_POOL_WAKE_US is not held against
+     *     it (the jobs after it find the workers spinning), or every return
+     *     from running alone would look lost and double the next stretch.
+     *   - Not two such jobs in a row, though (jobs a worker was already up
+     *     for, or jobs run alone, break the row; jobs no worker joined do
+     *     not): where every job must wake a worker (one that shares a core
+     *     with other work goes back to sleep between jobs; or long pauses
+     *     between small jobs), the wake-ups are what threads cost, and the
+     *     second is judged in full.
      *   - Otherwise the pool judges by `balance`, the savings of the last ~8
      *     jobs: it backs off when they are negative (threads cost more than
      *     they saved: a worker sharing the caller's core, or descheduled by
@@ -319,21 +319,15 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * in jobs the length of the lost one (its one-thread time), one at
      * least. So it binds for jobs longer than RNN_POOL_SOLO_JOB_US (20 ms
      * of them the first time), not for short ones. */
-    if (mine > 0) {
-        int64_t end = now_us(), seen = atomic_load(&p->picked_up);
-        if (seen < 0) seen = 0; /* no worker came */
-        int64_t wall = end - t0, alone = (c1 - c0) * ntasks / mine;
-        int slow_wake = 0;
-        if (woke) {
-            int64_t wait = seen ? seen - t0 : wall; /* none came: all of the job */
-            if (!grown && (wait > RNN_POOL_WAKE_US || (p->woke_last && !seen)))
-                slow_wake = 1;
-            else if (wall > alone && !p->woke_last)
-                wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
-        }
+    int64_t seen = atomic_load(&p->picked_up);
+    const int came = seen > 0; /* a worker saw the job (its time) */
+    if (mine > 0 && (came || !woke)) {
+        int64_t wall = now_us() - t0, alone = (c1 - c0) * ntasks / mine;
+        if (woke && !grown && !p->woke_last && wall > alone)
+            wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
         p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
         if (alone > wall) p->gain16 += ((alone - wall) * 16 - p->gain16) / 8;
-        if (slow_wake || p->balance < -20) {
+        if (p->balance < -20) {
             int64_t debt = -p->balance;
             int64_t repay = debt * 16 / (p->gain16 > 128 ? p->gain16 : 128);
             p->backoff = p->backoff < 8 ? 8 : p->backoff < 2048 ? 2 * p->backoff : 4096;
@@ -349,7 +343,9 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
             p->doubling -= p->doubling / 16;
         }
     }
-    p->woke_last = woke && !grown; /* a new thread's start begins no row */
+    /* the row of jobs workers joined after a wake (a new thread's start
+     * begins none; a job no worker joined leaves it as it was) */
+    if (came || !woke) p->woke_last = woke && !grown;
     atomic_store(&p->busy, 0);
 }
 

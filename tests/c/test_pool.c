@@ -382,8 +382,12 @@ static void late_task(void *ctx, int i) {
     atomic_fetch_add(&j->started, 1);
     int mine = pthread_equal(pthread_self(), j->caller);
     double t = now_s();
-    while (mine && atomic_load(&j->started) < 2 && now_s() < t + 0.05) {
-    }
+    /* for a woken worker, asleep: that wait is not the caller's work (its
+     * CPU time), which a job's worth is judged by; in a real job the caller
+     * waits for a late worker after its tasks, not inside them */
+    struct timespec nap = {0, 20 * 1000};
+    while (mine && atomic_load(&j->started) < 2 && now_s() < t + 0.05)
+        if (j->late) nanosleep(&nap, NULL);
     double until = now_s() + (j->late && !mine ? 500e-6 : 100e-6);
     while (now_s() < until) {
     }
