@@ -78,7 +78,8 @@ def _rmsprop_ref(p, g, sq, ga, buf, lr, alpha, eps, momentum, centered, wd):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kw,cls", [
     ({}, optim.Adam), ({"weight_decay": 0.1, "amsgrad": True}, optim.Adam),
-    ({"weight_decay": 0.05}, optim.AdamW), ({"betas": (0.3, 0.6)}, optim.Adam)])
+    ({"weight_decay": 0.1}, optim.Adam), ({"weight_decay": 0.05}, optim.AdamW),
+    ({"betas": (0.3, 0.6)}, optim.Adam)])
 def test_adam_same_bits_as_written_out(dtype, kw, cls):
     model = _model(dtype)
     opt = cls(model, lr=0.01, **kw)
