@@ -7,7 +7,8 @@
  * child, where a job still runs (on the calling thread) and a new pool runs
  * jobs on threads again; the parent's pool keeps working after the fork; a
  * job that lost time to a slow worker makes the next ones run on the caller,
- * and so do threaded jobs that gain nothing (caller and worker on one core).
+ * and so do threaded jobs that gain nothing (caller and worker on one core);
+ * a worker woken on its caller's CPU runs elsewhere.
  */
 #define _GNU_SOURCE
 #define HARNESS_SEED 0x5EED0F9001ULL
@@ -490,6 +491,72 @@ static void parts(void) {
     check(ok, "rnn_pool_part covers [0, len) in contiguous parts");
 }
 
+/* A worker woken on the CPU its caller runs on moves to another allowed CPU
+ * instead of taking the caller's (pool.c, leave_callers_cpu). The worker is
+ * made to last run on the caller's CPU (all threads pinned there, then the
+ * worker's own task widens its mask again), so that the scheduler, which
+ * puts a woken thread beside its waker when it judges the other CPUs
+ * unavailable (a halted vCPU of a VM), may wake it there; its next task,
+ * run while the caller's spins, must then not be on the caller's CPU. The
+ * check needs a worker task in a round (a worker that wakes after the
+ * caller's 3 ms took both tasks proves nothing); on one CPU it is vacuous. */
+typedef struct {
+    pthread_t caller;
+    cpu_set_t wide;  /* the process's CPUs, for the worker to widen to */
+    int widen;       /* this job's worker task widens its mask */
+    atomic_int worker_cpu; /* the CPU a worker ran its task on, or -1 */
+} beside_job;
+
+static void beside_task(void *ctx, int i) {
+    (void)i;
+    beside_job *j = ctx;
+    if (pthread_equal(pthread_self(), j->caller)) {
+        double until = now_s() + 3e-3;
+        while (now_s() < until && atomic_load(&j->worker_cpu) < 0) {
+        }
+        return;
+    }
+    atomic_store(&j->worker_cpu, sched_getcpu());
+    if (j->widen) pthread_setaffinity_np(pthread_self(), sizeof j->wide, &j->wide);
+}
+
+static void woken_beside_caller(void) {
+    cpu_set_t wide, one;
+    if (pthread_getaffinity_np(pthread_self(), sizeof wide, &wide) != 0 || CPU_COUNT(&wide) < 2)
+        return;
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &wide)) cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
+    rnn_pool *p = rnn_pool_new(); /* its worker is made on the one CPU */
+    beside_job j = {.caller = pthread_self(), .wide = wide};
+    int rounds = 0, beside = 0;
+    for (int r = 0; r < 40 && rounds < 10; r++) {
+        /* the worker runs a task on the caller's CPU and widens its mask */
+        j.widen = 1;
+        for (int tries = 0; tries < 50; tries++) {
+            atomic_store(&j.worker_cpu, -1);
+            rnn_pool_run(p, 2, beside_task, &j);
+            if (atomic_load(&j.worker_cpu) >= 0) break;
+        }
+        struct timespec nap = {0, 5 * 1000 * 1000}; /* the worker goes to sleep */
+        nanosleep(&nap, NULL);
+        j.widen = 0;
+        atomic_store(&j.worker_cpu, -1);
+        rnn_pool_run(p, 2, beside_task, &j);
+        int w = atomic_load(&j.worker_cpu);
+        if (w < 0) continue; /* the caller ran both tasks */
+        rounds++;
+        beside += w == cpu;
+    }
+    rnn_pool_free(p);
+    pthread_setaffinity_np(pthread_self(), sizeof wide, &wide);
+    printf("woken beside the caller: %d of %d worker tasks on the caller's CPU\n", beside,
+           rounds);
+    check(beside == 0, "a worker woken on its caller's CPU runs its task on another CPU");
+}
+
 int main(void) {
     parts();
     many_jobs();
@@ -500,6 +567,7 @@ int main(void) {
     long_loss();
     wake();
     wake_after_alone();
+    woken_beside_caller();
     after_fork();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
