@@ -238,14 +238,22 @@ static void busy_task(void *ctx, int i) {
     cpu_burn(2e-3);
 }
 
-static void one_core(void) {
-    cpu_set_t old, one;
-    if (pthread_getaffinity_np(pthread_self(), sizeof old, &old) != 0) return;
+/* Pins the calling thread to the first CPU it may run on, the CPUs it had
+ * into *old; returns that CPU, or -1 (not pinned). */
+static int pin_to_first_cpu(cpu_set_t *old) {
+    cpu_set_t one;
+    if (pthread_getaffinity_np(pthread_self(), sizeof *old, old) != 0) return -1;
     int cpu = 0;
-    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &old)) cpu++;
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, old)) cpu++;
+    if (cpu == CPU_SETSIZE) return -1;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
-    if (cpu == CPU_SETSIZE || pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0 ? cpu : -1;
+}
+
+static void one_core(void) {
+    cpu_set_t old;
+    if (pin_to_first_cpu(&old) < 0) return;
     rnn_pool *p = rnn_pool_new(); /* its workers inherit the one core */
     int fresh = rnn_pool_alone(p) == 0; /* no workers yet: the first job makes them */
     for (int r = 0; r < 400; r++) rnn_pool_run(p, 2, busy_task, NULL);
@@ -521,14 +529,13 @@ static void beside_task(void *ctx, int i) {
 }
 
 static void woken_beside_caller(void) {
-    cpu_set_t wide, one;
-    if (pthread_getaffinity_np(pthread_self(), sizeof wide, &wide) != 0 || CPU_COUNT(&wide) < 2)
+    cpu_set_t wide;
+    int cpu = pin_to_first_cpu(&wide);
+    if (cpu < 0) return;
+    if (CPU_COUNT(&wide) < 2) {
+        pthread_setaffinity_np(pthread_self(), sizeof wide, &wide);
         return;
-    int cpu = 0;
-    while (!CPU_ISSET(cpu, &wide)) cpu++;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) return;
+    }
     rnn_pool *p = rnn_pool_new(); /* its worker is made on the one CPU */
     beside_job j = {.caller = pthread_self(), .wide = wide};
     int rounds = 0, beside = 0;
