@@ -19,7 +19,9 @@
  * sequentially consistent atomics one of the two always sees the other.
  *
  * No global state: a pool records the process that made it, and a copy
- * inherited through fork is recognised by that pid and never waited on.
+ * inherited through fork is recognised and never waited on: by a page the
+ * kernel zeroes in a child (MADV_WIPEONFORK), a load where getpid() would
+ * be a system call per job, or by that pid where the page cannot be had.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -34,6 +36,9 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
 
 #if defined(_POSIX_THREADS) && _POSIX_THREADS > 0 && !defined(__STDC_NO_ATOMICS__) && \
@@ -53,6 +58,18 @@
 #endif
 #ifndef RNN_POOL_SOLO_JOB_US
 #define RNN_POOL_SOLO_JOB_US 2500 /* a stretch alone counts longer jobs by time (us) */
+#endif
+/* Jobs are judged (rnn_pool_run) by the caller's CPU time, a system call of
+ * about 0.5 us (2 per job) in a VM: on a job of a few microseconds (a step
+ * product at B = 1-4) that is 10% of the job, on the caller's path. So a
+ * job shorter than RNN_POOL_CLOCK_US (its wall time, read at 25 ns) is
+ * judged one time in RNN_POOL_CLOCK_EVERY; longer ones, and jobs that woke
+ * a worker, every time. */
+#ifndef RNN_POOL_CLOCK_US
+#define RNN_POOL_CLOCK_US 50
+#endif
+#ifndef RNN_POOL_CLOCK_EVERY
+#define RNN_POOL_CLOCK_EVERY 4
 #endif
 
 #if POOL_THREADS
@@ -84,6 +101,8 @@
 
 struct rnn_pool {
     pid_t pid;                   /* the process that made the pool */
+    volatile int *fork_mark;     /* 1 in that process, 0 in a child (MADV_WIPEONFORK), or NULL */
+    int64_t last_wall;           /* the wall time of the last job run on threads (us) */
     atomic_int busy;             /* a caller's job is running (try-lock) */
     _Atomic(uint64_t) ticket;    /* generation, task count, next unclaimed task */
     _Atomic(rnn_pool_fn) fn;     /* the current job */
@@ -286,7 +305,10 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
         return;
     }
     atomic_fetch_add_explicit(&p->threaded, 1, memory_order_relaxed);
-    int64_t t0 = now_us(), c0 = thread_cpu_us();
+    /* judged: a long job, one that may wake a worker, or one in CLOCK_EVERY */
+    const int timed = p->last_wall >= RNN_POOL_CLOCK_US || p->jobs % RNN_POOL_CLOCK_EVERY == 0 ||
+                      p->nworkers > had || atomic_load(&p->sleepers) > 0;
+    int64_t t0 = now_us(), c0 = timed ? thread_cpu_us() : 0;
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store(&p->done, 0);
@@ -303,7 +325,7 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     atomic_fetch_add(&p->wake_seq, 1);
     if (atomic_load(&p->sleepers) > 0) word_wake(p, &p->wake_seq, ntasks - 1);
     int mine = claim_tasks(p, t);
-    int64_t c1 = thread_cpu_us();
+    int64_t c1 = timed ? thread_cpu_us() : 0;
     /* the tasks workers claimed: spin a little, then sleep */
     int64_t t1 = now_us(), until = t1 + RNN_POOL_SPIN_US;
     int k = 0;
@@ -360,8 +382,9 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
      * of them the first time), not for short ones. */
     int64_t seen = atomic_load(&p->picked_up);
     const int came = seen > 0; /* a worker saw the job (its time) */
-    if (mine > 0 && (came || !woke)) {
-        int64_t wall = now_us() - t0, alone = (c1 - c0) * ntasks / mine;
+    p->last_wall = now_us() - t0;
+    if (timed && mine > 0 && (came || !woke)) {
+        int64_t wall = p->last_wall, alone = (c1 - c0) * ntasks / mine;
         if (woke && !grown && !p->woke_last && wall > alone)
             wall -= wall - alone < RNN_POOL_WAKE_US ? wall - alone : RNN_POOL_WAKE_US;
         p->balance += alone - wall - p->balance / 8; /* the last ~8 jobs' savings */
@@ -419,6 +442,17 @@ rnn_pool *rnn_pool_new(void) {
     }
 #endif
     p->pid = getpid();
+#if defined(__linux__) && defined(MADV_WIPEONFORK)
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED) {
+        if (madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+            p->fork_mark = page;
+            *p->fork_mark = 1;
+        } else {
+            munmap(page, 4096);
+        }
+    }
+#endif
     atomic_init(&p->busy, 0);
     atomic_init(&p->ticket, 0);
     atomic_init(&p->fn, NULL);
@@ -456,12 +490,23 @@ void rnn_pool_free(rnn_pool *p) {
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
 #endif
-    free(p);
+    rnn_pool_abandon(p);
 }
 
-int rnn_pool_stale(const rnn_pool *p) { return p && p->pid != getpid(); }
+int rnn_pool_stale(const rnn_pool *p) {
+    if (!p) return 0;
+    if (p->fork_mark) return *p->fork_mark == 0;
+    return p->pid != getpid();
+}
 
-void rnn_pool_abandon(rnn_pool *p) { free(p); }
+/* (the mark's page is mapped in a child too, zeroed) */
+void rnn_pool_abandon(rnn_pool *p) {
+    if (!p) return;
+#if defined(__linux__)
+    if (p->fork_mark) munmap((void *)p->fork_mark, 4096);
+#endif
+    free(p);
+}
 
 int rnn_pool_workers(const rnn_pool *p) { return p && !rnn_pool_stale(p) ? p->nworkers : 0; }
 
