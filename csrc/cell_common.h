@@ -115,6 +115,38 @@ static inline int rnn_step_split(const rnn_dims *d, int64_t N, int64_t K, size_t
     if (n > d->B / 2) n = d->B / 2; /* two rows or more each */
     return (int)n;
 }
+/* A step split by units. Where the row split would give each thread few
+ * rows against all of W_hh (a small batch: rows under a register tile's
+ * height, and W_hh streamed through every core's L2, or from L3 where it
+ * does not fit), a step can instead run as one job of unit blocks: task i
+ * computes, for every row, the gate columns of its units (gate by gate,
+ * from W_hh packed per gate: a slice of it, which stays in its core's L2
+ * step after step) and then those units' elementwise pass; one barrier per
+ * step, as with rows. The next step's product reads all of h_{t-1}, so h
+ * is double-buffered. Unit blocks are multiples of RNN_GEMM_NR_MAX (the
+ * packed strips' boundary), so each element is summed as in the unsplit
+ * product and the bits are the same. The kernel decides which options
+ * allow it (elementwise work that spans a row, such as layer norm, does
+ * not). Returns 1 (not split) or the number of tasks. */
+#ifndef RNN_UNIT_SPLIT_MAX_B
+#define RNN_UNIT_SPLIT_MAX_B 8
+#endif
+static inline int rnn_unit_split(const rnn_dims *d, int64_t H) {
+    const int64_t nq = (H + RNN_GEMM_NR_MAX - 1) / RNN_GEMM_NR_MAX;
+    if (d->threads <= 1 || d->compute != RNN_COMPUTE_NATIVE || nq < 2) return 1;
+    if (d->B > RNN_UNIT_SPLIT_MAX_B) return 1;
+    int64_t n = d->threads < RNN_MAX_THREADS ? d->threads : RNN_MAX_THREADS;
+    return (int)(n < nq ? n : nq);
+}
+/* Units [*u0, *u1) of task i of n over H units (whole blocks of
+ * RNN_GEMM_NR_MAX, rnn_pool_part's share of them). */
+static inline void rnn_unit_part(int64_t H, int n, int i, int64_t *u0, int64_t *u1) {
+    int64_t q0, q1;
+    rnn_pool_part((H + RNN_GEMM_NR_MAX - 1) / RNN_GEMM_NR_MAX, n, i, &q0, &q1);
+    *u0 = q0 * RNN_GEMM_NR_MAX;
+    *u1 = q1 * RNN_GEMM_NR_MAX < H ? q1 * RNN_GEMM_NR_MAX : H;
+}
+
 /* One task of a split step: rows [b0, b1), GEMM workspace ws. */
 typedef int (*rnn_step_fn)(void *ctx, int64_t b0, int64_t b1, void *ws);
 typedef struct {

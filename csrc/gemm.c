@@ -86,10 +86,13 @@
 
 /* Largest MR of any kernel: bound of the packed-A padding and tile buffers. */
 #define MR_MAX 16
-#define NR_MAX 64
+#define NR_MAX RNN_GEMM_NR_MAX
 
 _Static_assert(MR512_F32 <= MR_MAX && MR512_F64 <= MR_MAX, "MR512 > MR_MAX");
-_Static_assert(NV512_F32 * 16 <= NR_MAX && NV512_F64 * 8 <= NR_MAX, "NR512 > NR_MAX");
+_Static_assert(NR_MAX % (NV512_F32 * 16) == 0 && NR_MAX % (NV512_F64 * 8) == 0 &&
+                   NR_MAX % (NV256_F32 * 8) == 0 && NR_MAX % (NV256_F64 * 4) == 0 &&
+                   NR_MAX % NRG_F32 == 0 && NR_MAX % NRG_F64 == 0,
+               "every NR divides NR_MAX (column splits fall on strip boundaries)");
 
 #define ALIGN_UP(x) (((x) + 63) & ~(size_t)63)
 
@@ -1122,6 +1125,29 @@ int SFX(rnn_gemm_packed_mt)(rnn_pool *pool, int threads, int64_t M, int64_t N, i
     j.chunk = (j.chunk + quantum - 1) / quantum * quantum;
     nt = (int)((j.len + j.chunk - 1) / j.chunk);
     gemm_run_tasks(pool, serial, nt, SFX(gemm_packed_task), &j);
+    return RNN_OK;
+}
+
+int SFX(rnn_gemm_packed_cols)(int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t K,
+                              REAL alpha, const REAL *A, int64_t lda, const void *packed,
+                              REAL beta, REAL *C, int64_t ldc, void *workspace) {
+    if (M < 0 || N < 0 || K < 0) return RNN_ERR_SIZE;
+    if (n0 < 0 || n0 > n1 || n1 > N || n0 % NR_MAX != 0) return RNN_ERR_SIZE;
+    if (M == 0 || n0 == n1) return RNN_OK;
+    if (!C || (K > 0 && (!A || !packed))) return RNN_ERR_NULL;
+    if (ldc < N || (K > 0 && lda < K)) return RNN_ERR_LD;
+    if (!workspace) return RNN_ERR_NULL;
+    if (K == 0 || alpha == 0) {
+        SFX(scale_c)(M, n1 - n0, beta, C + n0, ldc);
+        return RNN_OK;
+    }
+    const gemm_packed_hdr *h =
+        (const gemm_packed_hdr *)(((uintptr_t)packed + 63) & ~(uintptr_t)63);
+    if (h->magic != PACK_MAGIC || h->elt != (int32_t)sizeof(REAL) || h->n != N || h->k != K)
+        return RNN_ERR_SIZE;
+    SFX(gemm_packed_blocked)(SFX(isa_desc)(h->isa), M, n0, n1 - n0, K, h->npad, alpha, A, lda,
+                             (const REAL *)((const char *)h + PACK_HDR), beta, C + n0, ldc,
+                             workspace);
     return RNN_OK;
 }
 

@@ -25,6 +25,10 @@
 #include "pool.h"
 #include "rnn_common.h"
 
+/* Every instruction set's column strip (its NR) divides this: a packed
+ * product's columns split at multiples of it (rnn_gemm_packed_cols_*). */
+#define RNN_GEMM_NR_MAX 64
+
 /* Bytes of workspace rnn_gemm_f32/f64 need (the same for any shape). */
 size_t rnn_gemm_workspace_size(void);
 
@@ -141,6 +145,17 @@ int rnn_gemm_packed_f32(int64_t M, int64_t N, int64_t K, float alpha, const floa
 int rnn_gemm_packed_f64(int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                         int64_t lda, const void *packed, double beta, double *C, int64_t ldc,
                         void *workspace);
+/* Columns [n0, n1) of rnn_gemm_packed_*'s product (N, K: those packed),
+ * the other columns of C untouched, on the calling thread: each element
+ * the bits the whole product gives it. n0 must be a multiple of
+ * RNN_GEMM_NR_MAX (RNN_ERR_SIZE otherwise), the packed strips' boundary
+ * for every instruction set; C points at column 0. */
+int rnn_gemm_packed_cols_f32(int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t K,
+                             float alpha, const float *A, int64_t lda, const void *packed,
+                             float beta, float *C, int64_t ldc, void *workspace);
+int rnn_gemm_packed_cols_f64(int64_t M, int64_t n0, int64_t n1, int64_t N, int64_t K,
+                             double alpha, const double *A, int64_t lda, const void *packed,
+                             double beta, double *C, int64_t ldc, void *workspace);
 int rnn_gemm_packed_mt_f32(rnn_pool *pool, int threads, int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const void *packed, float beta, float *C,
                            int64_t ldc, void *workspace);

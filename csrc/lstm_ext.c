@@ -29,7 +29,9 @@
  *   (rnn_ext_proj_steps), the activated gates too at inference | bias (4H)
  *   b_ih + b_hh | pre (B, 4H) recurrent product | hm (B, Hs) m_b*h_{t-1} |
  *   zero (H) | y (B, H) ln_c[0]*LN(c~) + ln_c[1] (layer_norm) | ub (B, H),
- *   hpr (B, P) (projection) | W_hh^T packed | W_hr^T packed (projection) |
+ *   hpr (B, P) (projection) | W_hh^T packed (whole, or gate by gate where
+ *   steps split by units, rnn_unit_split) | hx (B, Hs) h's second buffer
+ *   there | W_hr^T packed (projection) |
  *   xs (Tc*B, I) the block's rows of x, when they are not in place |
  *   W_ih^T packed
  * The block keeps the input projection in cache between the product and
@@ -96,6 +98,8 @@ typedef struct {
     int64_t gates, cs, cp, hp, u, xn, hn, cn, rs, cache_len;
     /* forward scratch */
     int64_t f_blk, f_bias, f_pre, f_hm, f_zero, f_y, f_ub, f_hpr, f_wpk, f_wrpk, f_xs, f_wipk, fwork_len;
+    int64_t f_hx;   /* h's second buffer (B, Hs), for steps split by units */
+    int64_t gpk;    /* elements of one gate's packed W_hh^T (steps split by units) */
     /* backward scratch */
     int64_t Tb;  /* steps per block of the backward's weight gradients */
     int whole;   /* Tb == T: one block, its rows in row(t, b) order */
@@ -142,7 +146,12 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->f_y = lx_take(&f, ln ? rnn_mul(B, H) : 0);
     L->f_ub = lx_take(&f, proj ? rnn_mul(B, H) : 0);
     L->f_hpr = lx_take(&f, proj ? rnn_mul(B, P) : 0);
-    L->f_wpk = lx_take(&f, rnn_ext_packed_len(d, G, Hs));
+    /* W_hh^T packed whole, or gate by gate for steps split by units */
+    const int64_t wpk = rnn_ext_packed_len(d, G, Hs);
+    L->gpk = rnn_ext_packed_len(d, H, Hs);
+    const int64_t g4 = rnn_mul(4, L->gpk);
+    L->f_wpk = lx_take(&f, wpk < 0 || g4 < 0 ? -1 : wpk > g4 ? wpk : g4);
+    L->f_hx = lx_take(&f, rnn_mul(B, Hs));
     L->f_wrpk = lx_take(&f, proj ? rnn_ext_packed_len(d, P, H) : 0);
     L->f_xs = lx_take(&f, rnn_mul(rnn_mul(L->Tc, B), d->I));
     L->f_wipk = lx_take(&f, L->blocks ? rnn_ext_packed_len(d, G, d->I) : 0);
@@ -251,17 +260,19 @@ static CELL_INLINE void SFX(lx_fwd_ln_in)(int64_t G, REAL *gr, const REAL *xr,
     rs[1] = rh;
 }
 
-/* Gates from the pre-activations in gr (overwritten with the activated
- * gates); c~ into csr, c_{t-1} into cpr, and the carried c (cb) advances
- * through zoneout (a zero row when there is none). */
-static CELL_INLINE void SFX(lx_fwd_gates)(int64_t H, REAL *restrict gr, const REAL *restrict pi,
-                                          const REAL *restrict pf, const REAL *restrict po,
-                                          const REAL *restrict zcr, REAL *restrict cb,
-                                          REAL *restrict csr, REAL *restrict cpr, const int peep) {
-    for (int64_t j = 0; j < H; j++) {
+/* Gates of n units from the pre-activations in gr (overwritten with the
+ * activated gates; gate q of unit j at gr[q*ld + j]); c~ into csr, c_{t-1}
+ * into cpr, and the carried c (cb) advances through zoneout (a zero row
+ * when there is none). */
+static CELL_INLINE void SFX(lx_fwd_gates)(int64_t n, int64_t ld, REAL *restrict gr,
+                                          const REAL *restrict pi, const REAL *restrict pf,
+                                          const REAL *restrict po, const REAL *restrict zcr,
+                                          REAL *restrict cb, REAL *restrict csr,
+                                          REAL *restrict cpr, const int peep) {
+    for (int64_t j = 0; j < n; j++) {
         REAL c_prev = cb[j];
         cpr[j] = c_prev;
-        REAL ai = gr[j], af = gr[H + j], ag = gr[2 * H + j], ao = gr[3 * H + j];
+        REAL ai = gr[j], af = gr[ld + j], ag = gr[2 * ld + j], ao = gr[3 * ld + j];
         if (peep) {
             ai += pi[j] * c_prev;
             af += pf[j] * c_prev;
@@ -270,7 +281,7 @@ static CELL_INLINE void SFX(lx_fwd_gates)(int64_t H, REAL *restrict gr, const RE
         REAL c = fg * c_prev + ig * gg;
         if (peep) ao += po[j] * c;
         REAL og = SFX(rnn_sigmoid)(ao);
-        gr[j] = ig; gr[H + j] = fg; gr[2 * H + j] = gg; gr[3 * H + j] = og;
+        gr[j] = ig; gr[ld + j] = fg; gr[2 * ld + j] = gg; gr[3 * ld + j] = og;
         csr[j] = c;
         cb[j] = zcr[j] * c_prev + ((REAL)1 - zcr[j]) * c;
     }
@@ -287,22 +298,23 @@ static CELL_INLINE void SFX(lx_fwd_gates)(int64_t H, REAL *restrict gr, const RE
  * the pre-activations from xr; the gates go to gr (which may be xr). With
  * keep == 0 (inference) it stores only the output gate, which lx_fwd_out
  * reads. */
-LX_V512_FN lx_fwd_gates_v512(int64_t H, float *gr, const float *xr, const float *restrict pr,
-                             const float *restrict bias, const float *restrict pi,
-                             const float *restrict pf, const float *restrict po,
-                             const float *restrict zcr, float *restrict cb, float *restrict csr,
-                             float *restrict cpr, const int peep, const int keep) {
+LX_V512_FN lx_fwd_gates_v512(int64_t n, int64_t ld, float *gr, const float *xr,
+                             const float *restrict pr, const float *restrict bias,
+                             const float *restrict pi, const float *restrict pf,
+                             const float *restrict po, const float *restrict zcr,
+                             float *restrict cb, float *restrict csr, float *restrict cpr,
+                             const int peep, const int keep) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = rnn_v512_mask(H, j);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = rnn_v512_mask(n, j);
         __m512 c_prev = _mm512_maskz_loadu_ps(m, cb + j);
         _mm512_mask_storeu_ps(cpr + j, m, c_prev);
         __m512 a[4];
         for (int q = 0; q < 4; q++) {
-            a[q] = _mm512_maskz_loadu_ps(m, xr + q * H + j);
+            a[q] = _mm512_maskz_loadu_ps(m, xr + q * ld + j);
             if (pr)
-                a[q] = _mm512_add_ps(_mm512_add_ps(a[q], _mm512_maskz_loadu_ps(m, pr + q * H + j)),
-                                     _mm512_maskz_loadu_ps(m, bias + q * H + j));
+                a[q] = _mm512_add_ps(_mm512_add_ps(a[q], _mm512_maskz_loadu_ps(m, pr + q * ld + j)),
+                                     _mm512_maskz_loadu_ps(m, bias + q * ld + j));
         }
         __m512 ai = a[0], af = a[1], ag = a[2], ao = a[3];
         if (peep) {
@@ -315,10 +327,10 @@ LX_V512_FN lx_fwd_gates_v512(int64_t H, float *gr, const float *xr, const float 
         __m512 og = rnn_v512_sigmoid(ao);
         if (keep) {
             _mm512_mask_storeu_ps(gr + j, m, ig);
-            _mm512_mask_storeu_ps(gr + H + j, m, fg);
-            _mm512_mask_storeu_ps(gr + 2 * H + j, m, gg);
+            _mm512_mask_storeu_ps(gr + ld + j, m, fg);
+            _mm512_mask_storeu_ps(gr + 2 * ld + j, m, gg);
         }
-        _mm512_mask_storeu_ps(gr + 3 * H + j, m, og);
+        _mm512_mask_storeu_ps(gr + 3 * ld + j, m, og);
         _mm512_mask_storeu_ps(csr + j, m, c);
         __m512 z = _mm512_maskz_loadu_ps(m, zcr + j);
         _mm512_mask_storeu_ps(cb + j, m, _mm512_add_ps(_mm512_mul_ps(z, c_prev),
@@ -326,12 +338,13 @@ LX_V512_FN lx_fwd_gates_v512(int64_t H, float *gr, const float *xr, const float 
     }
 }
 
-LX_V512_FN lx_fwd_out_v512(int64_t H, const float *restrict y, const float *restrict og,
-                           const float *restrict zhr, float *restrict hb, float *restrict o,
-                           float *restrict ub, float *restrict ur, const int proj) {
+LX_V512_FN lx_fwd_out_v512(int64_t n, const float *restrict y, const float *restrict og,
+                           const float *restrict zhr, const float *hprev, float *hb,
+                           float *restrict o, float *restrict ub, float *restrict ur,
+                           const int proj) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t j = 0; j < H; j += 16) {
-        const __mmask16 m = rnn_v512_mask(H, j);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = rnn_v512_mask(n, j);
         __m512 u = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, og + j),
                                  rnn_v512_tanh(_mm512_maskz_loadu_ps(m, y + j)));
         if (proj) {
@@ -339,7 +352,7 @@ LX_V512_FN lx_fwd_out_v512(int64_t H, const float *restrict y, const float *rest
             _mm512_mask_storeu_ps(ur + j, m, u);
         } else {
             __m512 z = _mm512_maskz_loadu_ps(m, zhr + j);
-            __m512 h = _mm512_add_ps(_mm512_mul_ps(z, _mm512_maskz_loadu_ps(m, hb + j)),
+            __m512 h = _mm512_add_ps(_mm512_mul_ps(z, _mm512_maskz_loadu_ps(m, hprev + j)),
                                      _mm512_mul_ps(_mm512_sub_ps(one, z), u));
             _mm512_mask_storeu_ps(hb + j, m, h);
             _mm512_mask_storeu_ps(o + j, m, h);
@@ -362,19 +375,20 @@ static CELL_INLINE void SFX(lx_fwd_ln_c)(int64_t H, const REAL *restrict csr,
     *rs = r;
 }
 
-/* u = o*tanh(y); then u into ub and ur (proj), or h_t (through zoneout)
- * into hb and the output row. */
-static CELL_INLINE void SFX(lx_fwd_out)(int64_t H, const REAL *restrict y,
+/* u = o*tanh(y) for n units; then u into ub and ur (proj), or h_t
+ * (through zoneout, from h_{t-1} in hprev, which may be hb itself) into hb
+ * and the output row. */
+static CELL_INLINE void SFX(lx_fwd_out)(int64_t n, const REAL *restrict y,
                                         const REAL *restrict og, const REAL *restrict zhr,
-                                        REAL *restrict hb, REAL *restrict o, REAL *restrict ub,
-                                        REAL *restrict ur, const int proj) {
-    for (int64_t j = 0; j < H; j++) {
+                                        const REAL *hprev, REAL *hb, REAL *restrict o,
+                                        REAL *restrict ub, REAL *restrict ur, const int proj) {
+    for (int64_t j = 0; j < n; j++) {
         REAL u = og[j] * SFX(rnn_tanhv)(y[j]);
         if (proj) {
             ub[j] = u;
             ur[j] = u;
         } else {
-            REAL h = zhr[j] * hb[j] + ((REAL)1 - zhr[j]) * u;
+            REAL h = zhr[j] * hprev[j] + ((REAL)1 - zhr[j]) * u;
             hb[j] = h;
             o[j] = h;
         }
@@ -400,36 +414,48 @@ typedef struct {
     int64_t goff; /* the step's first row in the block of W_ih x rows */
     const REAL *bias, *b_ih, *b_hh, *ln_ih, *ln_hh, *g0, *g1, *pi, *pf, *po, *zh, *zc;
     const REAL *pre, *A, *hpr;
+    const REAL *hsrc; /* h_{t-1} (B, Hs), zoneout's; hT itself unless steps go by units */
     REAL *blk, *gates, *cs, *cp, *hp, *U, *XN, *HN, *CN, *RS, *hT, *cT, *ub, *Y, *out;
 } SFX(lx_fctx);
 
-/* One row of a forward step, up to h_t (or u before the projection): r is
- * the row of x and out, q the row of the per-row arrays (r, or b at
- * inference, where nothing is kept for backward). */
-static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r,
-                                        const int v512) {
-    const int64_t H = c->H, Hs = c->Hs, G = c->G, q = c->inf ? b : r;
+/* Units [u0, u1) of one row of a forward step, up to h_t (or u before the
+ * projection): r is the row of x and out, q the row of the per-row arrays
+ * (r, or b at inference, where nothing is kept for backward). With layer
+ * norm or a projection, whose sums span the row, only the whole row
+ * (u0 = 0, u1 = H). The units' results do not depend on the others. */
+static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_t r, int64_t u0,
+                                        int64_t u1, const int v512) {
+    const int64_t H = c->H, Hs = c->Hs, G = c->G, q = c->inf ? b : r, n = u1 - u0;
     REAL *xr = c->blocks ? c->blk + (c->goff + b) * G : c->gates + r * G; /* W_ih x_t */
-    REAL *gr = c->inf ? xr : c->gates + r * G, *cb = c->cT + b * H, *hb = c->hT + b * Hs;
-    REAL *csr = c->cs + q * H, *cpr = c->cp + q * H, *o = c->out + r * c->ldo;
-    const REAL *pr = c->pre + b * G;
-    if (!c->inf) memcpy(c->hp + q * Hs, c->A + b * Hs, (size_t)Hs * sizeof(REAL));
-    const REAL *zhr = c->zh + r * c->zh_ld, *zcr = c->zc + r * c->zc_ld;
-    if (c->ln)
+    REAL *gr = c->inf ? xr : c->gates + r * G, *cb = c->cT + b * H + u0;
+    REAL *hb = c->hT + b * Hs + u0;
+    REAL *csr = c->cs + q * H + u0, *cpr = c->cp + q * H + u0, *o = c->out + r * c->ldo + u0;
+    const REAL *pr = c->pre + b * G, *hprev = c->hsrc + b * Hs + u0;
+    if (!c->inf) /* the whole row with a projection (Hs = P) */
+        memcpy(c->hp + q * Hs + u0, c->A + b * Hs + u0,
+               (size_t)(c->proj ? Hs : n) * sizeof(REAL));
+    const REAL *zhr = c->zh + r * c->zh_ld + u0, *zcr = c->zc + r * c->zc_ld + u0;
+    const REAL *pi = c->peep ? c->pi + u0 : NULL, *pf = c->peep ? c->pf + u0 : NULL;
+    const REAL *po = c->peep ? c->po + u0 : NULL;
+    if (c->ln) {
         SFX(lx_fwd_ln_in)(G, gr, xr, pr, c->ln_ih, c->b_ih, c->ln_hh, c->b_hh, c->XN + q * G,
                           c->HN + q * G, c->RS + q * 3);
-    else if (!(LX_V512 && v512))
-        SFX(lx_fwd_sum)(G, gr, xr, pr, c->bias);
+    } else if (!(LX_V512 && v512)) {
+        for (int g = 0; g < 4; g++)
+            SFX(lx_fwd_sum)(n, gr + g * H + u0, xr + g * H + u0, pr + g * H + u0,
+                            c->bias + g * H + u0);
+    }
+    gr += u0;
 #if LX_V512
     if (v512)
-        lx_fwd_gates_v512(H, gr, c->ln ? gr : xr, c->ln ? NULL : pr, c->bias, c->pi, c->pf, c->po, zcr, cb, csr,
-                          cpr, c->peep, !c->inf);
+        lx_fwd_gates_v512(n, H, gr, c->ln ? gr : xr + u0, c->ln ? NULL : pr + u0, c->bias + u0, pi,
+                          pf, po, zcr, cb, csr, cpr, c->peep, !c->inf);
     else
 #else
     (void)v512;
 #endif
-    if (c->peep) SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 1);
-    else SFX(lx_fwd_gates)(H, gr, c->pi, c->pf, c->po, zcr, cb, csr, cpr, 0);
+    if (c->peep) SFX(lx_fwd_gates)(n, H, gr, pi, pf, po, zcr, cb, csr, cpr, 1);
+    else SFX(lx_fwd_gates)(n, H, gr, pi, pf, po, zcr, cb, csr, cpr, 0);
     const REAL *og = gr + 3 * H;
     REAL *ub = c->proj ? c->ub + b * H : NULL, *ur = c->proj ? c->U + q * H : NULL;
     const REAL *y = csr;
@@ -439,14 +465,15 @@ static CELL_INLINE void SFX(lx_fwd_row)(const SFX(lx_fctx) *c, int64_t b, int64_
         y = yr;
     }
 #if LX_V512
-    if (v512) lx_fwd_out_v512(H, y, og, zhr, hb, o, ub, ur, c->proj);
+    if (v512) lx_fwd_out_v512(n, y, og, zhr, hprev, hb, o, ub, ur, c->proj);
     else
 #endif
-    if (c->proj) SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 1);
-    else SFX(lx_fwd_out)(H, y, og, zhr, hb, o, ub, ur, 0);
+    if (c->proj) SFX(lx_fwd_out)(n, y, og, zhr, hprev, hb, o, ub, ur, 1);
+    else SFX(lx_fwd_out)(n, y, og, zhr, hprev, hb, o, ub, ur, 0);
 }
-LX_ROW_VARIANTS2(lx_fwd_row, (const SFX(lx_fctx) *c, int64_t b, int64_t r), (c, b, r, 0),
-                 (c, b, r, 1))
+LX_ROW_VARIANTS2(lx_fwd_row,
+                 (const SFX(lx_fctx) *c, int64_t b, int64_t r, int64_t u0, int64_t u1),
+                 (c, b, r, u0, u1, 0), (c, b, r, u0, u1, 1))
 
 /* ---- backward pieces ---- */
 
@@ -644,7 +671,7 @@ static void SFX(lx_fwd_rows)(void *ctx, int64_t b0, int64_t b1) {
     const rnn_dims *d = k->d;
     for (int64_t b = b0; b < b1; b++) {
         int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
-        if (t >= 0) k->row(k->c, b, t * d->ts + b * d->bs);
+        if (t >= 0) k->row(k->c, b, t * d->ts + b * d->bs, 0, k->c->H);
     }
 }
 
@@ -689,6 +716,47 @@ static int SFX(lx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     return RNN_OK;
 }
 
+/* lstm_ext_forward's step split by units (rnn_unit_split): task i's units
+ * for every row, reading h_{t-1} from c->A (= c->hsrc) and writing h_t to
+ * c->hT, the other buffer. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    int n;                 /* tasks */
+    SFX(lx_fwd_row_fn) row;
+    const SFX(lx_fctx) *c;
+    const void *wg[4];     /* W_hh^T packed gate by gate (Hs x H each) */
+    char *ws;              /* the tasks' GEMM workspaces, ws_step apart */
+    size_t ws_step;
+    int status[RNN_MAX_THREADS];
+} SFX(lx_fwd_units_ctx);
+static void SFX(lx_fwd_units)(void *ctx, int i) {
+    SFX(lx_fwd_units_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    const SFX(lx_fctx) *c = k->c;
+    const int64_t H = c->H, Hs = c->Hs, G = c->G, B = d->B;
+    int64_t u0, u1;
+    rnn_unit_part(H, k->n, i, &u0, &u1);
+    void *ws = k->ws + (size_t)i * k->ws_step;
+    for (int g = 0; g < 4; g++) {
+        int st = SFX(rnn_gemm_packed_cols)(B, u0, u1, H, Hs, 1, c->A, Hs, k->wg[g], 0,
+                                           (REAL *)c->pre + g * H, G, ws);
+        if (st) {
+            k->status[i] = st;
+            return;
+        }
+    }
+    for (int64_t b = 0; b < B; b++) {
+        int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+        if (t >= 0)
+            k->row(c, b, t * d->ts + b * d->bs, u0, u1);
+        else /* an ended sequence keeps its h */
+            memcpy(c->hT + b * Hs + u0, c->hsrc + b * Hs + u0, (size_t)(u1 - u0) * sizeof(REAL));
+    }
+    k->status[i] = RNN_OK;
+}
+
 int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,
                           const REAL *h0, const REAL *c0, const SFX(rnn_ext_params) *p,
                           const SFX(rnn_ext_masks) *m, const rnn_ext_config *cfg,
@@ -717,7 +785,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
         .g0 = L.ln ? p->ln_c : NULL, .g1 = L.ln ? p->ln_c + H : NULL,
         .pi = L.peep ? p->w_peep : NULL, .pf = L.peep ? p->w_peep + H : NULL,
         .po = L.peep ? p->w_peep + 2 * H : NULL, .zh = k.zh, .zc = k.zc,
-        .pre = pre, .A = k.rec ? hm : hT, .hpr = hpr,
+        .pre = pre, .A = k.rec ? hm : hT, .hpr = hpr, .hsrc = hT,
         .blocks = L.blocks, .blk = work + L.f_blk, .gates = rows + L.gates, .cs = rows + L.cs, .cp = rows + L.cp, .hp = rows + L.hp,
         .U = L.proj ? rows + L.u : NULL, .XN = L.ln ? rows + L.xn : NULL,
         .HN = L.ln ? rows + L.hn : NULL, .CN = L.ln ? rows + L.cn : NULL,
@@ -733,8 +801,22 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     } else if (!rnn_in_place(d, I) && (st = SFX(step_pack_ld)(d, 1, G, I, p->w_ih, I, wipk))) {
         return st;
     }
+    /* steps by units: neither layer norm nor a projection (whose sums span
+     * the row) nor recurrent dropout (whose masked h each task would write) */
+    const int nu = L.ln || L.proj || k.rec || rnn_in_place(d, Hs) ? 1 : rnn_unit_split(d, H);
+    SFX(lx_fwd_units_ctx) units = {.d = d, .lengths = lengths, .n = nu,
+                                   .row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
+                                   .ws = gemm_ws, .ws_step = rnn_gemm_workspace_size()};
     SFX(step_w) whh, whr = {0};
-    if ((st = SFX(step_w_make)(d, 1, G, Hs, p->w_hh, Hs, wpk, &whh))) return st;
+    if (nu > 1) {
+        for (int g = 0; g < 4; g++) {
+            REAL *wg = work + L.f_wpk + g * L.gpk;
+            if ((st = SFX(step_pack_ld)(d, 1, H, Hs, p->w_hh + g * H * Hs, Hs, wg))) return st;
+            units.wg[g] = wg;
+        }
+    } else if ((st = SFX(step_w_make)(d, 1, G, Hs, p->w_hh, Hs, wpk, &whh))) {
+        return st;
+    }
     if (L.proj) {
         if ((st = SFX(step_w_make)(d, 1, P, H, p->w_hr, H, wrpk, &whr))) return st;
         memset(ub, 0, (size_t)(B * H) * sizeof(REAL)); /* rows of ended sequences */
@@ -753,9 +835,20 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
                                                     work + L.f_xs, c.blk, &pb, gemm_ws)))
             return st;
         c.goff = L.blocks ? (s - pb.p0) * B : 0;
+        if (nu > 1) { /* h_{t-1} in one buffer, h_t into the other */
+            REAL *hx = work + L.f_hx, *cur = s & 1 ? hx : hT;
+            c.A = c.hsrc = cur;
+            c.hT = s & 1 ? hT : hx;
+            units.s = s;
+            rnn_pool_run(d->pool, nu, SFX(lx_fwd_units), &units);
+            for (int i = 0; i < nu; i++)
+                if (units.status[i]) return units.status[i];
+            continue;
+        }
         step.s = s;
         if ((st = rnn_run_step(d, nst, SFX(lx_fwd_step), &step, gemm_ws))) return st;
     }
+    if (nu > 1 && (T & 1)) memcpy(hT, work + L.f_hx, (size_t)(B * Hs) * sizeof(REAL));
     SFX(zero_padded_rows)(out, Hs, d->ldo, lengths, d);
     if (inf) return RNN_OK;
     SFX(zero_padded_rows)(c.gates, G, G, lengths, d);

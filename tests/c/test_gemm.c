@@ -189,7 +189,8 @@ static void test_isa(void) {
         size_t nc = (size_t)(M * ldc);                                                        \
         REAL *A = malloc(na * sizeof(REAL)), *B = malloc(nb * sizeof(REAL));                  \
         REAL *C = malloc(nc * sizeof(REAL)), *U = malloc(nc * sizeof(REAL));                  \
-        REAL *R = malloc(nc * sizeof(REAL));                                                  \
+        REAL *R = malloc(nc * sizeof(REAL)), *V = malloc(nc * sizeof(REAL));                  \
+        REAL *O = malloc(nc * sizeof(REAL));                                                  \
         size_t psz = rnn_gemm_packed_size_##SFX(tb, N, K);                                    \
         int ok = psz > 0 && psz <= (size_t)rnn_gemm_packed_len(N, K) * sizeof(REAL);          \
         char *praw = malloc(psz + 8), *pk = praw + 8;                                         \
@@ -198,6 +199,8 @@ static void test_isa(void) {
         for (size_t i = 0; i < nc; i++) C[i] = (REAL)uniform();                               \
         memcpy(U, C, nc * sizeof(REAL));                                                      \
         memcpy(R, C, nc * sizeof(REAL));                                                      \
+        memcpy(V, C, nc * sizeof(REAL));                                                      \
+        memcpy(O, C, nc * sizeof(REAL));                                                      \
         ok = ok && rnn_gemm_pack_b_isa_##SFX(isa, tb, N, K, B, ldb, pk) == RNN_OK;            \
         ok = ok && rnn_gemm_packed_mt_##SFX(harness_pool(), threads, M, N, K, (REAL)alpha, A,  \
                                             lda, pk, (REAL)beta, C, ldc, ws) == RNN_OK;       \
@@ -215,6 +218,30 @@ static void test_isa(void) {
                        #SFX, rnn_gemm_isa_name(isa), tb, (long long)M, (long long)N,          \
                        (long long)K, threads, i, (double)C[i], (double)U[i], (double)R[i]);   \
         }                                                                                     \
+        /* blocks of columns, each as the whole product computed it (M == 1 too):   \
+         * [0, 64), [64, 192), [192, N), the columns outside a block untouched */    \
+        for (int64_t n0 = 0, w = 64; ok && n0 < N; n0 += w, w *= 2) {                          \
+            int64_t n1 = n0 + w < N ? n0 + w : N;                                             \
+            ok = rnn_gemm_packed_cols_##SFX(M, n0, n1, N, K, (REAL)alpha, A, lda, pk,          \
+                                            (REAL)beta, V, ldc, ws) == RNN_OK;                \
+            for (int64_t i = 0; i < M && ok; i++)                                             \
+                for (int64_t j = 0; j < N && ok; j++) {                                       \
+                    size_t e = (size_t)(i * ldc + j);                                         \
+                    const REAL *want = j < n1 ? &C[e] : &O[e]; /* O: C as it came in */      \
+                    if (memcmp(&V[e], want, sizeof(REAL)) != 0) {                             \
+                        ok = 0;                                                               \
+                        printf("  packed cols [%lld, %lld) %s tb=%d M=%lld N=%lld K=%lld: "   \
+                               "C[%lld][%lld]\n", (long long)n0, (long long)n1, #SFX, tb,     \
+                               (long long)M, (long long)N, (long long)K, (long long)i,       \
+                               (long long)j);                                                 \
+                    }                                                                         \
+                }                                                                             \
+        }                                                                                     \
+        if (ok && N > 64) /* a block must start on a strip boundary, end within N */           \
+            ok = rnn_gemm_packed_cols_##SFX(M, 32, N, N, K, 1, A, lda, pk, 0, V, ldc, ws) ==   \
+                     RNN_ERR_SIZE &&                                                          \
+                 rnn_gemm_packed_cols_##SFX(M, 64, N + 1, N, K, 1, A, lda, pk, 0, V, ldc,     \
+                                            ws) == RNN_ERR_SIZE;                              \
         if (ok && K > 0) { /* sizes other than the packed ones are refused */                 \
             ok = rnn_gemm_packed_##SFX(M, N + 1, K, 1, A, lda, pk, 0, C, ldc + 1, ws) ==      \
                      RNN_ERR_SIZE &&                                                          \
@@ -225,7 +252,7 @@ static void test_isa(void) {
                  rnn_gemm_packed_##SFX(M, N, K, 1, A, lda, NULL, 0, C, ldc, ws) ==            \
                      RNN_ERR_NULL;                                                            \
         }                                                                                     \
-        FREE_ALL(A, B, C, U, R, praw);                                                        \
+        FREE_ALL(A, B, C, U, R, V, O, praw);                                                  \
         return ok;                                                                            \
     }
 

@@ -159,3 +159,64 @@ def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dty
             for i, (a, b) in enumerate(zip(one, many)):
                 np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)}")
             assert np.abs(one[0]).max() > 0 and np.abs(cell.grads).max() > 0
+
+
+# A small batch (B <= RNN_UNIT_SPLIT_MAX_B in csrc/cell_common.h) splits an
+# LSTM step by units instead: each task its units' gate columns (W_hh packed
+# gate by gate) and their elementwise pass, h double-buffered. Units go in
+# blocks of 64, so H = 100 and 200 give unequal blocks and a gate's last block
+# is partial (three tasks at H = 130 and 200); H = 64 is one block (no split). Options whose elementwise work
+# spans the row (layer norm, projection) or writes a masked h (recurrent
+# dropout) keep the other paths; peepholes, zoneout and ragged lengths split.
+# Products under 2^19 multiply-adds, which neither the row split nor the
+# GEMM's threads would split.
+UNIT_CASES = [
+    ({}, (6, 1, 16, 128)),
+    ({}, (7, 2, 24, 100)),
+    ({}, (6, 5, 24, 130)),
+    ({"peephole": True}, (7, 6, 16, 130)),
+    ({}, (5, 4, 8, 160)),
+    ({}, (5, 3, 8, 200)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("zoneout", [False, True], ids=["plain", "zoneout"])
+@pytest.mark.parametrize("opts,shape", UNIT_CASES,
+                         ids=[f"{'-'.join(f'{a}={v}' for a, v in o.items()) or 'plain'}-"
+                              f"B{s[1]}-H{s[3]}" for o, s in UNIT_CASES])
+def test_small_batch_steps_split_by_units_give_the_one_thread_bits(opts, shape, zoneout, dtype):
+    T, B, I, H = shape
+    cell, x, dout, rng = _cell_and_data("lstm", opts, dtype, shape, B * 100 + H)
+    lengths = rng.integers(0, T + 1, size=B)
+    lengths[0] = T
+    if B > 2:
+        lengths[[1, -1]] = 0, 1  # empty and one-step sequences
+    kw = {"lengths": lengths}
+    if zoneout:
+        kw["zoneout_h"] = (rng.random((T, B, H)) < 0.2).astype(dtype)
+        kw["zoneout_c"] = (rng.random((T, B, H)) < 0.3).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype)
+    c0 = rng.standard_normal((B, H)).astype(dtype)
+    xb = np.ascontiguousarray(x.transpose(1, 0, 2))
+    db = np.ascontiguousarray(dout.transpose(1, 0, 2))
+    kwb = {k: np.ascontiguousarray(v.transpose(1, 0, 2)) if k.startswith("zoneout") else v
+           for k, v in kw.items()}
+    for xs, ds, extra in ((x, dout, kw), (x, dout, {**kw, "reverse": True}),
+                          (xb, db, {**kwb, "batch_first": True}),
+                          (x[:T - 1], dout[:T - 1], {"h0": h0, "c0": c0})):
+        one = _run(cell, "lstm", xs, ds, extra, 1)
+        for threads in (2, 3):
+            many = _run(cell, "lstm", xs, ds, extra, threads)
+            for i, (a, b) in enumerate(zip(one, many)):
+                np.testing.assert_array_equal(a, b, err_msg=f"result {i} {sorted(extra)} "
+                                                            f"threads={threads}")
+        assert np.abs(one[0]).max() > 0 and np.abs(one[1]).max() > 0
+    # the split was taken: an inference forward at two threads runs a job of
+    # two tasks every step, which the unsplit step of so few multiply-adds
+    # (a product under the GEMM's threading bound, rows under the row split's)
+    # does not
+    cell.threads = 2
+    jobs = sum(_core.pool_counts())
+    cell.forward(x, keep_cache=False, **kw)
+    assert sum(_core.pool_counts()) - jobs >= T
