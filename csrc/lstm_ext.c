@@ -50,7 +50,7 @@
  *   step j, sequence b); with one block of all T steps (whole) they are the
  *   R rows in the row(t, b) order of x, and the products read x, hm and u
  *   where they are (no gathered rows) and add into dx. | dh (B, Hs) | dc (B, H) | dhr (B, Hs) | dGs (B, 4H) this
- *   step's dHh rows | du (B, H) dL/du | dt (B, P) dL/dh~ (projection) |
+ *   step's dHh rows | dGs2 (B, 4H) the next step's, for steps split by units | du (B, H) dL/du | dt (B, P) dL/dh~ (projection) |
  *   da (B, 4H) (layer_norm) | dy (B, H) | zero (H) | per-sequence sums of
  *   the small gradients: peep (B, 3H), and with layer_norm bias (B, 4H),
  *   ln_ih (B, 4H), ln_hh (B, 4H), ln_c (B, 2H) | W_hh packed |
@@ -105,6 +105,7 @@ typedef struct {
     int whole;   /* Tb == T: one block, its rows in row(t, b) order */
     int64_t b_dxg, b_dhh, b_dht, b_xs, b_hps, b_us, b_dxs, b_dh, b_dc, b_dhr, b_dgs, b_du, b_dt, b_da, b_dy, b_zero,
         b_accp, b_accb, b_accli, b_acclh, b_acclc, b_wpk, b_wrpk, bwork_len;
+    int64_t b_dgs2; /* dGs's second buffer (B, 4H), for steps split by units */
 } lx_layout;
 
 /* RNN_OK, or the status of the dims check, or RNN_ERR_SIZE on overflow. */
@@ -173,6 +174,7 @@ static int lx_layout_make(const rnn_dims *d, const rnn_ext_config *cfg, lx_layou
     L->b_dc = lx_take(&w, rnn_mul(B, H));
     L->b_dhr = lx_take(&w, rnn_mul(B, Hs));
     L->b_dgs = lx_take(&w, rnn_mul(B, G));
+    L->b_dgs2 = lx_take(&w, rnn_mul(B, G));
     L->b_du = lx_take(&w, rnn_mul(B, H));
     L->b_dt = lx_take(&w, proj ? rnn_mul(B, P) : 0);
     L->b_da = lx_take(&w, ln ? rnn_mul(B, G) : 0);
@@ -518,17 +520,18 @@ static CELL_INLINE void SFX(lx_bwd_ln)(int64_t n, REAL *restrict dv, const REAL 
 }
 
 /* From dL/dc~ (dy, the part through u) and the carried dL/dc_t (dcb): the
- * gate pre-activation gradients into da (its o block is already there) and
- * dL/dc_{t-1} into dcb; the peephole sums into ap (3H). */
-static CELL_INLINE void SFX(lx_bwd_gates)(int64_t H, const REAL *restrict gr,
+ * gate pre-activation gradients of n units into da (its o block is already
+ * there) and dL/dc_{t-1} into dcb; the peephole sums into ap. Gate q of
+ * unit j is at gr, da and ap [q*ld + j]. */
+static CELL_INLINE void SFX(lx_bwd_gates)(int64_t n, int64_t ld, const REAL *restrict gr,
                                           const REAL *restrict csr, const REAL *restrict cpr,
                                           const REAL *restrict dy, const REAL *restrict zcr,
                                           const REAL *restrict pi, const REAL *restrict pf,
                                           const REAL *restrict po, REAL *restrict dcb,
                                           REAL *restrict da, REAL *restrict ap, const int peep) {
-    for (int64_t j = 0; j < H; j++) {
-        REAL ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j];
-        REAL c = csr[j], c_prev = cpr[j], dc_in = dcb[j], dao = da[3 * H + j];
+    for (int64_t j = 0; j < n; j++) {
+        REAL ig = gr[j], fg = gr[ld + j], gg = gr[2 * ld + j];
+        REAL c = csr[j], c_prev = cpr[j], dc_in = dcb[j], dao = da[3 * ld + j];
         REAL gc = ((REAL)1 - zcr[j]) * dc_in + dy[j];
         if (peep) gc += dao * po[j];
         REAL dai = gc * gg * ig * ((REAL)1 - ig);
@@ -538,12 +541,12 @@ static CELL_INLINE void SFX(lx_bwd_gates)(int64_t H, const REAL *restrict gr,
         if (peep) {
             dc_prev += dai * pi[j] + daf * pf[j];
             ap[j] += dai * c_prev;
-            ap[H + j] += daf * c_prev;
-            ap[2 * H + j] += dao * c;
+            ap[ld + j] += daf * c_prev;
+            ap[2 * ld + j] += dao * c;
         }
         da[j] = dai;
-        da[H + j] = daf;
-        da[2 * H + j] = dag;
+        da[ld + j] = daf;
+        da[2 * ld + j] = dag;
         dcb[j] = dc_prev;
     }
 }
@@ -585,34 +588,41 @@ static inline int64_t SFX(lx_brow)(const SFX(lx_bctx) *c, int64_t b, int64_t r) 
     return rnn_bwd_block_row(c->whole, c->qoff, b, r);
 }
 
-/* Before the projection's product: dL/dh~ of one row (into dt and dHt);
- * r is the row of the cache and dout, b the sequence. */
-static void SFX(lx_bwd_row_h)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
+/* Before the projection's product: dL/dh~ of units [u0, u1) of one row
+ * (into dt and dHt; with a projection the whole row); r is the row of the
+ * cache and dout, b the sequence. */
+static void SFX(lx_bwd_row_h)(const SFX(lx_bctx) *c, int64_t b, int64_t r, int64_t u0,
+                              int64_t u1) {
     const int64_t Hs = c->Hs;
-    REAL *dhb = c->dh + b * Hs, *dst = c->proj ? c->dt + b * Hs : c->du + b * Hs;
-    SFX(lx_bwd_h)(Hs, c->dout + r * c->ldo, c->zh + r * c->zh_ld, dhb, dst);
+    REAL *dhb = c->dh + b * Hs + u0, *dst = (c->proj ? c->dt : c->du) + b * Hs + u0;
+    SFX(lx_bwd_h)(u1 - u0, c->dout + r * c->ldo + u0, c->zh + r * c->zh_ld + u0, dhb, dst);
     if (c->proj) memcpy(c->dHt + SFX(lx_brow)(c, b, r) * Hs, dst, (size_t)Hs * sizeof(REAL));
 }
 
-/* One row of a backward step from dL/du to
- * the dL/d(W_hh hm) row in dGs. */
-static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_t r) {
-    const int64_t H = c->H, G = c->G, q = SFX(lx_brow)(c, b, r);
-    const REAL *gr = c->gates + r * G, *csr = c->cs + r * H, *cpr = c->cp + r * H;
-    REAL *dcb = c->dc + b * H, *dgs = c->dGs + b * G;
-    REAL *ap = c->peep ? c->accp + b * 3 * H : NULL;
-    const REAL *du = c->du + b * H, *zcr = c->zc + r * c->zc_ld;
-    REAL *dy = c->dy + b * H, *da = c->ln ? c->da + b * G : c->dXg + q * G;
+/* Units [u0, u1) of one row of a backward step, from dL/du to the
+ * dL/d(W_hh hm) row in dGs (with layer norm, whose sums span the row, only
+ * the whole row). */
+static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_t r, int64_t u0,
+                                        int64_t u1) {
+    const int64_t H = c->H, G = c->G, q = SFX(lx_brow)(c, b, r), n = u1 - u0;
+    const REAL *gr = c->gates + r * G + u0, *csr = c->cs + r * H + u0, *cpr = c->cp + r * H + u0;
+    REAL *dcb = c->dc + b * H + u0, *dgs = c->dGs + b * G;
+    REAL *ap = c->peep ? c->accp + b * 3 * H + u0 : NULL;
+    const REAL *du = c->du + b * H + u0, *zcr = c->zc + r * c->zc_ld + u0;
+    const REAL *pi = c->peep ? c->pi + u0 : NULL, *pf = c->peep ? c->pf + u0 : NULL;
+    const REAL *po = c->peep ? c->po + u0 : NULL;
+    REAL *dy = c->dy + b * H + u0, *da = c->ln ? c->da + b * G : c->dXg + q * G;
     if (c->ln) {
         REAL *ag = c->acclc + b * 2 * H;
         const REAL *cnr = c->CN + r * H;
         SFX(lx_bwd_out)(H, du, gr + 3 * H, cnr, c->g0, c->g1, da + 3 * H, dy, ag, ag + H, 1);
         SFX(lx_bwd_ln)(H, dy, cnr, c->RS[r * 3 + 2]);
     } else {
-        SFX(lx_bwd_out)(H, du, gr + 3 * H, csr, c->g0, c->g1, da + 3 * H, dy, NULL, NULL, 0);
+        SFX(lx_bwd_out)(n, du, gr + 3 * H, csr, c->g0, c->g1, da + 3 * H + u0, dy, NULL, NULL,
+                        0);
     }
-    if (c->peep) SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 1);
-    else SFX(lx_bwd_gates)(H, gr, csr, cpr, dy, zcr, c->pi, c->pf, c->po, dcb, da, ap, 0);
+    if (c->peep) SFX(lx_bwd_gates)(n, H, gr, csr, cpr, dy, zcr, pi, pf, po, dcb, da + u0, ap, 1);
+    else SFX(lx_bwd_gates)(n, H, gr, csr, cpr, dy, zcr, pi, pf, po, dcb, da + u0, ap, 0);
     if (c->ln) {
         REAL *dhh = c->dHh + q * G;
         SFX(lx_bwd_ln_in)(G, da, c->XN + r * G, c->HN + r * G, c->ln_ih, c->ln_hh, c->RS + r * 3,
@@ -620,10 +630,13 @@ static CELL_INLINE void SFX(lx_bwd_row)(const SFX(lx_bctx) *c, int64_t b, int64_
                           c->acclh + b * G);
         memcpy(dgs, dhh, (size_t)G * sizeof(REAL));
     } else {
-        memcpy(dgs, da, (size_t)G * sizeof(REAL));
+        for (int g = 0; g < 4; g++)
+            memcpy(dgs + g * H + u0, da + g * H + u0, (size_t)n * sizeof(REAL));
     }
 }
-LX_ROW_VARIANTS(lx_bwd_row, (const SFX(lx_bctx) *c, int64_t b, int64_t r), (c, b, r))
+LX_ROW_VARIANTS(lx_bwd_row,
+                (const SFX(lx_bctx) *c, int64_t b, int64_t r, int64_t u0, int64_t u1),
+                (c, b, r, u0, u1))
 
 /* The masks, zoneout always on: a missing mask reads the zero row (zh = 0
  * gives h_t = h~ exactly), so that every row has one form (measured: this
@@ -893,8 +906,8 @@ static void SFX(lx_bwd_rows)(void *ctx, int64_t b0, int64_t b1) {
             continue;
         }
         int64_t r = t * d->ts + b * d->bs;
-        if (!k->proj) SFX(lx_bwd_row_h)(k->c, b, r);
-        k->row(k->c, b, r);
+        if (!k->proj) SFX(lx_bwd_row_h)(k->c, b, r, 0, k->c->Hs);
+        k->row(k->c, b, r, 0, k->c->H);
     }
 }
 
@@ -921,7 +934,7 @@ static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
         /* dL/dh~ (B, P), then dL/du = dL/dh~ W_hr */
         for (int64_t b = b0; b < b1; b++) {
             int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
-            if (t >= 0) SFX(lx_bwd_row_h)(c, b, t * d->ts + b * d->bs);
+            if (t >= 0) SFX(lx_bwd_row_h)(c, b, t * d->ts + b * d->bs, 0, Hs);
         }
         if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, H, P, c->dt, k->whr, 0, c->du, H, ws)))
             return st;
@@ -935,6 +948,65 @@ static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
         return st;
     SFX(step_dh_add)(d, k->lengths, k->s, b0, b1, Hs, c->dh, k->dhr, k->rec, 0);
     return RNN_OK;
+}
+
+/* lstm_ext_backward's step split by units (rnn_unit_split), task i's units
+ * [u0, u1) for every row: first (prod) dL/dh of the step after this one,
+ * dh += dG_{s+1} W_hh for those units, from all of the previous job's gate
+ * gradients (dgn); then (rows) this step's rows for those units, their gate
+ * gradients into c->dGs, the other buffer. One job per step, as forward. */
+typedef struct {
+    const rnn_dims *d;
+    const int64_t *lengths;
+    int64_t s;
+    int n, prod, rows;
+    SFX(lx_bwd_row_fn) row;
+    const SFX(lx_bctx) *c;
+    const void *wpk;  /* W_hh packed (G x Hs) */
+    const REAL *dgn;  /* dG_{s+1} (B, G) */
+    REAL *dhr;
+    char *ws;
+    size_t ws_step;
+    int status[RNN_MAX_THREADS];
+} SFX(lx_bwd_units_ctx);
+static void SFX(lx_bwd_units)(void *ctx, int i) {
+    SFX(lx_bwd_units_ctx) *k = ctx;
+    const rnn_dims *d = k->d;
+    const SFX(lx_bctx) *c = k->c;
+    const int64_t H = c->H, G = c->G, B = d->B;
+    int64_t u0, u1;
+    rnn_unit_part(H, k->n, i, &u0, &u1);
+    k->status[i] = RNN_OK;
+    if (k->prod) {
+        int st = SFX(rnn_gemm_packed_cols)(B, u0, u1, H, G, 1, k->dgn, G, k->wpk, 0, k->dhr, H,
+                                           k->ws + (size_t)i * k->ws_step);
+        if (st) {
+            k->status[i] = st;
+            return;
+        }
+        for (int64_t b = 0; b < B; b++) { /* as step_dh_add, for these units */
+            if (rnn_step_time(d, k->s + 1, rnn_seq_len(d, k->lengths, b)) < 0) continue;
+            REAL *restrict db = c->dh + b * H;
+            const REAL *restrict dr = k->dhr + b * H;
+            for (int64_t j = u0; j < u1; j++) db[j] += dr[j];
+        }
+    }
+    if (!k->rows) return;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
+        if (t < 0) { /* an ended sequence: zero rows (as lx_bwd_rows), these units' columns */
+            for (int g = 0; g < 4; g++) {
+                memset(c->dGs + b * G + g * H + u0, 0, (size_t)(u1 - u0) * sizeof(REAL));
+                if (!c->whole)
+                    memset(c->dXg + (c->qoff + b) * G + g * H + u0, 0,
+                           (size_t)(u1 - u0) * sizeof(REAL));
+            }
+            continue;
+        }
+        int64_t r = t * d->ts + b * d->bs;
+        SFX(lx_bwd_row_h)(c, b, r, u0, u1);
+        k->row(c, b, r, u0, u1);
+    }
 }
 
 /* The weight gradients and dx of the block of steps s0 .. s0+n-1, whose
@@ -1023,6 +1095,12 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     SFX(step_w) whh, whr = {0};
     if ((st = SFX(step_w_make)(d, 0, Hs, G, p->w_hh, Hs, wpk, &whh))) return st;
     if (L.proj && (st = SFX(step_w_make)(d, 0, H, P, p->w_hr, H, wrpk, &whr))) return st;
+    /* steps by units where the forward's go so (W_hh packed: not in place) */
+    const int nu = L.ln || L.proj || k.rec || !whh.packed ? 1 : rnn_unit_split(d, H);
+    SFX(lx_bwd_units_ctx) units = {.d = d, .lengths = lengths, .n = nu,
+                                   .row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
+                                   .wpk = whh.packed, .dhr = dhr, .ws = gemm_ws,
+                                   .ws_step = rnn_gemm_workspace_size()};
     const int nst = rnn_step_split(d, G, Hs, sizeof(REAL));
     SFX(lx_bwd_step_ctx) step = {.d = d, .lengths = lengths, .split = nst > 1,
                                  .ne = rnn_elem_threads(d, G),
@@ -1033,11 +1111,32 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     for (int64_t s = T - 1; s >= 0; s--) {
         int64_t s0, n;
         c.qoff = rnn_bwd_block_of(d, L.Tb, s, &s0, &n);
-        step.s = s;
-        if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
+        if (nu > 1) { /* dG_{s+1} in one buffer, dG_s into the other */
+            REAL *a = work + L.b_dgs, *b2 = work + L.b_dgs2;
+            units.dgn = s & 1 ? a : b2;
+            c.dGs = s & 1 ? b2 : a;
+            units.s = s;
+            units.prod = s < T - 1;
+            units.rows = 1;
+            rnn_pool_run(d->pool, nu, SFX(lx_bwd_units), &units);
+            for (int i = 0; i < nu; i++)
+                if (units.status[i]) return units.status[i];
+        } else {
+            step.s = s;
+            if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
+        }
         if (s == s0 && (st = SFX(lx_bwd_block)(d, &L, lengths, s0, n, &c, cache, x, p, g, dx,
                                                 work, gemm_ws)))
             return st;
+    }
+    if (nu > 1 && T > 0) { /* dL/dh_{-1}: the first step's product */
+        units.dgn = c.dGs;
+        units.s = -1;
+        units.prod = 1;
+        units.rows = 0;
+        rnn_pool_run(d->pool, nu, SFX(lx_bwd_units), &units);
+        for (int i = 0; i < nu; i++)
+            if (units.status[i]) return units.status[i];
     }
     SFX(add_into)(dh0, dh, B * Hs);
     SFX(add_into)(dc0, dc, B * H);

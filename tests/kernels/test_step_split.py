@@ -163,7 +163,9 @@ def test_one_row_steps_split_by_columns_give_the_one_thread_bits(kind, opts, dty
 
 # A small batch (B <= RNN_UNIT_SPLIT_MAX_B in csrc/cell_common.h) splits an
 # LSTM step by units instead: each task its units' gate columns (W_hh packed
-# gate by gate) and their elementwise pass, h double-buffered. Units go in
+# gate by gate) and their elementwise pass, h double-buffered; backward, its
+# units' part of dG_{t+1} W_hh and then their gate gradients, dG
+# double-buffered. Units go in
 # blocks of 64, so H = 100 and 200 give unequal blocks and a gate's last block
 # is partial (three tasks at H = 130 and 200); H = 64 is one block (no split). Options whose elementwise work
 # spans the row (layer norm, projection) or writes a masked h (recurrent
@@ -220,3 +222,10 @@ def test_small_batch_steps_split_by_units_give_the_one_thread_bits(opts, shape, 
     jobs = sum(_core.pool_counts())
     cell.forward(x, keep_cache=False, **kw)
     assert sum(_core.pool_counts()) - jobs >= T
+    # and the backward: a job a step and one for dL/dh0 (at B = 1 and T = 6 it
+    # reads W_hh in place, rnn_in_place, and does not split)
+    if B > 1:
+        cell.forward(x, **kw)
+        jobs = sum(_core.pool_counts())
+        cell.backward(dout)
+        assert sum(_core.pool_counts()) - jobs >= T + 1
