@@ -15,6 +15,13 @@ from typing import Any, Callable, Dict, List
 # then makes the same call once untimed: after a 25 ms pause a short call
 # (a batch of one) ran 15% slower, its data gone from the caches.
 SETTLE_S = 0.025
+# After that pause the threads of both libraries sleep, and on a VM a sleeping
+# thread's core may have halted: waking it took 0.1-3 ms here, longer than a
+# short call (a batch of one, 0.3-2 ms), which then ran on one thread or
+# waited. So the untimed calls after the pause go on until WARM_S has passed
+# (one at least), and the timed call finds both libraries' threads awake, as
+# they are in a loop of such calls.
+WARM_S = 0.005
 
 # NumPy's OpenBLAS keeps its worker threads spinning much longer after a call:
 # about 130 ms of CPU (the process's CPU time, after a 1024^3 product and after
@@ -38,7 +45,7 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
     """Runs several callables in alternation (a, b, a, b, ...), so that a
     change in the machine's load while measuring hits them alike; with
     ``settle`` > 0, each timed call comes after a pause of that many seconds
-    and one untimed call of the same callable. Returns the wall and the
+    and untimed calls of the same callable for WARM_S (one at least). Returns the wall and the
     process CPU seconds of every run, {"wall": {key: [...]}, "cpu": ...}, and
     the pool's jobs during each callable's runs, {"pool": {key: [on several
     threads, on the caller alone]}}."""
@@ -58,7 +65,10 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
             if settle > 0:
                 t0 = time.perf_counter()
                 time.sleep(settle)
-                fn()  # untimed: the caches and clocks a sleep lets go cold, warm again
+                t1 = time.perf_counter()
+                fn()  # untimed: the caches, clocks and threads a sleep lets go cold, warm again
+                while time.perf_counter() - t1 < WARM_S:
+                    fn()
                 slept += time.perf_counter() - t0
             p0 = counts()
             c0, t0 = time.process_time(), time.perf_counter()
