@@ -61,10 +61,12 @@
 #endif
 /* Jobs are judged (rnn_pool_run) by the caller's CPU time, a system call of
  * about 0.5 us (2 per job) in a VM: on a job of a few microseconds (a step
- * product at B = 1-4) that is 10% of the job, on the caller's path. So a
- * job shorter than RNN_POOL_CLOCK_US (its wall time, read at 25 ns) is
- * judged one time in RNN_POOL_CLOCK_EVERY; longer ones, and jobs that woke
- * a worker, every time. */
+ * product at B = 1-4) that is 10% of the job, on the caller's path. So
+ * after a job shorter than RNN_POOL_CLOCK_US (its wall time, read at 25 ns)
+ * the next is judged one time in RNN_POOL_CLOCK_EVERY, drawn at random (a
+ * fixed count would lock onto the jobs of a step: with two or four jobs a
+ * step, the same one every time); after a longer one, and when a worker may
+ * be woken, every job is. */
 #ifndef RNN_POOL_CLOCK_US
 #define RNN_POOL_CLOCK_US 50
 #endif
@@ -103,6 +105,7 @@ struct rnn_pool {
     pid_t pid;                   /* the process that made the pool */
     volatile int *fork_mark;     /* 1 in that process, 0 in a child (MADV_WIPEONFORK), or NULL */
     int64_t last_wall;           /* the wall time of the last job run on threads (us) */
+    uint32_t draw;               /* xorshift state for the jobs judged at random */
     atomic_int busy;             /* a caller's job is running (try-lock) */
     _Atomic(uint64_t) ticket;    /* generation, task count, next unclaimed task */
     _Atomic(rnn_pool_fn) fn;     /* the current job */
@@ -306,7 +309,10 @@ void rnn_pool_run(rnn_pool *p, int ntasks, rnn_pool_fn fn, void *ctx) {
     }
     atomic_fetch_add_explicit(&p->threaded, 1, memory_order_relaxed);
     /* judged: a long job, one that may wake a worker, or one in CLOCK_EVERY */
-    const int timed = p->last_wall >= RNN_POOL_CLOCK_US || p->jobs % RNN_POOL_CLOCK_EVERY == 0 ||
+    p->draw ^= p->draw << 13;
+    p->draw ^= p->draw >> 17;
+    p->draw ^= p->draw << 5;
+    const int timed = p->last_wall >= RNN_POOL_CLOCK_US || p->draw % RNN_POOL_CLOCK_EVERY == 0 ||
                       p->nworkers > had || atomic_load(&p->sleepers) > 0;
     int64_t t0 = now_us(), c0 = timed ? thread_cpu_us() : 0;
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
@@ -442,6 +448,7 @@ rnn_pool *rnn_pool_new(void) {
     }
 #endif
     p->pid = getpid();
+    p->draw = 0x9e3779b9u;
 #if defined(__linux__) && defined(MADV_WIPEONFORK)
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page != MAP_FAILED) {

@@ -179,6 +179,8 @@ UNIT_CASES = [
     ({"peephole": True}, (7, 6, 16, 130)),
     ({}, (5, 4, 8, 160)),
     ({}, (5, 3, 8, 200)),
+    # the backward's weight gradients in two blocks of steps (rnn_bwd_block_steps)
+    ({"peephole": True}, (140, 2, 8, 128)),
 ]
 
 
