@@ -37,8 +37,10 @@ thread count from the environment when it loads. At one thread the two run
 in alternation (``--repeat`` runs, at least 20, or ``--min-time``); at more,
 in blocks of calls: GEMM_ROUNDS rounds of a block of 7 runs per library (21
 runs in all, whatever ``--min-time`` says), each block after a pause of 0.3 s
-and an untimed call. OpenBLAS's threads spin for about 130 ms of CPU after
-each call, and a product timed right after one finds the other core taken
+and 5 ms of untimed calls (one at least; a worker whose core halted in the
+pause took 0.1-3 ms to wake on a VM, longer than a small product). OpenBLAS's
+threads spin for about 130 ms of CPU after each call, and a product timed
+right after one finds the other core taken
 (rnnpy's two-thread 1024^3 product then ran at one thread's speed, 0.53x
 NumPy's, against 0.97-1.24x in blocks). ``pool`` is the share of rnnpy's
 parallel jobs that ran on several threads, as in the ``--step`` table: below

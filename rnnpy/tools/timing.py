@@ -88,8 +88,9 @@ def time_blocks(fns: Dict[str, Callable[[], Any]], rounds: int, per_block: int,
                 settle: float) -> Dict[str, Any]:
     """Runs several callables in blocks of ``per_block`` timed calls, the
     blocks in alternation (a a a, b b b, a a a, ...) for ``rounds`` rounds,
-    each block after a pause of ``settle`` seconds and one untimed call: for
-    libraries whose threads keep the cores busy long after they return.
+    each block after a pause of ``settle`` seconds and untimed calls for
+    WARM_S (one at least): for libraries whose threads keep the cores busy
+    long after they return.
     Returns what time_alternating does, without the CPU times: the wall
     seconds of every timed call, {"wall": {key: [...]}}, and the pool's jobs
     during each callable's timed calls, {"pool": {key: [on several threads,
@@ -105,7 +106,10 @@ def time_blocks(fns: Dict[str, Callable[[], Any]], rounds: int, per_block: int,
     for _ in range(rounds):
         for k, fn in fns.items():
             time.sleep(settle)
-            fn()
+            t1 = time.perf_counter()
+            fn()  # untimed, and more for WARM_S: a 60 us product ends before a worker wakes
+            while time.perf_counter() - t1 < WARM_S:
+                fn()
             p0 = counts()
             for _ in range(per_block):
                 t0 = time.perf_counter()

@@ -8,6 +8,7 @@ multi-threaded products and cells against one thread."""
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -95,10 +96,12 @@ def test_bench_gemm_and_memory_in_subprocess():
 
 def test_time_blocks_runs_each_library_in_blocks_after_a_pause(monkeypatch):
     # two-thread GEMM rows: a block of calls per library, each block after the
-    # pause and one untimed call, blocks alternating round by round
+    # pause and untimed calls (one with WARM_S = 0), blocks alternating round
+    # by round
     from rnnpy.tools import timing
     calls, pauses = [], []
     monkeypatch.setattr(timing.time, "sleep", pauses.append)
+    monkeypatch.setattr(timing, "WARM_S", 0.0)
     res = timing.time_blocks({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                              rounds=2, per_block=3, settle=0.3)
     assert calls == list("aaaabbbbaaaabbbb")
@@ -108,6 +111,42 @@ def test_time_blocks_runs_each_library_in_blocks_after_a_pause(monkeypatch):
     assert timing.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
     with pytest.raises(ValueError, match="per_block"):
         timing.time_blocks({"a": lambda: None}, rounds=1, per_block=0, settle=0)
+
+
+def _slow_call(log, key, seconds):
+    def call():
+        log.append((key, time.perf_counter()))
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            pass
+    return call
+
+
+def test_untimed_calls_after_a_pause_last_warm_s(monkeypatch):
+    # after each pause, untimed calls go on until WARM_S has passed (a worker
+    # whose core halted in the pause is awake by the timed call), for both
+    # timers: time_blocks (the GEMM rows) and time_alternating with settle
+    from rnnpy.tools import timing
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
+    monkeypatch.setattr(timing, "WARM_S", 0.004)
+    for run in (lambda fns: timing.time_blocks(fns, rounds=2, per_block=2, settle=0.3),
+                lambda fns: timing.time_alternating(fns, repeat=3, warmup=0, min_time=0,
+                                                    settle=0.3)):
+        log = []
+        res = run({"a": _slow_call(log, "a", 0.001), "b": _slow_call(log, "b", 0.001)})
+        timed = len(res["wall"]["a"])
+        # runs of one key: its untimed calls, then its timed ones
+        runs = []
+        for key, t in log:
+            if runs and runs[-1][0] == key:
+                runs[-1][1].append(t)
+            else:
+                runs.append((key, [t]))
+        per_run = timed // (len(runs) // 2)
+        for key, ts in runs:
+            untimed = ts[:len(ts) - per_run]
+            assert len(untimed) >= 4, (key, len(ts))  # 1 ms calls for 4 ms
+            assert ts[len(untimed)] - untimed[0] >= 0.004
 
 
 def test_two_thread_gemm_rows_run_in_blocks_and_count_the_pool(monkeypatch):
