@@ -147,12 +147,13 @@ static inline void rnn_unit_part(int64_t H, int n, int i, int64_t *u0, int64_t *
     *u1 = q1 * RNN_GEMM_NR_MAX < H ? q1 * RNN_GEMM_NR_MAX : H;
 }
 
-/* One task of a split step: rows [b0, b1), GEMM workspace ws. */
+/* One task of a split step: rows [b0, b1) (or units, rnn_run_units), GEMM
+ * workspace ws. */
 typedef int (*rnn_step_fn)(void *ctx, int64_t b0, int64_t b1, void *ws);
 typedef struct {
     rnn_step_fn fn;
     void *ctx;
-    int64_t rows;
+    int64_t rows; /* or units (rnn_run_units) */
     int n;
     char *ws;
     size_t ws_step;
@@ -182,6 +183,25 @@ static inline int rnn_run_step(const rnn_dims *d, int n, rnn_step_fn fn, void *c
     rnn_step_job j = {.fn = fn, .ctx = ctx, .rows = d->B, .n = n, .ws = gemm_ws,
                       .ws_step = rnn_gemm_workspace_size()};
     rnn_pool_run(d->pool, n, rnn_step_task, &j);
+    for (int i = 0; i < n; i++)
+        if (j.status[i]) return j.status[i];
+    return RNN_OK;
+}
+static inline void rnn_units_task(void *job, int i) {
+    rnn_step_job *j = job;
+    int64_t u0, u1;
+    rnn_unit_part(j->rows, j->n, i, &u0, &u1);
+    j->status[i] = j->fn(j->ctx, u0, u1, j->ws + (size_t)i * j->ws_step);
+}
+/* Runs a step split by units (rnn_unit_split): fn(ctx, u0, u1, ws) for the
+ * n blocks of H units (rnn_unit_part) on d's pool, task i with the i-th of
+ * the GEMM workspaces, as rnn_run_step runs row blocks. Returns the first
+ * error of a task. */
+static inline int rnn_run_units(const rnn_dims *d, int n, int64_t H, rnn_step_fn fn, void *ctx,
+                                void *gemm_ws) {
+    rnn_step_job j = {.fn = fn, .ctx = ctx, .rows = H, .n = n, .ws = gemm_ws,
+                      .ws_step = rnn_gemm_workspace_size()};
+    rnn_pool_run(d->pool, n, rnn_units_task, &j);
     for (int i = 0; i < n; i++)
         if (j.status[i]) return j.status[i];
     return RNN_OK;
@@ -347,24 +367,25 @@ static inline int SFX(step_mul_rows)(const rnn_dims *d, int split, int64_t b0, i
     return SFX(packed_product)(&one, M, d->B, N, K, A, K, sw->packed, beta, C, ldc, gemm_ws);
 }
 
-/* The end of a backward step over rows [b0, b1): dh_{t-1} (n per row) gets
- * dhr = dG_t W times the recurrent mask (rec, or 1) for the rows of running
- * sequences; dh of ended ones passes through. set: dh has no other part
- * (neither zoneout nor the cell's own), so dhr (with no mask) replaces it. */
+/* The end of a backward step over rows [b0, b1): columns [j0, j1) of
+ * dh_{t-1} (n per row) get dhr = dG_t W times the recurrent mask (rec, or
+ * 1) for the rows of running sequences; dh of ended ones passes through.
+ * set: dh has no other part (neither zoneout nor the cell's own), so dhr
+ * (with no mask) replaces it. */
 static inline void SFX(step_dh_add)(const rnn_dims *d, const int64_t *lengths, int64_t s,
-                                    int64_t b0, int64_t b1, int64_t n, REAL *dh,
-                                    const REAL *dhr, const REAL *rec, int set) {
+                                    int64_t b0, int64_t b1, int64_t n, int64_t j0, int64_t j1,
+                                    REAL *dh, const REAL *dhr, const REAL *rec, int set) {
     for (int64_t b = b0; b < b1; b++) {
         if (rnn_step_time(d, s, rnn_seq_len(d, lengths, b)) < 0) continue;
         REAL *restrict db = dh + b * n;
         const REAL *restrict dr = dhr + b * n;
         if (rec) {
             const REAL *restrict mb = rec + b * n;
-            for (int64_t j = 0; j < n; j++) db[j] += mb[j] * dr[j];
+            for (int64_t j = j0; j < j1; j++) db[j] += mb[j] * dr[j];
         } else if (set) {
-            memcpy(db, dr, (size_t)n * sizeof(REAL));
+            memcpy(db + j0, dr + j0, (size_t)(j1 - j0) * sizeof(REAL));
         } else {
-            for (int64_t j = 0; j < n; j++) db[j] += dr[j];
+            for (int64_t j = j0; j < j1; j++) db[j] += dr[j];
         }
     }
 }

@@ -637,7 +637,7 @@ static int SFX(gx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     /* dh_{t-1} = direct + m_b * (dGs_t W_hh) for running rows; ended rows pass through */
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, G, k->rows.dGs, k->whh, 0, dhr, H, ws);
     if (st) return st;
-    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, dh, dhr, k->rec, 0);
+    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, 0, H, dh, dhr, k->rec, 0);
     return RNN_OK;
 }
 

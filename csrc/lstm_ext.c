@@ -729,36 +729,26 @@ static int SFX(lx_fwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     return RNN_OK;
 }
 
-/* lstm_ext_forward's step split by units (rnn_unit_split): task i's units
- * for every row, reading h_{t-1} from c->A (= c->hsrc) and writing h_t to
- * c->hT, the other buffer. */
+/* lstm_ext_forward's step split by units (rnn_unit_split, rnn_run_units):
+ * units [u0, u1) for every row, reading h_{t-1} from c->A (= c->hsrc) and
+ * writing h_t to c->hT, the other buffer. */
 typedef struct {
     const rnn_dims *d;
     const int64_t *lengths;
     int64_t s;
-    int n;                 /* tasks */
     SFX(lx_fwd_row_fn) row;
     const SFX(lx_fctx) *c;
     const void *wg[4];     /* W_hh^T packed gate by gate (Hs x H each) */
-    char *ws;              /* the tasks' GEMM workspaces, ws_step apart */
-    size_t ws_step;
-    int status[RNN_MAX_THREADS];
 } SFX(lx_fwd_units_ctx);
-static void SFX(lx_fwd_units)(void *ctx, int i) {
-    SFX(lx_fwd_units_ctx) *k = ctx;
+static int SFX(lx_fwd_units)(void *ctx, int64_t u0, int64_t u1, void *ws) {
+    const SFX(lx_fwd_units_ctx) *k = ctx;
     const rnn_dims *d = k->d;
     const SFX(lx_fctx) *c = k->c;
     const int64_t H = c->H, Hs = c->Hs, G = c->G, B = d->B;
-    int64_t u0, u1;
-    rnn_unit_part(H, k->n, i, &u0, &u1);
-    void *ws = k->ws + (size_t)i * k->ws_step;
     for (int g = 0; g < 4; g++) {
         int st = SFX(rnn_gemm_packed_cols)(B, u0, u1, H, Hs, 1, c->A, Hs, k->wg[g], 0,
                                            (REAL *)c->pre + g * H, G, ws);
-        if (st) {
-            k->status[i] = st;
-            return;
-        }
+        if (st) return st;
     }
     for (int64_t b = 0; b < B; b++) {
         int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
@@ -767,7 +757,7 @@ static void SFX(lx_fwd_units)(void *ctx, int i) {
         else /* an ended sequence keeps its h */
             memcpy(c->hT + b * Hs + u0, c->hsrc + b * Hs + u0, (size_t)(u1 - u0) * sizeof(REAL));
     }
-    k->status[i] = RNN_OK;
+    return RNN_OK;
 }
 
 int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL *x,
@@ -817,9 +807,8 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
     /* steps by units: neither layer norm nor a projection (whose sums span
      * the row) nor recurrent dropout (whose masked h each task would write) */
     const int nu = L.ln || L.proj || k.rec || rnn_in_place(d, Hs) ? 1 : rnn_unit_split(d, H);
-    SFX(lx_fwd_units_ctx) units = {.d = d, .lengths = lengths, .n = nu,
-                                   .row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
-                                   .ws = gemm_ws, .ws_step = rnn_gemm_workspace_size()};
+    SFX(lx_fwd_units_ctx) units = {.d = d, .lengths = lengths,
+                                   .row = SFX(lx_fwd_row_pick)(rnn_gemm_best_isa()), .c = &c};
     SFX(step_w) whh, whr = {0};
     if (nu > 1) {
         for (int g = 0; g < 4; g++) {
@@ -853,9 +842,7 @@ int SFX(lstm_ext_forward)(REAL *out, REAL *hT, REAL *cT, REAL *cache, const REAL
             c.A = c.hsrc = cur;
             c.hT = s & 1 ? hT : hx;
             units.s = s;
-            rnn_pool_run(d->pool, nu, SFX(lx_fwd_units), &units);
-            for (int i = 0; i < nu; i++)
-                if (units.status[i]) return units.status[i];
+            if ((st = rnn_run_units(d, nu, H, SFX(lx_fwd_units), &units, gemm_ws))) return st;
             continue;
         }
         step.s = s;
@@ -946,7 +933,7 @@ static int SFX(lx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
      * for running rows; ended rows pass dh through */
     if ((st = SFX(step_mul_rows)(d, k->split, b0, b1, Hs, G, c->dGs, k->whh, 0, k->dhr, Hs, ws)))
         return st;
-    SFX(step_dh_add)(d, k->lengths, k->s, b0, b1, Hs, c->dh, k->dhr, k->rec, 0);
+    SFX(step_dh_add)(d, k->lengths, k->s, b0, b1, Hs, 0, Hs, c->dh, k->dhr, k->rec, 0);
     return RNN_OK;
 }
 
@@ -959,39 +946,25 @@ typedef struct {
     const rnn_dims *d;
     const int64_t *lengths;
     int64_t s;
-    int n, prod, rows;
+    int prod, rows;
     SFX(lx_bwd_row_fn) row;
     const SFX(lx_bctx) *c;
     const void *wpk;  /* W_hh packed (G x Hs) */
     const REAL *dgn;  /* dG_{s+1} (B, G) */
     REAL *dhr;
-    char *ws;
-    size_t ws_step;
-    int status[RNN_MAX_THREADS];
 } SFX(lx_bwd_units_ctx);
-static void SFX(lx_bwd_units)(void *ctx, int i) {
-    SFX(lx_bwd_units_ctx) *k = ctx;
+static int SFX(lx_bwd_units)(void *ctx, int64_t u0, int64_t u1, void *ws) {
+    const SFX(lx_bwd_units_ctx) *k = ctx;
     const rnn_dims *d = k->d;
     const SFX(lx_bctx) *c = k->c;
     const int64_t H = c->H, G = c->G, B = d->B;
-    int64_t u0, u1;
-    rnn_unit_part(H, k->n, i, &u0, &u1);
-    k->status[i] = RNN_OK;
     if (k->prod) {
         int st = SFX(rnn_gemm_packed_cols)(B, u0, u1, H, G, 1, k->dgn, G, k->wpk, 0, k->dhr, H,
-                                           k->ws + (size_t)i * k->ws_step);
-        if (st) {
-            k->status[i] = st;
-            return;
-        }
-        for (int64_t b = 0; b < B; b++) { /* as step_dh_add, for these units */
-            if (rnn_step_time(d, k->s + 1, rnn_seq_len(d, k->lengths, b)) < 0) continue;
-            REAL *restrict db = c->dh + b * H;
-            const REAL *restrict dr = k->dhr + b * H;
-            for (int64_t j = u0; j < u1; j++) db[j] += dr[j];
-        }
+                                           ws);
+        if (st) return st;
+        SFX(step_dh_add)(d, k->lengths, k->s + 1, 0, B, H, u0, u1, c->dh, k->dhr, NULL, 0);
     }
-    if (!k->rows) return;
+    if (!k->rows) return RNN_OK;
     for (int64_t b = 0; b < B; b++) {
         int64_t t = rnn_step_time(d, k->s, rnn_seq_len(d, k->lengths, b));
         if (t < 0) { /* an ended sequence: zero rows (as lx_bwd_rows), these units' columns */
@@ -1007,6 +980,7 @@ static void SFX(lx_bwd_units)(void *ctx, int i) {
         SFX(lx_bwd_row_h)(c, b, r, u0, u1);
         k->row(c, b, r, u0, u1);
     }
+    return RNN_OK;
 }
 
 /* The weight gradients and dx of the block of steps s0 .. s0+n-1, whose
@@ -1097,10 +1071,9 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
     if (L.proj && (st = SFX(step_w_make)(d, 0, H, P, p->w_hr, H, wrpk, &whr))) return st;
     /* steps by units where the forward's go so (W_hh packed: not in place) */
     const int nu = L.ln || L.proj || k.rec || !whh.packed ? 1 : rnn_unit_split(d, H);
-    SFX(lx_bwd_units_ctx) units = {.d = d, .lengths = lengths, .n = nu,
+    SFX(lx_bwd_units_ctx) units = {.d = d, .lengths = lengths,
                                    .row = SFX(lx_bwd_row_pick)(rnn_gemm_best_isa()), .c = &c,
-                                   .wpk = whh.packed, .dhr = dhr, .ws = gemm_ws,
-                                   .ws_step = rnn_gemm_workspace_size()};
+                                   .wpk = whh.packed, .dhr = dhr};
     const int nst = rnn_step_split(d, G, Hs, sizeof(REAL));
     SFX(lx_bwd_step_ctx) step = {.d = d, .lengths = lengths, .split = nst > 1,
                                  .ne = rnn_elem_threads(d, G),
@@ -1118,9 +1091,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
             units.s = s;
             units.prod = s < T - 1;
             units.rows = 1;
-            rnn_pool_run(d->pool, nu, SFX(lx_bwd_units), &units);
-            for (int i = 0; i < nu; i++)
-                if (units.status[i]) return units.status[i];
+            if ((st = rnn_run_units(d, nu, H, SFX(lx_bwd_units), &units, gemm_ws))) return st;
         } else {
             step.s = s;
             if ((st = rnn_run_step(d, nst, SFX(lx_bwd_step), &step, gemm_ws))) return st;
@@ -1134,9 +1105,7 @@ int SFX(lstm_ext_backward)(REAL *dx, REAL *dh0, REAL *dc0, const SFX(rnn_ext_gra
         units.s = -1;
         units.prod = 1;
         units.rows = 0;
-        rnn_pool_run(d->pool, nu, SFX(lx_bwd_units), &units);
-        for (int i = 0; i < nu; i++)
-            if (units.status[i]) return units.status[i];
+        if ((st = rnn_run_units(d, nu, H, SFX(lx_bwd_units), &units, gemm_ws))) return st;
     }
     SFX(add_into)(dh0, dh, B * Hs);
     SFX(add_into)(dc0, dc, B * H);

@@ -402,7 +402,7 @@ static int SFX(rx_bwd_step)(void *ctx, int64_t b0, int64_t b1, void *ws) {
     /* dh_{t-1} = zh*dh + m_b * (dA_t W_hh) for running rows; ended rows pass dh through */
     int st = SFX(step_mul_rows)(d, k->split, b0, b1, H, H, k->rows.dAs, k->whh, 0, k->dhr, H, ws);
     if (st) return st;
-    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, k->rows.dh, k->dhr, k->rec,
+    SFX(step_dh_add)(d, k->rows.lengths, k->rows.s, b0, b1, H, 0, H, k->rows.dh, k->dhr, k->rec,
                      !k->rows.zh);
     return RNN_OK;
 }
