@@ -34,6 +34,15 @@ WARM_S = 0.005
 BLAS_SETTLE_S = 0.3
 
 
+def _warm(fn: Callable[[], Any]) -> None:
+    """Untimed calls of fn after a pause, for WARM_S (one at least): they warm
+    the caches, clocks and threads the pause let go cold."""
+    t0 = time.perf_counter()
+    fn()
+    while time.perf_counter() - t0 < WARM_S:
+        fn()
+
+
 def settle_for(threads: int, use_torch: bool) -> float:
     """Seconds to wait before each timed call: SETTLE_S when PyTorch runs
     beside rnnpy on more than one thread, else 0."""
@@ -65,10 +74,7 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], repeat: int, warmup: int
             if settle > 0:
                 t0 = time.perf_counter()
                 time.sleep(settle)
-                t1 = time.perf_counter()
-                fn()  # untimed: the caches, clocks and threads a sleep lets go cold, warm again
-                while time.perf_counter() - t1 < WARM_S:
-                    fn()
+                _warm(fn)
                 slept += time.perf_counter() - t0
             p0 = counts()
             c0, t0 = time.process_time(), time.perf_counter()
@@ -106,10 +112,7 @@ def time_blocks(fns: Dict[str, Callable[[], Any]], rounds: int, per_block: int,
     for _ in range(rounds):
         for k, fn in fns.items():
             time.sleep(settle)
-            t1 = time.perf_counter()
-            fn()  # untimed, and more for WARM_S: a 60 us product ends before a worker wakes
-            while time.perf_counter() - t1 < WARM_S:
-                fn()
+            _warm(fn)
             p0 = counts()
             for _ in range(per_block):
                 t0 = time.perf_counter()
